@@ -1,0 +1,1 @@
+"""coordinator: group and transaction coordinators (no I/O; clock and timers injected)."""

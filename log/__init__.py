@@ -1,0 +1,1 @@
+"""log: durable partition logs of segment files (synchronous file I/O)."""
