@@ -69,7 +69,10 @@ _INT32 = struct.Struct(">i")
 
 _GZIP_LEVEL = 6  # zlib's default, what java.util.zip.GZIPOutputStream uses
 _ZSTD_LEVEL = 3  # zstd's default, what Kafka's client uses
-_CHUNK_BYTES = 256 * 1024  # step size of the bounded streaming decoders
+# The largest expansion one zstd input byte can cause: an RLE block is a 3-byte header
+# plus 1 byte and expands to at most 128 KiB.  Bounds the input slice size below.
+_ZSTD_MAX_RATIO = 128 * 1024 // 4
+_ZSTD_MIN_STEP = 64
 
 _zstd_compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
 _zstd_decompressor = zstandard.ZstdDecompressor()
@@ -217,13 +220,24 @@ def _lz4_decompress(data: bytes | bytearray | memoryview, max_bytes: int) -> byt
 
 
 def _zstd_decompress(data: bytes | bytearray | memoryview, max_bytes: int) -> bytes:
+    # zstd's decompressobj has no output limit, so the input is fed in slices small
+    # enough that one slice cannot expand past half the remaining budget.
+    view = memoryview(data).cast("B")
     out = bytearray()
-    reader = _zstd_decompressor.stream_reader(data, read_across_frames=True)
-    while True:
-        chunk = reader.read(min(_CHUNK_BYTES, max_bytes + 1 - len(out)))
-        if not chunk:
-            break
-        out += chunk
+    pos = 0
+    end = len(view)
+    dec = _zstd_decompressor.decompressobj()
+    while pos < end:
+        step = max(_ZSTD_MIN_STEP, (max_bytes - len(out)) // (2 * _ZSTD_MAX_RATIO))
+        chunk = view[pos : pos + step]
+        pos += len(chunk)
+        out += dec.decompress(chunk)
         if len(out) > max_bytes:
             raise _too_big("zstd", max_bytes)
+        if dec.eof:
+            pos -= len(dec.unused_data)
+            if pos < end:
+                dec = _zstd_decompressor.decompressobj()
+    if not dec.eof:
+        raise DecodeError("zstd frame is truncated")
     return bytes(out)
