@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Generate ``wire/messages/`` and ``wire/api.py`` from Kafka's message specs.
+
+Usage: ``python tools/gen_wire.py [--specs ../shared/kafka-protocol] [--out .]``
+
+Reads ``<specs>/messages/*.json`` (requests, responses, headers and "data" specs) and
+``<specs>/internal-records/*.json`` (``__consumer_offsets`` / ``__transaction_state``
+key/value formats).  The files carry ``//`` comments, stripped before parsing.
+The output is deterministic: the same specs always give byte-identical files, so a test
+can regenerate into a temp dir and diff.  The specs' prose ("about") is not carried over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import keyword
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX = 32767
+PRIMITIVES = {
+    "bool",
+    "int8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "float64",
+    "uuid",
+    "string",
+    "bytes",
+    "records",
+}
+INT_TYPES = {"int8", "int16", "uint16", "int32", "uint32", "int64"}
+
+
+def strip_comments(text: str) -> str:
+    """Remove ``//`` comments that are outside JSON strings."""
+    out: list[str] = []
+    for line in text.splitlines():
+        in_str = False
+        esc = False
+        cut = len(line)
+        for i, ch in enumerate(line):
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == "/" and line[i + 1 : i + 2] == "/":
+                cut = i
+                break
+        out.append(line[:cut])
+    return "\n".join(out)
+
+
+def snake(name: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    return s + "_" if keyword.iskeyword(s) else s
+
+
+def upper_snake(name: str) -> str:
+    return snake(name).rstrip("_").upper()
+
+
+def parse_versions(text: str | None) -> tuple[int, int] | None:
+    if text is None or text == "none":
+        return None
+    text = str(text)
+    if text.endswith("+"):
+        return (int(text[:-1]), MAX)
+    if "-" in text:
+        lo, hi = text.split("-")
+        return (int(lo), int(hi))
+    return (int(text), int(text))
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    py_name: str
+    elem: str  # primitive name or struct class name
+    array: bool
+    versions: tuple[int, int]
+    nullable: tuple[int, int] | None
+    tag: int | None
+    tagged: tuple[int, int] | None
+    ignorable: bool
+    flexible: tuple[int, int] | None
+    flexible_override: bool
+    default: Any
+
+
+@dataclass
+class StructSpec:
+    name: str
+    fields: list[FieldSpec] = field(default_factory=list)
+
+
+class SpecFile:
+    """One parsed spec, its structs flattened (children before parents)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw: dict[str, Any] = json.loads(strip_comments(path.read_text()))
+        self.name: str = self.raw["name"]
+        self.kind: str = self.raw["type"]
+        self.structs: list[StructSpec] = []
+        self._names: set[str] = set()
+        for common in self.raw.get("commonStructs", []):
+            self._add_struct(common["name"], common["fields"])
+        self._add_struct(self.name, self.raw["fields"])
+
+    def _add_struct(self, name: str, fields: list[dict[str, Any]]) -> None:
+        if name in self._names:
+            raise SystemExit(f"{self.path.name}: duplicate struct name {name}")
+        self._names.add(name)
+        st = StructSpec(name)
+        for f in fields:
+            typ: str = f["type"]
+            array = typ.startswith("[]")
+            elem = typ[2:] if array else typ
+            if elem not in PRIMITIVES and "fields" in f:
+                self._add_struct(elem, f["fields"])
+            # a tagged field without "versions" exists in its tagged versions
+            versions = parse_versions(f.get("versions", f.get("taggedVersions")))
+            if versions is None:
+                raise SystemExit(f"{self.path.name}: field {f['name']} has no versions")
+            st.fields.append(
+                FieldSpec(
+                    name=f["name"],
+                    py_name=snake(f["name"]),
+                    elem=elem,
+                    array=array,
+                    versions=versions,
+                    nullable=parse_versions(f.get("nullableVersions")),
+                    tag=f.get("tag"),
+                    tagged=parse_versions(f.get("taggedVersions")),
+                    ignorable=bool(f.get("ignorable", False)),
+                    flexible=parse_versions(f.get("flexibleVersions")),
+                    flexible_override="flexibleVersions" in f,
+                    default=f.get("default"),
+                )
+            )
+        self.structs.append(st)
+
+
+def pystr(s: str) -> str:
+    """A double-quoted Python literal (the style ruff format would give)."""
+    return json.dumps(s)
+
+
+def _is_null_default(fs: FieldSpec) -> bool:
+    return fs.default is not None and str(fs.default) in ("null", "None")
+
+
+def py_type(fs: FieldSpec) -> str:
+    base = {
+        "bool": "bool",
+        "float64": "float",
+        "uuid": "UUID",
+        "string": "str",
+        "bytes": "bytes",
+        "records": "bytes | memoryview",
+    }.get(fs.elem, "int" if fs.elem in INT_TYPES else fs.elem)
+    t = f"list[{base}]" if fs.array else base
+    if fs.nullable is not None or _is_null_default(fs) or fs.elem == "records":
+        t += " | None"
+    return t
+
+
+def py_default(fs: FieldSpec) -> str:
+    """The right-hand side of the dataclass field declaration."""
+    if _is_null_default(fs):
+        return "None"
+    if fs.array:
+        return "_field(default_factory=list)"
+    d = fs.default
+    e = fs.elem
+    if e in INT_TYPES:
+        return str(int(str(d), 0)) if d is not None and str(d) != "" else "0"
+    if e == "bool":
+        return "True" if str(d).lower() == "true" else "False"
+    if e == "float64":
+        return repr(float(d)) if d is not None else "0.0"
+    if e == "string":
+        return pystr(str(d)) if d is not None else '""'
+    if e == "uuid":
+        return "ZERO_UUID"
+    if e == "bytes":
+        return 'b""'
+    if e == "records":
+        return "None"
+    return f"_field(default_factory={e})"
+
+
+def _vr(v: tuple[int, int]) -> str:
+    return f"({v[0]}, {'MAX' if v[1] == MAX else v[1]})"
+
+
+def schema_entry(fs: FieldSpec) -> str:
+    lo, hi = fs.versions
+    typ = fs.elem if fs.elem in PRIMITIVES else "struct"
+    parts = [pystr(fs.py_name), pystr(typ), str(lo), "MAX" if hi == MAX else str(hi)]
+    if fs.array:
+        parts.append("array=True")
+    if typ == "struct":
+        parts.append(f"struct={fs.elem}")
+    if fs.nullable is not None:
+        parts.append(f"nullable={_vr(fs.nullable)}")
+    if fs.tag is not None:
+        parts.append(f"tag={fs.tag}")
+    if fs.tagged is not None:
+        parts.append(f"tagged={_vr(fs.tagged)}")
+    if fs.ignorable:
+        parts.append("ignorable=True")
+    if fs.flexible_override:
+        parts.append("flexible_override=True")
+        if fs.flexible is not None:
+            parts.append(f"flexible={_vr(fs.flexible)}")
+    return "F(" + ", ".join(parts) + ")"
+
+
+def render_module(spec: SpecFile) -> str:
+    raw = spec.raw
+    valid = parse_versions(raw["validVersions"])
+    assert valid is not None
+    flex = parse_versions(raw.get("flexibleVersions"))
+    uses_uuid = any(f.elem == "uuid" for s in spec.structs for f in s.fields)
+    body: list[str] = []
+    for st in spec.structs:
+        body += ["", "", "@dataclass(slots=True, kw_only=True)", f"class {st.name}:"]
+        body.append("    SCHEMA: ClassVar[tuple[F, ...]]")
+        if st.name == spec.name:
+            if "apiKey" in raw:
+                body.append(f"    API_KEY: ClassVar[int] = {raw['apiKey']}")
+            body.append(f"    VALID_VERSIONS: ClassVar[tuple[int, int]] = {valid!r}")
+            body.append(f"    FLEXIBLE_MIN: ClassVar[int | None] = {flex[0] if flex else None!r}")
+        body.append("")
+        for fs in st.fields:
+            body.append(f"    {fs.py_name}: {py_type(fs)} = {py_default(fs)}")
+        body.append("    unknown_tagged_fields: dict[int, bytes] = _field(default_factory=dict)")
+    for st in spec.structs:
+        body += ["", ""]
+        if not st.fields:
+            body.append(f"{st.name}.SCHEMA = ()")
+            continue
+        body.append(f"{st.name}.SCHEMA = (")
+        for fs in st.fields:
+            body.append(f"    {schema_entry(fs)},")
+        body.append(")")
+    text = "\n".join(body)
+    names = ["MAX"] if "MAX" in text else []
+    if "ZERO_UUID" in text:
+        names.append("ZERO_UUID")
+    names.append("F")
+    head = [
+        f"# generated by tools/gen_wire.py from {spec.path.name}; do not edit",
+        "from __future__ import annotations",
+        "",
+        "from dataclasses import dataclass",
+        "from dataclasses import field as _field",
+        "from typing import ClassVar",
+    ]
+    if uses_uuid:
+        head.append("from uuid import UUID")
+    head += [
+        "",
+        "from wire.schema import " + ", ".join(names),
+        "",
+        "__all__ = [" + ", ".join(pystr(s.name) for s in sorted(spec.structs, key=lambda s: s.name)) + "]",
+    ]
+    return "\n".join(head) + "\n" + text + "\n"
+
+
+def render_index(specs: list[SpecFile]) -> str:
+    """wire/messages/_index.py: api key -> modules, ranges and flexible min."""
+    by_key: dict[int, dict[str, SpecFile]] = {}
+    for s in specs:
+        if s.kind in ("request", "response"):
+            by_key.setdefault(int(s.raw["apiKey"]), {})[s.kind] = s
+    lines = [
+        "# generated by tools/gen_wire.py from messages/*Request.json and *Response.json; do not edit",
+        '"""API key -> (request module, request class, response module, response class,',
+        'spec min version, spec max version, first flexible request version or None, api name)."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "INDEX: dict[int, tuple[str, str, str, str, int, int, int | None, str]] = {",
+    ]
+    for key in sorted(by_key):
+        req, resp = by_key[key]["request"], by_key[key]["response"]
+        valid = parse_versions(req.raw["validVersions"])
+        flex = parse_versions(req.raw.get("flexibleVersions"))
+        assert valid is not None
+        api = upper_snake(req.name[: -len("Request")])
+        lines.append(
+            f"    {key}: ({pystr(module_name(req))}, {pystr(req.name)}, {pystr(module_name(resp))}, "
+            f"{pystr(resp.name)}, {valid[0]}, {valid[1]}, {flex[0] if flex else None!r}, {pystr(api)}),"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_api(specs: list[SpecFile]) -> str:
+    keys = sorted(
+        (int(s.raw["apiKey"]), upper_snake(s.name[: -len("Request")]))
+        for s in specs
+        if s.kind == "request"
+    )
+    lines = [
+        "# generated by tools/gen_wire.py from messages/*Request.json; do not edit",
+        '"""Every Kafka API key (names from the request specs, in UPPER_SNAKE)."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from enum import IntEnum",
+        "",
+        "",
+        "class ApiKey(IntEnum):",
+    ]
+    lines += [f"    {name} = {key}" for key, name in keys]
+    return "\n".join(lines) + "\n"
+
+
+def module_name(spec: SpecFile) -> str:
+    return snake(spec.name)
+
+
+def load(specs_root: Path, sub: str) -> list[SpecFile]:
+    return [SpecFile(p) for p in sorted((specs_root / sub).glob("*.json"))]
+
+
+def generate(specs_root: Path) -> dict[str, str]:
+    """Return {relative output path: file text} for everything the generator owns."""
+    messages = load(specs_root, "messages")
+    internal = load(specs_root, "internal-records")
+    out: dict[str, str] = {}
+    for s in messages:
+        out[f"wire/messages/{module_name(s)}.py"] = render_module(s)
+    for s in internal:
+        out[f"wire/messages/internal/{module_name(s)}.py"] = render_module(s)
+    out["wire/messages/internal/__init__.py"] = (
+        "# generated by tools/gen_wire.py from internal-records/*.json; do not edit\n"
+        '"""Key/value formats of __consumer_offsets and __transaction_state records.\n\n'
+        'Import the modules directly, e.g. ``wire.messages.internal.offset_commit_key``."""\n'
+    )
+    out["wire/messages/_index.py"] = render_index(messages)
+    out["wire/api.py"] = render_api(messages)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = Path(__file__).resolve().parent.parent
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--specs", type=Path, default=root.parent / "shared" / "kafka-protocol")
+    ap.add_argument("--out", type=Path, default=root)
+    args = ap.parse_args(argv)
+    files = generate(args.specs)
+    for rel, text in files.items():
+        path = args.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(f"wrote {len(files)} files under {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
