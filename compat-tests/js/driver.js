@@ -1,0 +1,154 @@
+// kafkajs driver for the compat tests: one command per run, JSON request on stdin,
+// one JSON result on stdout. Bytes travel as base64. kafkajs's own logs go to stderr.
+//
+//   node driver.js <command> < request.json
+//
+// commands: create, list, produce, consume, offsets-by-time, offsets, delete
+'use strict'
+
+const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
+
+const b64 = (buf) => (buf === null || buf === undefined ? null : Buffer.from(buf).toString('base64'))
+const unb64 = (s) => (s === null || s === undefined ? null : Buffer.from(s, 'base64'))
+
+function client (req) {
+  return new Kafka({
+    clientId: 'compat-kafkajs',
+    brokers: [req.bootstrap],
+    connectionTimeout: 5000,
+    requestTimeout: 10000,
+    retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ namespace, level, log }) => {
+      process.stderr.write(`[kafkajs ${namespace} ${level}] ${log.message} ${JSON.stringify(log)}\n`)
+    }
+  })
+}
+
+async function withAdmin (req, fn) {
+  const admin = client(req).admin()
+  await admin.connect()
+  try {
+    return await fn(admin)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+const commands = {
+  create: (req) => withAdmin(req, async (admin) => {
+    const created = await admin.createTopics({
+      waitForLeaders: true,
+      timeout: 10000,
+      topics: [{ topic: req.topic, numPartitions: req.partitions, replicationFactor: 1 }]
+    })
+    const md = await admin.fetchTopicMetadata({ topics: [req.topic] })
+    return { created, partitions: md.topics[0].partitions.map((p) => p.partitionId).sort() }
+  }),
+
+  list: (req) => withAdmin(req, async (admin) => ({ topics: await admin.listTopics() })),
+
+  delete: (req) => withAdmin(req, async (admin) => {
+    await admin.deleteTopics({ topics: [req.topic], timeout: 10000 })
+    return { deleted: req.topic }
+  }),
+
+  offsets: (req) => withAdmin(req, async (admin) => ({ offsets: await admin.fetchTopicOffsets(req.topic) })),
+
+  'offsets-by-time': (req) => withAdmin(req, async (admin) => {
+    const answers = []
+    for (const ts of req.timestamps) {
+      const res = await admin.fetchTopicOffsetsByTimestamp(req.topic, ts)
+      answers.push({ timestamp: ts, partitions: res.map((r) => ({ partition: r.partition, offset: Number(r.offset) })) })
+    }
+    return { answers }
+  }),
+
+  produce: async (req) => {
+    const producer = client(req).producer({ allowAutoTopicCreation: false, idempotent: !!req.idempotent })
+    await producer.connect()
+    try {
+      const results = []
+      // One send() per chunk, so there are several batches per partition.
+      const chunk = 20
+      for (let i = 0; i < req.messages.length; i += chunk) {
+        const res = await producer.send({
+          topic: req.topic,
+          acks: -1,
+          timeout: 10000,
+          compression: req.codec === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+          messages: req.messages.slice(i, i + chunk).map((m) => ({
+            key: unb64(m.key),
+            value: unb64(m.value),
+            timestamp: m.timestamp === null ? undefined : String(m.timestamp),
+            headers: Object.fromEntries(m.headers.map(([k, v]) => [k, unb64(v)]))
+          }))
+        })
+        results.push(...res.map((r) => ({ partition: r.partition, baseOffset: Number(r.baseOffset), errorCode: r.errorCode })))
+      }
+      return { results }
+    } finally {
+      await producer.disconnect()
+    }
+  },
+
+  // kafkajs has no manual assignment: this reads through a fresh consumer group.
+  consume: async (req) => {
+    const consumer = client(req).consumer({
+      groupId: req.group,
+      sessionTimeout: 10000,
+      rebalanceTimeout: 10000,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 200
+    })
+    await consumer.connect()
+    const records = []
+    try {
+      await consumer.subscribe({ topics: [req.topic], fromBeginning: true })
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, req.timeoutMs)
+        consumer.run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            for (const m of batch.messages) {
+              records.push({
+                partition: batch.partition,
+                offset: Number(m.offset),
+                key: b64(m.key),
+                value: b64(m.value),
+                timestamp: Number(m.timestamp),
+                headers: Object.entries(m.headers || {}).map(([k, v]) => [k, b64(v)])
+              })
+            }
+            if (records.length >= req.want) {
+              clearTimeout(timer)
+              // Give a straggler (a duplicate, say) a moment to show up as well.
+              setTimeout(resolve, 300)
+            }
+          }
+        }).catch(reject)
+      })
+    } finally {
+      await consumer.disconnect()
+    }
+    return { records }
+  }
+}
+
+async function main () {
+  const command = process.argv[2]
+  if (!commands[command]) throw new Error(`unknown command ${command}`)
+  let input = ''
+  for await (const chunk of process.stdin) input += chunk
+  const result = await commands[command](JSON.parse(input))
+  process.stdout.write(JSON.stringify(result) + '\n')
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`driver error: ${err && err.stack ? err.stack : err}\n`)
+    process.stdout.write(JSON.stringify({ error: String(err && err.message ? err.message : err), type: err && err.name }) + '\n')
+    process.exit(1)
+  }
+)
