@@ -1,1 +1,22 @@
-"""log: durable partition logs of segment files (synchronous file I/O)."""
+"""log: durable partition logs of segment files (synchronous file I/O).
+
+Public API: :class:`LogManager`, :class:`PartitionLog`, :class:`LogConfig`, the
+results :class:`AppendResult`, :class:`FetchSlice`, :class:`TimestampAndOffset`,
+:class:`EpochEndOffset`, :class:`AppendOrigin`; exceptions live in ``log.errors``.
+"""
+
+from log.config import LogConfig
+from log.manager import LogManager
+from log.partition_log import PartitionLog
+from log.results import AppendOrigin, AppendResult, EpochEndOffset, FetchSlice, TimestampAndOffset
+
+__all__ = [
+    "AppendOrigin",
+    "AppendResult",
+    "EpochEndOffset",
+    "FetchSlice",
+    "LogConfig",
+    "LogManager",
+    "PartitionLog",
+    "TimestampAndOffset",
+]

@@ -1,0 +1,595 @@
+"""PartitionLog: one partition's segments, offsets, producer state and durability.
+
+Theory of operation
+-------------------
+A partition is a directory of segments (see ``segment.Segment``), oldest first; only
+the last one, the *active* segment, is appended to.  The log keeps four offsets:
+
+    log_start_offset <= recovery_point <= log_end_offset,  high_watermark == log_end_offset
+
+(a single node: an append is "replicated" as soon as it is written).  The last stable
+offset is the smaller of the high watermark and the first offset of any ongoing
+transaction (``ProducerStateManager.first_unstable_offset``).
+
+Append is validate-then-write: every batch of the blob is checked (magic 2, sizes,
+CRC-32C, record count vs. last offset delta, max.message.bytes, control batches only
+from the coordinator) on a *private copy*, then offsets, leader epoch and (if the topic
+says so) LogAppendTime are patched into that copy, then producer state is checked for
+every batch -- duplicates and sequence errors raise before a single byte reaches the
+file.  Then one ``pwrite`` puts the whole blob at the end of the active segment; if it
+fails the file is cut back to its previous size and nothing in memory has changed.
+Only after the write succeeds are producer state, indexes and offsets updated.  So an
+exception from ``append`` always means "nothing of this append is in the log".
+
+Reads are served straight from the file: the offset index gives a position at or
+before the wanted batch, a few 61-byte header reads find the batch holding the
+offset, then one ``pread`` of ``max_bytes`` is trimmed to whole batches in memory.
+Bytes are never decoded or re-encoded.
+
+Durability follows Kafka: data sits in the page cache and is fsynced on segment roll
+(with the indexes, a producer-state snapshot and a recovery-point move), on
+``flush.messages`` / ``flush.ms``, optionally after every append, and at clean close.
+Recovery after a crash rescans from the recovery point (``recovery.py``).
+
+Not thread-safe: one owner (the broker's event loop) calls everything, except that
+``flush()`` may run on another thread while no append, roll or retention is running.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import struct
+
+from log.checkpoints import LeaderEpochCache
+from log.config import LogConfig
+from log.errors import (
+    CorruptBatchError,
+    InvalidRecordError,
+    LogStorageError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+    RecordTooLargeError,
+    UnsupportedMagicError,
+)
+from log.producer_state import ProducerEntry, ProducerStateManager
+from log.recovery import LoadReport, delete_segment_files, load_segments, new_segment
+from log.results import (
+    AppendOrigin,
+    AppendResult,
+    EpochEndOffset,
+    FetchSlice,
+    TimestampAndOffset,
+)
+from log.segment import BatchPosition, Segment, record_timestamps
+from wire.records import (
+    BATCH_HEADER_SIZE,
+    CorruptRecordBatch,
+    LegacyMessageFormat,
+    RecordBatchView,
+)
+
+# ListOffsets special timestamps (Kafka's ListOffsetsRequest constants).
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL_TIMESTAMP = -4
+LATEST_TIERED_TIMESTAMP = -5
+
+_BASE_AND_LENGTH = struct.Struct(">qi")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+_LAST_OFFSET_DELTA_POS = 23
+_INT32_MAX = 2**31 - 1
+
+
+class PartitionLog:
+    """One partition's log.  See the module docstring for the design.
+
+    Invariants:
+
+    * segments are sorted by base offset; each segment's offsets lie in
+      [base_offset, next segment's base_offset); the active segment is the last;
+    * offsets are contiguous: every appended batch starts at the previous
+      ``log_end_offset``;
+    * ``log_start_offset`` <= ``log_end_offset``, and ``log_start_offset`` lies in the
+      first segment (or equals its base when the first segment is empty);
+    * every segment below ``recovery_point`` is fsynced with its indexes.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        config: LogConfig,
+        *,
+        now_ms: int,
+        log_start_offset: int = 0,
+        recovery_point: int = 0,
+        had_clean_shutdown: bool = False,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.segments, self.load_report = load_segments(
+            directory,
+            config,
+            recovery_point=recovery_point,
+            log_start_offset=log_start_offset,
+            had_clean_shutdown=had_clean_shutdown,
+            now_ms=now_ms,
+        )
+        self._bases = [s.base_offset for s in self.segments]
+        self.log_start_offset = max(log_start_offset, self.segments[0].base_offset)
+        if self.log_start_offset > self.log_end_offset:
+            self.log_start_offset = self.log_end_offset
+        self.recovery_point = self.log_end_offset
+        self.epoch_cache = LeaderEpochCache(directory)
+        self.epoch_cache.truncate_from_end(self.log_end_offset)
+        self.epoch_cache.truncate_from_start(self.log_start_offset)
+        self.producer_state = ProducerStateManager(directory)
+        self._load_producer_state()
+        self._unflushed_messages = 0
+        self._last_flush_ms = now_ms
+        self._pending_deletes: list[tuple[int, Segment]] = []
+        self._offline: str | None = None
+
+    # -- offsets -------------------------------------------------------------------
+    @property
+    def active_segment(self) -> Segment:
+        return self.segments[-1]
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.segments[-1].next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log_end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        first_unstable = self.producer_state.first_unstable_offset()
+        hw = self.high_watermark
+        return hw if first_unstable is None else min(first_unstable, hw)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size_bytes for s in self.segments)
+
+    def _load_producer_state(self) -> None:
+        start = max(self.producer_state.load(self.log_end_offset), self.segments[0].base_offset)
+        for seg in self.segments:
+            if seg.next_offset <= start:
+                continue
+            found = seg.find_batch(start)
+            if found is None:
+                continue
+            for _, view in seg.batches_from(found[0]):
+                if view.base_offset >= start:
+                    self.producer_state.replay(view)
+
+    # -- append --------------------------------------------------------------------
+    def _check_online(self) -> None:
+        if self._offline is not None:
+            raise LogStorageError(f"log {self.directory} is offline: {self._offline}")
+
+    def _validate(self, data: bytearray, origin: AppendOrigin) -> list[RecordBatchView]:
+        views: list[RecordBatchView] = []
+        size = len(data)
+        if size == 0:
+            raise InvalidRecordError("an append must carry at least one batch")
+        if size > self.config.segment_bytes:
+            raise RecordBatchTooLargeError(
+                f"{size} bytes cannot fit in a segment of {self.config.segment_bytes}"
+            )
+        pos = 0
+        while pos < size:
+            if size - pos < BATCH_HEADER_SIZE:
+                raise CorruptBatchError(f"{size - pos} trailing bytes at position {pos}")
+            try:
+                view = RecordBatchView(data, pos)
+            except LegacyMessageFormat as exc:
+                raise UnsupportedMagicError(str(exc)) from exc
+            except CorruptRecordBatch as exc:
+                raise CorruptBatchError(str(exc)) from exc
+            n = view.size_bytes
+            if pos + n > size:
+                raise CorruptBatchError(
+                    f"batch at position {pos} declares {n} bytes, only {size - pos} present"
+                )
+            if n > self.config.max_message_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {n} bytes exceeds max.message.bytes={self.config.max_message_bytes}"
+                )
+            if not view.is_valid():
+                raise CorruptBatchError(f"batch at position {pos} fails its CRC-32C check")
+            if view.record_count <= 0 or view.record_count != view.last_offset_delta + 1:
+                raise InvalidRecordError(
+                    f"record_count {view.record_count} does not match last_offset_delta "
+                    f"{view.last_offset_delta}"
+                )
+            if view.is_control and origin is AppendOrigin.CLIENT:
+                raise InvalidRecordError("clients may not append control batches")
+            views.append(view)
+            pos += n
+        return views
+
+    def append(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int,
+        now_ms: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
+    ) -> AppendResult:
+        """Validate, assign offsets and write a blob of batches; see the module doc.
+
+        Raises CorruptBatchError, InvalidRecordError, RecordTooLargeError,
+        RecordBatchTooLargeError, DuplicateSequence, OutOfOrderSequenceError,
+        InvalidProducerEpochError, InvalidTxnStateError or LogStorageError, always with
+        nothing written.  ``origin=COORDINATOR`` allows control batches (markers).
+        """
+        self._check_online()
+        data = bytearray(records)
+        views = self._validate(data, origin)
+        use_append_time = self.config.is_log_append_time
+        offset = first = self.log_end_offset
+        pending: dict[int, ProducerEntry] = {}
+        positions: list[BatchPosition] = []
+        pos = 0
+        for view in views:
+            view.set_base_offset(offset)
+            if leader_epoch >= 0:
+                view.set_partition_leader_epoch(leader_epoch)
+            if use_append_time:
+                view.set_log_append_time(now_ms)
+            self.producer_state.prepare(view, offset, pending, check=True)
+            positions.append(
+                BatchPosition(offset, view.last_offset, view.max_timestamp, pos, view.size_bytes)
+            )
+            pos += view.size_bytes
+            offset = view.next_offset
+        self._maybe_roll(len(data), offset - 1, now_ms)
+        self.epoch_cache.assign(leader_epoch, first)
+        try:
+            self.active_segment.append(data, positions)
+        except LogStorageError:
+            self.epoch_cache.truncate_from_end(first)
+            raise
+        self.producer_state.commit(pending)
+        count = offset - first
+        self._unflushed_messages += count
+        if self.config.fsync_every_append or (
+            self.config.flush_messages is not None
+            and self._unflushed_messages >= self.config.flush_messages
+        ):
+            self.flush()
+        return AppendResult(
+            first,
+            offset - 1,
+            now_ms if use_append_time else -1,
+            self.log_start_offset,
+            count,
+            len(data),
+        )
+
+    # -- rolling -------------------------------------------------------------------
+    def _maybe_roll(self, incoming_bytes: int, last_offset: int, now_ms: int) -> None:
+        seg = self.active_segment
+        if seg.size_bytes == 0:
+            return
+        if (
+            seg.size_bytes + incoming_bytes > self.config.segment_bytes
+            or seg.index.is_full
+            or seg.time_index.is_full
+            or now_ms - seg.rolling_base_ms >= self.config.segment_ms
+            or last_offset - seg.base_offset > _INT32_MAX
+        ):
+            self.roll(now_ms)
+
+    def maybe_roll(self, now_ms: int) -> None:
+        """Roll the active segment if it is older than ``segment.ms`` (or full)."""
+        self._check_online()
+        self._maybe_roll(0, self.log_end_offset, now_ms)
+
+    def roll(self, now_ms: int) -> Segment:
+        """Close the active segment (fsync, final time-index entry, producer snapshot)
+        and start a new one at the log end offset.  No-op if the active one is empty."""
+        old = self.active_segment
+        if old.size_bytes == 0:
+            return old
+        end = self.log_end_offset
+        old.on_become_inactive()
+        old.flush()
+        seg = new_segment(self.directory, end, self.config, now_ms)
+        self.segments.append(seg)
+        self._bases.append(end)
+        self.producer_state.take_snapshot(end)
+        self.recovery_point = max(self.recovery_point, end)
+        return seg
+
+    # -- read ----------------------------------------------------------------------
+    def _segment_index_for(self, offset: int) -> int:
+        return max(bisect.bisect_right(self._bases, offset) - 1, 0)
+
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None = None,
+        min_one_batch: bool = True,
+    ) -> FetchSlice:
+        """Whole batches from the one holding ``offset``, up to ``max_bytes``.
+
+        Batches whose base offset is >= ``max_offset`` (default: the high watermark;
+        pass the LSO for read_committed) are left out.  With ``min_one_batch`` the
+        first batch is returned whole even if larger than ``max_bytes`` (Kafka's
+        behaviour for the first partition of a fetch).  Raises OffsetOutOfRangeError
+        unless log_start_offset <= offset <= log_end_offset.
+        """
+        self._check_online()
+        leo = self.log_end_offset
+        if offset < self.log_start_offset or offset > leo:
+            raise OffsetOutOfRangeError(offset, self.log_start_offset, leo)
+        upper = self.high_watermark if max_offset is None else min(max_offset, self.high_watermark)
+        i = self._segment_index_for(offset)
+        found = None
+        while i < len(self.segments):
+            seg = self.segments[i]
+            found = seg.find_batch(offset)
+            if found is not None:
+                break
+            i += 1
+        if found is None or found[1].base_offset >= upper:
+            return self._empty_slice(offset)
+        position, header = found
+        want = max_bytes
+        if min_one_batch and header.size_bytes > max_bytes:
+            want = header.size_bytes
+        data = seg.read(position, want)
+        end = 0
+        next_offset = header.base_offset
+        size = len(data)
+        unpack = _BASE_AND_LENGTH.unpack_from
+        last_start = -1
+        while size - end >= 12:
+            base, length = unpack(data, end)
+            if end + length + 12 > size or base >= upper:
+                break
+            last_start = end
+            end += length + 12
+        if last_start < 0:
+            return self._empty_slice(offset)
+        base = _BASE_AND_LENGTH.unpack_from(data, last_start)[0]
+        next_offset = (
+            base + _LAST_OFFSET_DELTA.unpack_from(data, last_start + _LAST_OFFSET_DELTA_POS)[0] + 1
+        )
+        records: bytes | memoryview = data if end == size else memoryview(data)[:end]
+        return FetchSlice(
+            records,
+            header.base_offset,
+            next_offset,
+            self.high_watermark,
+            self.last_stable_offset,
+            self.log_start_offset,
+            seg.log_path,
+            position,
+        )
+
+    def _empty_slice(self, offset: int) -> FetchSlice:
+        return FetchSlice(
+            b"",
+            offset,
+            offset,
+            self.high_watermark,
+            self.last_stable_offset,
+            self.log_start_offset,
+            self.active_segment.log_path,
+            self.active_segment.size_bytes,
+        )
+
+    # -- offset lookups ----------------------------------------------------------------
+    def offset_for_timestamp(self, timestamp_ms: int) -> TimestampAndOffset | None:
+        """ListOffsets: the first record with timestamp >= ``timestamp_ms`` (its
+        timestamp and offset), or the special lookups -1 latest, -2/-4 earliest,
+        -3 max timestamp.  None when there is no such record."""
+        self._check_online()
+        if timestamp_ms == LATEST_TIMESTAMP:
+            leo = self.log_end_offset
+            return TimestampAndOffset(-1, leo, self.epoch_cache.latest_epoch)
+        if timestamp_ms in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+            start = self.log_start_offset
+            return TimestampAndOffset(-1, start, self.epoch_cache.epoch_for_offset(start))
+        if timestamp_ms == MAX_TIMESTAMP:
+            return self._max_timestamp_offset()
+        if timestamp_ms < 0:
+            return None
+        for seg in self.segments:
+            if seg.next_offset <= self.log_start_offset:
+                continue
+            hit = seg.find_offset_by_timestamp(timestamp_ms, self.log_start_offset)
+            if hit is not None:
+                return TimestampAndOffset(hit[0], hit[1], self.epoch_cache.epoch_for_offset(hit[1]))
+        return None
+
+    def _max_timestamp_offset(self) -> TimestampAndOffset | None:
+        best: Segment | None = None
+        for seg in self.segments:
+            if (
+                seg.next_offset > self.log_start_offset
+                and seg.max_timestamp >= 0
+                and (best is None or seg.max_timestamp > best.max_timestamp)
+            ):
+                best = seg
+        if best is None:
+            return None
+        found = best.find_batch(max(best.offset_of_max_timestamp, self.log_start_offset))
+        if found is None:
+            return None
+        for _, view in best.batches_from(found[0]):
+            if view.max_timestamp != best.max_timestamp:
+                continue
+            for offset, ts in record_timestamps(view):
+                if ts == best.max_timestamp and offset >= self.log_start_offset:
+                    return TimestampAndOffset(ts, offset, self.epoch_cache.epoch_for_offset(offset))
+        return None
+
+    @property
+    def latest_epoch(self) -> int:
+        return self.epoch_cache.latest_epoch
+
+    def end_offset_for_epoch(self, leader_epoch: int) -> EpochEndOffset:
+        """OffsetForLeaderEpoch: where ``leader_epoch`` ends in this log."""
+        return self.epoch_cache.end_offset_for(leader_epoch, self.log_end_offset)
+
+    # -- deletion ------------------------------------------------------------------
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset up to ``offset`` (<= high watermark)
+        and delete the segments wholly below it.  Returns the new log start offset."""
+        self._check_online()
+        if offset > self.high_watermark or offset < 0:
+            raise OffsetOutOfRangeError(offset, self.log_start_offset, self.high_watermark)
+        if offset > self.log_start_offset:
+            self.log_start_offset = offset
+            self.epoch_cache.truncate_from_start(offset)
+        self._delete_segments(self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset))
+        return self.log_start_offset
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Delete whole old segments by retention.ms / retention.bytes and below the log
+        start offset.  The active segment goes too if everything expired (it is rolled
+        first, as Kafka does).  Returns the number of segments deleted."""
+        self._check_online()
+        deleted = self._delete_segments(
+            self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset)
+        )
+        cfg = self.config
+        if cfg.deletes_by_retention and cfg.retention_ms >= 0:
+            limit = now_ms - cfg.retention_ms
+            deleted += self._delete_segments(
+                self._count_deletable(
+                    lambda seg, nxt: 0 <= seg.max_timestamp < limit, include_active=True
+                ),
+                now_ms,
+            )
+        if cfg.deletes_by_retention and cfg.retention_bytes >= 0:
+            excess = self.size_bytes - cfg.retention_bytes
+
+            def over_size(seg: Segment, nxt: int) -> bool:
+                nonlocal excess
+                if excess - seg.size_bytes < 0:
+                    return False
+                excess -= seg.size_bytes
+                return True
+
+            deleted += self._delete_segments(self._count_deletable(over_size))
+        self.delete_pending_files(now_ms)
+        return deleted
+
+    def _count_deletable(self, predicate: object, include_active: bool = False) -> int:
+        """How many segments, from the oldest, satisfy ``predicate(seg, next_base)``."""
+        assert callable(predicate)
+        count = 0
+        hw = self.high_watermark
+        for i, seg in enumerate(self.segments):
+            is_active = i == len(self.segments) - 1
+            if is_active and (not include_active or seg.size_bytes == 0):
+                break
+            nxt = self.log_end_offset if is_active else self.segments[i + 1].base_offset
+            if nxt > hw or not predicate(seg, nxt):
+                break
+            count += 1
+        return count
+
+    def _delete_segments(self, count: int, now_ms: int | None = None) -> int:
+        if count == 0:
+            return 0
+        if count == len(self.segments):
+            self.roll(now_ms if now_ms is not None else 0)
+        doomed = self.segments[:count]
+        del self.segments[:count]
+        del self._bases[:count]
+        self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+        self.epoch_cache.truncate_from_start(self.log_start_offset)
+        for seg in doomed:
+            seg.close()
+            seg.rename_for_deletion()  # the log file first: see recovery.remove_debris
+            self._pending_deletes.append((seg.base_offset, seg))
+        if self.config.file_delete_delay_ms <= 0:
+            self.delete_pending_files(None)
+        return count
+
+    def delete_pending_files(self, now_ms: int | None) -> None:
+        """Unlink renamed ``*.deleted`` files (all of them, whatever the delay: a
+        restart removes leftovers anyway, and nothing reads them)."""
+        for _, seg in self._pending_deletes:
+            for path in (seg.log_path, seg.index.path, seg.time_index.path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + ".deleted")
+        self._pending_deletes.clear()
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every offset >= ``offset`` (a batch straddling it goes whole)."""
+        self._check_online()
+        if offset >= self.log_end_offset:
+            return
+        offset = max(offset, self.log_start_offset)
+        while len(self.segments) > 1 and self.segments[-1].base_offset >= offset:
+            seg = self.segments.pop()
+            self._bases.pop()
+            delete_segment_files(seg)
+        self.active_segment.truncate_to(offset)
+        self.active_segment.flush()
+        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        self.epoch_cache.truncate_from_end(self.log_end_offset)
+        for snap in self.producer_state.snapshot_offsets():
+            if snap > self.log_end_offset:
+                os.unlink(self.producer_state.snapshot_path(snap))
+        self._load_producer_state()
+
+    # -- durability ----------------------------------------------------------------
+    def flush(self) -> None:
+        """fsync every dirty segment and its indexes; the recovery point moves to the
+        log end.  Safe on another thread while no append/roll/retention is running."""
+        end = self.log_end_offset
+        try:
+            for seg in list(self.segments):
+                seg.flush()
+        except LogStorageError as exc:
+            self._offline = str(exc)
+            raise
+        self.recovery_point = max(self.recovery_point, end)
+        self._unflushed_messages = 0
+
+    def maybe_flush(self, now_ms: int) -> None:
+        """Flush if ``flush.ms`` has passed since the last flush."""
+        if (
+            self.config.flush_ms is not None
+            and now_ms - self._last_flush_ms >= self.config.flush_ms
+        ):
+            self.flush()
+            self._last_flush_ms = now_ms
+
+    def file_descriptors(self) -> list[int]:
+        """The open segment descriptors, for a caller that fsyncs them itself."""
+        return [s.fd for s in self.segments]
+
+    def update_config(self, config: LogConfig) -> None:
+        self.config = config
+        for seg in self.segments:
+            seg.index_interval_bytes = config.index_interval_bytes
+
+    def close(self, clean: bool = True) -> None:
+        """Close the files.  ``clean`` first makes everything durable and snapshots the
+        producer state at the log end (so the next open need not rescan)."""
+        if clean and self._offline is None:
+            self.active_segment.on_become_inactive()
+            self.flush()
+            self.producer_state.take_snapshot(self.log_end_offset)
+        self.delete_pending_files(None)
+        for seg in self.segments:
+            seg.close()
+
+    @property
+    def report(self) -> LoadReport:
+        return self.load_report

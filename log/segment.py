@@ -1,0 +1,371 @@
+"""One segment: a ``.log`` file of record batches plus its two sparse indexes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from log.errors import LogStorageError
+from log.index import IndexCorruptError, OffsetIndex, TimeIndex
+from wire.records import (
+    BATCH_HEADER_SIZE,
+    CorruptRecordBatch,
+    RecordBatchView,
+    TimestampType,
+    decode_records,
+    iter_batches,
+)
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+
+# Recovery and scans read the file in chunks of this size (a batch larger than the
+# chunk is read whole): large enough to amortise syscalls, small enough to bound memory.
+SCAN_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPosition:
+    """Where one validated batch lies: offsets, timestamp and byte range."""
+
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+    position: int
+    size_bytes: int
+
+
+def iter_file_batches(fd: int, start: int, end: int) -> Iterator[tuple[int, RecordBatchView]]:
+    """Yield (file position, view) of every whole batch in [start, end) of ``fd``.
+
+    Stops at a partial trailing batch; raises CorruptRecordBatch on an impossible
+    header.  A view is only valid until the next iteration step.
+    """
+    pos = start
+    while pos < end:
+        want = min(SCAN_CHUNK_BYTES, end - pos)
+        chunk = os.pread(fd, want, pos)
+        if not chunk:
+            return
+        consumed = 0
+        for view in iter_batches(chunk):
+            yield pos + consumed, view
+            consumed += view.size_bytes
+        if consumed == 0:
+            # The next batch is larger than a chunk, or truncated: read it whole.
+            if len(chunk) < 12:
+                return
+            size = int.from_bytes(chunk[8:12], "big", signed=True) + 12
+            if size <= len(chunk) or pos + size > end:
+                # impossible length is reported by iter_batches; a short tail just ends
+                for view in iter_batches(chunk):  # pragma: no cover - raises or returns
+                    yield pos, view
+                return
+            whole = os.pread(fd, size, pos)
+            for view in iter_batches(whole):
+                yield pos, view
+                consumed = view.size_bytes
+            if consumed == 0:
+                return
+        pos += consumed
+
+
+def record_timestamps(view: RecordBatchView) -> list[tuple[int, int]]:
+    """(offset, timestamp) of every record of a batch (decodes and decompresses it)."""
+    if view.timestamp_type == TimestampType.LOG_APPEND_TIME:
+        ts = view.max_timestamp
+        return [(view.base_offset + d, ts) for d in range(view.last_offset_delta + 1)]
+    base_ts = view.base_timestamp
+    return [
+        (view.base_offset + r.offset_delta, base_ts + r.timestamp_delta)
+        for r in decode_records(view)
+    ]
+
+
+class Segment:
+    """A ``<base_offset:020d>.log`` file with its ``.index`` and ``.timeindex``.
+
+    Invariants (as in Kafka's LogSegment):
+
+    * ``base_offset`` <= the base offset of every batch in the file, and every offset
+      in the file is < the ``base_offset`` of the next segment;
+    * the file holds ``size_bytes`` of whole, CRC-valid batches with increasing
+      offsets; bytes past ``size_bytes`` (a failed append) are never read;
+    * ``next_offset`` is one past the last offset in the file (``base_offset`` if
+      empty); ``max_timestamp`` / ``offset_of_max_timestamp`` describe the batch with
+      the largest ``max_timestamp`` (-1 when none);
+    * every index entry points at the start of a batch of this file.
+
+    Not thread-safe: one owner appends and reads.  ``flush()`` may run on another
+    thread while no append or truncation is in progress.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        index_interval_bytes: int,
+        max_index_entries: int,
+        now_ms: int,
+    ) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.log_path = os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX))
+        self.index = OffsetIndex(
+            os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX)),
+            base_offset,
+            max_index_entries,
+        )
+        self.time_index = TimeIndex(
+            os.path.join(directory, segment_file_name(base_offset, TIME_INDEX_SUFFIX)),
+            base_offset,
+            max_index_entries,
+        )
+        self.index_interval_bytes = index_interval_bytes
+        try:
+            self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self.size_bytes = os.fstat(self.fd).st_size
+        except OSError as exc:
+            raise LogStorageError(f"cannot open {self.log_path}: {exc}") from exc
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.rolling_base_ms = now_ms
+        self._bytes_since_index_entry = 0
+        self.is_dirty = self.size_bytes == 0  # a new segment's index files get created at flush
+
+    # -- loading -------------------------------------------------------------------
+    def load_trusted(self, next_offset_hint: int | None) -> None:
+        """Load indexes of a cleanly written segment; IndexCorruptError if they are bad.
+
+        ``next_offset_hint`` is the next segment's base offset (None for the last
+        segment, whose end is found by scanning headers from the last index entry).
+        """
+        self.index.load()
+        self.time_index.load()
+        if next_offset_hint is None or self.index.is_full:
+            _, position = self.index.lookup(1 << 62)
+            next_offset = self.base_offset
+            end = position
+            for pos, view in iter_file_batches(self.fd, position, self.size_bytes):
+                next_offset = view.next_offset
+                end = pos + view.size_bytes
+                self._note_batch(view.base_offset, view.max_timestamp, add_to_index=False)
+            if end != self.size_bytes and self.size_bytes > 0:
+                raise IndexCorruptError(f"{self.log_path} ends with a partial batch")
+            self.next_offset = next_offset
+        else:
+            self.next_offset = next_offset_hint
+        self.index.check_against(self.size_bytes, self.next_offset)
+        self.time_index.check_against(self.next_offset)
+        if self.time_index.keys and self.time_index.keys[-1] > self.max_timestamp:
+            self.max_timestamp = self.time_index.keys[-1]
+            self.offset_of_max_timestamp = self.time_index.values[-1]
+        self._first_timestamp_as_rolling_base()
+
+    def recover(self, max_batch_bytes: int) -> int:
+        """Rebuild both indexes by scanning the file; truncate at the first bad batch.
+
+        A batch is bad if its header is impossible, it is torn, its CRC-32C fails, its
+        offsets go backwards or below ``base_offset``, or it exceeds
+        ``max_batch_bytes``.  Returns the number of bytes truncated.
+        """
+        self.index.reset()
+        self.time_index.reset()
+        self.next_offset = self.base_offset
+        self.max_timestamp = self.offset_of_max_timestamp = -1
+        self._bytes_since_index_entry = 0
+        valid_end = 0
+        try:
+            for pos, view in iter_file_batches(self.fd, 0, self.size_bytes):
+                if (
+                    view.size_bytes > max_batch_bytes
+                    or not view.is_valid()
+                    or view.base_offset < self.next_offset
+                    or view.last_offset_delta < 0
+                    or view.last_offset - self.base_offset > 0x7FFFFFFF
+                ):
+                    break
+                self._note_batch(
+                    view.base_offset,
+                    view.max_timestamp,
+                    add_to_index=True,
+                    position=pos,
+                    size=view.size_bytes,
+                )
+                self.next_offset = view.next_offset
+                valid_end = pos + view.size_bytes
+        except CorruptRecordBatch:
+            pass
+        truncated = self.size_bytes - valid_end
+        if truncated:
+            self._truncate_file(valid_end)
+        self._first_timestamp_as_rolling_base()
+        self.is_dirty = True
+        return truncated
+
+    def _first_timestamp_as_rolling_base(self) -> None:
+        if self.size_bytes >= BATCH_HEADER_SIZE:
+            view = RecordBatchView(os.pread(self.fd, BATCH_HEADER_SIZE, 0))
+            if view.max_timestamp >= 0:
+                self.rolling_base_ms = view.max_timestamp
+
+    # -- appending -----------------------------------------------------------------
+    def _note_batch(
+        self,
+        base_offset: int,
+        max_timestamp: int,
+        *,
+        add_to_index: bool,
+        position: int = 0,
+        size: int = 0,
+    ) -> None:
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = base_offset
+        if add_to_index:
+            if self._bytes_since_index_entry >= self.index_interval_bytes and position > 0:
+                self.index.append(base_offset, position)
+                self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
+                self._bytes_since_index_entry = 0
+            self._bytes_since_index_entry += size
+
+    def append(self, data: bytes | bytearray | memoryview, batches: list[BatchPosition]) -> None:
+        """Write ``data`` (the batches, positions relative to ``data``) at the end.
+
+        One write; on any OSError the file is cut back to its old size and
+        LogStorageError raised, leaving the segment unchanged.
+        """
+        start = self.size_bytes
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(view):
+                written += os.pwrite(self.fd, view[written:], start + written)
+        except OSError as exc:
+            try:
+                os.ftruncate(self.fd, start)
+            except OSError as exc2:
+                raise LogStorageError(
+                    f"append to {self.log_path} failed ({exc}) and so did the rollback ({exc2})"
+                ) from exc
+            raise LogStorageError(f"append to {self.log_path} failed: {exc}") from exc
+        self.size_bytes = start + len(view)
+        for b in batches:
+            self._note_batch(
+                b.base_offset,
+                b.max_timestamp,
+                add_to_index=True,
+                position=start + b.position,
+                size=b.size_bytes,
+            )
+        self.next_offset = batches[-1].last_offset + 1
+        self.is_dirty = True
+
+    # -- reading -------------------------------------------------------------------
+    def read(self, position: int, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` raw bytes from ``position`` (never past ``size_bytes``)."""
+        n = min(max_bytes, self.size_bytes - position)
+        if n <= 0:
+            return b""
+        try:
+            return os.pread(self.fd, n, position)
+        except OSError as exc:
+            raise LogStorageError(f"read from {self.log_path} failed: {exc}") from exc
+
+    def find_batch(self, offset: int) -> tuple[int, RecordBatchView] | None:
+        """(position, header view) of the batch holding ``offset``, or the first batch
+        after it; None if ``offset`` >= ``next_offset``."""
+        if offset >= self.next_offset:
+            return None
+        _, position = self.index.lookup(offset)
+        while position < self.size_bytes:
+            header = os.pread(self.fd, BATCH_HEADER_SIZE, position)
+            view = RecordBatchView(header)
+            if view.last_offset >= offset:
+                return position, view
+            position += view.size_bytes
+        return None
+
+    def batches_from(self, position: int) -> Iterator[tuple[int, RecordBatchView]]:
+        return iter_file_batches(self.fd, position, self.size_bytes)
+
+    def find_offset_by_timestamp(
+        self, timestamp_ms: int, min_offset: int
+    ) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record at or after ``timestamp_ms`` whose
+        offset is >= ``min_offset``; None if this segment has none."""
+        if self.max_timestamp < timestamp_ms:
+            return None
+        start = self.time_index.lookup_below(timestamp_ms)
+        start_offset = max(start if start is not None else self.base_offset, min_offset)
+        found = self.find_batch(start_offset)
+        if found is None:
+            return None
+        for _, view in self.batches_from(found[0]):
+            if view.last_offset < min_offset or view.max_timestamp < timestamp_ms:
+                continue
+            for offset, ts in record_timestamps(view):
+                if offset >= min_offset and ts >= timestamp_ms:
+                    return ts, offset
+        return None
+
+    # -- durability and lifecycle ----------------------------------------------------
+    def flush(self) -> None:
+        """fsync the log and write + fsync pending index entries."""
+        if not self.is_dirty:
+            return
+        try:
+            os.fsync(self.fd)
+            self.index.flush(fsync=True)
+            self.time_index.flush(fsync=True)
+        except OSError as exc:
+            raise LogStorageError(f"flush of {self.log_path} failed: {exc}") from exc
+        self.is_dirty = False
+
+    def on_become_inactive(self) -> None:
+        """Called at roll and close: record the final max timestamp in the time index."""
+        if self.max_timestamp >= 0:
+            self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.is_dirty = True
+
+    def truncate_to(self, offset: int) -> None:
+        """Keep only the batches that end before ``offset``; a batch straddling
+        ``offset`` is removed whole (as Kafka does).  Indexes are rebuilt."""
+        found = self.find_batch(offset)
+        if found is None:
+            return
+        self._truncate_file(found[0])
+        self.recover(1 << 62)
+
+    def _truncate_file(self, size: int) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise LogStorageError(f"truncate of {self.log_path} failed: {exc}") from exc
+        self.size_bytes = size
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+
+    def rename_for_deletion(self) -> list[str]:
+        """Rename the files to ``*.deleted`` (log first: an index alone is an orphan that
+        the loader removes).  Returns the new paths."""
+        renamed = []
+        for path in (self.log_path, self.index.path, self.time_index.path):
+            target = path + DELETED_SUFFIX
+            try:
+                os.replace(path, target)
+                renamed.append(target)
+            except FileNotFoundError:
+                pass
+        return renamed
