@@ -133,11 +133,15 @@ class BrokerProcess:
                     if not ready_event.is_set():
                         m = ready.match(raw.decode(errors="replace"))
                         if m:
-                            found.update({k: v for k, v in m.groupdict().items() if v}, line=raw.decode())
+                            found.update(
+                                {k: v for k, v in m.groupdict().items() if v}, line=raw.decode()
+                            )
                             ready_event.set()
             ready_event.set()  # EOF: the process is gone; let the waiter see it
 
-        self._reader = threading.Thread(target=pump, name=f"broker-log-{self.proc.pid}", daemon=True)
+        self._reader = threading.Thread(
+            target=pump, name=f"broker-log-{self.proc.pid}", daemon=True
+        )
         self._reader.start()
         ready_event.wait(START_TIMEOUT_S)
         if not found:
@@ -147,7 +151,9 @@ class BrokerProcess:
                 if self.proc.returncode is not None
                 else f"did not print its readiness line within {START_TIMEOUT_S:.0f} s"
             )
-            raise RuntimeError(f"{self.kind} {why}: {' '.join(cmd)}\n--- log tail ---\n{self.log_tail()}")
+            raise RuntimeError(
+                f"{self.kind} {why}: {' '.join(cmd)}\n--- log tail ---\n{self.log_tail()}"
+            )
         if self.kind == "kbroker":
             self.port = int(found["port"])
 
@@ -316,4 +322,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"compat target: {TARGET}"
-

@@ -102,6 +102,7 @@ def check_roundtrip(
     check_headers: bool = True,
 ) -> dict[int, list[Got]]:
     """Assert everything in the module docstring; return the records by partition."""
+
     def ident(key: bytes | None, value: bytes | None, headers: Headers) -> tuple[object, ...]:
         return (key, value, headers if check_headers else ())
 
@@ -120,9 +121,15 @@ def check_roundtrip(
         by_partition[g.partition].append(g)
     for p, recs in by_partition.items():
         offsets = [r.offset for r in recs]
-        assert offsets == sorted(set(offsets)), f"partition {p}: offsets not strictly increasing: {offsets}"
-        assert offsets == list(range(len(offsets))), f"partition {p}: offsets not contiguous from 0: {offsets}"
-    assert len(by_partition) > 1, "all keys landed in one partition; the topic is not really partitioned"
+        assert offsets == sorted(set(offsets)), (
+            f"partition {p}: offsets not strictly increasing: {offsets}"
+        )
+        assert offsets == list(range(len(offsets))), (
+            f"partition {p}: offsets not contiguous from 0: {offsets}"
+        )
+    assert len(by_partition) > 1, (
+        "all keys landed in one partition; the topic is not really partitioned"
+    )
 
     by_value = {s.value: s for s in sent}
     key_partition: dict[bytes | None, int] = {}
@@ -139,7 +146,9 @@ def check_roundtrip(
     for g in got:
         s = by_value[g.value]
         if g.timestamp_type is not None:
-            assert g.timestamp_type == 0, f"offset {g.partition}/{g.offset}: not CreateTime ({g.timestamp_type})"
+            assert g.timestamp_type == 0, (
+                f"offset {g.partition}/{g.offset}: not CreateTime ({g.timestamp_type})"
+            )
         if s.timestamp is not None:
             assert g.timestamp == s.timestamp, (
                 f"seq {s.seq}: timestamp {g.timestamp}, produced with {s.timestamp}"
@@ -178,7 +187,9 @@ def time_queries(by_partition: dict[int, list[Got]]) -> list[TimeQuery]:
     return out
 
 
-def check_time_answers(queries: Iterable[TimeQuery], answer: Callable[[TimeQuery], int | None]) -> None:
+def check_time_answers(
+    queries: Iterable[TimeQuery], answer: Callable[[TimeQuery], int | None]
+) -> None:
     """``answer`` maps a query to the client's offset; None or -1 both mean 'no such record'."""
     wrong = []
     for q in queries:

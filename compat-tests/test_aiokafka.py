@@ -26,7 +26,9 @@ REQUEST_TIMEOUT_MS = 10_000
 CONSUME_TIMEOUT_S = 20.0
 
 
-async def produce(bootstrap: str, topic: str, sent: list[Sent], codec: str) -> dict[bytes, tuple[int, int]]:
+async def produce(
+    bootstrap: str, topic: str, sent: list[Sent], codec: str
+) -> dict[bytes, tuple[int, int]]:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -48,7 +50,9 @@ async def produce(bootstrap: str, topic: str, sent: list[Sent], codec: str) -> d
         await producer.stop()
 
 
-async def consume_all(consumer: AIOKafkaConsumer, tps: list[TopicPartition], want: int) -> list[Got]:
+async def consume_all(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], want: int
+) -> list[Got]:
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     got: list[Got] = []
@@ -57,7 +61,15 @@ async def consume_all(consumer: AIOKafkaConsumer, tps: list[TopicPartition], wan
     while len(got) < want and loop.time() < deadline:
         batches = await consumer.getmany(timeout_ms=500)
         got.extend(
-            Got(r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp, r.timestamp_type)
+            Got(
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                tuple(r.headers),
+                r.timestamp,
+                r.timestamp_type,
+            )
             for recs in batches.values()
             for r in recs
         )
@@ -76,7 +88,9 @@ async def scenario(bootstrap: str, codec: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
+        )
         assert topic in await admin.list_topics()
         described = await admin.describe_topics([topic])
         assert len(described[0]["partitions"]) == PARTITIONS, described
@@ -105,7 +119,9 @@ async def scenario(bootstrap: str, codec: str) -> None:
                 tp = tps[q.partition]
                 found[q] = (await consumer.offsets_for_times({tp: q.timestamp}))[tp]
             check_time_answers(queries, lambda q: None if found[q] is None else found[q].offset)
-            stamps = {(r.partition, r.offset): r.timestamp for recs in by_partition.values() for r in recs}
+            stamps = {
+                (r.partition, r.offset): r.timestamp for recs in by_partition.values() for r in recs
+            }
             for q, ot in found.items():
                 if ot is not None:
                     assert ot.timestamp == stamps[q.partition, ot.offset], f"{q}: answered {ot}"

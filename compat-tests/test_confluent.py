@@ -40,10 +40,16 @@ TIMEOUT_S = 10.0
 
 
 def common(bootstrap: str) -> dict[str, object]:
-    return {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10_000, "broker.address.family": "v4"}
+    return {
+        "bootstrap.servers": bootstrap,
+        "socket.timeout.ms": 10_000,
+        "broker.address.family": "v4",
+    }
 
 
-def produce(bootstrap: str, topic: str, sent: list[Sent], codec: str) -> dict[bytes, tuple[int, int]]:
+def produce(
+    bootstrap: str, topic: str, sent: list[Sent], codec: str
+) -> dict[bytes, tuple[int, int]]:
     producer = Producer(
         {
             **common(bootstrap),
@@ -64,7 +70,12 @@ def produce(bootstrap: str, topic: str, sent: list[Sent], codec: str) -> dict[by
 
     for s in sent:
         producer.produce(
-            topic, key=s.key, value=s.value, headers=list(s.headers), timestamp=s.timestamp, on_delivery=on_delivery
+            topic,
+            key=s.key,
+            value=s.value,
+            headers=list(s.headers),
+            timestamp=s.timestamp,
+            on_delivery=on_delivery,
         )
     remaining = producer.flush(25)
     assert remaining == 0, f"{remaining} messages not delivered within 25 s"
@@ -91,7 +102,15 @@ def consume_all(bootstrap: str, topic: str, want: int) -> list[Got]:
                 assert m.error() is None, f"consume error: {m.error()}"
                 ts_type, ts = m.timestamp()
                 out.append(
-                    Got(m.partition(), m.offset(), m.key(), m.value(), tuple(m.headers() or ()), ts, ts_type - 1)
+                    Got(
+                        m.partition(),
+                        m.offset(),
+                        m.key(),
+                        m.value(),
+                        tuple(m.headers() or ()),
+                        ts,
+                        ts_type - 1,
+                    )
                 )
             return out
 
@@ -134,10 +153,14 @@ def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
         answers[q] = info.offset
     check_time_answers(queries, answers.__getitem__)
     # ... and through the consumer's offsets_for_times, plus the high watermarks.
-    consumer = Consumer({**common(broker.bootstrap), "group.id": f"compat-unused-{uuid.uuid4().hex[:8]}"})
+    consumer = Consumer(
+        {**common(broker.bootstrap), "group.id": f"compat-unused-{uuid.uuid4().hex[:8]}"}
+    )
     try:
         for q in queries:
-            [tp] = consumer.offsets_for_times([TopicPartition(topic, q.partition, q.timestamp)], timeout=TIMEOUT_S)
+            [tp] = consumer.offsets_for_times(
+                [TopicPartition(topic, q.partition, q.timestamp)], timeout=TIMEOUT_S
+            )
             assert tp.error is None, tp.error
             answers[q] = tp.offset
         check_time_answers(queries, answers.__getitem__)
@@ -151,6 +174,8 @@ def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
 
     def gone() -> bool:
         t = admin.list_topics(timeout=TIMEOUT_S).topics.get(topic)
-        return t is None or t.error is not None and t.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        return (
+            t is None or t.error is not None and t.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        )
 
     wait_until(gone, TIMEOUT_S, f"{topic} gone from metadata")

@@ -78,7 +78,11 @@ def produce(bootstrap: str, topic: str, sent, **config) -> dict[bytes, tuple[int
             (
                 s.value,
                 producer.send(
-                    topic, key=s.key, value=s.value, headers=list(s.headers), timestamp_ms=s.timestamp
+                    topic,
+                    key=s.key,
+                    value=s.value,
+                    headers=list(s.headers),
+                    timestamp_ms=s.timestamp,
                 ),
             )
             for s in sent
@@ -98,7 +102,9 @@ def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
     topic = unique_topic(f"kp-{codec}")
     admin = admin_for(broker.bootstrap)
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)], timeout_ms=10_000)
+        admin.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)], timeout_ms=10_000
+        )
         wait_until(lambda: topic in admin.list_topics(), 10, f"{topic} in the topic list")
         described = admin.describe_topics([topic])
         assert len(described[0]["partitions"]) == PARTITIONS, described
@@ -126,7 +132,9 @@ def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
             }
             check_time_answers(queries, lambda q: None if found[q] is None else found[q].offset)
             # The answer also carries the found record's own timestamp.
-            stamps = {(r.partition, r.offset): r.timestamp for recs in by_partition.values() for r in recs}
+            stamps = {
+                (r.partition, r.offset): r.timestamp for recs in by_partition.values() for r in recs
+            }
             for q, ot in found.items():
                 if ot is not None:
                     assert ot.timestamp == stamps[q.partition, ot.offset], f"{q}: answered {ot}"
@@ -138,6 +146,8 @@ def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
             consumer.close()
 
         admin.delete_topics([topic], timeout_ms=10_000)
-        wait_until(lambda: topic not in admin.list_topics(), 10, f"{topic} gone from the topic list")
+        wait_until(
+            lambda: topic not in admin.list_topics(), 10, f"{topic} gone from the topic list"
+        )
     finally:
         admin.close()

@@ -52,7 +52,9 @@ def kafkajs() -> Path:
                 cmd[1] = "install"
             proc = subprocess.run(cmd, cwd=JS_DIR, capture_output=True, text=True, timeout=180)
             if proc.returncode != 0:
-                pytest.skip(f"`{' '.join(cmd)}` failed (is the npm registry reachable?):\n{proc.stderr[-2000:]}")
+                pytest.skip(
+                    f"`{' '.join(cmd)}` failed (is the npm registry reachable?):\n{proc.stderr[-2000:]}"
+                )
     version = json.loads(installed.read_text())["version"]
     assert version == KAFKAJS_VERSION, f"node_modules has kafkajs {version}, want {KAFKAJS_VERSION}"
     return JS_DIR
@@ -108,12 +110,20 @@ def test_admin_produce_consume_list_offsets_delete(kafkajs, broker, codec: str) 
     assert topic in run_js("list", base)["topics"]
 
     sent = make_messages(f"js-{codec}")
-    produced = run_js("produce", {**base, "topic": topic, "codec": codec, "messages": [to_js(s) for s in sent]})
+    produced = run_js(
+        "produce", {**base, "topic": topic, "codec": codec, "messages": [to_js(s) for s in sent]}
+    )
     assert all(r["errorCode"] == 0 for r in produced["results"]), produced
 
     consumed = run_js(
         "consume",
-        {**base, "topic": topic, "group": f"compat-js-{uuid.uuid4().hex[:8]}", "want": len(sent), "timeoutMs": 30_000},
+        {
+            **base,
+            "topic": topic,
+            "group": f"compat-js-{uuid.uuid4().hex[:8]}",
+            "want": len(sent),
+            "timeoutMs": 30_000,
+        },
     )
     by_partition = check_roundtrip(sent, [from_js(r) for r in consumed["records"]])
 
@@ -131,7 +141,9 @@ def test_admin_produce_consume_list_offsets_delete(kafkajs, broker, codec: str) 
     queries = time_queries(by_partition)
     stamps = sorted({q.timestamp for q in queries})
     answers = run_js("offsets-by-time", {**base, "topic": topic, "timestamps": stamps})["answers"]
-    table = {(a["timestamp"], p["partition"]): p["offset"] for a in answers for p in a["partitions"]}
+    table = {
+        (a["timestamp"], p["partition"]): p["offset"] for a in answers for p in a["partitions"]
+    }
     high = {p: len(recs) for p, recs in by_partition.items()}
 
     def answer(q):
@@ -142,4 +154,6 @@ def test_admin_produce_consume_list_offsets_delete(kafkajs, broker, codec: str) 
     check_time_answers(queries, answer)
 
     run_js("delete", {**base, "topic": topic})
-    wait_until(lambda: topic not in run_js("list", base)["topics"], 10, f"{topic} gone from the topic list")
+    wait_until(
+        lambda: topic not in run_js("list", base)["topics"], 10, f"{topic} gone from the topic list"
+    )
