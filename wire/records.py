@@ -176,12 +176,14 @@ class RecordBatchView:
     __slots__ = ("_buf", "_pos", "_h")
 
     def __init__(self, buf: Buffer, position: int = 0) -> None:
-        _check_magic(buf, position)
-        if len(buf) - position < BATCH_HEADER_SIZE:
+        if position < 0 or len(buf) - position < BATCH_HEADER_SIZE:
+            _check_magic(buf, position)  # a legacy message set may be shorter than 61 bytes
             raise CorruptRecordBatch(
                 f"{len(buf) - position} bytes cannot hold a {BATCH_HEADER_SIZE}-byte batch header"
             )
         h = _HEADER.unpack_from(buf, position)
+        if h[3] != CURRENT_MAGIC:
+            _check_magic(buf, position)
         if h[1] < MIN_BATCH_LENGTH:
             raise CorruptRecordBatch(f"batch_length {h[1]} is below the minimum {MIN_BATCH_LENGTH}")
         self._buf = buf
@@ -327,16 +329,15 @@ class RecordBatchView:
         end = self._pos + self._h[1] + LOG_OVERHEAD
         if len(self._buf) < end:
             raise CorruptRecordBatch("cannot check the CRC of a truncated batch")
-        with memoryview(self._buf) as mv:
-            return crc32c.crc32c(mv[start:end])
+        return crc32c.crc32c(memoryview(self._buf)[start:end])
 
     def is_valid(self) -> bool:
         """Whether the batch is complete and its stored CRC matches its bytes."""
         end = self._pos + self._h[1] + LOG_OVERHEAD
         if len(self._buf) < end:
             return False
-        with memoryview(self._buf) as mv:
-            return crc32c.crc32c(mv[self._pos + _ATTRIBUTES_OFFSET : end]) == self._h[4]
+        crc: int = crc32c.crc32c(memoryview(self._buf)[self._pos + _ATTRIBUTES_OFFSET : end])
+        return crc == self._h[4]
 
     def ensure_valid(self) -> None:
         """Raise :class:`CorruptRecordBatch` unless :meth:`is_valid`."""
