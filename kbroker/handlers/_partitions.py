@@ -1,0 +1,30 @@
+"""Helpers the partition-oriented handlers share: finding a partition's log, epoch fencing."""
+
+from __future__ import annotations
+
+from kbroker.errors import KafkaError
+from kbroker.metadata import TopicMetadata
+from kbroker.registry import RequestContext
+from log import PartitionLog
+from wire.errors import ErrorCode
+
+
+def find_partition(ctx: RequestContext, topic: TopicMetadata | None, partition: int) -> PartitionLog:
+    """The log of ``topic``/``partition`` or KafkaError(UNKNOWN_TOPIC_OR_PARTITION)."""
+    if topic is None or not 0 <= partition < topic.num_partitions:
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    log = ctx.broker.topics.log(topic.name, partition)
+    if log is None:
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    return log
+
+
+def check_leader_epoch(topic: TopicMetadata, partition: int, current_leader_epoch: int) -> None:
+    """KIP-320 fencing: a client's epoch newer than ours is UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH."""
+    if current_leader_epoch < 0:
+        return
+    ours = topic.leader_epochs[partition]
+    if current_leader_epoch > ours:
+        raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
+    if current_leader_epoch < ours:
+        raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)

@@ -1,0 +1,100 @@
+"""AlterConfigs (key 33) and IncrementalAlterConfigs (key 44).
+
+Version notes:
+- AlterConfigs v0-v2 (librdkafka 2.0.2's admin sends v0; Kafka 4 advertises 0-2): the
+  topic's overrides are replaced by exactly the given set.
+- IncrementalAlterConfigs v0-v1: operations SET (0), DELETE (1); APPEND (2) and
+  SUBTRACT (3) apply to list configs (cleanup.policy) only, else INVALID_CONFIG.
+- validate_only checks everything and changes nothing.
+- Topics only: broker configs are static in kbroker (INVALID_REQUEST for BROKER resources).
+"""
+
+from __future__ import annotations
+
+from kbroker.config import TOPIC_CONFIGS, ConfigType
+from kbroker.errors import KafkaError
+from kbroker.registry import RequestContext, handler
+from kbroker.topics import validate_topic_configs
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.alter_configs_request import AlterConfigsRequest
+from wire.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
+from wire.messages.incremental_alter_configs_request import IncrementalAlterConfigsRequest
+from wire.messages.incremental_alter_configs_response import (
+    AlterConfigsResourceResponse as IncrementalResourceResponse,
+)
+from wire.messages.incremental_alter_configs_response import IncrementalAlterConfigsResponse
+
+RESOURCE_TOPIC = 2
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+
+
+def _topic_or_raise(ctx: RequestContext, resource_type: int, name: str) -> dict[str, str]:
+    if resource_type != RESOURCE_TOPIC:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "kbroker's broker configs are static; only topic configs can be altered")
+    topic = ctx.broker.metadata.get(name)
+    if topic is None:
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
+    return dict(topic.configs)
+
+
+def _apply(ctx: RequestContext, name: str, configs: dict[str, str], validate_only: bool) -> None:
+    validate_topic_configs(dict(configs))
+    if not validate_only:
+        ctx.broker.topics.set_topic_configs(name, configs)
+
+
+@handler(ApiKey.ALTER_CONFIGS, 0, 2)
+async def handle_alter_configs(ctx: RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse:
+    out = []
+    for resource in req.resources:
+        result = AlterConfigsResourceResponse(
+            error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type, resource_name=resource.resource_name
+        )
+        try:
+            _topic_or_raise(ctx, resource.resource_type, resource.resource_name)
+            new = {c.name: c.value for c in resource.configs if c.value is not None}
+            _apply(ctx, resource.resource_name, new, req.validate_only)
+        except KafkaError as exc:
+            result.error_code, result.error_message = exc.code, exc.message
+        out.append(result)
+    return AlterConfigsResponse(responses=out)
+
+
+@handler(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0, 1)
+async def handle_incremental_alter_configs(
+    ctx: RequestContext, req: IncrementalAlterConfigsRequest
+) -> IncrementalAlterConfigsResponse:
+    out = []
+    for resource in req.resources:
+        result = IncrementalResourceResponse(
+            error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type, resource_name=resource.resource_name
+        )
+        try:
+            configs = _topic_or_raise(ctx, resource.resource_type, resource.resource_name)
+            effective = ctx.broker.topics.effective_configs(ctx.broker.metadata.get(resource.resource_name))  # type: ignore[arg-type]
+            for c in resource.configs:
+                if c.config_operation == OP_SET:
+                    if c.value is None:
+                        raise KafkaError(ErrorCode.INVALID_CONFIG, f"Null value not supported for {c.name}")
+                    configs[c.name] = c.value
+                elif c.config_operation == OP_DELETE:
+                    configs.pop(c.name, None)
+                elif c.config_operation in (OP_APPEND, OP_SUBTRACT):
+                    known = TOPIC_CONFIGS.get(c.name)
+                    if known is None or known[1] is not ConfigType.LIST:
+                        raise KafkaError(ErrorCode.INVALID_CONFIG, f"Config {c.name} is not a list")
+                    items = [i for i in configs.get(c.name, effective.get(c.name, "")).split(",") if i]
+                    for v in (c.value or "").split(","):
+                        if c.config_operation == OP_APPEND and v and v not in items:
+                            items.append(v)
+                        elif c.config_operation == OP_SUBTRACT and v in items:
+                            items.remove(v)
+                    configs[c.name] = ",".join(items)
+                else:
+                    raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown config operation {c.config_operation}")
+            _apply(ctx, resource.resource_name, configs, req.validate_only)
+        except KafkaError as exc:
+            result.error_code, result.error_message = exc.code, exc.message
+        out.append(result)
+    return IncrementalAlterConfigsResponse(responses=out)

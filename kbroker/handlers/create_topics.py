@@ -1,0 +1,93 @@
+"""CreateTopics (key 19).
+
+Version notes:
+- v2-v7 served (aiokafka sends v3, librdkafka v4, kafka-python v7, kafkajs v3).
+- v1+ validate_only: every check runs, nothing is created.
+- v5+ the result carries the partitions, replication factor and configs the topic got
+  (all sources: topic overrides and broker defaults).
+- v7+ the result carries the new topic id.
+- Replication factor 1 or -1 (the default, 1); more is INVALID_REPLICATION_FACTOR, as a
+  one-broker Kafka cluster answers.  Manual assignments must name this node only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from kbroker.config import TOPIC_CONFIGS, ConfigSource
+from kbroker.errors import KafkaError
+from kbroker.metadata import INTERNAL_TOPICS
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from wire.messages.create_topics_response import (
+    CreatableTopicConfigs,
+    CreatableTopicResult,
+    CreateTopicsResponse,
+)
+
+
+def _check_assignments(ctx: RequestContext, topic: CreatableTopic) -> int | None:
+    """Partition count implied by manual assignments, or None when there are none."""
+    if not topic.assignments:
+        return None
+    if topic.num_partitions != -1 or topic.replication_factor != -1:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "Both numPartitions or replicationFactor and replicasAssignments were set.")
+    indexes = sorted(a.partition_index for a in topic.assignments)
+    if indexes != list(range(len(indexes))):
+        raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Partitions must be numbered from 0 without gaps.")
+    node_id = ctx.broker.config.node_id
+    for a in topic.assignments:
+        if a.broker_ids != [node_id]:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Only broker {node_id} exists; got {a.broker_ids}.")
+    return len(indexes)
+
+
+def _create_one(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult:
+    broker = ctx.broker
+    if topic.name in INTERNAL_TOPICS:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"Creation of internal topic {topic.name} is prohibited.")
+    configs = {c.name: c.value for c in topic.configs}
+    assigned = _check_assignments(ctx, topic)
+    num_partitions = broker.topics.check_new_topic(
+        topic.name, assigned if assigned is not None else topic.num_partitions, topic.replication_factor, configs
+    )
+    overrides = {k: v for k, v in configs.items() if v is not None}
+    result = CreatableTopicResult(
+        name=topic.name, error_code=ErrorCode.NONE, error_message=None, num_partitions=num_partitions, replication_factor=1
+    )
+    if not validate_only:
+        created = broker.topics.create_topic(topic.name, num_partitions, overrides, ctx.now_ms)
+        result.topic_id = created.topic_id
+    effective = broker.config.topic_defaults()
+    effective.update(overrides)
+    result.configs = [
+        CreatableTopicConfigs(
+            name=name,
+            value=value,
+            read_only=False,
+            config_source=(
+                ConfigSource.TOPIC_CONFIG if name in overrides else broker.config.source_of(TOPIC_CONFIGS[name][0] or name)
+            ),
+            is_sensitive=False,
+        )
+        for name, value in sorted(effective.items())
+    ]
+    return result
+
+
+@handler(ApiKey.CREATE_TOPICS, 2, 7)
+async def handle_create_topics(ctx: RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse:
+    results = []
+    counts = Counter(t.name for t in req.topics)
+    duplicates = {name for name, n in counts.items() if n > 1}
+    for topic in req.topics:
+        if topic.name in duplicates:
+            results.append(CreatableTopicResult(name=topic.name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name.", configs=None))
+            continue
+        try:
+            results.append(_create_one(ctx, topic, req.validate_only))
+        except KafkaError as exc:
+            results.append(CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=exc.message, configs=None))
+    return CreateTopicsResponse(topics=results)

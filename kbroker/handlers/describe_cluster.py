@@ -1,0 +1,40 @@
+"""DescribeCluster (key 60).
+
+Version notes:
+- v0-v2 served (kafka-python's admin describe_cluster; the other clients use Metadata).
+- v1 adds endpoint_type: 1 (brokers) is answered; 2 (controllers) gets
+  UNSUPPORTED_ENDPOINT_TYPE, as a broker listener does in Kafka.
+- v2 adds is_fenced: never fenced, a single node.
+"""
+
+from __future__ import annotations
+
+from kbroker.authz import CLUSTER_OPERATIONS, OPERATIONS_OMITTED
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.describe_cluster_request import DescribeClusterRequest
+from wire.messages.describe_cluster_response import DescribeClusterBroker, DescribeClusterResponse
+
+
+@handler(ApiKey.DESCRIBE_CLUSTER, 0, 2)
+async def handle_describe_cluster(ctx: RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse:
+    broker = ctx.broker
+    if ctx.api_version >= 1 and req.endpoint_type != 1:
+        return DescribeClusterResponse(
+            error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+            error_message="kbroker has no separate controller endpoints",
+            endpoint_type=req.endpoint_type,
+            cluster_id=broker.metadata.cluster_id,
+        )
+    host, port = broker.config.advertised
+    return DescribeClusterResponse(
+        error_code=ErrorCode.NONE,
+        endpoint_type=1,
+        cluster_id=broker.metadata.cluster_id,
+        controller_id=broker.config.node_id,
+        brokers=[DescribeClusterBroker(broker_id=broker.config.node_id, host=host, port=port)],
+        cluster_authorized_operations=(
+            CLUSTER_OPERATIONS if req.include_cluster_authorized_operations else OPERATIONS_OMITTED
+        ),
+    )

@@ -1,0 +1,122 @@
+"""DescribeConfigs (key 32).
+
+Version notes:
+- v1-v4 served (librdkafka v1, aiokafka v2, kafkajs v2, kafka-python v4).
+- v0's is_default is not sent (v0 is below Kafka 4's minimum); v1+ config_source says where
+  a value comes from: TOPIC_CONFIG (topic override), STATIC_BROKER_CONFIG (set in the broker's
+  properties, flags or environment) or DEFAULT_CONFIG.
+- v1+ include_synonyms: the chain topic override -> broker property -> default, as Kafka lists it.
+- v3+ config_type; documentation is not carried (null).
+- Resource types: TOPIC (2) and BROKER (4, name = this node's id, or "" for cluster defaults,
+  which are empty: kbroker has no dynamic configs).  Others: INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
+from wire.messages.describe_configs_response import (
+    DescribeConfigsResourceResult,
+    DescribeConfigsResponse,
+    DescribeConfigsResult,
+    DescribeConfigsSynonym,
+)
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+
+
+def _entry(
+    name: str,
+    value: str | None,
+    source: ConfigSource,
+    type_: ConfigType,
+    synonyms: list[DescribeConfigsSynonym],
+    read_only: bool,
+) -> DescribeConfigsResourceResult:
+    return DescribeConfigsResourceResult(
+        name=name,
+        value=value,
+        read_only=read_only,
+        config_source=source,
+        is_sensitive=False,
+        synonyms=synonyms,
+        config_type=type_,
+        documentation=None,
+    )
+
+
+def _topic_configs(ctx: RequestContext, resource: DescribeConfigsResource, with_synonyms: bool) -> DescribeConfigsResult:
+    broker = ctx.broker
+    topic = broker.metadata.get(resource.resource_name)
+    if topic is None:
+        return DescribeConfigsResult(
+            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+            error_message=f"Topic {resource.resource_name} does not exist",
+            resource_type=RESOURCE_TOPIC,
+            resource_name=resource.resource_name,
+        )
+    keys = resource.configuration_keys
+    entries = []
+    for name, (synonym, type_) in sorted(TOPIC_CONFIGS.items()):
+        if keys is not None and name not in keys:
+            continue
+        chain: list[DescribeConfigsSynonym] = []
+        if name in topic.configs:
+            chain.append(DescribeConfigsSynonym(name=name, value=topic.configs[name], source=ConfigSource.TOPIC_CONFIG))
+        if synonym is not None:
+            if broker.config.source_of(synonym) is ConfigSource.STATIC_BROKER_CONFIG:
+                chain.append(DescribeConfigsSynonym(name=synonym, value=broker.config.get(synonym), source=ConfigSource.STATIC_BROKER_CONFIG))
+            default = BROKER_CONFIGS[synonym].default if synonym in BROKER_CONFIGS else None
+            chain.append(DescribeConfigsSynonym(name=synonym, value=default, source=ConfigSource.DEFAULT_CONFIG))
+        first = chain[0] if chain else DescribeConfigsSynonym(name=name, value=None, source=ConfigSource.DEFAULT_CONFIG)
+        entries.append(_entry(name, first.value, ConfigSource(first.source), type_, chain if with_synonyms else [], False))
+    return DescribeConfigsResult(
+        error_code=ErrorCode.NONE, error_message=None, resource_type=RESOURCE_TOPIC, resource_name=topic.name, configs=entries
+    )
+
+
+def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with_synonyms: bool) -> DescribeConfigsResult:
+    config = ctx.broker.config
+    name = resource.resource_name
+    result = DescribeConfigsResult(error_code=ErrorCode.NONE, error_message=None, resource_type=RESOURCE_BROKER, resource_name=name)
+    if name == "":
+        return result  # cluster-wide dynamic defaults: none
+    if name != str(config.node_id):
+        result.error_code = ErrorCode.INVALID_REQUEST
+        result.error_message = f"Unexpected broker id, expected {config.node_id} or empty string, but received {name}"
+        return result
+    keys = resource.configuration_keys
+    for key, definition in sorted(BROKER_CONFIGS.items()):
+        if keys is not None and key not in keys:
+            continue
+        value = str(config.data_dir) if key == "log.dirs" else config.get(key)
+        source = config.source_of(key)
+        chain = [DescribeConfigsSynonym(name=key, value=value, source=source)]
+        if source is ConfigSource.STATIC_BROKER_CONFIG and definition.default is not None:
+            chain.append(DescribeConfigsSynonym(name=key, value=definition.default, source=ConfigSource.DEFAULT_CONFIG))
+        result.configs.append(_entry(key, value, source, definition.type, chain if with_synonyms else [], definition.read_only))
+    return result
+
+
+@handler(ApiKey.DESCRIBE_CONFIGS, 1, 4)
+async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse:
+    results = []
+    for resource in req.resources:
+        if resource.resource_type == RESOURCE_TOPIC:
+            results.append(_topic_configs(ctx, resource, req.include_synonyms))
+        elif resource.resource_type == RESOURCE_BROKER:
+            results.append(_broker_configs(ctx, resource, req.include_synonyms))
+        else:
+            results.append(
+                DescribeConfigsResult(
+                    error_code=ErrorCode.INVALID_REQUEST,
+                    error_message=f"Unsupported resource type {resource.resource_type}",
+                    resource_type=resource.resource_type,
+                    resource_name=resource.resource_name,
+                )
+            )
+    return DescribeConfigsResponse(results=results)

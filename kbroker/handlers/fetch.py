@@ -1,0 +1,118 @@
+"""Fetch (key 1).
+
+Version notes:
+- v4-v17 served (kcat/aiokafka/kafkajs v11, kafka-python v12, librdkafka 2.16 v16 when
+  Metadata gave it a topic id, else v12).
+- v13+ name topics by topic id; an unknown id is UNKNOWN_TOPIC_ID.
+- isolation_level 1 (read_committed) reads up to the last stable offset and gets the
+  aborted transactions of the range (empty while no transaction aborted); 0 reads to the
+  high watermark.
+- v7+ fetch sessions (KIP-227): kbroker is sessionless.  A full request (session_id 0) is
+  answered with session_id 0, which tells the client no session was made (kafka-python asks
+  for one; the others never do); a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
+- v9+ current_leader_epoch is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+- Long poll: when fewer than min_bytes are ready the request parks until a produce to one
+  of its partitions wakes it, or max_wait_ms passes.  No polling loop.
+- Batches are returned as stored, whole (a fetch from inside a batch gets that batch); the
+  first partition with data gets at least one batch even past max_bytes (KIP-74).
+"""
+
+from __future__ import annotations
+
+import time
+
+from kbroker.errors import KafkaError, log_error_code
+from kbroker.handlers._partitions import check_leader_epoch, find_partition
+from kbroker.metadata import TopicMetadata
+from kbroker.registry import RequestContext, handler
+from log.errors import LogError, OffsetOutOfRangeError
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.fetch_request import FetchPartition, FetchRequest
+from wire.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData
+
+READ_COMMITTED = 1
+
+
+def _read_partition(
+    ctx: RequestContext, topic: TopicMetadata | None, p: FetchPartition, read_committed: bool, budget: list[int]
+) -> PartitionData:
+    out = PartitionData(partition_index=p.partition, error_code=ErrorCode.NONE, high_watermark=-1, records=b"")
+    try:
+        log = find_partition(ctx, topic, p.partition)
+        assert topic is not None
+        check_leader_epoch(topic, p.partition, p.current_leader_epoch)
+    except KafkaError as exc:
+        out.error_code = exc.code
+        return out
+    out.high_watermark = log.high_watermark
+    out.last_stable_offset = log.last_stable_offset
+    out.log_start_offset = log.log_start_offset
+    # No transaction can be aborted yet (kbroker has no transaction coordinator), so a
+    # read_committed fetch gets an empty list, which clients accept.
+    out.aborted_transactions = [] if read_committed else None
+    max_offset = log.last_stable_offset if read_committed else log.high_watermark
+    try:
+        fetched = log.read(
+            p.fetch_offset,
+            min(p.partition_max_bytes, budget[0]),
+            max_offset=max_offset,
+            min_one_batch=budget[1] == 0,
+        )
+    except OffsetOutOfRangeError:
+        out.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
+        return out
+    except LogError as exc:
+        out.error_code = log_error_code(exc)
+        return out
+    out.records = fetched.records
+    budget[0] -= fetched.size_bytes
+    budget[1] += fetched.size_bytes
+    return out
+
+
+def _read_all(ctx: RequestContext, req: FetchRequest) -> tuple[FetchResponse, int, bool]:
+    """One pass over every requested partition: (response, bytes, whether any partition erred)."""
+    metadata = ctx.broker.metadata
+    read_committed = req.isolation_level == READ_COMMITTED
+    budget = [max(req.max_bytes, 0), 0]  # [bytes left, bytes so far]
+    responses = []
+    errored = False
+    for t in req.topics:
+        topic = metadata.by_id(t.topic_id) if ctx.api_version >= 13 else metadata.get(t.topic)
+        parts = []
+        for p in t.partitions:
+            if topic is None and ctx.api_version >= 13:
+                parts.append(PartitionData(partition_index=p.partition, error_code=ErrorCode.UNKNOWN_TOPIC_ID, high_watermark=-1, records=b""))
+            else:
+                parts.append(_read_partition(ctx, topic, p, read_committed, budget))
+            errored = errored or parts[-1].error_code != ErrorCode.NONE
+        responses.append(FetchableTopicResponse(topic=t.topic, topic_id=t.topic_id, partitions=parts))
+    return FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=responses), budget[1], errored
+
+
+def _partition_keys(ctx: RequestContext, req: FetchRequest) -> list[tuple[str, int]]:
+    keys = []
+    for t in req.topics:
+        if ctx.api_version >= 13:
+            topic = ctx.broker.metadata.by_id(t.topic_id)
+            name = topic.name if topic is not None else str(t.topic_id)
+        else:
+            name = t.topic
+        keys.extend((name, p.partition) for p in t.partitions)
+    return keys
+
+
+@handler(ApiKey.FETCH, 4, 17)
+async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
+    if ctx.api_version >= 7 and req.session_id != 0:
+        return FetchResponse(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0)
+    deadline = time.monotonic() + max(req.max_wait_ms, 0) / 1000
+    broker = ctx.broker
+    while True:
+        response, size, errored = _read_all(ctx, req)
+        remaining = deadline - time.monotonic()
+        if size >= req.min_bytes or errored or remaining <= 0 or broker.closing:
+            return response
+        await broker.waiters.wait(_partition_keys(ctx, req), remaining)
+

@@ -1,0 +1,76 @@
+"""ListOffsets (key 2).
+
+Version notes:
+- v1-v10 served (kcat v2, aiokafka/kafkajs v3, librdkafka 2.16 v7, kafka-python v10 here;
+  Kafka 4.0 advertises 1-10, and kafka-python reads ListOffsets 10 as "Kafka 4.0").
+- Special timestamps: -2 earliest (log start offset), -1 latest (high watermark, or the last
+  stable offset for read_committed, v2+), -3 max timestamp (v7+: the offset of the record
+  with the largest timestamp), -4 earliest local (v8+: same as earliest, no tiered storage),
+  -5 earliest pending upload (v9+: none, so offset -1).
+- Any other timestamp: the first offset whose timestamp is >= it (time index), or -1/-1.
+- v4+ leader_epoch of the answer and current_leader_epoch fencing.
+"""
+
+from __future__ import annotations
+
+from kbroker.errors import KafkaError
+from kbroker.handlers._partitions import check_leader_epoch, find_partition
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.list_offsets_request import ListOffsetsPartition, ListOffsetsRequest
+from wire.messages.list_offsets_response import (
+    ListOffsetsPartitionResponse,
+    ListOffsetsResponse,
+    ListOffsetsTopicResponse,
+)
+
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5
+READ_COMMITTED = 1
+
+
+def _lookup(ctx: RequestContext, name: str, p: ListOffsetsPartition, read_committed: bool) -> ListOffsetsPartitionResponse:
+    out = ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=ErrorCode.NONE, timestamp=-1, offset=-1)
+    topic = ctx.broker.metadata.get(name)
+    try:
+        log = find_partition(ctx, topic, p.partition_index)
+        assert topic is not None
+        check_leader_epoch(topic, p.partition_index, p.current_leader_epoch)
+    except KafkaError as exc:
+        out.error_code = exc.code
+        return out
+    epoch = topic.leader_epochs[p.partition_index]
+    ts = p.timestamp
+    if ts in (EARLIEST, EARLIEST_LOCAL):
+        out.offset = log.log_start_offset
+    elif ts == LATEST:
+        out.offset = log.last_stable_offset if read_committed else log.high_watermark
+    elif ts == EARLIEST_PENDING_UPLOAD:
+        return out
+    elif ts == MAX_TIMESTAMP:
+        found = log.offset_for_timestamp(MAX_TIMESTAMP)
+        if found is not None:
+            out.timestamp, out.offset = found.timestamp, found.offset
+            epoch = found.leader_epoch if found.leader_epoch >= 0 else epoch
+    elif ts < 0:
+        out.error_code = ErrorCode.INVALID_REQUEST
+        return out
+    else:
+        found = log.offset_for_timestamp(ts)
+        if found is None:
+            return out
+        out.timestamp, out.offset = found.timestamp, found.offset
+        epoch = found.leader_epoch if found.leader_epoch >= 0 else epoch
+    out.leader_epoch = epoch
+    return out
+
+
+@handler(ApiKey.LIST_OFFSETS, 1, 10)
+async def handle_list_offsets(ctx: RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse:
+    read_committed = ctx.api_version >= 2 and req.isolation_level == READ_COMMITTED
+    return ListOffsetsResponse(
+        topics=[
+            ListOffsetsTopicResponse(name=t.name, partitions=[_lookup(ctx, t.name, p, read_committed) for p in t.partitions])
+            for t in req.topics
+        ]
+    )

@@ -1,0 +1,100 @@
+"""Metadata (key 3).
+
+Version notes:
+- v0-v13 served.  kcat sends v4, aiokafka v5, kafkajs v6, librdkafka v10/v13, kafka-python v13.
+- v0: an empty topic list means all topics; v1+: null means all, empty means none.
+- v1+ controller_id: always this node (admin clients send topic admin to the controller).
+- v2+ cluster_id; v7+ leader_epoch (bumped at every start, never lower: librdkafka ignores
+  metadata older than it has cached); v10+ topic_id (non-zero, stable across restarts:
+  librdkafka uses Fetch v13+ only with one); v10+ requests may name topics by id.
+- v4+ allow_auto_topic_creation: a missing topic is created when the request allows it and
+  ``auto.create.topics.enable`` is true; it is answered as created at once (Kafka answers
+  LEADER_NOT_AVAILABLE first; a single node has its leader immediately).
+- v8-10 include_cluster_authorized_operations, v8+ include_topic_authorized_operations:
+  everything is allowed (no authorizer).
+"""
+
+from __future__ import annotations
+
+from kbroker.authz import CLUSTER_OPERATIONS, OPERATIONS_OMITTED, TOPIC_OPERATIONS
+from kbroker.metadata import TopicMetadata, topic_name_error
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.metadata_request import MetadataRequest
+from wire.messages.metadata_response import (
+    MetadataResponse,
+    MetadataResponseBroker,
+    MetadataResponsePartition,
+    MetadataResponseTopic,
+)
+
+
+def describe_topic(ctx: RequestContext, topic: TopicMetadata, with_ops: bool) -> MetadataResponseTopic:
+    node_id = ctx.broker.config.node_id
+    return MetadataResponseTopic(
+        error_code=ErrorCode.NONE,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.is_internal,
+        partitions=[
+            MetadataResponsePartition(
+                error_code=ErrorCode.NONE,
+                partition_index=index,
+                leader_id=node_id,
+                leader_epoch=epoch,
+                replica_nodes=[node_id],
+                isr_nodes=[node_id],
+                offline_replicas=[],
+            )
+            for index, epoch in enumerate(topic.leader_epochs)
+        ],
+        topic_authorized_operations=TOPIC_OPERATIONS if with_ops else OPERATIONS_OMITTED,
+    )
+
+
+@handler(ApiKey.METADATA, 0, 13)
+async def handle_metadata(ctx: RequestContext, req: MetadataRequest) -> MetadataResponse:
+    broker = ctx.broker
+    with_ops = ctx.api_version >= 8 and req.include_topic_authorized_operations
+    topics: list[MetadataResponseTopic] = []
+    if req.topics is None or (ctx.api_version == 0 and not req.topics):
+        topics = [describe_topic(ctx, t, with_ops) for t in broker.metadata]
+    else:
+        allow_create = (req.allow_auto_topic_creation if ctx.api_version >= 4 else True) and broker.config.get_bool(
+            "auto.create.topics.enable"
+        )
+        for wanted in req.topics:
+            if wanted.name is None:
+                topic = broker.metadata.by_id(wanted.topic_id)
+                if topic is None:
+                    topics.append(
+                        MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=wanted.topic_id)
+                    )
+                    continue
+            else:
+                topic = broker.metadata.get(wanted.name)
+                if topic is None:
+                    if topic_name_error(wanted.name):
+                        topics.append(MetadataResponseTopic(error_code=ErrorCode.INVALID_TOPIC_EXCEPTION, name=wanted.name))
+                        continue
+                    if allow_create:
+                        topic = broker.topics.auto_create(wanted.name, ctx.now_ms)
+                    if topic is None:
+                        topics.append(
+                            MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=wanted.name)
+                        )
+                        continue
+            topics.append(describe_topic(ctx, topic, with_ops))
+    host, port = broker.config.advertised
+    return MetadataResponse(
+        brokers=[MetadataResponseBroker(node_id=broker.config.node_id, host=host, port=port, rack=None)],
+        cluster_id=broker.metadata.cluster_id,
+        controller_id=broker.config.node_id,
+        topics=topics,
+        cluster_authorized_operations=(
+            CLUSTER_OPERATIONS
+            if 8 <= ctx.api_version <= 10 and req.include_cluster_authorized_operations
+            else OPERATIONS_OMITTED
+        ),
+    )

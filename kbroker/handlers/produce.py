@@ -1,0 +1,91 @@
+"""Produce (key 0).
+
+Version notes:
+- v0-v12 advertised, v3-v12 served: Kafka 4 advertises v0-2 because librdkafka 2.0.2 checks
+  Produce v0 before it compresses (KAFKA-18659), and answers them UNSUPPORTED_VERSION.
+  kcat/aiokafka/kafkajs send v7, kafka-python v9, librdkafka 2.16 v10.
+- acks 0 (no response), 1 and -1 (all): with one replica both mean "in this node's log";
+  any other value is INVALID_REQUIRED_ACKS.  Durability follows the flush policy.
+- Batches are stored as received: ``log`` checks magic, sizes and CRC-32C on the header view
+  and patches only base offset, leader epoch and (LogAppendTime topics) the max timestamp.
+- Idempotence: a duplicate of one of the producer's last five batches is answered NONE with
+  the original base offset; OUT_OF_ORDER_SEQUENCE_NUMBER / INVALID_PRODUCER_EPOCH otherwise.
+- v2+ log_append_time_ms (-1 for CreateTime topics); v5+ log_start_offset; v8+ error_message.
+- A produce never creates a topic (Kafka auto-creates on Metadata only).
+"""
+
+from __future__ import annotations
+
+from kbroker.errors import KafkaError, log_error_code
+from kbroker.handlers._partitions import find_partition
+from kbroker.registry import RequestContext, handler
+from log.errors import DuplicateSequence, LogError
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.produce_request import PartitionProduceData, ProduceRequest
+from wire.messages.produce_response import (
+    PartitionProduceResponse,
+    ProduceResponse,
+    TopicProduceResponse,
+)
+
+VALID_ACKS = (-1, 0, 1)
+# v0-2 (message formats v0/v1) are advertised for librdkafka 2.0.2's sake, never served.
+FIRST_SERVED_VERSION = 3
+
+
+def _append(ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_ok: bool) -> PartitionProduceResponse:
+    out = PartitionProduceResponse(index=p.index, error_code=ErrorCode.NONE, base_offset=-1)
+    if not acks_ok:
+        out.error_code = ErrorCode.INVALID_REQUIRED_ACKS
+        return out
+    broker = ctx.broker
+    topic = broker.metadata.get(topic_name)
+    try:
+        log = find_partition(ctx, topic, p.index)
+    except KafkaError as exc:
+        out.error_code = exc.code
+        return out
+    assert topic is not None
+    if not p.records:
+        out.error_code = ErrorCode.CORRUPT_MESSAGE
+        out.error_message = "no record batch in the produce request"
+        return out
+    try:
+        result = log.append(p.records, leader_epoch=topic.leader_epochs[p.index], now_ms=ctx.now_ms)
+    except DuplicateSequence as dup:
+        out.base_offset = dup.base_offset
+        out.log_start_offset = log.log_start_offset
+        return out
+    except LogError as exc:
+        out.error_code = log_error_code(exc)
+        out.error_message = str(exc)
+        out.log_start_offset = log.log_start_offset
+        return out
+    out.base_offset = result.base_offset
+    out.log_append_time_ms = result.log_append_time_ms
+    out.log_start_offset = result.log_start_offset
+    broker.waiters.notify((topic_name, p.index))
+    return out
+
+
+def _refuse(p: PartitionProduceData, code: ErrorCode) -> PartitionProduceResponse:
+    return PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1)
+
+
+@handler(ApiKey.PRODUCE, 0, 12)
+async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceResponse | None:
+    if ctx.api_version < FIRST_SERVED_VERSION:
+        responses = [
+            TopicProduceResponse(name=t.name, partition_responses=[_refuse(p, ErrorCode.UNSUPPORTED_VERSION) for p in t.partition_data])
+            for t in req.topic_data
+        ]
+    else:
+        acks_ok = req.acks in VALID_ACKS
+        responses = [
+            TopicProduceResponse(name=t.name, partition_responses=[_append(ctx, t.name, p, acks_ok) for p in t.partition_data])
+            for t in req.topic_data
+        ]
+    if req.acks == 0:
+        return None
+    return ProduceResponse(responses=responses)

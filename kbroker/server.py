@@ -1,0 +1,157 @@
+"""The broker: listener, connections, dispatch, and the state handlers share.
+
+Lifecycle: :meth:`Broker.start` loads the metadata and opens (recovering if needed) every
+partition log, then listens.  :meth:`Broker.shutdown` closes the listener, lets each
+connection finish the request it is serving (up to ``GRACEFUL_SHUTDOWN_S``), cancels what
+remains, then flushes and closes the logs, which writes the clean-shutdown marker.
+
+All state is changed on the event-loop thread only; log calls are synchronous and
+bounded.  Tests can run a broker in-process: ``await Broker(config).start()`` on port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from kbroker import handlers  # noqa: F401  (registers every handler)
+from kbroker.config import BrokerConfig
+from kbroker.connection import CloseConnection, serve_connection
+from kbroker.delayed import DataWaiters
+from kbroker.errors import KafkaError, fill_error
+from kbroker.metadata import MetadataStore
+from kbroker.registry import HANDLERS, RequestContext
+from kbroker.topics import TopicManager
+from wire.codec import decode
+from wire.errors import ErrorCode
+from wire.exceptions import DecodeError, WireError
+from wire.headers import decode_request_header, encode_response, peek_request_header
+
+logger = logging.getLogger(__name__)
+
+# How long shutdown waits for in-flight requests before cancelling them.
+GRACEFUL_SHUTDOWN_S = 5.0
+# How often the periodic task runs log housekeeping (flush.ms, segment.ms, retention checks
+# are each compared against their own interval inside; this is only the tick).
+HOUSEKEEPING_TICK_S = 1.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.metadata = MetadataStore(config.data_dir)
+        self.waiters = DataWaiters()
+        self.topics = TopicManager(self)
+        self.closing = False
+        self.in_flight = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.metadata.load(self.config.node_id)
+        self.topics.open(now_ms())
+        max_connections = self.config.get_int("max.connections")
+
+        async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if len(self._connections) >= max_connections or self.closing:
+                writer.close()
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._connections.add(task)
+            try:
+                await serve_connection(self, reader, writer)
+            finally:
+                self._connections.discard(task)
+
+        self._server = await asyncio.start_server(
+            on_connection, self.config.listen_host, self.config.listen_port, reuse_address=True
+        )
+        sock = self._server.sockets[0].getsockname()
+        self.listen_address = (sock[0], sock[1])
+        if self.config.listen_port == 0:
+            self.config = self.config.with_listen_port(sock[1])
+        self._spawn(self._housekeeping())
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _housekeeping(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(HOUSEKEEPING_TICK_S)
+            try:
+                self.topics.run_periodic(now_ms())
+            except Exception:
+                logger.exception("log housekeeping failed")
+
+    async def shutdown(self) -> None:
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        self.waiters.notify_all()  # parked fetches answer now
+        deadline = time.monotonic() + GRACEFUL_SHUTDOWN_S
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for task in list(self._connections) + list(self._background):
+            task.cancel()
+        for task in list(self._connections) + list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.topics.close()
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def dispatch(self, frame: bytes, peer: str) -> bytes | None:
+        """Answer one request frame; None for no answer (Produce acks=0)."""
+        try:
+            api_key, api_version, correlation_id = peek_request_header(frame)
+        except DecodeError as exc:
+            raise CloseConnection(f"undecodable request header: {exc}") from None
+        handler = HANDLERS.get(api_key)
+        if handler is None:
+            # Kafka closes the connection on an API key it does not know.
+            raise CloseConnection(f"unknown API key {api_key}")
+        if not handler.min_version <= api_version <= handler.max_version:
+            if api_key == 18:  # ApiVersions: answer v0 with the error and our ranges (KIP-511)
+                from kbroker.handlers.api_versions import unsupported_version_response
+
+                return encode_response(correlation_id, api_key, 0, unsupported_version_response())
+            raise CloseConnection(f"API key {api_key} version {api_version} not supported")
+        try:
+            header, body_offset = decode_request_header(frame)
+            request = decode(handler.request_cls, api_version, memoryview(frame)[body_offset:])
+        except DecodeError as exc:
+            raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
+        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms())
+        try:
+            response = await handler.fn(ctx, request)
+        except KafkaError as exc:
+            response = handler.response_cls()
+            if not fill_error(response, exc.code, exc.message):
+                raise CloseConnection(f"{exc.code.name} with no error field to carry it") from None
+        except (CloseConnection, asyncio.CancelledError):
+            raise
+        except Exception:
+            logger.exception("handler for API key %d v%d failed", api_key, api_version)
+            response = handler.response_cls()
+            if not fill_error(response, ErrorCode.UNKNOWN_SERVER_ERROR):
+                raise CloseConnection("internal error") from None
+        if response is None:
+            return None
+        try:
+            return encode_response(correlation_id, api_key, api_version, response)
+        except WireError:
+            logger.exception("could not encode the answer to API key %d v%d", api_key, api_version)
+            raise CloseConnection("internal error encoding the response") from None

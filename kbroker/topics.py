@@ -1,0 +1,167 @@
+"""Topics and their partition logs: creation, deletion, partitions, configs.
+
+The :class:`TopicManager` keeps the metadata store and the log manager in step.  Order of
+operations makes a crash at any point safe:
+
+- create: logs first, then the metadata record; a crash between leaves log directories
+  with no topic, which :meth:`open` removes.
+- delete: metadata first, then the logs (renamed, then removed by ``log``); a crash between
+  leaves orphan logs, removed likewise at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from kbroker.config import TOPIC_CONFIGS, ConfigError, check_value
+from kbroker.errors import KafkaError
+from kbroker.metadata import INTERNAL_TOPICS, TopicMetadata, topic_name_error
+from log import LogConfig, LogManager, PartitionLog
+from wire.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.server import Broker
+
+logger = logging.getLogger(__name__)
+
+# Kafka caps partitions per CreateTopics/CreatePartitions request only by cluster limits;
+# each partition here is a directory with open files, so one request may not ask for more.
+MAX_PARTITIONS_PER_TOPIC = 10_000
+
+# Values topic configs must take, beyond their type.
+_ENUMS = {
+    "cleanup.policy": {"delete", "compact", "compact,delete", "delete,compact"},
+    "message.timestamp.type": {"CreateTime", "LogAppendTime"},
+    "compression.type": {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"},
+}
+
+
+def validate_topic_configs(configs: dict[str, str | None]) -> None:
+    """Raise KafkaError(INVALID_CONFIG) for an unknown name or a bad value."""
+    for name, value in configs.items():
+        known = TOPIC_CONFIGS.get(name)
+        if known is None:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
+        if value is None:
+            continue
+        try:
+            check_value(known[1], name, value)
+        except ConfigError as exc:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        allowed = _ENUMS.get(name)
+        if allowed is not None and value.replace(" ", "") not in allowed:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {name}")
+
+
+class TopicManager:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.logs: LogManager | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self, now_ms: int) -> None:
+        config = self.broker.config
+        self.logs = LogManager(str(config.data_dir), self._log_config({}), now_ms)
+        self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
+        orphans = {topic for topic, _ in self.logs.logs} - {t.name for t in self.broker.metadata}
+        for topic in sorted(orphans):
+            logger.warning("removing the logs of %s: no such topic in the metadata", topic)
+            self.logs.delete_topic(topic)
+        for t in self.broker.metadata:
+            for p in range(t.num_partitions):
+                if self.logs.get(t.name, p) is None:
+                    self.logs.create(t.name, p, self._log_config(t.configs))
+
+    def close(self) -> None:
+        if self.logs is not None:
+            self.logs.close()
+
+    def run_periodic(self, now_ms: int) -> None:
+        if self.logs is not None:
+            self.logs.run_periodic(now_ms)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def log(self, topic: str, partition: int) -> PartitionLog | None:
+        assert self.logs is not None
+        return self.logs.get(topic, partition)
+
+    def effective_configs(self, topic: TopicMetadata) -> dict[str, str]:
+        merged = self.broker.config.topic_defaults()
+        merged.update(topic.configs)
+        return merged
+
+    def _log_config(self, overrides: dict[str, str]) -> LogConfig:
+        merged = self.broker.config.topic_defaults()
+        merged.update(overrides)
+        return LogConfig.from_properties(merged)
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def check_new_topic(self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str | None]) -> int:
+        """Validate a CreateTopics entry; return the partition count to use."""
+        problem = topic_name_error(name)
+        if problem:
+            raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, problem)
+        if name in self.broker.metadata:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        if num_partitions == -1:
+            num_partitions = self.broker.config.get_int("num.partitions")
+        if num_partitions < 1 or num_partitions > MAX_PARTITIONS_PER_TOPIC:
+            raise KafkaError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"Number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {num_partitions}.",
+            )
+        if replication_factor == 0 or replication_factor < -1:
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0, or -1 to use the default value.")
+        if replication_factor > 1:
+            raise KafkaError(
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                f"Unable to replicate the partition {replication_factor} time(s): The target replication factor "
+                f"of {replication_factor} cannot be reached because only 1 broker(s) are registered.",
+            )
+        validate_topic_configs(configs)
+        return num_partitions
+
+    def create_topic(self, name: str, num_partitions: int, configs: dict[str, str], now_ms: int) -> TopicMetadata:
+        assert self.logs is not None
+        log_config = self._log_config(configs)
+        for p in range(num_partitions):
+            self.logs.create(name, p, log_config)
+        return self.broker.metadata.create(name, num_partitions, configs)
+
+    def auto_create(self, name: str, now_ms: int) -> TopicMetadata | None:
+        """Create ``name`` with the broker defaults, for Metadata/Produce auto-creation."""
+        if name in INTERNAL_TOPICS or topic_name_error(name):
+            return None
+        return self.create_topic(name, self.broker.config.get_int("num.partitions"), {}, now_ms)
+
+    def ensure_internal_topic(self, name: str, num_partitions: int, configs: dict[str, str], now_ms: int) -> TopicMetadata:
+        topic = self.broker.metadata.get(name)
+        if topic is None:
+            topic = self.create_topic(name, num_partitions, configs, now_ms)
+        return topic
+
+    def delete_topic(self, name: str) -> TopicMetadata:
+        assert self.logs is not None
+        topic = self.broker.metadata.delete(name)
+        self.logs.delete_topic(name)
+        for p in range(topic.num_partitions):
+            self.broker.waiters.notify((name, p))
+        return topic
+
+    def create_partitions(self, name: str, new_total: int, now_ms: int) -> None:
+        assert self.logs is not None
+        topic = self.broker.metadata.get(name)
+        assert topic is not None
+        log_config = self._log_config(topic.configs)
+        for p in range(topic.num_partitions, new_total):
+            self.logs.create(name, p, log_config)
+        self.broker.metadata.add_partitions(name, new_total)
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        assert self.logs is not None
+        self.broker.metadata.set_configs(name, configs)
+        self.logs.update_config(name, self._log_config(configs))
