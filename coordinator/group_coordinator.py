@@ -1,0 +1,289 @@
+"""``GroupCoordinator``: the one object kbroker talks to for consumer groups.
+
+Usage by the runtime (see ``coordinator.result`` for the Result contract)::
+
+    coord = GroupCoordinator(config=cfg, now_ms=clock_ms, timer=timer)
+    for key, value in records_of("__consumer_offsets"):       # start-up
+        coord.replay(key, value)
+    finish(coord.on_loaded())                                   # timers, retention cycle
+    ...
+    fut = loop.create_future()
+    result = coord.join_group(req, api_version=v, client_id=cid, client_host=host,
+                              reply=lambda r: fut.done() or fut.set_result(r))
+    finish(result)                                              # append, then replies
+    response = result.response if result.response is not None else await fut
+
+``finish(result)`` = ``apply_result(result, append_to_consumer_offsets)``. Timeouts are
+delivered by the ``Timer`` to its sink, which must ``finish`` their results the same way.
+All calls happen on one thread (the event loop); nothing here blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+from coordinator.config import GroupConfig
+from coordinator.group import JoinReply, SyncReply
+from coordinator.group_manager import GroupManager
+from coordinator.offsets import OffsetManager, TopicNameResolver
+from coordinator.records import GroupMetadataRecord, OffsetCommitRecord, decode_record
+from coordinator.result import Effects, Result
+from coordinator.state import GroupState
+from coordinator.timer import Timer
+from wire.errors import ErrorCode
+from wire.messages.delete_groups_request import DeleteGroupsRequest
+from wire.messages.delete_groups_response import DeletableGroupResult, DeleteGroupsResponse
+from wire.messages.describe_groups_request import DescribeGroupsRequest
+from wire.messages.describe_groups_response import (
+    DescribedGroup,
+    DescribedGroupMember,
+    DescribeGroupsResponse,
+)
+from wire.messages.heartbeat_request import HeartbeatRequest
+from wire.messages.heartbeat_response import HeartbeatResponse
+from wire.messages.join_group_request import JoinGroupRequest
+from wire.messages.join_group_response import JoinGroupResponse
+from wire.messages.leave_group_request import LeaveGroupRequest
+from wire.messages.leave_group_response import LeaveGroupResponse
+from wire.messages.list_groups_request import ListGroupsRequest
+from wire.messages.list_groups_response import ListedGroup, ListGroupsResponse
+from wire.messages.offset_commit_request import OffsetCommitRequest
+from wire.messages.offset_commit_response import OffsetCommitResponse
+from wire.messages.offset_delete_request import OffsetDeleteRequest
+from wire.messages.offset_delete_response import OffsetDeleteResponse
+from wire.messages.offset_fetch_request import OffsetFetchRequest
+from wire.messages.offset_fetch_response import (
+    OffsetFetchResponse,
+    OffsetFetchResponsePartition,
+    OffsetFetchResponseTopic,
+)
+from wire.messages.sync_group_request import SyncGroupRequest
+from wire.messages.sync_group_response import SyncGroupResponse
+
+__all__ = ["CLEANUP_KEY", "GroupCoordinator"]
+
+CLEANUP_KEY = "expire-group-metadata"
+CLASSIC_GROUP_TYPE = "classic"
+
+
+class GroupCoordinator:
+    def __init__(
+        self,
+        *,
+        now_ms: Callable[[], int],
+        timer: Timer,
+        config: GroupConfig | None = None,
+        new_uuid: Callable[[], str] | None = None,
+        topic_name_for_id: TopicNameResolver | None = None,
+    ) -> None:
+        self.config = config or GroupConfig()
+        self.timer = timer
+        self.now_ms = now_ms
+        self.groups = GroupManager(self.config, now_ms, timer, new_uuid)
+        self.offsets = OffsetManager(self.groups, topic_name_for_id)
+
+    # -- durability ------------------------------------------------------------------------
+    def replay(self, key: bytes, value: bytes | None) -> None:
+        """Apply one ``__consumer_offsets`` record (start-up load)."""
+        record = decode_record(key, value)
+        if isinstance(record, OffsetCommitRecord):
+            self.offsets.replay_offset_commit(record.key, record.value)
+        elif isinstance(record, GroupMetadataRecord):
+            self.groups.replay_group_metadata(record.key, record.value)
+
+    def on_loaded(self) -> Result[None]:
+        """Call once after the last ``replay``: starts member session timers and the
+        periodic offsets-retention cycle."""
+        result = self.groups.on_loaded()
+        self.schedule_group_metadata_expiration()
+        return result
+
+    def schedule_group_metadata_expiration(self) -> None:
+        self.timer.schedule(
+            CLEANUP_KEY,
+            self.config.offsets_retention_check_interval_ms,
+            self.cleanup_group_metadata,
+        )
+
+    def cleanup_group_metadata(self) -> Result[None]:
+        """Expire offsets past retention; delete Empty groups left without offsets."""
+        fx = Effects()
+        now_ms = self.now_ms()
+        for group_id in list(self.groups.groups):
+            group = self.groups.groups[group_id]
+            all_expired = self.offsets.cleanup_expired_offsets(group, now_ms, fx)
+            if all_expired and group.is_in(GroupState.EMPTY):
+                self.groups.delete_group(group, fx)
+        self.schedule_group_metadata_expiration()
+        return fx.result(None)
+
+    # -- classic group protocol ------------------------------------------------------------
+    def join_group(
+        self,
+        request: JoinGroupRequest,
+        *,
+        api_version: int,
+        client_id: str,
+        client_host: str,
+        reply: JoinReply,
+    ) -> Result[JoinGroupResponse]:
+        return self.groups.join_group(
+            request,
+            api_version=api_version,
+            client_id=client_id,
+            client_host=client_host,
+            reply=reply,
+        )
+
+    def sync_group(
+        self, request: SyncGroupRequest, *, api_version: int, reply: SyncReply
+    ) -> Result[SyncGroupResponse]:
+        return self.groups.sync_group(request, api_version=api_version, reply=reply)
+
+    def heartbeat(
+        self, request: HeartbeatRequest, *, api_version: int
+    ) -> Result[HeartbeatResponse]:
+        return self.groups.heartbeat(request, api_version=api_version)
+
+    def leave_group(
+        self, request: LeaveGroupRequest, *, api_version: int
+    ) -> Result[LeaveGroupResponse]:
+        return self.groups.leave_group(request, api_version=api_version)
+
+    # -- offsets ---------------------------------------------------------------------------
+    def commit_offsets(
+        self, request: OffsetCommitRequest, *, api_version: int
+    ) -> Result[OffsetCommitResponse]:
+        fx = Effects()
+        if not request.group_id:
+            return Result(
+                response=self.offsets.commit_error_response(request, ErrorCode.INVALID_GROUP_ID)
+            )
+        return fx.result(self.offsets.commit_offsets(request, api_version, fx))
+
+    def fetch_offsets(
+        self, request: OffsetFetchRequest, *, api_version: int
+    ) -> Result[OffsetFetchResponse]:
+        """OffsetFetch: v1-7 one group (``topics`` None = all, v2+), v8+ many groups."""
+        response = OffsetFetchResponse()
+        if api_version >= 8:
+            for g in request.groups:
+                topics = None
+                if g.topics is not None:
+                    topics = []
+                    for wanted_topic in g.topics:
+                        name = wanted_topic.name
+                        if api_version >= 10:
+                            name = self.offsets.topic_name_for_id(wanted_topic.topic_id) or ""
+                        topics.append(
+                            (name, wanted_topic.topic_id, list(wanted_topic.partition_indexes))
+                        )
+                response.groups.append(
+                    self.offsets.fetch_offsets(g.group_id, topics, request.require_stable)
+                )
+            return Result(response=response)
+        wanted = None
+        if request.topics is not None:
+            wanted = [(t.name, UUID(int=0), list(t.partition_indexes)) for t in request.topics]
+        fetched = self.offsets.fetch_offsets(request.group_id, wanted, request.require_stable)
+        for t in fetched.topics:
+            response.topics.append(
+                OffsetFetchResponseTopic(
+                    name=t.name,
+                    partitions=[
+                        OffsetFetchResponsePartition(
+                            partition_index=p.partition_index,
+                            committed_offset=p.committed_offset,
+                            committed_leader_epoch=p.committed_leader_epoch,
+                            metadata=p.metadata,
+                            error_code=p.error_code,
+                        )
+                        for p in t.partitions
+                    ],
+                )
+            )
+        return Result(response=response)
+
+    def delete_offsets(
+        self, request: OffsetDeleteRequest, *, api_version: int = 0
+    ) -> Result[OffsetDeleteResponse]:
+        fx = Effects()
+        return fx.result(self.offsets.delete_offsets(request, fx))
+
+    # -- admin -----------------------------------------------------------------------------
+    def delete_groups(
+        self, request: DeleteGroupsRequest, *, api_version: int
+    ) -> Result[DeleteGroupsResponse]:
+        fx = Effects()
+        response = DeleteGroupsResponse()
+        for group_id in request.groups_names:
+            group = self.groups.get(group_id)
+            if group is None or group.is_in(GroupState.DEAD):
+                code = ErrorCode.GROUP_ID_NOT_FOUND
+            elif not group.is_in(GroupState.EMPTY):
+                code = ErrorCode.NON_EMPTY_GROUP
+            else:
+                code = ErrorCode.NONE
+                self.offsets.delete_all_offsets(group_id, fx)
+                self.groups.delete_group(group, fx)
+            response.results.append(DeletableGroupResult(group_id=group_id, error_code=code))
+        return fx.result(response)
+
+    def list_groups(
+        self, request: ListGroupsRequest, *, api_version: int
+    ) -> Result[ListGroupsResponse]:
+        states = {s.lower() for s in request.states_filter} if api_version >= 4 else set()
+        types = {t.lower() for t in request.types_filter} if api_version >= 5 else set()
+        response = ListGroupsResponse()
+        for group_id in sorted(self.groups.groups):
+            group = self.groups.groups[group_id]
+            if states and str(group.state).lower() not in states:
+                continue
+            if types and CLASSIC_GROUP_TYPE not in types:
+                continue
+            response.groups.append(
+                ListedGroup(
+                    group_id=group_id,
+                    protocol_type=group.protocol_type or "",
+                    group_state=str(group.state),
+                    group_type=CLASSIC_GROUP_TYPE,
+                )
+            )
+        return Result(response=response)
+
+    def describe_groups(
+        self, request: DescribeGroupsRequest, *, api_version: int
+    ) -> Result[DescribeGroupsResponse]:
+        response = DescribeGroupsResponse()
+        for group_id in request.groups:
+            group = self.groups.get(group_id)
+            if group is None:
+                described = DescribedGroup(group_id=group_id, group_state=str(GroupState.DEAD))
+                if api_version >= 6:
+                    described.error_code = ErrorCode.GROUP_ID_NOT_FOUND
+                    described.error_message = f"Group {group_id} not found."
+                response.groups.append(described)
+                continue
+            stable = group.is_in(GroupState.STABLE) and group.protocol_name is not None
+            protocol = group.protocol_name or ""
+            response.groups.append(
+                DescribedGroup(
+                    group_id=group_id,
+                    group_state=str(group.state),
+                    protocol_type=group.protocol_type or "",
+                    protocol_data=protocol if stable else "",
+                    members=[
+                        DescribedGroupMember(
+                            member_id=m.member_id,
+                            group_instance_id=m.group_instance_id,
+                            client_id=m.client_id,
+                            client_host=m.client_host,
+                            member_metadata=m.metadata(protocol) if stable else b"",
+                            member_assignment=m.assignment if stable else b"",
+                        )
+                        for m in group.members.values()
+                    ],
+                )
+            )
+        return Result(response=response)

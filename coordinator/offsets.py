@@ -1,0 +1,413 @@
+"""Committed offsets: the store, OffsetCommit/OffsetFetch/OffsetDelete, and retention.
+
+Offsets change only by replaying ``__consumer_offsets`` records: a live commit builds its
+records and applies them through the same ``replay_offset_commit`` that start-up uses,
+so "replay equals live" holds by construction (Kafka's OffsetMetadataManager).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from coordinator.config import GroupConfig
+from coordinator.records import offset_commit_key, offset_commit_value
+from coordinator.result import Effects, Record
+from coordinator.state import GroupState
+from wire.errors import ErrorCode
+from wire.messages.internal.offset_commit_key import OffsetCommitKey
+from wire.messages.internal.offset_commit_value import OffsetCommitValue
+from wire.messages.offset_commit_request import OffsetCommitRequest
+from wire.messages.offset_commit_response import (
+    OffsetCommitResponse,
+    OffsetCommitResponsePartition,
+    OffsetCommitResponseTopic,
+)
+from wire.messages.offset_delete_request import OffsetDeleteRequest
+from wire.messages.offset_delete_response import (
+    OffsetDeleteResponse,
+    OffsetDeleteResponsePartition,
+    OffsetDeleteResponseTopic,
+)
+from wire.messages.offset_fetch_response import (
+    OffsetFetchResponseGroup,
+    OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopics,
+)
+
+if TYPE_CHECKING:
+    from coordinator.group import ClassicGroup
+    from coordinator.group_manager import GroupManager
+
+__all__ = ["OffsetAndMetadata", "OffsetManager", "OffsetStore", "TopicNameResolver"]
+
+INVALID_OFFSET = -1
+TopicNameResolver = Callable[[UUID], "str | None"]
+
+
+class CommitRejected(Exception):
+    def __init__(self, code: ErrorCode) -> None:
+        super().__init__(code.name)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetAndMetadata:
+    committed_offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp_ms: int
+    expire_timestamp_ms: int | None = None
+
+    def to_value(self) -> OffsetCommitValue:
+        return OffsetCommitValue(
+            offset=self.committed_offset,
+            leader_epoch=self.leader_epoch,
+            metadata=self.metadata,
+            commit_timestamp=self.commit_timestamp_ms,
+            expire_timestamp=-1 if self.expire_timestamp_ms is None else self.expire_timestamp_ms,
+        )
+
+    @staticmethod
+    def from_value(value: OffsetCommitValue) -> OffsetAndMetadata:
+        return OffsetAndMetadata(
+            committed_offset=value.offset,
+            leader_epoch=value.leader_epoch,
+            metadata=value.metadata,
+            commit_timestamp_ms=value.commit_timestamp,
+            expire_timestamp_ms=None if value.expire_timestamp == -1 else value.expire_timestamp,
+        )
+
+
+@dataclass(slots=True)
+class OffsetStore:
+    """group -> topic -> partition -> offset; empty maps are pruned."""
+
+    offsets: dict[str, dict[str, dict[int, OffsetAndMetadata]]] = field(default_factory=dict)
+    pending_transactional: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
+    """Partitions with uncommitted transactional offsets (filled by a future transaction
+    coordinator); OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for them."""
+
+    def get(self, group_id: str, topic: str, partition: int) -> OffsetAndMetadata | None:
+        return self.offsets.get(group_id, {}).get(topic, {}).get(partition)
+
+    def put(self, group_id: str, topic: str, partition: int, value: OffsetAndMetadata) -> None:
+        self.offsets.setdefault(group_id, {}).setdefault(topic, {})[partition] = value
+
+    def delete(self, group_id: str, topic: str, partition: int) -> None:
+        topics = self.offsets.get(group_id)
+        if topics is None or topic not in topics:
+            return
+        topics[topic].pop(partition, None)
+        if not topics[topic]:
+            del topics[topic]
+        if not topics:
+            del self.offsets[group_id]
+
+    def group_offsets(self, group_id: str) -> dict[str, dict[int, OffsetAndMetadata]]:
+        return self.offsets.get(group_id, {})
+
+    def has_pending_transactional_offset(self, group_id: str, topic: str, partition: int) -> bool:
+        return (topic, partition) in self.pending_transactional.get(group_id, set())
+
+
+class OffsetManager:
+    """The offset APIs. Shares the group map of ``GroupManager`` (same single owner)."""
+
+    def __init__(
+        self,
+        groups: GroupManager,
+        topic_name_for_id: TopicNameResolver | None = None,
+    ) -> None:
+        self.groups = groups
+        self.store = OffsetStore()
+        self.topic_name_for_id = topic_name_for_id or (lambda _id: None)
+
+    @property
+    def config(self) -> GroupConfig:
+        return self.groups.config
+
+    # -- records -----------------------------------------------------------------------
+    def replay_offset_commit(self, key: OffsetCommitKey, value: OffsetCommitValue | None) -> None:
+        if value is None:
+            self.store.delete(key.group, key.topic, key.partition)
+            return
+        if self.groups.get(key.group) is None:
+            # An offset for an unknown group: a simple group (manual commits) owns it.
+            self.groups.get_or_create_group(key.group)
+        self.store.put(key.group, key.topic, key.partition, OffsetAndMetadata.from_value(value))
+
+    def _append_and_replay(
+        self,
+        fx: Effects,
+        group_id: str,
+        topic: str,
+        partition: int,
+        offset: OffsetAndMetadata | None,
+    ) -> None:
+        value = None if offset is None else offset.to_value()
+        fx.records.append(
+            Record(
+                offset_commit_key(group_id, topic, partition),
+                None if value is None else offset_commit_value(value),
+                group_id,
+            )
+        )
+        self.replay_offset_commit(
+            OffsetCommitKey(group=group_id, topic=topic, partition=partition), value
+        )
+
+    # -- OffsetCommit ------------------------------------------------------------------
+    def validate_offset_commit(self, request: OffsetCommitRequest) -> ClassicGroup:
+        group = self.groups.get(request.group_id)
+        generation = request.generation_id_or_member_epoch
+        if group is None:
+            if generation < 0:
+                # Admin client or a consumer without group management: a "simple" group.
+                return self.groups.get_or_create_group(request.group_id)
+            raise CommitRejected(ErrorCode.ILLEGAL_GENERATION)
+        if group.is_in(GroupState.DEAD):
+            raise CommitRejected(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        if generation < 0 and group.is_in(GroupState.EMPTY):
+            return group
+        if generation >= 0 or request.member_id or request.group_instance_id is not None:
+            code = self.groups.validate_member(group, request.member_id, request.group_instance_id)
+            if code is not ErrorCode.NONE:
+                raise CommitRejected(code)
+            if generation != group.generation_id:
+                raise CommitRejected(ErrorCode.ILLEGAL_GENERATION)
+        elif not group.is_in(GroupState.EMPTY):
+            raise CommitRejected(ErrorCode.UNKNOWN_MEMBER_ID)
+        if group.is_in(GroupState.COMPLETING_REBALANCE):
+            # The member has the new generation from its JoinGroup answer but no
+            # assignment yet: let it retry after SyncGroup.
+            raise CommitRejected(ErrorCode.REBALANCE_IN_PROGRESS)
+        return group
+
+    @staticmethod
+    def commit_error_response(
+        request: OffsetCommitRequest, code: ErrorCode
+    ) -> OffsetCommitResponse:
+        """Every partition of the request answered with ``code``."""
+        return OffsetCommitResponse(
+            topics=[
+                OffsetCommitResponseTopic(
+                    name=topic.name,
+                    topic_id=topic.topic_id,
+                    partitions=[
+                        OffsetCommitResponsePartition(
+                            partition_index=p.partition_index, error_code=code
+                        )
+                        for p in topic.partitions
+                    ],
+                )
+                for topic in request.topics
+            ]
+        )
+
+    def commit_offsets(
+        self, request: OffsetCommitRequest, api_version: int, fx: Effects
+    ) -> OffsetCommitResponse:
+        now_ms = self.groups.now_ms()
+        response = OffsetCommitResponse()
+        try:
+            group = self.validate_offset_commit(request)
+        except CommitRejected as rejected:
+            return self.commit_error_response(request, rejected.code)
+        if group.is_in(GroupState.STABLE, GroupState.PREPARING_REBALANCE):
+            member = group.members.get(request.member_id)
+            if member is not None:
+                # In the classic protocol a commit also keeps the session alive.
+                self.groups.reschedule_heartbeat(group, member)
+        expire_ms = None if request.retention_time_ms == -1 else now_ms + request.retention_time_ms
+        for topic in request.topics:
+            name: str | None = topic.name
+            if api_version >= 10:
+                name = self.topic_name_for_id(topic.topic_id)
+            out = OffsetCommitResponseTopic(name=topic.name, topic_id=topic.topic_id)
+            response.topics.append(out)
+            for p in topic.partitions:
+                if name is None:
+                    code = ErrorCode.UNKNOWN_TOPIC_ID
+                elif (
+                    p.committed_metadata is not None
+                    and len(p.committed_metadata) > self.config.offset_metadata_max_bytes
+                ):
+                    code = ErrorCode.OFFSET_METADATA_TOO_LARGE
+                else:
+                    code = ErrorCode.NONE
+                    offset = OffsetAndMetadata(
+                        committed_offset=p.committed_offset,
+                        leader_epoch=p.committed_leader_epoch,
+                        metadata=p.committed_metadata or "",
+                        commit_timestamp_ms=now_ms
+                        if p.commit_timestamp == -1
+                        else p.commit_timestamp,
+                        expire_timestamp_ms=expire_ms,
+                    )
+                    self._append_and_replay(fx, group.group_id, name, p.partition_index, offset)
+                out.partitions.append(
+                    OffsetCommitResponsePartition(
+                        partition_index=p.partition_index, error_code=code
+                    )
+                )
+        return response
+
+    # -- OffsetFetch -------------------------------------------------------------------
+    def fetch_offsets(
+        self,
+        group_id: str,
+        topics: list[tuple[str, UUID, list[int]]] | None,
+        require_stable: bool,
+    ) -> OffsetFetchResponseGroup:
+        """Offsets of one group; ``topics=None`` means all of them. Unknown groups and
+        partitions answer offset -1 without an error, as Kafka does."""
+        out = OffsetFetchResponseGroup(group_id=group_id)
+        known = self.groups.get(group_id) is not None
+        stored = self.store.group_offsets(group_id) if known else {}
+        if topics is None:
+            topics = [(t, UUID(int=0), sorted(parts)) for t, parts in sorted(stored.items())]
+        for name, topic_id, partitions in topics:
+            topic_out = OffsetFetchResponseTopics(name=name, topic_id=topic_id)
+            out.topics.append(topic_out)
+            for index in partitions:
+                offset = stored.get(name, {}).get(index)
+                if require_stable and self.store.has_pending_transactional_offset(
+                    group_id, name, index
+                ):
+                    topic_out.partitions.append(
+                        OffsetFetchResponsePartitions(
+                            partition_index=index,
+                            committed_offset=INVALID_OFFSET,
+                            error_code=ErrorCode.UNSTABLE_OFFSET_COMMIT,
+                        )
+                    )
+                elif offset is None:
+                    topic_out.partitions.append(
+                        OffsetFetchResponsePartitions(
+                            partition_index=index, committed_offset=INVALID_OFFSET, metadata=""
+                        )
+                    )
+                else:
+                    topic_out.partitions.append(
+                        OffsetFetchResponsePartitions(
+                            partition_index=index,
+                            committed_offset=offset.committed_offset,
+                            committed_leader_epoch=offset.leader_epoch,
+                            metadata=offset.metadata,
+                        )
+                    )
+        return out
+
+    # -- OffsetDelete ------------------------------------------------------------------
+    def delete_offsets(self, request: OffsetDeleteRequest, fx: Effects) -> OffsetDeleteResponse:
+        group = self.groups.get(request.group_id)
+        if group is None or group.is_in(GroupState.DEAD):
+            return OffsetDeleteResponse(error_code=ErrorCode.GROUP_ID_NOT_FOUND)
+        if (
+            group.is_in(
+                GroupState.STABLE, GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE
+            )
+            and not group.uses_consumer_protocol()
+        ):
+            return OffsetDeleteResponse(error_code=ErrorCode.NON_EMPTY_GROUP)
+        response = OffsetDeleteResponse()
+        stored = self.store.group_offsets(request.group_id)
+        for topic in request.topics:
+            topic_out = OffsetDeleteResponseTopic(name=topic.name)
+            response.topics.append(topic_out)
+            if group.is_subscribed_to_topic(topic.name):
+                for p in topic.partitions:
+                    topic_out.partitions.append(
+                        OffsetDeleteResponsePartition(
+                            partition_index=p.partition_index,
+                            error_code=ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC,
+                        )
+                    )
+                continue
+            for p in topic.partitions:
+                if p.partition_index in stored.get(topic.name, {}):
+                    topic_out.partitions.append(
+                        OffsetDeleteResponsePartition(partition_index=p.partition_index)
+                    )
+                    self._append_and_replay(
+                        fx, request.group_id, topic.name, p.partition_index, None
+                    )
+        return response
+
+    def delete_all_offsets(self, group_id: str, fx: Effects) -> int:
+        doomed = [
+            (topic, partition)
+            for topic, partitions in self.store.group_offsets(group_id).items()
+            for partition in partitions
+        ]
+        for topic, partition in doomed:
+            self._append_and_replay(fx, group_id, topic, partition, None)
+        return len(doomed)
+
+    # -- retention ---------------------------------------------------------------------
+    def cleanup_expired_offsets(self, group: ClassicGroup, now_ms: int, fx: Effects) -> bool:
+        """Tombstone the group's expired offsets; True if it has none left.
+
+        Expiry base (Kafka's ClassicGroup.offsetExpirationCondition): an Empty group with
+        a protocol type counts from when it became empty (else the commit time); a simple
+        group (no protocol type) from each commit; a Stable consumer group from the
+        commit, only for topics nobody subscribes to; other groups keep their offsets.
+        A commit with an explicit expire timestamp (OffsetCommit v2-4 retention) expires then.
+        """
+        stored = self.store.group_offsets(group.group_id)
+        if not stored:
+            return not self.store.pending_transactional.get(group.group_id)
+        base: Callable[[OffsetAndMetadata], int] | None
+        if group.protocol_type is None or group.protocol_type == "":
+            base = _commit_time
+        elif group.is_in(GroupState.EMPTY):
+            empty_since = group.state_timestamp_ms
+            base = _commit_time if empty_since is None else (lambda _o: empty_since)
+        elif (
+            group.uses_consumer_protocol()
+            and group.subscribed is not None
+            and group.is_in(GroupState.STABLE)
+        ):
+            base = _commit_time
+        else:
+            base = None
+        if base is None:
+            return False
+        retention_ms = self.config.offsets_retention_ms
+        expired: list[tuple[str, int]] = []
+        remaining = 0
+        for topic, partitions in sorted(stored.items()):
+            subscribed = group.is_subscribed_to_topic(topic)
+            for partition, offset in sorted(partitions.items()):
+                pending = self.store.has_pending_transactional_offset(
+                    group.group_id, topic, partition
+                )
+                if (
+                    not subscribed
+                    and not pending
+                    and _is_expired(offset, base, now_ms, retention_ms)
+                ):
+                    expired.append((topic, partition))
+                else:
+                    remaining += 1
+        for topic, partition in expired:
+            self._append_and_replay(fx, group.group_id, topic, partition, None)
+        return remaining == 0 and not self.store.pending_transactional.get(group.group_id)
+
+
+def _commit_time(offset: OffsetAndMetadata) -> int:
+    return offset.commit_timestamp_ms
+
+
+def _is_expired(
+    offset: OffsetAndMetadata,
+    base: Callable[[OffsetAndMetadata], int],
+    now_ms: int,
+    retention_ms: int,
+) -> bool:
+    if offset.expire_timestamp_ms is not None:
+        return now_ms >= offset.expire_timestamp_ms
+    return now_ms - base(offset) >= retention_ms

@@ -1,0 +1,156 @@
+"""``__consumer_offsets`` records in Kafka's own formats, plus small protocol helpers.
+
+Key   = int16 key version + the key struct. Version 0/1: OffsetCommitKey; 2: GroupMetadataKey;
+        3+ are KIP-848/share-group records, which this coordinator skips on replay.
+Value = int16 value version + the value struct; a tombstone has a null value.
+We write OffsetCommitKey v1 + OffsetCommitValue v3 (v1 when the commit carries an
+expire timestamp, as Kafka does) and GroupMetadataKey v2 + GroupMetadataValue v3; we
+read every version (values 0-4), so logs written by Kafka itself replay.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from wire.codec import decode_from, encode
+from wire.messages.internal.group_metadata_key import GroupMetadataKey
+from wire.messages.internal.group_metadata_value import GroupMetadataValue
+from wire.messages.internal.offset_commit_key import OffsetCommitKey
+from wire.messages.internal.offset_commit_value import OffsetCommitValue
+
+__all__ = [
+    "GROUP_METADATA_VALUE_VERSION",
+    "DecodedRecord",
+    "GroupMetadataRecord",
+    "OffsetCommitRecord",
+    "decode_record",
+    "group_metadata_key",
+    "group_metadata_value",
+    "offset_commit_key",
+    "offset_commit_value",
+    "partition_for",
+    "subscribed_topics",
+]
+
+OFFSET_COMMIT_KEY_VERSION = 1
+GROUP_METADATA_KEY_VERSION = 2
+OFFSET_COMMIT_VALUE_VERSION = 3
+OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY = 1
+GROUP_METADATA_VALUE_VERSION = 3
+
+_INT16 = struct.Struct(">h")
+
+
+def _prefixed(version: int, body: bytes) -> bytes:
+    return _INT16.pack(version) + body
+
+
+def offset_commit_key(group: str, topic: str, partition: int) -> bytes:
+    key = OffsetCommitKey(group=group, topic=topic, partition=partition)
+    return _prefixed(OFFSET_COMMIT_KEY_VERSION, encode(key, OFFSET_COMMIT_KEY_VERSION))
+
+
+def offset_commit_value(value: OffsetCommitValue) -> bytes:
+    version = (
+        OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY
+        if value.expire_timestamp != -1
+        else OFFSET_COMMIT_VALUE_VERSION
+    )
+    return _prefixed(version, encode(value, version))
+
+
+def group_metadata_key(group: str) -> bytes:
+    key = GroupMetadataKey(group=group)
+    return _prefixed(GROUP_METADATA_KEY_VERSION, encode(key, GROUP_METADATA_KEY_VERSION))
+
+
+def group_metadata_value(value: GroupMetadataValue) -> bytes:
+    return _prefixed(GROUP_METADATA_VALUE_VERSION, encode(value, GROUP_METADATA_VALUE_VERSION))
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommitRecord:
+    key: OffsetCommitKey
+    value: OffsetCommitValue | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMetadataRecord:
+    key: GroupMetadataKey
+    value: GroupMetadataValue | None
+
+
+DecodedRecord = OffsetCommitRecord | GroupMetadataRecord
+
+
+class RecordFormatError(ValueError):
+    """A ``__consumer_offsets`` record this coordinator cannot read."""
+
+
+def _version_and_body(data: bytes) -> tuple[int, memoryview]:
+    if len(data) < 2:
+        raise RecordFormatError("record shorter than its version prefix")
+    return _INT16.unpack_from(data)[0], memoryview(data)[2:]
+
+
+def decode_record(key: bytes, value: bytes | None) -> DecodedRecord | None:
+    """Decode a record; ``None`` for record types this coordinator does not own."""
+    key_version, key_body = _version_and_body(key)
+    if key_version in (0, 1):
+        okey, _ = decode_from(OffsetCommitKey, key_version, key_body)
+        if value is None:
+            return OffsetCommitRecord(okey, None)
+        value_version, value_body = _version_and_body(value)
+        if not 0 <= value_version <= 4:
+            raise RecordFormatError(f"unknown OffsetCommitValue version {value_version}")
+        ovalue, _ = decode_from(OffsetCommitValue, value_version, value_body)
+        return OffsetCommitRecord(okey, ovalue)
+    if key_version == 2:
+        gkey, _ = decode_from(GroupMetadataKey, key_version, key_body)
+        if value is None:
+            return GroupMetadataRecord(gkey, None)
+        value_version, value_body = _version_and_body(value)
+        if not 0 <= value_version <= 4:
+            raise RecordFormatError(f"unknown GroupMetadataValue version {value_version}")
+        gvalue, _ = decode_from(GroupMetadataValue, value_version, value_body)
+        return GroupMetadataRecord(gkey, gvalue)
+    return None
+
+
+def _java_string_hash(s: str) -> int:
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def partition_for(group_id: str, num_partitions: int) -> int:
+    """The ``__consumer_offsets`` partition of a group, as Kafka computes it
+    (``Utils.abs(groupId.hashCode()) % offsets.topic.num.partitions``)."""
+    return (_java_string_hash(group_id) & 0x7FFFFFFF) % num_partitions
+
+
+def subscribed_topics(metadata: bytes) -> set[str] | None:
+    """Topics of a ConsumerProtocolSubscription (any version), or None if unparsable.
+
+    Only the leading version and topic array are read; they are the same in v0-v3.
+    """
+    try:
+        pos = 2
+        (count,) = struct.unpack_from(">i", metadata, pos)
+        pos += 4
+        if count < 0 or count > len(metadata):
+            return None
+        topics: set[str] = set()
+        for _ in range(count):
+            (length,) = struct.unpack_from(">h", metadata, pos)
+            pos += 2
+            if length < 0 or pos + length > len(metadata):
+                return None
+            topics.add(metadata[pos : pos + length].decode("utf-8"))
+            pos += length
+        return topics
+    except (struct.error, UnicodeDecodeError):
+        return None
