@@ -347,9 +347,21 @@ class PartitionLog:
         if min_one_batch and header.size_bytes > max_bytes:
             want = header.size_bytes
         data = seg.read(position, want)
-        end = 0
-        next_offset = header.base_offset
         size = len(data)
+        # Jump over the batches the offset index already vouches for: the last index
+        # entry inside what was read (and below ``upper``) starts a whole batch, so only
+        # the few batches after it need their headers walked.
+        end = 0
+        boundary_offset = -1
+        keys, values = seg.index.keys, seg.index.values
+        if values:
+            j = min(
+                bisect.bisect_right(values, position + size) - 1,
+                bisect.bisect_left(keys, upper) - 1,
+            )
+            if j >= 0 and values[j] > position:
+                end = values[j] - position
+                boundary_offset = keys[j]
         unpack = _BASE_AND_LENGTH.unpack_from
         last_start = -1
         while size - end >= 12:
@@ -358,12 +370,17 @@ class PartitionLog:
                 break
             last_start = end
             end += length + 12
-        if last_start < 0:
+        if last_start >= 0:
+            base = unpack(data, last_start)[0]
+            next_offset = (
+                base
+                + _LAST_OFFSET_DELTA.unpack_from(data, last_start + _LAST_OFFSET_DELTA_POS)[0]
+                + 1
+            )
+        elif boundary_offset >= 0:
+            next_offset = boundary_offset
+        else:
             return self._empty_slice(offset)
-        base = _BASE_AND_LENGTH.unpack_from(data, last_start)[0]
-        next_offset = (
-            base + _LAST_OFFSET_DELTA.unpack_from(data, last_start + _LAST_OFFSET_DELTA_POS)[0] + 1
-        )
         records: bytes | memoryview = data if end == size else memoryview(data)[:end]
         return FetchSlice(
             records,
