@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -219,6 +220,8 @@ class BrokerProcess:
                 cmd += ["--advertise", self.advertise]
             for key, value in self.settings.items():
                 cmd += ["--set", f"{key}={value}"]
+            # Dev aid, e.g. KBROKER_COMPAT_BROKER_ARGS="--log-level INFO" to see why it closed a connection.
+            cmd += shlex.split(os.environ.get("KBROKER_COMPAT_BROKER_ARGS", ""))
             return cmd, KBROKER_READY
         if not self.port:
             self.port = _free_port()

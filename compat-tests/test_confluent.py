@@ -7,6 +7,7 @@ is committed and no group is joined.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -37,6 +38,7 @@ from helpers import (
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
 TIMEOUT_S = 10.0
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
 
 def common(bootstrap: str) -> dict[str, object]:
@@ -44,6 +46,8 @@ def common(bootstrap: str) -> dict[str, object]:
         "bootstrap.servers": bootstrap,
         "socket.timeout.ms": 10_000,
         "broker.address.family": "v4",
+        # librdkafka logs go to Python logging (captured per test), not straight to fd 2.
+        "logger": LIBRDKAFKA_LOG,
     }
 
 
