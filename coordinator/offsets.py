@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from coordinator.config import GroupConfig
-from coordinator.records import offset_commit_key, offset_commit_value
+from coordinator.records import (
+    OffsetCommitRecord,
+    decode_record,
+    offset_commit_key,
+    offset_commit_value,
+)
 from coordinator.result import Effects, Record
 from coordinator.state import GroupState
 from wire.errors import ErrorCode
@@ -147,17 +152,13 @@ class OffsetManager:
         partition: int,
         offset: OffsetAndMetadata | None,
     ) -> None:
-        value = None if offset is None else offset.to_value()
-        fx.records.append(
-            Record(
-                offset_commit_key(group_id, topic, partition),
-                None if value is None else offset_commit_value(value),
-                group_id,
-            )
-        )
-        self.replay_offset_commit(
-            OffsetCommitKey(group=group_id, topic=topic, partition=partition), value
-        )
+        key = offset_commit_key(group_id, topic, partition)
+        value = None if offset is None else offset_commit_value(offset.to_value())
+        fx.records.append(Record(key, value, group_id))
+        # Apply what was written, bytes and all (a v1 value drops the leader epoch).
+        record = decode_record(key, value)
+        assert isinstance(record, OffsetCommitRecord)
+        self.replay_offset_commit(record.key, record.value)
 
     # -- OffsetCommit ------------------------------------------------------------------
     def validate_offset_commit(self, request: OffsetCommitRequest) -> ClassicGroup:

@@ -123,14 +123,20 @@ class CoordinatorTestContext:
             protocols=[JoinGroupRequestProtocol(name=n, metadata=m) for n, m in protocols],
         )
         result = self.coord.join_group(
-            request, api_version=version, client_id=client_id, client_host="/127.0.0.1", reply=box.set
+            request,
+            api_version=version,
+            client_id=client_id,
+            client_host="/127.0.0.1",
+            reply=box.set,
         )
         response = self.finish(result)
         if response is not None:
             box.set(response)
         return box
 
-    def join_new_dynamic_member(self, group_id: str, **kwargs: Any) -> tuple[str, Box[JoinGroupResponse]]:
+    def join_new_dynamic_member(
+        self, group_id: str, **kwargs: Any
+    ) -> tuple[str, Box[JoinGroupResponse]]:
         """The KIP-394 two-step join; returns the member id and the parked second join."""
         first = self.join(group_id, **kwargs).response
         assert first.error_code == 79, first  # MEMBER_ID_REQUIRED
@@ -182,9 +188,7 @@ class CoordinatorTestContext:
         assert response is not None
         return response.error_code
 
-    def stable_group(
-        self, group_id: str, n: int = 1, **kwargs: Any
-    ) -> tuple[int, list[str]]:
+    def stable_group(self, group_id: str, n: int = 1, **kwargs: Any) -> tuple[int, list[str]]:
         """Join ``n`` dynamic members, finish the rebalance; returns (generation, ids)."""
         boxes = [self.join_new_dynamic_member(group_id, **kwargs) for _ in range(n)]
         for _ in range(100):  # new members extend the initial delay

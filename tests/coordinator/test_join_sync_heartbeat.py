@@ -56,7 +56,9 @@ def test_join_v3_needs_no_member_id_round_trip() -> None:
 def test_join_validation_errors() -> None:
     ctx = CoordinatorTestContext()
     assert ctx.join("").response.error_code == ErrorCode.INVALID_GROUP_ID
-    assert ctx.join(G, session_timeout_ms=10).response.error_code == ErrorCode.INVALID_SESSION_TIMEOUT
+    assert (
+        ctx.join(G, session_timeout_ms=10).response.error_code == ErrorCode.INVALID_SESSION_TIMEOUT
+    )
     assert (
         ctx.join(G, session_timeout_ms=10**8).response.error_code
         == ErrorCode.INVALID_SESSION_TIMEOUT
@@ -200,9 +202,13 @@ def test_leave_triggers_rebalance_and_batch_leave_reports_per_member() -> None:
 def test_leave_v0_uses_top_level_error_and_last_leave_empties_group() -> None:
     ctx = CoordinatorTestContext()
     gen, [a] = ctx.stable_group(G)
-    bad = ctx.finish(ctx.coord.leave_group(LeaveGroupRequest(group_id=G, member_id="x"), api_version=0))
+    bad = ctx.finish(
+        ctx.coord.leave_group(LeaveGroupRequest(group_id=G, member_id="x"), api_version=0)
+    )
     assert bad is not None and bad.error_code == ErrorCode.UNKNOWN_MEMBER_ID and bad.members == []
-    ok = ctx.finish(ctx.coord.leave_group(LeaveGroupRequest(group_id=G, member_id=a), api_version=1))
+    ok = ctx.finish(
+        ctx.coord.leave_group(LeaveGroupRequest(group_id=G, member_id=a), api_version=1)
+    )
     assert ok is not None and ok.error_code == 0
     assert ctx.state(G) is S.EMPTY
     group = ctx.coord.groups.get(G)
@@ -219,7 +225,8 @@ def test_leave_of_a_pending_member_and_of_a_parked_joiner() -> None:
     pending = ctx.join(G).response.member_id  # MEMBER_ID_REQUIRED only
     left = ctx.finish(
         ctx.coord.leave_group(
-            LeaveGroupRequest(group_id=G, members=[MemberIdentity(member_id=pending)]), api_version=3
+            LeaveGroupRequest(group_id=G, members=[MemberIdentity(member_id=pending)]),
+            api_version=3,
         )
     )
     assert left is not None and left.members[0].error_code == 0
@@ -278,7 +285,9 @@ def test_rebalance_timeout_kicks_members_that_do_not_rejoin() -> None:
     gen, [a, b] = ctx.stable_group(G, 2, rebalance_timeout_ms=20_000, session_timeout_ms=30_000)
     box_b = ctx.join(G, b)  # b (a follower) rejoins with the same metadata: no rebalance
     assert box_b.response.generation_id == gen
-    c, box_c = ctx.join_new_dynamic_member(G, rebalance_timeout_ms=20_000, session_timeout_ms=30_000)
+    c, box_c = ctx.join_new_dynamic_member(
+        G, rebalance_timeout_ms=20_000, session_timeout_ms=30_000
+    )
     box_b = ctx.join(G, b, rebalance_timeout_ms=20_000, session_timeout_ms=30_000)
     ctx.sleep(19_999)
     assert not box_c.done
