@@ -16,17 +16,25 @@ class GroupState(Enum):
     """A classic group's state; the value is Kafka's display name (ListGroups, DescribeGroups)."""
 
     EMPTY = "Empty"
-    """Group has no more members, but lingers until all offsets have expired.
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_DOCS: dict[GroupState, str] = {
+    GroupState.EMPTY: """Group has no more members, but lingers until all offsets have expired.
 
     action: respond to JoinGroup normally; SyncGroup, Heartbeat and (member) OffsetCommit
             with UNKNOWN_MEMBER_ID; OffsetCommit with generation -1 (simple consumers,
             admin) is accepted; DeleteGroups and OffsetDelete are accepted.
     transition: a member joins => PreparingRebalance
                 all offsets expire / the group is deleted => Dead
-    """
-
-    PREPARING_REBALANCE = "PreparingRebalance"
-    """Group is waiting for every member to (re)join.
+    """,
+    GroupState.PREPARING_REBALANCE: """Group is waiting for every member to (re)join.
 
     action: JoinGroup is parked until every member has joined or the rebalance timeout
             fires; Heartbeat gets REBALANCE_IN_PROGRESS; SyncGroup REBALANCE_IN_PROGRESS;
@@ -35,10 +43,8 @@ class GroupState(Enum):
     transition: all members joined (or timeout removed the laggards) => CompletingRebalance
                 the last member left or timed out => Empty
                 the group is deleted => Dead
-    """
-
-    COMPLETING_REBALANCE = "CompletingRebalance"
-    """The new generation exists; waiting for the leader's SyncGroup with the assignment.
+    """,
+    GroupState.COMPLETING_REBALANCE: """The new generation exists; waiting for the leader's SyncGroup with the assignment.
 
     action: SyncGroup from followers is parked, the leader's SyncGroup writes the
             assignment and answers everyone; Heartbeat is answered normally;
@@ -47,10 +53,8 @@ class GroupState(Enum):
     transition: the leader's SyncGroup => Stable
                 a member joins with new metadata, leaves, or times out => PreparingRebalance
                 the group is deleted => Dead
-    """
-
-    STABLE = "Stable"
-    """The group has an assignment; members heartbeat.
+    """,
+    GroupState.STABLE: """The group has an assignment; members heartbeat.
 
     action: Heartbeat, SyncGroup (current assignment), OffsetCommit normally; JoinGroup
             from the leader or with changed metadata starts a rebalance, from a
@@ -60,18 +64,16 @@ class GroupState(Enum):
     transition: a member's session expires, a member leaves, a new member joins, the
                 leader rejoins or metadata changes => PreparingRebalance
                 the group is deleted => Dead
-    """
-
-    DEAD = "Dead"
-    """Group has no more members and its metadata is being removed.
+    """,
+    GroupState.DEAD: """Group has no more members and its metadata is being removed.
 
     action: answer every request with COORDINATOR_NOT_AVAILABLE (Join/Sync/Heartbeat/
             Leave/commit) or GROUP_ID_NOT_FOUND (admin).
     transition: none; Dead is final (Dead => Dead is tolerated).
-    """
-
-    def __str__(self) -> str:
-        return self.value
+    """,
+}
+for _state, _doc in _DOCS.items():
+    _state.__doc__ = _doc  # each state documents its action and transitions
 
 
 S = GroupState

@@ -1,0 +1,181 @@
+"""__consumer_offsets record formats, partition_for, the state table, the fake timer."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from coordinator.records import (
+    GroupMetadataRecord,
+    OffsetCommitRecord,
+    decode_record,
+    group_metadata_key,
+    group_metadata_value,
+    offset_commit_key,
+    offset_commit_value,
+    partition_for,
+    subscribed_topics,
+)
+from coordinator.result import Result
+from coordinator.state import (
+    ALLOWED_PREVIOUS,
+    GroupState,
+    IllegalTransition,
+    assert_valid_transition,
+)
+from coordinator.testing import CoordinatorTestContext, subscription
+from coordinator.timer import FakeTimer, ManualClock
+from wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
+from wire.messages.internal.offset_commit_value import OffsetCommitValue
+
+
+def kstr(s: str) -> bytes:
+    return struct.pack(">h", len(s)) + s.encode()
+
+
+def test_offset_commit_key_and_value_bytes_are_kafkas() -> None:
+    assert offset_commit_key("g", "t", 3) == struct.pack(">h", 1) + kstr("g") + kstr(
+        "t"
+    ) + struct.pack(">i", 3)
+    value = OffsetCommitValue(offset=42, leader_epoch=7, metadata="m", commit_timestamp=1000)
+    assert offset_commit_value(value) == (
+        struct.pack(">hqi", 3, 42, 7) + kstr("m") + struct.pack(">q", 1000)
+    )
+    with_expiry = OffsetCommitValue(
+        offset=42, metadata="", commit_timestamp=1000, expire_timestamp=2000
+    )
+    assert offset_commit_value(with_expiry) == struct.pack(">hq", 1, 42) + kstr("") + struct.pack(
+        ">qq", 1000, 2000
+    )
+
+
+def test_group_metadata_key_and_value_bytes_are_kafkas() -> None:
+    assert group_metadata_key("grp") == struct.pack(">h", 2) + kstr("grp")
+    value = GroupMetadataValue(
+        protocol_type="consumer",
+        generation=5,
+        protocol="range",
+        leader="m1",
+        current_state_timestamp=99,
+        members=[
+            MemberMetadata(
+                member_id="m1",
+                group_instance_id=None,
+                client_id="c",
+                client_host="/h",
+                rebalance_timeout=300,
+                session_timeout=100,
+                subscription=b"S",
+                assignment=b"AA",
+            )
+        ],
+    )
+    expected = (
+        struct.pack(">h", 3)
+        + kstr("consumer")
+        + struct.pack(">i", 5)
+        + kstr("range")
+        + kstr("m1")
+        + struct.pack(">q", 99)
+        + struct.pack(">i", 1)
+        + kstr("m1")
+        + struct.pack(">h", -1)  # null group instance id
+        + kstr("c")
+        + kstr("/h")
+        + struct.pack(">ii", 300, 100)
+        + struct.pack(">i", 1)
+        + b"S"
+        + struct.pack(">i", 2)
+        + b"AA"
+    )
+    assert group_metadata_value(value) == expected
+    decoded = decode_record(group_metadata_key("grp"), expected)
+    assert isinstance(decoded, GroupMetadataRecord) and decoded.value == value
+
+
+def test_decode_reads_old_versions_tombstones_and_skips_foreign_records() -> None:
+    v0 = struct.pack(">hq", 0, 9) + kstr("meta") + struct.pack(">q", 77)
+    key_v0 = struct.pack(">h", 0) + kstr("g") + kstr("t") + struct.pack(">i", 1)
+    decoded = decode_record(key_v0, v0)
+    assert isinstance(decoded, OffsetCommitRecord)
+    assert decoded.value is not None and (decoded.value.offset, decoded.value.leader_epoch) == (
+        9,
+        -1,
+    )
+    tomb = decode_record(offset_commit_key("g", "t", 1), None)
+    assert isinstance(tomb, OffsetCommitRecord) and tomb.value is None
+    gv0 = (
+        struct.pack(">h", 0)
+        + kstr("consumer")
+        + struct.pack(">i", 1)
+        + struct.pack(">h", -1) * 2
+        + struct.pack(">i", 0)
+    )
+    decoded_group = decode_record(group_metadata_key("g"), gv0)
+    assert isinstance(decoded_group, GroupMetadataRecord) and decoded_group.value is not None
+    assert (
+        decoded_group.value.current_state_timestamp == -1 and decoded_group.value.protocol is None
+    )
+    # Key version 3+ belongs to KIP-848 consumer groups: not ours.
+    assert decode_record(struct.pack(">h", 3) + kstr("g"), b"\x00\x00") is None
+
+
+def test_partition_for_matches_java_string_hash_code() -> None:
+    assert partition_for("hello", 2**31 - 1) == 99162322  # "hello".hashCode()
+    assert partition_for("polygenelubricants", 50) == 0  # hashCode() == Integer.MIN_VALUE
+    assert all(0 <= partition_for(f"group-{i}", 50) < 50 for i in range(200))
+    assert partition_for("ü-gröup", 50) == partition_for("ü-gröup", 50)
+
+
+def test_subscribed_topics_parses_consumer_protocol_subscription() -> None:
+    assert subscribed_topics(subscription("a", "b")) == {"a", "b"}
+    assert subscribed_topics(subscription("a", version=1)) == {"a"}
+    assert subscribed_topics(b"\x00") is None
+    assert subscribed_topics(b"\x00\x00\x7f\xff\xff\xff") is None
+
+
+def test_state_table_matches_kafka() -> None:
+    S = GroupState
+    assert ALLOWED_PREVIOUS[S.STABLE] == {S.COMPLETING_REBALANCE}
+    assert ALLOWED_PREVIOUS[S.EMPTY] == {S.PREPARING_REBALANCE}
+    assert_valid_transition(S.EMPTY, S.PREPARING_REBALANCE)
+    with pytest.raises(IllegalTransition):
+        assert_valid_transition(S.EMPTY, S.STABLE)
+    with pytest.raises(IllegalTransition):
+        assert_valid_transition(S.DEAD, S.EMPTY)
+    for state in S:
+        assert state.__doc__ and "action:" in state.__doc__ and "transition:" in state.__doc__
+
+
+def test_fake_timer_fires_in_deadline_order_and_replaces_keys() -> None:
+    clock = ManualClock(0)
+    timer = FakeTimer(clock)
+    fired: list[tuple[str, int]] = []
+
+    def cb(name: str) -> Result[None]:
+        fired.append((name, clock.ms))
+        if name == "a":
+            timer.schedule("c", 5, lambda: cb("c"))
+        return Result()
+
+    timer.schedule("a", 10, lambda: cb("a"))
+    timer.schedule("b", 12, lambda: cb("b"))
+    timer.schedule("b", 20, lambda: cb("b2"))  # replaces
+    timer.schedule("d", 1, lambda: cb("d"))
+    timer.cancel("d")
+    timer.advance(30)
+    assert fired == [("a", 10), ("c", 15), ("b2", 20)]
+    assert clock.ms == 30 and timer.keys == []
+
+
+def test_replay_of_a_stable_group_schedules_heartbeats_and_expires_silent_members() -> None:
+    ctx = CoordinatorTestContext()
+    gen, members = ctx.stable_group("g", 2)
+    fresh = ctx.replayed()
+    group = fresh.groups.get("g")
+    assert group is not None and group.state is GroupState.STABLE and group.generation_id == gen
+    assert set(group.members) == set(members)
+    assert isinstance(fresh.timer, FakeTimer)
+    fresh.timer.advance(10_000)
+    assert group.state is GroupState.PREPARING_REBALANCE or group.state is GroupState.EMPTY
