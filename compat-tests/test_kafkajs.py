@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -68,6 +69,7 @@ def run_js(command: str, request: dict) -> dict:
         text=True,
         timeout=NODE_TIMEOUT_S,
         cwd=JS_DIR,
+        env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"},
     )
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1]) if lines else {}

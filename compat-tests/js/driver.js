@@ -107,6 +107,11 @@ const commands = {
       await consumer.subscribe({ topics: [req.topic], fromBeginning: true })
       await new Promise((resolve, reject) => {
         const timer = setTimeout(resolve, req.timeoutMs)
+        // run() resolves at once; a crash of the consumer (no coordinator, say) comes as an event.
+        consumer.on(consumer.events.CRASH, (e) => {
+          clearTimeout(timer)
+          reject(e.payload.error)
+        })
         consumer.run({
           autoCommit: false,
           eachBatch: async ({ batch }) => {
