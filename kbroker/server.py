@@ -24,7 +24,7 @@ from kbroker.errors import KafkaError, fill_error
 from kbroker.metadata import MetadataStore
 from kbroker.registry import HANDLERS, RequestContext
 from kbroker.topics import TopicManager
-from wire.codec import decode
+from wire.codec import decode_from
 from wire.errors import ErrorCode
 from wire.exceptions import DecodeError, WireError
 from wire.headers import decode_request_header, encode_response, peek_request_header
@@ -131,8 +131,11 @@ class Broker:
             raise CloseConnection(f"API key {api_key} version {api_version} not supported")
         try:
             header, body_offset = decode_request_header(frame)
-            request = decode(handler.request_cls, api_version, memoryview(frame)[body_offset:])
+            # Trailing bytes after the body are ignored, as Kafka's parser does (librdkafka
+            # 2.16 sends three extra bytes after its Metadata v13 body).
+            request, _end = decode_from(handler.request_cls, api_version, memoryview(frame), body_offset)
         except DecodeError as exc:
+            logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())
             raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
         ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms())
         try:

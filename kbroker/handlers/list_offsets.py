@@ -61,7 +61,8 @@ def _lookup(ctx: RequestContext, name: str, p: ListOffsetsPartition, read_commit
             return out
         out.timestamp, out.offset = found.timestamp, found.offset
         epoch = found.leader_epoch if found.leader_epoch >= 0 else epoch
-    out.leader_epoch = epoch
+    if ctx.api_version >= 4:
+        out.leader_epoch = epoch
     return out
 
 
