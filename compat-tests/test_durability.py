@@ -11,6 +11,7 @@ Restart tests need a persistent broker and skip on the Tansu stand-in.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -89,6 +90,7 @@ def test_sigkill_after_acks_all_loses_nothing(persistent_broker, client: str) ->
                 "acks": "all",
                 "linger.ms": 5,
                 "message.timeout.ms": 20_000,
+                "logger": logging.getLogger("librdkafka"),  # not straight to fd 2
             }
         )
 
