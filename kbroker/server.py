@@ -21,6 +21,7 @@ from kbroker.config import BrokerConfig
 from kbroker.connection import CloseConnection, serve_connection
 from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
+from kbroker.groups import GroupRuntime
 from kbroker.metadata import MetadataStore
 from kbroker.registry import HANDLERS, RequestContext
 from kbroker.topics import TopicManager
@@ -48,6 +49,7 @@ class Broker:
         self.metadata = MetadataStore(config.data_dir)
         self.waiters = DataWaiters()
         self.topics = TopicManager(self)
+        self.groups = GroupRuntime(self)
         self.closing = False
         self.in_flight = 0
         self._server: asyncio.base_events.Server | None = None
@@ -60,6 +62,7 @@ class Broker:
     async def start(self) -> None:
         self.metadata.load(self.config.node_id)
         self.topics.open(now_ms())
+        self.groups.start()
         max_connections = self.config.get_int("max.connections")
 
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -109,6 +112,7 @@ class Broker:
         for task in list(self._connections) + list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self.groups.close()
         self.topics.close()
 
     # -- dispatch --------------------------------------------------------------------------

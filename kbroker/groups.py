@@ -1,0 +1,175 @@
+"""The group coordinator's runtime: its log, its clock and timers, its parked requests.
+
+``coordinator.GroupCoordinator`` is pure: each call returns a ``Result`` (records to append
+to ``__consumer_offsets``, replies to deliver once they are durable, the response).  This
+module supplies the I/O it leaves out:
+
+- **Load.** At start-up every partition of ``__consumer_offsets`` is read from its log start
+  to its end and each record is replayed; then ``on_loaded()`` arms the member timers.
+- **Append.** ``finish(result)`` appends the records (one batch per partition, in order),
+  then runs the deferred replies, then returns the response.  ``__consumer_offsets`` is
+  created the first time a group needs it (FindCoordinator for a group, or a first write),
+  with ``offsets.topic.num.partitions`` partitions and ``cleanup.policy=compact`` like Kafka's.
+- **Time.** :class:`AsyncioTimer` implements the coordinator's keyed ``Timer`` with
+  ``loop.call_later``; a due timeout's result goes through ``finish`` like a request's.
+- **Parking.** JoinGroup/SyncGroup that must wait get a ``reply`` callback that resolves
+  an asyncio future the handler awaits.
+
+Everything runs on the event loop thread; the coordinator is never entered concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from coordinator.config import GroupConfig
+from coordinator.group_coordinator import GroupCoordinator
+from coordinator.records import partition_for
+from coordinator.result import Record, Result, apply_result
+from coordinator.timer import TimeoutCallback
+from wire.records import build_record_batch, decode_records, iter_batches
+
+if TYPE_CHECKING:
+    from kbroker.server import Broker
+
+logger = logging.getLogger(__name__)
+
+OFFSETS_TOPIC = "__consumer_offsets"
+# How much of a partition one replay read takes; any size works, this bounds memory.
+REPLAY_READ_BYTES = 4 * 1024 * 1024
+R = TypeVar("R")
+
+
+class AsyncioTimer:
+    """The coordinator's keyed timer on an asyncio loop; rescheduling a key replaces it."""
+
+    def __init__(self, sink: Callable[[Result[Any]], None]) -> None:
+        self._sink = sink
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+
+    def schedule(self, key: str, delay_ms: int, callback: TimeoutCallback) -> None:
+        self.cancel(key)
+        loop = asyncio.get_running_loop()
+        self._handles[key] = loop.call_later(max(delay_ms, 0) / 1000, self._fire, key, callback)
+
+    def cancel(self, key: str) -> None:
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
+
+    def _fire(self, key: str, callback: TimeoutCallback) -> None:
+        self._handles.pop(key, None)
+        try:
+            self._sink(callback())
+        except Exception:
+            logger.exception("group coordinator timeout %s failed", key)
+
+
+class GroupRuntime:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        config = broker.config
+        self.num_partitions = config.get_int("offsets.topic.num.partitions")
+        self.group_config = GroupConfig(
+            group_min_session_timeout_ms=config.get_int("group.min.session.timeout.ms"),
+            group_max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
+            group_initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
+            group_max_size=config.get_int("group.max.size"),
+            offsets_retention_minutes=config.get_int("offsets.retention.minutes"),
+            offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
+            offsets_topic_num_partitions=self.num_partitions,
+        )
+        self.timer = AsyncioTimer(self.finish)
+        self.coordinator: GroupCoordinator | None = None
+
+    def start(self) -> None:
+        """Replay ``__consumer_offsets`` (if it exists) into a new coordinator."""
+        from kbroker.server import now_ms
+
+        def topic_name_for_id(topic_id: Any) -> str | None:
+            topic = self.broker.metadata.by_id(topic_id)
+            return topic.name if topic is not None else None
+
+        coordinator = GroupCoordinator(
+            now_ms=now_ms, timer=self.timer, config=self.group_config, topic_name_for_id=topic_name_for_id
+        )
+        replayed = 0
+        topic = self.broker.metadata.get(OFFSETS_TOPIC)
+        if topic is not None:
+            for p in range(topic.num_partitions):
+                log = self.broker.topics.log(OFFSETS_TOPIC, p)
+                if log is None:
+                    continue
+                offset = log.log_start_offset
+                while offset < log.high_watermark:
+                    fetched = log.read(offset, REPLAY_READ_BYTES)
+                    if not fetched.records:
+                        break
+                    for view in iter_batches(fetched.records):
+                        if view.next_offset <= offset or view.is_control:
+                            continue
+                        for record in decode_records(view):
+                            if view.base_offset + record.offset_delta >= offset and record.key is not None:
+                                coordinator.replay(record.key, record.value)
+                                replayed += 1
+                    offset = fetched.next_offset
+        self.coordinator = coordinator
+        self.finish(coordinator.on_loaded())
+        if replayed:
+            logger.info("replayed %d __consumer_offsets records", replayed)
+
+    def close(self) -> None:
+        self.timer.close()
+
+    def ensure_offsets_topic(self) -> None:
+        if OFFSETS_TOPIC not in self.broker.metadata:
+            from kbroker.server import now_ms
+
+            segment_bytes = self.broker.config.get("offsets.topic.segment.bytes") or "104857600"
+            self.broker.topics.ensure_internal_topic(
+                OFFSETS_TOPIC,
+                self.num_partitions,
+                {"cleanup.policy": "compact", "segment.bytes": segment_bytes, "compression.type": "producer"},
+                now_ms(),
+            )
+
+    def append(self, records: list[Record]) -> None:
+        """Write coordinator records to their ``__consumer_offsets`` partitions."""
+        from kbroker.server import now_ms
+
+        self.ensure_offsets_topic()
+        topic = self.broker.metadata.get(OFFSETS_TOPIC)
+        assert topic is not None
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for record in records:
+            by_partition[partition_for(record.group_id, topic.num_partitions)].append(record)
+        now = now_ms()
+        for partition, recs in by_partition.items():
+            log = self.broker.topics.log(OFFSETS_TOPIC, partition)
+            assert log is not None
+            batch = build_record_batch([(r.key, r.value, [], now) for r in recs])
+            log.append(batch, leader_epoch=topic.leader_epochs[partition], now_ms=now)
+            self.broker.waiters.notify((OFFSETS_TOPIC, partition))
+
+    def finish(self, result: Result[R]) -> R | None:
+        """Append the result's records, deliver its deferred replies, return its response."""
+        return apply_result(result, self.append)
+
+    def parked(self) -> tuple[asyncio.Future[Any], Callable[[Any], None]]:
+        """A future and the reply callback that resolves it (for JoinGroup/SyncGroup)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def reply(response: Any) -> None:
+            if not fut.done():
+                fut.set_result(response)
+
+        return fut, reply

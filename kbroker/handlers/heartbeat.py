@@ -1,0 +1,22 @@
+"""Heartbeat (key 12).
+
+Version notes:
+- v0-v4 served (aiokafka v1, librdkafka/kafkajs v3, kafka-python v4).  REBALANCE_IN_PROGRESS,
+  ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID and FENCED_INSTANCE_ID come from the coordinator.
+"""
+
+from __future__ import annotations
+
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.messages.heartbeat_request import HeartbeatRequest
+from wire.messages.heartbeat_response import HeartbeatResponse
+
+
+@handler(ApiKey.HEARTBEAT, 0, 4)
+async def handle_heartbeat(ctx: RequestContext, req: HeartbeatRequest) -> HeartbeatResponse:
+    runtime = ctx.broker.groups
+    assert runtime.coordinator is not None
+    response = runtime.finish(runtime.coordinator.heartbeat(req, api_version=ctx.api_version))
+    assert response is not None
+    return response

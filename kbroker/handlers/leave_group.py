@@ -1,0 +1,22 @@
+"""LeaveGroup (key 13).
+
+Version notes:
+- v0-v5 served (aiokafka/librdkafka v1, kafkajs v3, kafka-python v5).  v3+ leave in batches
+  (members, by member id or group instance id), each with its own error.
+"""
+
+from __future__ import annotations
+
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.messages.leave_group_request import LeaveGroupRequest
+from wire.messages.leave_group_response import LeaveGroupResponse
+
+
+@handler(ApiKey.LEAVE_GROUP, 0, 5)
+async def handle_leave_group(ctx: RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse:
+    runtime = ctx.broker.groups
+    assert runtime.coordinator is not None
+    response = runtime.finish(runtime.coordinator.leave_group(req, api_version=ctx.api_version))
+    assert response is not None
+    return response

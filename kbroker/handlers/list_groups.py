@@ -1,0 +1,22 @@
+"""ListGroups (key 16).
+
+Version notes:
+- v0-v5 served (librdkafka's legacy list_groups sends v0).  v4+ states_filter, v5+
+  types_filter (all groups here are classic).
+"""
+
+from __future__ import annotations
+
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.messages.list_groups_request import ListGroupsRequest
+from wire.messages.list_groups_response import ListGroupsResponse
+
+
+@handler(ApiKey.LIST_GROUPS, 0, 5)
+async def handle_list_groups(ctx: RequestContext, req: ListGroupsRequest) -> ListGroupsResponse:
+    runtime = ctx.broker.groups
+    assert runtime.coordinator is not None
+    response = runtime.finish(runtime.coordinator.list_groups(req, api_version=ctx.api_version))
+    assert response is not None
+    return response
