@@ -117,6 +117,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, "10000"),
         _d("transactional.id.expiration.ms", _T.INT, "604800000"),
         _d("producer.id.expiration.ms", _T.INT, "86400000"),
+        # Fault injection for client test suites (0 = off): every Nth partition append of a
+        # Produce is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND although it was stored, so the
+        # client retries a batch the log already has (idempotence must absorb it).
+        _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0"),
     ]
 }
 

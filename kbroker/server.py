@@ -56,6 +56,8 @@ class Broker:
         self._connections: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
+        self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
+        self._produce_appends = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -114,6 +116,13 @@ class Broker:
                 await task
         self.groups.close()
         self.topics.close()
+
+    def should_inject_produce_fault(self) -> bool:
+        """Fault injection for test suites: see ``kbroker.test.fail.produce.after.append.every``."""
+        if self._produce_fault_every <= 0:
+            return False
+        self._produce_appends += 1
+        return self._produce_appends % self._produce_fault_every == 0
 
     # -- dispatch --------------------------------------------------------------------------
 

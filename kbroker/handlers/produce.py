@@ -12,6 +12,8 @@ Version notes:
   the original base offset; OUT_OF_ORDER_SEQUENCE_NUMBER / INVALID_PRODUCER_EPOCH otherwise.
 - v2+ log_append_time_ms (-1 for CreateTime topics); v5+ log_start_offset; v8+ error_message.
 - A produce never creates a topic (Kafka auto-creates on Metadata only).
+- ``kbroker.test.fail.produce.after.append.every`` (fault injection for test suites) answers
+  every Nth stored partition with NOT_ENOUGH_REPLICAS_AFTER_APPEND, so clients retry.
 """
 
 from __future__ import annotations
@@ -62,10 +64,13 @@ def _append(ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_
         out.error_message = str(exc)
         out.log_start_offset = log.log_start_offset
         return out
+    broker.waiters.notify((topic_name, p.index))
+    if broker.should_inject_produce_fault():
+        out.error_code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        return out
     out.base_offset = result.base_offset
     out.log_append_time_ms = result.log_append_time_ms
     out.log_start_offset = result.log_start_offset
-    broker.waiters.notify((topic_name, p.index))
     return out
 
 

@@ -154,3 +154,23 @@ def test_data_and_topic_ids_survive_a_restart(broker_thread: BrokerThread) -> No
     part = c.request(req, 12).responses[0].partitions[0]
     c.close()
     assert _values(bytes(part.records)) == [b"x", b"y"]
+
+
+def test_injected_after_append_fault_then_retry_is_a_duplicate(tmp_path) -> None:
+    from broker_harness import BrokerThread
+
+    bt = BrokerThread(tmp_path / "fault", ["kbroker.test.fail.produce.after.append.every=1"])
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        _create(c, "f")
+        pid = c.request(InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000), 4)
+        batch = make_batch([b"one"], producer_id=pid.producer_id, producer_epoch=0, base_sequence=0)
+        first = _produce(c, "f", batch)
+        assert first.error_code == ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        retry = _produce(c, "f", batch)  # the duplicate is answered NONE with the original offset
+        assert (retry.error_code, retry.base_offset) == (ErrorCode.NONE, 0)
+        assert _fetch(c, "f", 0).high_watermark == 1
+    finally:
+        c.close()
+        bt.close()
