@@ -179,3 +179,39 @@ def test_replay_of_a_stable_group_schedules_heartbeats_and_expires_silent_member
     assert isinstance(fresh.timer, FakeTimer)
     fresh.timer.advance(10_000)
     assert group.state is GroupState.PREPARING_REBALANCE or group.state is GroupState.EMPTY
+
+
+@pytest.mark.parametrize("version", range(0, 7))
+def test_find_coordinator_answers_this_node_single_and_batched(version: int) -> None:
+    from coordinator.find_coordinator import find_coordinator
+    from wire.codec import encode
+    from wire.messages.find_coordinator_request import FindCoordinatorRequest
+
+    request = FindCoordinatorRequest(key="g", key_type=0, coordinator_keys=["g1", "g2"])
+    response = find_coordinator(
+        request, api_version=version, node_id=1, host="localhost", port=9092
+    )
+    encode(response, version)
+    if version >= 4:
+        assert [(c.key, c.node_id, c.port, c.error_code) for c in response.coordinators] == [
+            ("g1", 1, 9092, 0),
+            ("g2", 1, 9092, 0),
+        ]
+    else:
+        assert (response.node_id, response.host, response.port, response.error_code) == (
+            1,
+            "localhost",
+            9092,
+            0,
+        )
+    if version >= 1:
+        bad = find_coordinator(
+            FindCoordinatorRequest(key="g", key_type=2, coordinator_keys=["g"]),
+            api_version=version,
+            node_id=1,
+            host="h",
+            port=1,
+        )
+        encode(bad, version)
+        codes = [c.error_code for c in bad.coordinators] if version >= 4 else [bad.error_code]
+        assert codes == [42]  # INVALID_REQUEST
