@@ -68,6 +68,10 @@ class InvalidTxnStateError(LogError):
     """A non-transactional batch from a producer with an open transaction (INVALID_TXN_STATE)."""
 
 
+class UnknownPartitionError(LogError):
+    """The LogManager holds no log for that topic partition (UNKNOWN_TOPIC_OR_PARTITION)."""
+
+
 class LogStorageError(LogError):
     """An I/O error (ENOSPC, EIO, ...) while writing or reading files (KAFKA_STORAGE_ERROR).
 

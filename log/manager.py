@@ -13,6 +13,29 @@ Deleting a topic renames each partition directory to ``*.<hex>-delete`` (one ato
 rename, directory fsynced) and only then removes the files; a crash midway leaves a
 ``-delete`` directory that ``open_all`` finishes removing, never half a partition.
 Checkpoints are written tmp + fsync + rename.  Not thread-safe (one owner).
+
+Housekeeping cadence
+--------------------
+The broker calls ``run_periodic(now_ms)`` about once a second.  Each duty runs at its
+own Kafka interval, measured from the previous run (the first run comes after
+``min(INITIAL_TASK_DELAY_MS, interval)``, as Kafka's scheduler does):
+
+=====================================  =============================================
+every call                             segment.ms rolls, flush.ms flushes, removal
+                                       of ``*.deleted`` files older than
+                                       file.delete.delay.ms (cheap checks)
+log.flush.offset.checkpoint.           recovery-point checkpoint
+interval.ms (60 s)
+log.flush.start.offset.checkpoint.     log-start-offset checkpoint
+interval.ms (60 s)
+log.retention.check.interval.ms        retention.ms / retention.bytes deletion
+(300 s)
+=====================================  =============================================
+
+A checkpoint whose content has not changed since it was last written is skipped (an
+idle broker does no fsyncs).  DeleteRecords is durable once acknowledged: when
+``PartitionLog.delete_records_before`` moves a log start offset, the log calls back
+into the manager, which writes the log-start checkpoint before the call returns.
 """
 
 from __future__ import annotations
@@ -31,6 +54,7 @@ from log.checkpoints import (
     write_offset_checkpoint,
 )
 from log.config import LogConfig
+from log.errors import LogStorageError, UnknownPartitionError
 from log.partition_log import PartitionLog
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -39,6 +63,14 @@ CLEAN_SHUTDOWN_MARKER = ".kbroker_cleanshutdown"
 DELETE_DIR_SUFFIX = "-delete"
 _DELETE_DIR = re.compile(r"^.+-\d+\.[0-9a-f]{32}-delete$")
 _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+# Kafka's defaults for the broker-level housekeeping intervals.
+DEFAULT_OFFSET_CHECKPOINT_INTERVAL_MS = 60_000  # log.flush.offset.checkpoint.interval.ms
+DEFAULT_START_OFFSET_CHECKPOINT_INTERVAL_MS = 60_000  # ...flush.start.offset.checkpoint...
+DEFAULT_RETENTION_CHECK_INTERVAL_MS = 300_000  # log.retention.check.interval.ms
+# Kafka's LogManager.InitialTaskDelayMs: scheduled duties first run this long after
+# start-up, so a restart does not pile retention scans onto recovery.
+INITIAL_TASK_DELAY_MS = 30_000
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -56,13 +88,45 @@ class LogManager:
     than ones being deleted) once ``open_all`` has run.
     """
 
-    def __init__(self, data_dir: str, default_config: LogConfig, now_ms: int) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        default_config: LogConfig,
+        now_ms: int,
+        *,
+        offset_checkpoint_interval_ms: int = DEFAULT_OFFSET_CHECKPOINT_INTERVAL_MS,
+        start_offset_checkpoint_interval_ms: int = DEFAULT_START_OFFSET_CHECKPOINT_INTERVAL_MS,
+        retention_check_interval_ms: int = DEFAULT_RETENTION_CHECK_INTERVAL_MS,
+    ) -> None:
+        for name, value in (
+            ("offset_checkpoint_interval_ms", offset_checkpoint_interval_ms),
+            ("start_offset_checkpoint_interval_ms", start_offset_checkpoint_interval_ms),
+            ("retention_check_interval_ms", retention_check_interval_ms),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be positive, not {value}")
         self.data_dir = data_dir
         self.default_config = default_config
         self.topic_configs: dict[str, LogConfig] = {}
         self.logs: dict[tuple[str, int], PartitionLog] = {}
         self.had_clean_shutdown = False
+        self.offset_checkpoint_interval_ms = offset_checkpoint_interval_ms
+        self.start_offset_checkpoint_interval_ms = start_offset_checkpoint_interval_ms
+        self.retention_check_interval_ms = retention_check_interval_ms
         self._now_ms = now_ms
+        # When each scheduled duty is next due (see "Housekeeping cadence").
+        self._next_recovery_checkpoint_ms = now_ms + min(
+            INITIAL_TASK_DELAY_MS, offset_checkpoint_interval_ms
+        )
+        self._next_start_checkpoint_ms = now_ms + min(
+            INITIAL_TASK_DELAY_MS, start_offset_checkpoint_interval_ms
+        )
+        self._next_retention_ms = now_ms + min(INITIAL_TASK_DELAY_MS, retention_check_interval_ms)
+        # The content last written to each checkpoint file (None: write unconditionally).
+        self._written: dict[str, dict[tuple[str, int], int] | None] = {
+            RECOVERY_POINT_CHECKPOINT: None,
+            LOG_START_CHECKPOINT: None,
+        }
         os.makedirs(data_dir, exist_ok=True)
 
     def config_for(self, topic: str) -> LogConfig:
@@ -90,7 +154,7 @@ class LogManager:
             parsed = parse_partition_dir(name)
             if parsed is None or parsed in self.logs:
                 continue
-            self.logs[parsed] = PartitionLog(
+            log = PartitionLog(
                 path,
                 self.config_for(parsed[0]),
                 now_ms=self._now_ms,
@@ -98,6 +162,8 @@ class LogManager:
                 recovery_point=recovery.get(parsed, 0),
                 had_clean_shutdown=self.had_clean_shutdown,
             )
+            log.on_log_start_offset_moved = self._log_start_offset_moved
+            self.logs[parsed] = log
         self.checkpoint()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(marker)
@@ -122,8 +188,26 @@ class LogManager:
         log = PartitionLog(
             path, self.config_for(topic), now_ms=self._now_ms, had_clean_shutdown=True
         )
+        log.on_log_start_offset_moved = self._log_start_offset_moved
         self.logs[key] = log
         return log
+
+    def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        """DeleteRecords on one partition: move its log start offset up to ``offset``
+        and make that durable before returning (the log-start checkpoint is written).
+        Returns the new log start offset; raises UnknownPartitionError, or what
+        ``PartitionLog.delete_records_before`` raises."""
+        log = self.logs.get((topic, partition))
+        if log is None:
+            raise UnknownPartitionError(f"no log for {topic}-{partition}")
+        return log.delete_records_before(offset)
+
+    def _log_start_offset_moved(self, log: PartitionLog) -> None:
+        """PartitionLog's DeleteRecords hook: checkpoint the log start offsets now."""
+        try:
+            self.checkpoint_log_start_offsets()
+        except OSError as exc:
+            raise LogStorageError(f"cannot checkpoint log start offsets: {exc}") from exc
 
     def delete_topic(self, topic: str) -> int:
         """Delete every partition of ``topic``: close, rename to ``*-delete``, remove.
@@ -150,24 +234,45 @@ class LogManager:
                 log.update_config(config)
 
     def checkpoint(self) -> None:
-        """Write the recovery-point and log-start-offset checkpoints."""
-        write_offset_checkpoint(
-            os.path.join(self.data_dir, RECOVERY_POINT_CHECKPOINT),
-            {k: log.recovery_point for k, log in self.logs.items()},
-        )
-        write_offset_checkpoint(
-            os.path.join(self.data_dir, LOG_START_CHECKPOINT),
-            {k: log.log_start_offset for k, log in self.logs.items()},
+        """Write the recovery-point and log-start-offset checkpoints (if changed)."""
+        self.checkpoint_recovery_points()
+        self.checkpoint_log_start_offsets()
+
+    def checkpoint_recovery_points(self) -> None:
+        self._write_checkpoint(
+            RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in self.logs.items()}
         )
 
+    def checkpoint_log_start_offsets(self) -> None:
+        self._write_checkpoint(
+            LOG_START_CHECKPOINT, {k: log.log_start_offset for k, log in self.logs.items()}
+        )
+
+    def _write_checkpoint(self, name: str, offsets: dict[tuple[str, int], int]) -> None:
+        if self._written[name] == offsets:
+            return
+        self._written[name] = None  # unknown until the write below has succeeded
+        write_offset_checkpoint(os.path.join(self.data_dir, name), offsets)
+        self._written[name] = offsets
+
     def run_periodic(self, now_ms: int) -> None:
-        """Time-based work: segment.ms rolls, flush.ms flushes, retention, checkpoints."""
+        """Time-based work, each duty at its own interval (see "Housekeeping cadence")."""
         self._now_ms = now_ms
+        retention_due = now_ms >= self._next_retention_ms
+        if retention_due:
+            self._next_retention_ms = now_ms + self.retention_check_interval_ms
         for log in self.logs.values():
             log.maybe_roll(now_ms)
             log.maybe_flush(now_ms)
-            log.enforce_retention(now_ms)
-        self.checkpoint()
+            if retention_due:
+                log.enforce_retention(now_ms)
+            log.delete_pending_files(now_ms)
+        if now_ms >= self._next_recovery_checkpoint_ms:
+            self._next_recovery_checkpoint_ms = now_ms + self.offset_checkpoint_interval_ms
+            self.checkpoint_recovery_points()
+        if now_ms >= self._next_start_checkpoint_ms:
+            self._next_start_checkpoint_ms = now_ms + self.start_offset_checkpoint_interval_ms
+            self.checkpoint_log_start_offsets()
 
     def flush_all(self) -> None:
         for log in self.logs.values():

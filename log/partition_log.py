@@ -41,6 +41,7 @@ import bisect
 import contextlib
 import os
 import struct
+from collections.abc import Callable
 
 from log.checkpoints import LeaderEpochCache
 from log.config import LogConfig
@@ -131,6 +132,9 @@ class PartitionLog:
         self._last_flush_ms = now_ms
         self._pending_deletes: list[tuple[int, Segment]] = []
         self._offline: str | None = None
+        # Called (by delete_records_before) after DeleteRecords moved the log start
+        # offset; the LogManager sets it to write the log-start checkpoint at once.
+        self.on_log_start_offset_moved: Callable[[PartitionLog], None] | None = None
 
     # -- offsets -------------------------------------------------------------------
     @property
@@ -462,14 +466,21 @@ class PartitionLog:
     # -- deletion ------------------------------------------------------------------
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: move the log start offset up to ``offset`` (<= high watermark)
-        and delete the segments wholly below it.  Returns the new log start offset."""
+        and delete the segments wholly below it.  Returns the new log start offset.
+
+        If the start offset moved, ``on_log_start_offset_moved`` runs before this
+        returns (under a LogManager: the log-start checkpoint is written, so the
+        deletion survives a crash once acknowledged; LogStorageError if it fails)."""
         self._check_online()
         if offset > self.high_watermark or offset < 0:
             raise OffsetOutOfRangeError(offset, self.log_start_offset, self.high_watermark)
-        if offset > self.log_start_offset:
+        moved = offset > self.log_start_offset
+        if moved:
             self.log_start_offset = offset
             self.epoch_cache.truncate_from_start(offset)
         self._delete_segments(self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset))
+        if moved and self.on_log_start_offset_moved is not None:
+            self.on_log_start_offset_moved(self)
         return self.log_start_offset
 
     def enforce_retention(self, now_ms: int) -> int:
