@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from coordinator.result import Result
 
-__all__ = ["FakeTimer", "ManualClock", "Timer", "TimeoutCallback"]
+__all__ = ["CallLaterTimer", "FakeTimer", "ManualClock", "Timer", "TimeoutCallback"]
 
 TimeoutCallback = Callable[[], Result[Any]]
 
@@ -31,6 +31,53 @@ class Timer(Protocol):
 
     def cancel(self, key: str) -> None:
         """Forget the timeout with this key, if any."""
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class CallLaterTimer:
+    """A ``Timer`` over any ``call_later(seconds, fn) -> handle`` (asyncio's
+    ``loop.call_later``), so kbroker needs no timer code of its own::
+
+        timer = CallLaterTimer(loop.call_later, sink=lambda r: apply_result(r, append))
+
+    The coordinator stays free of asyncio; the loop runs callbacks on its own thread,
+    which is the coordinator's single owner.
+    """
+
+    def __init__(
+        self,
+        call_later: Callable[[float, Callable[[], None]], Cancellable],
+        sink: Callable[[Result[Any]], None],
+    ) -> None:
+        self._call_later = call_later
+        self.sink = sink
+        self._handles: dict[str, tuple[object, Cancellable]] = {}
+
+    def schedule(self, key: str, delay_ms: int, callback: TimeoutCallback) -> None:
+        self.cancel(key)
+        token = object()
+
+        def fire() -> None:
+            entry = self._handles.get(key)
+            if entry is None or entry[0] is not token:
+                return  # cancelled or replaced after the loop had already queued us
+            del self._handles[key]
+            self.sink(callback())
+
+        self._handles[key] = (token, self._call_later(max(0, delay_ms) / 1000.0, fire))
+
+    def cancel(self, key: str) -> None:
+        entry = self._handles.pop(key, None)
+        if entry is not None:
+            entry[1].cancel()
+
+    def cancel_all(self) -> None:
+        """Shutdown: drop every pending timeout."""
+        for key in list(self._handles):
+            self.cancel(key)
 
 
 class ManualClock:

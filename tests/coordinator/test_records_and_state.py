@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -215,3 +216,34 @@ def test_find_coordinator_answers_this_node_single_and_batched(version: int) -> 
         encode(bad, version)
         codes = [c.error_code for c in bad.coordinators] if version >= 4 else [bad.error_code]
         assert codes == [42]  # INVALID_REQUEST
+
+
+def test_call_later_timer_replaces_cancels_and_sinks_results() -> None:
+    from coordinator.timer import CallLaterTimer
+
+    queued: list[tuple[float, Callable[[], None], list[bool]]] = []
+
+    class Handle:
+        def __init__(self, flag: list[bool]) -> None:
+            self.flag = flag
+
+        def cancel(self) -> None:
+            self.flag[0] = True
+
+    def call_later(seconds: float, fn: Callable[[], None]) -> Handle:
+        flag = [False]
+        queued.append((seconds, fn, flag))
+        return Handle(flag)
+
+    sunk: list[Result[None]] = []
+    timer = CallLaterTimer(call_later, sink=sunk.append)
+    first, second = Result[None](), Result[None]()
+    timer.schedule("k", 1500, lambda: first)
+    timer.schedule("k", 2000, lambda: second)  # replaces
+    assert queued[0][2] == [True] and queued[1][0] == 2.0
+    queued[0][1]()  # a stale callback that raced the cancel does nothing
+    queued[1][1]()
+    assert len(sunk) == 1 and sunk[0] is second
+    timer.schedule("x", 10, lambda: first)
+    timer.cancel_all()
+    assert queued[2][2] == [True]
