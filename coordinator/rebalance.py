@@ -48,6 +48,7 @@ timeouts go through the injected ``Timer``.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -74,6 +75,8 @@ EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (
     GroupState.DEAD,
 )
 UNKNOWN_MEMBER_ID = ""
+
+log = logging.getLogger(__name__)
 
 
 def heartbeat_key(group_id: str, member_id: str) -> str:
@@ -300,6 +303,12 @@ class RebalanceCore:
                 ),
             )
         group.transition_to(PREPARING, self.now_ms())
+        log.info(
+            "group %s preparing to rebalance in generation %d: %s",
+            group.group_id,
+            group.generation_id,
+            reason,
+        )
         if not is_initial_rebalance:
             self.maybe_complete_join_else_schedule(group, fx)
 
@@ -359,6 +368,9 @@ class RebalanceCore:
         self.timer.cancel(join_key(group.group_id))
         for laggard in group.not_yet_rejoined_members():
             if not laggard.is_static:
+                log.info(
+                    "group %s: member %s did not rejoin in time", group.group_id, laggard.member_id
+                )
                 group.remove(laggard.member_id)
                 self.timer.cancel(heartbeat_key(group.group_id, laggard.member_id))
         if group.is_in(DEAD):
@@ -373,6 +385,15 @@ class RebalanceCore:
             )
             return
         group.init_next_generation(self.now_ms())
+        log.info(
+            "group %s generation %d is %s with %d members (protocol %s, leader %s)",
+            group.group_id,
+            group.generation_id,
+            group.state,
+            len(group.members),
+            group.protocol_name,
+            group.leader_id,
+        )
         if group.is_in(EMPTY):
             fx.records.append(self.group_metadata_record(group, {}))
             return
@@ -450,6 +471,7 @@ class RebalanceCore:
         else:
             member = group.members.get(member_id)
             if member is not None and not member.has_satisfied_heartbeat():
+                log.info("group %s: member %s session expired", group_id, member_id)
                 self.remove_member_and_update_group(
                     group, member, f"{member_id} session expired", fx
                 )
