@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             await broker.shutdown()
 
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
     except ImportError:
         asyncio.run(run())
     else:

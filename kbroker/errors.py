@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from wire.errors import ErrorCode
 
 
@@ -14,13 +16,13 @@ class KafkaError(Exception):
         self.message = message
 
 
-def fill_error(response: object, code: ErrorCode, message: str | None = None) -> bool:
+def fill_error(response: Any, code: ErrorCode, message: str | None = None) -> bool:
     """Set the top-level error fields of ``response``; False if it has none."""
     if not hasattr(response, "error_code"):
         return False
-    response.error_code = int(code)  # type: ignore[attr-defined]
+    response.error_code = int(code)
     if message is not None and hasattr(response, "error_message"):
-        response.error_message = message  # type: ignore[attr-defined]
+        response.error_message = message
     return True
 
 

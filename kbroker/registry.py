@@ -55,9 +55,9 @@ def handler(api_key: int, min_version: int, max_version: int) -> Callable[[Handl
     def register(fn: HandlerFn) -> HandlerFn:
         if api_key in HANDLERS:
             raise RuntimeError(f"API key {api_key} registered twice")
-        request_cls = REQUESTS[api_key]
+        request_cls: Any = REQUESTS[api_key]
         response_cls = RESPONSES[api_key]
-        spec_max = request_cls.VALID_VERSIONS[1]
+        spec_max: int = request_cls.VALID_VERSIONS[1]
         if max_version > spec_max:
             raise RuntimeError(f"API key {api_key}: max {max_version} > schema max {spec_max}")
         HANDLERS[api_key] = Handler(api_key, min_version, max_version, fn, request_cls, response_cls)

@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from kbroker import handlers  # noqa: F401  (registers every handler)
 from kbroker.config import BrokerConfig
@@ -88,8 +90,8 @@ class Broker:
             self.config = self.config.with_listen_port(sock[1])
         self._spawn(self._housekeeping())
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -146,6 +148,7 @@ class Broker:
             header, body_offset = decode_request_header(frame)
             # Trailing bytes after the body are ignored, as Kafka's parser does (librdkafka
             # 2.16 sends three extra bytes after its Metadata v13 body).
+            request: Any
             request, _end = decode_from(handler.request_cls, api_version, memoryview(frame), body_offset)
         except DecodeError as exc:
             logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())

@@ -92,7 +92,7 @@ def _read_all(ctx: RequestContext, req: FetchRequest) -> tuple[FetchResponse, in
 
 
 def _partition_keys(ctx: RequestContext, req: FetchRequest) -> list[tuple[str, int]]:
-    keys = []
+    keys: list[tuple[str, int]] = []
     for t in req.topics:
         if ctx.api_version >= 13:
             topic = ctx.broker.metadata.by_id(t.topic_id)
