@@ -247,3 +247,48 @@ def test_call_later_timer_replaces_cancels_and_sinks_results() -> None:
     timer.schedule("x", 10, lambda: first)
     timer.cancel_all()
     assert queued[2][2] == [True]
+
+
+@pytest.mark.parametrize("version", range(0, 5))
+def test_every_value_version_replays(version: int) -> None:
+    from coordinator.group_coordinator import GroupCoordinator
+    from wire.codec import encode
+
+    group_value = GroupMetadataValue(
+        protocol_type="consumer",
+        generation=4,
+        protocol="range",
+        leader="m",
+        current_state_timestamp=5 if version >= 2 else -1,
+        members=[
+            MemberMetadata(
+                member_id="m",
+                group_instance_id="i" if version >= 3 else None,
+                client_id="c",
+                client_host="/h",
+                rebalance_timeout=9 if version >= 1 else -1,
+                session_timeout=7,
+                subscription=subscription("t"),
+                assignment=b"A",
+            )
+        ],
+    )
+    offset_value = OffsetCommitValue(
+        offset=3, leader_epoch=2 if version >= 3 else -1, metadata="x", commit_timestamp=11,
+        expire_timestamp=12 if version == 1 else -1,
+    )  # fmt: skip
+    timer = FakeTimer(ManualClock(0))
+    coord = GroupCoordinator(now_ms=timer.clock.now_ms, timer=timer)
+    coord.replay(group_metadata_key("g"), struct.pack(">h", version) + encode(group_value, version))
+    coord.replay(
+        offset_commit_key("g", "t", 0), struct.pack(">h", version) + encode(offset_value, version)
+    )
+    group = coord.groups.get("g")
+    assert group is not None and group.state is GroupState.STABLE and group.generation_id == 4
+    member = group.members["m"]
+    assert member.rebalance_timeout_ms == (9 if version >= 1 else 7)  # v0: the session timeout
+    assert member.group_instance_id == ("i" if version >= 3 else None)
+    assert group.subscribed == {"t"} and member.assignment == b"A"
+    offset = coord.offsets.store.get("g", "t", 0)
+    assert offset is not None and offset.committed_offset == 3
+    assert offset.expire_timestamp_ms == (12 if version == 1 else None)
