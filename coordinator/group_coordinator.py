@@ -99,6 +99,13 @@ class GroupCoordinator:
         self.schedule_group_metadata_expiration()
         return result
 
+    def on_unloaded(self) -> Result[None]:
+        """Shutdown: parked JoinGroup/SyncGroup get NOT_COORDINATOR (clients look for the
+        coordinator again), timeouts are cancelled, in-memory state is dropped."""
+        self.timer.cancel(CLEANUP_KEY)
+        self.offsets.store.offsets.clear()
+        return self.groups.on_unloaded()
+
     def schedule_group_metadata_expiration(self) -> None:
         self.timer.schedule(
             CLEANUP_KEY,

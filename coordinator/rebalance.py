@@ -239,6 +239,33 @@ class RebalanceCore:
         fx.records.append(Record(group_metadata_key(group.group_id), None, group.group_id))
         self.replay_group_metadata(GroupMetadataKey(group=group.group_id), None)
 
+    def on_unloaded(self) -> Result[None]:
+        """Shutdown (Kafka's onUnloaded): answer every parked JoinGroup/SyncGroup with
+        NOT_COORDINATOR, cancel the group timeouts, mark the groups Dead and forget them.
+        Nothing is written: the log already holds the durable state."""
+        fx = Effects()
+        now_ms = self.now_ms()
+        for group in list(self.groups.values()):
+            for member in group.members.values():
+                join = group.complete_join(
+                    member,
+                    JoinGroupResponse(
+                        member_id=member.member_id, error_code=ErrorCode.NOT_COORDINATOR
+                    ),
+                )
+                sync = group.complete_sync(
+                    member, SyncGroupResponse(error_code=ErrorCode.NOT_COORDINATOR)
+                )
+                fx.replies.extend(d for d in (join, sync) if d is not None)
+                self.timer.cancel(heartbeat_key(group.group_id, member.member_id))
+            for member_id in group.pending_join_members:
+                self.timer.cancel(heartbeat_key(group.group_id, member_id))
+            self.timer.cancel(join_key(group.group_id))
+            self.timer.cancel(sync_key(group.group_id))
+            group.transition_to(DEAD, now_ms)
+        self.groups.clear()
+        return fx.result(None)
+
     def reschedule_heartbeat(
         self, group: ClassicGroup, member: Member, delay_ms: int | None = None
     ) -> None:

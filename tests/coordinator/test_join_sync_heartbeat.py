@@ -354,3 +354,17 @@ def test_dead_letter_heartbeat_on_unknown_group_and_empty_group() -> None:
     assert ctx.state(G) is S.EMPTY
     assert ctx.heartbeat(G, "x", 0) == ErrorCode.UNKNOWN_MEMBER_ID
     assert ctx.heartbeat("", "x", 0) == ErrorCode.INVALID_GROUP_ID
+
+
+def test_unload_answers_parked_requests_with_not_coordinator_and_cancels_timers() -> None:
+    ctx = CoordinatorTestContext()
+    ctx.finish(ctx.coord.on_loaded())
+    gen, [a, b] = ctx.stable_group(G, 2)
+    c, box_c = ctx.join_new_dynamic_member(G)
+    box_a = ctx.join(G, a)
+    pending = ctx.join("other").response.member_id
+    assert not box_c.done and not box_a.done and pending
+    ctx.finish(ctx.coord.on_unloaded())
+    assert box_c.response.error_code == box_a.response.error_code == ErrorCode.NOT_COORDINATOR
+    assert ctx.coord.groups.groups == {} and ctx.timer.keys == []
+    assert (S.PREPARING_REBALANCE, S.DEAD) in ctx.transitions

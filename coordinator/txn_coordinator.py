@@ -1,0 +1,698 @@
+"""``TransactionCoordinator``: the one object kbroker talks to for transactions.
+
+Theory of operation
+-------------------
+Kafka 4.x semantics for transaction protocol v1 (no KIP-890 part 2 epoch bump per
+transaction). Each transactional id has one ``TransactionMetadata`` value (producer id,
+epoch, timeout, state, partitions, timestamps); the state machine is the table in
+``txn_state``. Every change is a *transition*: a new metadata value, checked against the
+table, stored in memory and returned as one ``__transaction_state`` record in the
+``TxnResult``. ``replay`` decodes those same records at start-up, so a replayed
+coordinator equals the live one (except ``last_producer_epoch``, which Kafka does not
+log either). Everything runs on one thread; nothing here blocks or does I/O.
+
+A transaction's life::
+
+    InitProducerId          -> Empty (epoch bumped; new producer id on exhaustion)
+    AddPartitions/Offsets   -> Ongoing (start time set by the first one)
+    EndTxn(commit|abort)    -> PrepareCommit|PrepareAbort   + markers in the result
+    markers_written(...)    -> CompleteCommit|CompleteAbort (partitions cleared)
+
+The two-step end: a Prepare* record makes the decision durable and the result carries
+one ``TxnMarker`` per partition; kbroker writes the control batches and then calls
+``markers_written`` (see ``txn_result`` for the exact runtime contract). Until then the
+transaction answers CONCURRENT_TRANSACTIONS (retriable). If the call never comes, a keyed
+timer (``markers-<id>``) emits the markers again; ``on_loaded`` does the same for every
+Prepare* transaction found in the log.
+
+Fencing: InitProducerId on a transactional id bumps the epoch, so requests carrying the
+old epoch get PRODUCER_FENCED (INVALID_PRODUCER_EPOCH for versions that predate
+PRODUCER_FENCED: AddPartitionsToTxn/AddOffsetsToTxn/EndTxn < 2, InitProducerId < 4, as
+Kafka's KafkaApis down-converts). If a transaction is Ongoing, InitProducerId and the
+timeout sweep first *fence*: the epoch is bumped by one (PrepareEpochFence, transient),
+the transaction aborts under that new epoch (PrepareAbort record + ABORT markers), and
+InitProducerId answers CONCURRENT_TRANSACTIONS; the client's retry then finds
+CompleteAbort and gets a second bump. A wrong producer id gets INVALID_PRODUCER_ID_MAPPING.
+
+Periodic timers (armed by ``on_loaded``): ``abort-timed-out-transactions`` (Ongoing
+transactions whose start + transaction.timeout.ms has passed are fenced and aborted) and
+``remove-expired-transactional-ids`` (idle ids past transactional.id.expiration.ms get a
+tombstone). Requests without a transactional id (idempotent producers) stay in kbroker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from coordinator.records import partition_for as consumer_offsets_partition_for
+from coordinator.timer import Timer
+from coordinator.txn_config import TransactionConfig
+from coordinator.txn_records import decode_txn_record, txn_record, txn_tombstone
+from coordinator.txn_result import TxnMarker, TxnResult
+from coordinator.txn_state import (
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    TopicPartition,
+    TransactionMetadata,
+    TransactionState,
+    assert_valid_transition,
+    is_epoch_exhausted,
+)
+from wire.errors import ErrorCode
+from wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
+from wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
+from wire.messages.add_partitions_to_txn_request import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnTopic,
+)
+from wire.messages.add_partitions_to_txn_response import (
+    AddPartitionsToTxnPartitionResult,
+    AddPartitionsToTxnResponse,
+    AddPartitionsToTxnResult,
+    AddPartitionsToTxnTopicResult,
+)
+from wire.messages.describe_transactions_request import DescribeTransactionsRequest
+from wire.messages.describe_transactions_response import (
+    DescribeTransactionsResponse,
+    TopicData,
+)
+from wire.messages.describe_transactions_response import (
+    TransactionState as DescribedTransaction,
+)
+from wire.messages.end_txn_request import EndTxnRequest
+from wire.messages.end_txn_response import EndTxnResponse
+from wire.messages.init_producer_id_request import InitProducerIdRequest
+from wire.messages.init_producer_id_response import InitProducerIdResponse
+from wire.messages.list_transactions_request import ListTransactionsRequest
+from wire.messages.list_transactions_response import ListTransactionsResponse
+from wire.messages.list_transactions_response import TransactionState as ListedTransaction
+
+__all__ = [
+    "ABORT_TIMED_OUT_KEY",
+    "CONSUMER_OFFSETS_TOPIC",
+    "REMOVE_EXPIRED_KEY",
+    "TransactionCoordinator",
+    "markers_key",
+]
+
+S = TransactionState
+E = ErrorCode
+CONSUMER_OFFSETS_TOPIC = "__consumer_offsets"
+ABORT_TIMED_OUT_KEY = "abort-timed-out-transactions"
+REMOVE_EXPIRED_KEY = "remove-expired-transactional-ids"
+
+# The first version of each API that knows PRODUCER_FENCED; older ones get
+# INVALID_PRODUCER_EPOCH instead (KafkaApis does the same down-conversion).
+PRODUCER_FENCED_SINCE = {
+    "InitProducerId": 4,
+    "AddPartitionsToTxn": 2,
+    "AddOffsetsToTxn": 2,
+    "EndTxn": 2,
+}
+
+
+def markers_key(transactional_id: str) -> str:
+    """Timer key of the marker retry of one transaction."""
+    return f"markers-{transactional_id}"
+
+
+def _client_error(code: ErrorCode, api: str, api_version: int) -> ErrorCode:
+    if code is E.PRODUCER_FENCED and api_version < PRODUCER_FENCED_SINCE[api]:
+        return E.INVALID_PRODUCER_EPOCH
+    return code
+
+
+class _Effects:
+    """Records and markers collected while one handler or timeout runs."""
+
+    __slots__ = ("markers", "records")
+
+    def __init__(self) -> None:
+        self.records: list = []  # type: ignore[type-arg]
+        self.markers: list[TxnMarker] = []
+
+    def result(self, response: object) -> TxnResult:  # type: ignore[type-arg]
+        return TxnResult(response=response, txn_records=self.records, markers=self.markers)
+
+
+class TransactionCoordinator:
+    """Owns every transactional id's metadata; single-threaded (the event loop).
+
+    ``allocate_producer_id`` returns a fresh, never reused producer id (kbroker's
+    metadata store; shared with idempotent producers). ``partition_exists`` (optional)
+    lets AddPartitionsToTxn answer UNKNOWN_TOPIC_OR_PARTITION as Kafka does;
+    ``group_partition_for`` must be the group coordinator's own partition function.
+    """
+
+    def __init__(
+        self,
+        *,
+        now_ms: Callable[[], int],
+        timer: Timer,
+        allocate_producer_id: Callable[[], int],
+        config: TransactionConfig | None = None,
+        coordinator_epoch: int = 0,
+        partition_exists: Callable[[str, int], bool] | None = None,
+        group_partition_for: Callable[[str, int], int] = consumer_offsets_partition_for,
+    ) -> None:
+        self.config = config or TransactionConfig()
+        self.now_ms = now_ms
+        self.timer = timer
+        self.allocate_producer_id = allocate_producer_id
+        self.coordinator_epoch = coordinator_epoch
+        self.partition_exists = partition_exists
+        self.group_partition_for = group_partition_for
+        self.transactions: dict[str, TransactionMetadata] = {}
+        self.on_transition: Callable[[TransactionState, TransactionState], None] | None = None
+
+    # -- durability ------------------------------------------------------------------------
+    def replay(self, key: bytes, value: bytes | None) -> None:
+        """Apply one ``__transaction_state`` record (start-up load)."""
+        txn_id, meta = decode_txn_record(key, value)
+        if meta is None:
+            self.transactions.pop(txn_id, None)
+        else:
+            self.transactions[txn_id] = meta
+
+    def on_loaded(self) -> TxnResult[None]:
+        """Call once after the last ``replay`` (also with an empty log): re-emits the
+        markers of every PrepareCommit/PrepareAbort transaction and arms the periodic
+        timeout and expiration timers."""
+        fx = _Effects()
+        for meta in sorted(self.transactions.values(), key=lambda m: m.transactional_id):
+            if meta.state.is_prepared:
+                self._emit_markers(meta, fx)
+        self._schedule_abort_timed_out()
+        self._schedule_remove_expired()
+        return fx.result(None)
+
+    def get(self, transactional_id: str) -> TransactionMetadata | None:
+        return self.transactions.get(transactional_id)
+
+    def snapshot(self) -> dict[str, TransactionMetadata]:
+        """The durable part of every transactional id (what a replay must rebuild)."""
+        return {k: m.durable() for k, m in sorted(self.transactions.items())}
+
+    def _write(
+        self, old: TransactionMetadata | None, new: TransactionMetadata, fx: _Effects
+    ) -> None:
+        """Make ``new`` current: the record, the markers of a Prepare*, the retry timer."""
+        self.transactions[new.transactional_id] = new
+        fx.records.append(txn_record(new))
+        if old is not None and self.on_transition is not None:
+            self.on_transition(old.state, new.state)
+        if new.state.is_prepared:
+            self._emit_markers(new, fx)
+        elif old is not None and old.state.is_prepared:
+            self.timer.cancel(markers_key(new.transactional_id))
+
+    def _emit_markers(self, meta: TransactionMetadata, fx: _Effects) -> None:
+        commit = meta.state is S.PREPARE_COMMIT
+        for tp in sorted(meta.partitions):
+            fx.markers.append(
+                TxnMarker(
+                    transactional_id=meta.transactional_id,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    producer_id=meta.producer_id,
+                    producer_epoch=meta.producer_epoch,
+                    commit=commit,
+                    coordinator_epoch=self.coordinator_epoch,
+                )
+            )
+        txn_id = meta.transactional_id
+        self.timer.schedule(
+            markers_key(txn_id),
+            self.config.transaction_marker_retry_backoff_ms,
+            lambda: self.resend_markers(txn_id),
+        )
+
+    def resend_markers(self, transactional_id: str) -> TxnResult[None]:
+        """Timer callback: markers still unconfirmed after the backoff are emitted again."""
+        fx = _Effects()
+        meta = self.transactions.get(transactional_id)
+        if meta is not None and meta.state.is_prepared:
+            self._emit_markers(meta, fx)
+        return fx.result(None)
+
+    def markers_written(
+        self, transactional_id: str, producer_id: int, producer_epoch: int
+    ) -> TxnResult[None]:
+        """kbroker's call once every marker of the transaction is in its partition:
+        PrepareCommit -> CompleteCommit, PrepareAbort -> CompleteAbort. A stale call (the
+        transaction moved on, e.g. a retry after a completion) changes nothing."""
+        fx = _Effects()
+        meta = self.transactions.get(transactional_id)
+        if (
+            meta is None
+            or not meta.state.is_prepared
+            or meta.producer_id != producer_id
+            or meta.producer_epoch != producer_epoch
+        ):
+            return fx.result(None)
+        target = S.COMPLETE_COMMIT if meta.state is S.PREPARE_COMMIT else S.COMPLETE_ABORT
+        new = meta.transit(
+            target, partitions=frozenset(), txn_last_update_timestamp_ms=self.now_ms()
+        )
+        self._write(meta, new, fx)
+        return fx.result(None)
+
+    # -- InitProducerId ----------------------------------------------------------------------
+    def init_producer_id(
+        self, request: InitProducerIdRequest, *, api_version: int
+    ) -> TxnResult[InitProducerIdResponse]:
+        """InitProducerId with a transactional id (v0-v5; KIP-360 fields from v3)."""
+        fx = _Effects()
+        code, meta = self._init_producer_id(request, api_version, fx)
+        if code is not E.NONE or meta is None:
+            return fx.result(
+                InitProducerIdResponse(
+                    error_code=_client_error(code, "InitProducerId", api_version),
+                    producer_id=NO_PRODUCER_ID,
+                    producer_epoch=NO_PRODUCER_EPOCH,
+                )
+            )
+        return fx.result(
+            InitProducerIdResponse(
+                error_code=E.NONE, producer_id=meta.producer_id, producer_epoch=meta.producer_epoch
+            )
+        )
+
+    def _init_producer_id(
+        self, request: InitProducerIdRequest, api_version: int, fx: _Effects
+    ) -> tuple[ErrorCode, TransactionMetadata | None]:
+        txn_id = request.transactional_id
+        if txn_id is None:
+            raise ValueError("InitProducerId without a transactional id is kbroker's job")
+        if txn_id == "":
+            return E.INVALID_REQUEST, None
+        timeout_ms = request.transaction_timeout_ms
+        if timeout_ms <= 0 or timeout_ms > self.config.transaction_max_timeout_ms:
+            return E.INVALID_TRANSACTION_TIMEOUT, None
+        expected: tuple[int, int] | None = None
+        if api_version >= 3:
+            pid, epoch = request.producer_id, request.producer_epoch
+            if (pid == NO_PRODUCER_ID) != (epoch == NO_PRODUCER_EPOCH):
+                return E.INVALID_REQUEST, None
+            if pid != NO_PRODUCER_ID:
+                expected = (pid, epoch)
+        now_ms = self.now_ms()
+        stored = self.transactions.get(txn_id)
+        meta = stored
+        if meta is None:  # a new id: epoch -1 until the first bump makes it 0
+            meta = TransactionMetadata(
+                transactional_id=txn_id,
+                producer_id=self.allocate_producer_id(),
+                producer_epoch=NO_PRODUCER_EPOCH,
+                txn_timeout_ms=timeout_ms,
+                state=S.EMPTY,
+            )
+        if expected is not None and not _is_valid_producer_id(meta, *expected):
+            return E.PRODUCER_FENCED, None
+        if meta.state.is_prepared:
+            return E.CONCURRENT_TRANSACTIONS, None
+        if meta.state is S.ONGOING:
+            self._fence_and_abort(meta, fx)
+            return E.CONCURRENT_TRANSACTIONS, None
+        if not meta.state.can_start_transaction:  # Dead / PrepareEpochFence: never stored
+            raise AssertionError(f"{txn_id} found in {meta.state}")
+        changes: dict[str, object] = {
+            "txn_timeout_ms": timeout_ms,
+            "partitions": frozenset(),
+            "txn_start_timestamp_ms": -1,
+            "txn_last_update_timestamp_ms": now_ms,
+        }
+        if meta.is_epoch_exhausted and (expected is None or expected[1] == meta.producer_epoch):
+            new_epoch = 0
+            changes["producer_id"] = self.allocate_producer_id()
+            changes["last_producer_epoch"] = (
+                meta.producer_epoch if expected is not None else NO_PRODUCER_EPOCH
+            )
+        elif expected is None:  # a first start or an old client: bump to fence
+            new_epoch = meta.producer_epoch + 1
+            changes["last_producer_epoch"] = NO_PRODUCER_EPOCH
+        elif not meta.is_epoch_exhausted and expected[1] in (
+            NO_PRODUCER_EPOCH,
+            meta.producer_epoch,
+        ):
+            new_epoch = meta.producer_epoch + 1  # KIP-360 recovery, nobody else initialised
+            changes["last_producer_epoch"] = meta.producer_epoch
+        elif meta.producer_epoch == NO_PRODUCER_EPOCH:
+            new_epoch = 0
+        elif expected[1] == meta.last_producer_epoch:
+            new_epoch = meta.producer_epoch  # retry of a bump whose answer was lost
+        else:
+            return E.PRODUCER_FENCED, None
+        new = meta.transit(S.EMPTY, producer_epoch=new_epoch, **changes)
+        self._write(stored, new, fx)
+        return E.NONE, new
+
+    def _fence_and_abort(self, meta: TransactionMetadata, fx: _Effects) -> None:
+        """Ongoing -> PrepareEpochFence (epoch + 1, in memory) -> PrepareAbort (logged)."""
+        if meta.producer_epoch >= 32767:
+            raise AssertionError(
+                f"cannot fence {meta.transactional_id}: epoch {meta.producer_epoch}"
+            )
+        fenced = meta.transit(
+            S.PREPARE_EPOCH_FENCE,
+            producer_epoch=meta.producer_epoch + 1,
+            last_producer_epoch=NO_PRODUCER_EPOCH,
+        )
+        if self.on_transition is not None:
+            self.on_transition(meta.state, fenced.state)
+        aborting = fenced.transit(S.PREPARE_ABORT, txn_last_update_timestamp_ms=self.now_ms())
+        self._write(fenced, aborting, fx)
+
+    # -- AddPartitionsToTxn / AddOffsetsToTxn -------------------------------------------------
+    def add_partitions_to_txn(
+        self, request: AddPartitionsToTxnRequest, *, api_version: int
+    ) -> TxnResult[AddPartitionsToTxnResponse]:
+        """v0-v3: one transaction (the client form); v4+: batched, with VerifyOnly."""
+        fx = _Effects()
+        response = AddPartitionsToTxnResponse()
+        if api_version <= 3:
+            response.results_by_topic_v3_and_below = self._add_partitions_for_one(
+                request.v3_and_below_transactional_id,
+                request.v3_and_below_producer_id,
+                request.v3_and_below_producer_epoch,
+                request.v3_and_below_topics,
+                api_version,
+                fx,
+            )
+            return fx.result(response)
+        for txn in request.transactions:
+            if txn.verify_only:
+                topic_results = self._verify_partitions(
+                    txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics
+                )
+            else:
+                topic_results = self._add_partitions_for_one(
+                    txn.transactional_id,
+                    txn.producer_id,
+                    txn.producer_epoch,
+                    txn.topics,
+                    api_version,
+                    fx,
+                )
+            response.results_by_transaction.append(
+                AddPartitionsToTxnResult(
+                    transactional_id=txn.transactional_id, topic_results=topic_results
+                )
+            )
+        return fx.result(response)
+
+    def _add_partitions_for_one(
+        self,
+        txn_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        topics: list[AddPartitionsToTxnTopic],
+        api_version: int,
+        fx: _Effects,
+    ) -> list[AddPartitionsToTxnTopicResult]:
+        wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
+        unknown = set()
+        if self.partition_exists is not None:
+            unknown = {tp for tp in wanted if not self.partition_exists(tp.topic, tp.partition)}
+        if unknown:  # nothing is added; the known partitions were not attempted
+            codes = {
+                tp: E.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else E.OPERATION_NOT_ATTEMPTED
+                for tp in wanted
+            }
+        else:
+            code = self._add_partitions(txn_id, producer_id, producer_epoch, wanted, fx)
+            code = _client_error(code, "AddPartitionsToTxn", api_version)
+            codes = dict.fromkeys(wanted, code)
+        return _topic_results(topics, codes)
+
+    def _verify_partitions(
+        self,
+        txn_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        topics: list[AddPartitionsToTxnTopic],
+    ) -> list[AddPartitionsToTxnTopicResult]:
+        """VerifyOnly (v4+, sent by brokers): is each partition already in the transaction?"""
+        meta = self.transactions.get(txn_id)
+        wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
+        code = self._check_producer(meta, producer_id, producer_epoch)
+        codes: dict[TopicPartition, ErrorCode] = {}
+        for tp in wanted:
+            if code is not E.NONE:
+                codes[tp] = code
+            elif meta is None or meta.state is not S.ONGOING or tp not in meta.partitions:
+                codes[tp] = E.INVALID_TXN_STATE
+            else:
+                codes[tp] = E.NONE
+        return _topic_results(topics, codes)
+
+    def add_offsets_to_txn(
+        self, request: AddOffsetsToTxnRequest, *, api_version: int
+    ) -> TxnResult[AddOffsetsToTxnResponse]:
+        """Adds the group's ``__consumer_offsets`` partition to the transaction."""
+        fx = _Effects()
+        partition = self.group_partition_for(
+            request.group_id, self.config.offsets_topic_num_partitions
+        )
+        code = self._add_partitions(
+            request.transactional_id,
+            request.producer_id,
+            request.producer_epoch,
+            [TopicPartition(CONSUMER_OFFSETS_TOPIC, partition)],
+            fx,
+        )
+        return fx.result(
+            AddOffsetsToTxnResponse(error_code=_client_error(code, "AddOffsetsToTxn", api_version))
+        )
+
+    def _check_producer(
+        self, meta: TransactionMetadata | None, producer_id: int, producer_epoch: int
+    ) -> ErrorCode:
+        if meta is None or meta.producer_id != producer_id:
+            return E.INVALID_PRODUCER_ID_MAPPING
+        if meta.producer_epoch != producer_epoch:
+            return E.PRODUCER_FENCED
+        return E.NONE
+
+    def _add_partitions(
+        self,
+        txn_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        wanted: Iterable[TopicPartition],
+        fx: _Effects,
+    ) -> ErrorCode:
+        if not txn_id:
+            return E.INVALID_REQUEST
+        meta = self.transactions.get(txn_id)
+        code = self._check_producer(meta, producer_id, producer_epoch)
+        if code is not E.NONE or meta is None:
+            return code
+        added = frozenset(wanted)
+        if meta.state.is_prepared:
+            return E.CONCURRENT_TRANSACTIONS
+        if meta.state is S.ONGOING and added <= meta.partitions:
+            return E.NONE  # already in: answered without a write
+        now_ms = self.now_ms()
+        start_ms = now_ms if meta.state.can_start_transaction else meta.txn_start_timestamp_ms
+        new = meta.transit(
+            S.ONGOING,
+            partitions=meta.partitions | added,
+            txn_start_timestamp_ms=start_ms,
+            txn_last_update_timestamp_ms=now_ms,
+        )
+        self._write(meta, new, fx)
+        return E.NONE
+
+    # -- EndTxn ------------------------------------------------------------------------------
+    def end_txn(self, request: EndTxnRequest, *, api_version: int) -> TxnResult[EndTxnResponse]:
+        """EndTxn v0-v4 (v5 is KIP-890 part 2 and is answered like v4, ids unchanged)."""
+        fx = _Effects()
+        code = self._end_txn(
+            request.transactional_id,
+            request.producer_id,
+            request.producer_epoch,
+            request.committed,
+            fx,
+        )
+        response = EndTxnResponse(error_code=_client_error(code, "EndTxn", api_version))
+        if api_version >= 5:
+            meta = self.transactions.get(request.transactional_id)
+            if code is E.NONE and meta is not None:
+                response.producer_id, response.producer_epoch = (
+                    meta.producer_id,
+                    meta.producer_epoch,
+                )
+        return fx.result(response)
+
+    def _end_txn(
+        self, txn_id: str, producer_id: int, producer_epoch: int, commit: bool, fx: _Effects
+    ) -> ErrorCode:
+        if not txn_id:
+            return E.INVALID_REQUEST
+        meta = self.transactions.get(txn_id)
+        code = self._check_producer(meta, producer_id, producer_epoch)
+        if code is not E.NONE or meta is None:
+            return code
+        match meta.state:
+            case S.ONGOING:
+                target = S.PREPARE_COMMIT if commit else S.PREPARE_ABORT
+                new = meta.transit(target, txn_last_update_timestamp_ms=self.now_ms())
+                self._write(meta, new, fx)
+                return E.NONE
+            case S.COMPLETE_COMMIT:
+                return E.NONE if commit else E.INVALID_TXN_STATE
+            case S.COMPLETE_ABORT:
+                return E.INVALID_TXN_STATE if commit else E.NONE
+            case S.PREPARE_COMMIT:
+                return E.CONCURRENT_TRANSACTIONS if commit else E.INVALID_TXN_STATE
+            case S.PREPARE_ABORT:
+                return E.INVALID_TXN_STATE if commit else E.CONCURRENT_TRANSACTIONS
+            case S.EMPTY:
+                return E.INVALID_TXN_STATE
+            case _:
+                raise AssertionError(f"{txn_id} found in {meta.state}")
+
+    # -- timers ------------------------------------------------------------------------------
+    def _schedule_abort_timed_out(self) -> None:
+        self.timer.schedule(
+            ABORT_TIMED_OUT_KEY,
+            self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            self.abort_timed_out_transactions,
+        )
+
+    def _schedule_remove_expired(self) -> None:
+        self.timer.schedule(
+            REMOVE_EXPIRED_KEY,
+            self.config.transaction_remove_expired_transaction_cleanup_interval_ms,
+            self.remove_expired_transactional_ids,
+        )
+
+    def abort_timed_out_transactions(self) -> TxnResult[None]:
+        """Fence and abort every Ongoing transaction whose start + timeout has passed."""
+        fx = _Effects()
+        now_ms = self.now_ms()
+        for txn_id in sorted(self.transactions):
+            meta = self.transactions[txn_id]
+            if (
+                meta.state is S.ONGOING
+                and meta.txn_start_timestamp_ms + meta.txn_timeout_ms < now_ms
+            ):
+                self._fence_and_abort(meta, fx)
+        self._schedule_abort_timed_out()
+        return fx.result(None)
+
+    def remove_expired_transactional_ids(self) -> TxnResult[None]:
+        """Tombstone every id without a transaction in progress, idle for too long."""
+        fx = _Effects()
+        deadline_ms = self.now_ms() - self.config.transactional_id_expiration_ms
+        for txn_id in sorted(self.transactions):
+            meta = self.transactions[txn_id]
+            if (
+                meta.state.can_start_transaction
+                and meta.txn_last_update_timestamp_ms <= deadline_ms
+            ):
+                assert_valid_transition(meta.state, S.DEAD)
+                if self.on_transition is not None:
+                    self.on_transition(meta.state, S.DEAD)
+                del self.transactions[txn_id]
+                fx.records.append(txn_tombstone(txn_id))
+        self._schedule_remove_expired()
+        return fx.result(None)
+
+    # -- admin -------------------------------------------------------------------------------
+    def describe_transactions(
+        self, request: DescribeTransactionsRequest, *, api_version: int = 0
+    ) -> TxnResult[DescribeTransactionsResponse]:
+        response = DescribeTransactionsResponse()
+        for txn_id in request.transactional_ids:
+            described = DescribedTransaction(transactional_id=txn_id)
+            meta = self.transactions.get(txn_id)
+            if not txn_id:
+                described.error_code = E.INVALID_REQUEST
+            elif meta is None:
+                described.error_code = E.TRANSACTIONAL_ID_NOT_FOUND
+            else:
+                by_topic: dict[str, list[int]] = {}
+                for tp in sorted(meta.partitions):
+                    by_topic.setdefault(tp.topic, []).append(tp.partition)
+                described.topics = [TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()]
+                described.producer_id = meta.producer_id
+                described.producer_epoch = meta.producer_epoch
+                described.transaction_state = str(meta.state)
+                described.transaction_timeout_ms = meta.txn_timeout_ms
+                described.transaction_start_time_ms = meta.txn_start_timestamp_ms
+            response.transaction_states.append(described)
+        return TxnResult(response=response)
+
+    def list_transactions(
+        self, request: ListTransactionsRequest, *, api_version: int
+    ) -> TxnResult[ListTransactionsResponse]:
+        """State and producer-id filters; v1 duration filter; v2 id pattern (full match)."""
+        response = ListTransactionsResponse()
+        states: set[TransactionState] = set()
+        for name in request.state_filters:
+            state = TransactionState.from_name(name)
+            if state is None:
+                response.unknown_state_filters.append(name)
+            else:
+                states.add(state)
+        pattern: re.Pattern[str] | None = None
+        if api_version >= 2 and request.transactional_id_pattern:
+            try:
+                pattern = re.compile(request.transactional_id_pattern)
+            except re.error:
+                response.error_code = E.INVALID_REGULAR_EXPRESSION
+                return TxnResult(response=response)
+        producer_ids = set(request.producer_id_filters)
+        duration_ms = request.duration_filter if api_version >= 1 else -1
+        now_ms = self.now_ms()
+        for txn_id in sorted(self.transactions):
+            meta = self.transactions[txn_id]
+            if producer_ids and meta.producer_id not in producer_ids:
+                continue
+            if request.state_filters and meta.state not in states:
+                continue
+            if duration_ms >= 0 and now_ms - meta.txn_start_timestamp_ms <= duration_ms:
+                continue
+            if pattern is not None and pattern.fullmatch(txn_id) is None:
+                continue
+            response.transaction_states.append(
+                ListedTransaction(
+                    transactional_id=txn_id,
+                    producer_id=meta.producer_id,
+                    transaction_state=str(meta.state),
+                )
+            )
+        return TxnResult(response=response)
+
+
+def _is_valid_producer_id(meta: TransactionMetadata, producer_id: int, producer_epoch: int) -> bool:
+    """KIP-360: may a v3+ InitProducerId naming (producer_id, epoch) continue this id?
+
+    Yes when the metadata is brand new (epoch -1: recovery from UNKNOWN_PRODUCER_ID), when
+    the id is the current one (the epoch is checked next), or when it is the id before a
+    rotation and its epoch was exhausted (a retry of the rotating call)."""
+    return (
+        meta.producer_epoch == NO_PRODUCER_EPOCH
+        or producer_id == meta.producer_id
+        or (producer_id == meta.prev_producer_id and is_epoch_exhausted(producer_epoch))
+    )
+
+
+def _topic_results(
+    topics: list[AddPartitionsToTxnTopic], codes: dict[TopicPartition, ErrorCode]
+) -> list[AddPartitionsToTxnTopicResult]:
+    return [
+        AddPartitionsToTxnTopicResult(
+            name=t.name,
+            results_by_partition=[
+                AddPartitionsToTxnPartitionResult(
+                    partition_index=p, partition_error_code=codes[TopicPartition(t.name, p)]
+                )
+                for p in t.partitions
+            ],
+        )
+        for t in topics
+    ]
