@@ -1,4 +1,4 @@
-"""Transaction coordinator settings, under Kafka's property names (snake_case, units in the suffix)."""
+"""Transaction coordinator settings, under Kafka's property names (units in the suffix)."""
 
 from __future__ import annotations
 

@@ -44,11 +44,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from coordinator.records import partition_for as consumer_offsets_partition_for
 from coordinator.timer import Timer
 from coordinator.txn_config import TransactionConfig
-from coordinator.txn_records import decode_txn_record, txn_record, txn_tombstone
+from coordinator.txn_records import TxnRecord, decode_txn_record, txn_record, txn_tombstone
 from coordinator.txn_result import TxnMarker, TxnResult
 from coordinator.txn_state import (
     NO_PRODUCER_EPOCH,
@@ -96,6 +97,7 @@ __all__ = [
     "markers_key",
 ]
 
+R = TypeVar("R")
 S = TransactionState
 E = ErrorCode
 CONSUMER_OFFSETS_TOPIC = "__consumer_offsets"
@@ -129,10 +131,10 @@ class _Effects:
     __slots__ = ("markers", "records")
 
     def __init__(self) -> None:
-        self.records: list = []  # type: ignore[type-arg]
+        self.records: list[TxnRecord] = []
         self.markers: list[TxnMarker] = []
 
-    def result(self, response: object) -> TxnResult:  # type: ignore[type-arg]
+    def result(self, response: R | None) -> TxnResult[R]:
         return TxnResult(response=response, txn_records=self.records, markers=self.markers)
 
 
@@ -324,24 +326,19 @@ class TransactionCoordinator:
             "txn_last_update_timestamp_ms": now_ms,
         }
         if meta.is_epoch_exhausted and (expected is None or expected[1] == meta.producer_epoch):
-            new_epoch = 0
+            new_epoch = 0  # rotate: a new producer id
             changes["producer_id"] = self.allocate_producer_id()
             changes["last_producer_epoch"] = (
                 meta.producer_epoch if expected is not None else NO_PRODUCER_EPOCH
             )
-        elif expected is None:  # a first start or an old client: bump to fence
+        elif expected is None:  # a first start or an old client: bump to fence the others
             new_epoch = meta.producer_epoch + 1
             changes["last_producer_epoch"] = NO_PRODUCER_EPOCH
-        elif not meta.is_epoch_exhausted and expected[1] in (
-            NO_PRODUCER_EPOCH,
-            meta.producer_epoch,
-        ):
-            new_epoch = meta.producer_epoch + 1  # KIP-360 recovery, nobody else initialised
+        elif expected[1] == meta.producer_epoch or meta.producer_epoch == NO_PRODUCER_EPOCH:
+            new_epoch = meta.producer_epoch + 1  # KIP-360 recovery; nobody else initialised
             changes["last_producer_epoch"] = meta.producer_epoch
-        elif meta.producer_epoch == NO_PRODUCER_EPOCH:
-            new_epoch = 0
         elif expected[1] == meta.last_producer_epoch:
-            new_epoch = meta.producer_epoch  # retry of a bump whose answer was lost
+            new_epoch = meta.producer_epoch  # a retry of a bump whose answer was lost
         else:
             return E.PRODUCER_FENCED, None
         new = meta.transit(S.EMPTY, producer_epoch=new_epoch, **changes)
