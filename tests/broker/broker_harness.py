@@ -2,55 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
-import threading
-from pathlib import Path
 from typing import Any
 
-from kbroker.config import build_config
-from kbroker.server import Broker
 from wire.codec import decode
 from wire.headers import RequestHeader, decode_response_header, encode_request
 from wire.messages import RESPONSES
 
 CLIENT_TIMEOUT_S = 10.0
-
-
-class BrokerThread:
-    """A Broker serving from its own event loop in a daemon thread."""
-
-    def __init__(self, data_dir: Path, overrides: list[str]) -> None:
-        self.data_dir = data_dir
-        self.overrides = overrides
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.broker: Broker | None = None
-
-    def call(self, coro: Any, timeout: float = 30.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self) -> None:
-        config = build_config(listen="127.0.0.1:0", data_dir=str(self.data_dir), overrides=self.overrides, environ={})
-        self.broker = Broker(config)
-        self.call(self.broker.start())
-
-    def stop(self) -> None:
-        if self.broker is not None:
-            self.call(self.broker.shutdown())
-            self.broker = None
-
-    def close(self) -> None:
-        self.stop()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        assert self.broker is not None
-        return self.broker.listen_address
 
 
 class RawClient:

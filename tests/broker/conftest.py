@@ -10,12 +10,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from broker_harness import BrokerThread, RawClient  # noqa: E402
+from broker_harness import RawClient  # noqa: E402
+
+from kbroker.testing import BrokerThread
 
 
 @pytest.fixture
 def broker_thread(tmp_path: Path) -> Iterator[BrokerThread]:
-    bt = BrokerThread(tmp_path / "data", ["group.initial.rebalance.delay.ms=0"])
+    bt = BrokerThread(tmp_path / "data")
     bt.start()
     try:
         yield bt

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from broker_harness import BrokerThread, RawClient
+from broker_harness import RawClient
 
+from kbroker.testing import BrokerThread
 from wire.errors import ErrorCode
 from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 from wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
@@ -157,9 +158,9 @@ def test_data_and_topic_ids_survive_a_restart(broker_thread: BrokerThread) -> No
 
 
 def test_injected_after_append_fault_then_retry_is_a_duplicate(tmp_path) -> None:
-    from broker_harness import BrokerThread
+    from kbroker.testing import BrokerThread
 
-    bt = BrokerThread(tmp_path / "fault", ["kbroker.test.fail.produce.after.append.every=1"])
+    bt = BrokerThread(tmp_path / "fault", {"kbroker.test.fail.produce.after.append.every": "1"})
     bt.start()
     c = RawClient(bt.address)
     try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import struct
 
-from broker_harness import BrokerThread, RawClient
+from broker_harness import RawClient
 
+from kbroker.testing import BrokerThread
 from wire.errors import ErrorCode
 from wire.messages.api_versions_request import ApiVersionsRequest
 from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
