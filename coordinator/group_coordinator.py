@@ -60,6 +60,8 @@ from wire.messages.offset_fetch_response import (
 )
 from wire.messages.sync_group_request import SyncGroupRequest
 from wire.messages.sync_group_response import SyncGroupResponse
+from wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
+from wire.messages.txn_offset_commit_response import TxnOffsetCommitResponse
 
 __all__ = ["CLEANUP_KEY", "GroupCoordinator"]
 
@@ -84,13 +86,19 @@ class GroupCoordinator:
         self.offsets = OffsetManager(self.groups, topic_name_for_id)
 
     # -- durability ------------------------------------------------------------------------
-    def replay(self, key: bytes, value: bytes | None) -> None:
-        """Apply one ``__consumer_offsets`` record (start-up load)."""
+    def replay(self, key: bytes, value: bytes | None, *, producer_id: int = -1) -> None:
+        """Apply one ``__consumer_offsets`` record (start-up load). Pass the batch's
+        producer id for records of transactional batches (they wait for their marker)."""
         record = decode_record(key, value)
         if isinstance(record, OffsetCommitRecord):
-            self.offsets.replay_offset_commit(record.key, record.value)
+            self.offsets.replay_offset_commit(record.key, record.value, producer_id)
         elif isinstance(record, GroupMetadataRecord):
             self.groups.replay_group_metadata(record.key, record.value)
+
+    def replay_end_transaction(self, producer_id: int, committed: bool) -> None:
+        """A COMMIT (``committed``) or ABORT marker of ``producer_id`` was written to (or
+        read at start-up from) a ``__consumer_offsets`` partition."""
+        self.offsets.replay_end_transaction(producer_id, committed)
 
     def on_loaded(self) -> Result[None]:
         """Call once after the last ``replay``: starts member session timers and the
@@ -168,6 +176,15 @@ class GroupCoordinator:
                 response=self.offsets.commit_error_response(request, ErrorCode.INVALID_GROUP_ID)
             )
         return fx.result(self.offsets.commit_offsets(request, api_version, fx))
+
+    def commit_transactional_offsets(
+        self, request: TxnOffsetCommitRequest, *, api_version: int
+    ) -> Result[TxnOffsetCommitResponse]:
+        """TxnOffsetCommit: records carry ``producer_id``/``producer_epoch`` (see ``Record``).
+        Checking that the transaction added this group (AddOffsetsToTxn) is the broker's
+        job, with the transaction coordinator."""
+        fx = Effects()
+        return fx.result(self.offsets.commit_transactional_offsets(request, fx))
 
     def fetch_offsets(
         self, request: OffsetFetchRequest, *, api_version: int

@@ -41,6 +41,12 @@ from wire.messages.offset_fetch_response import (
     OffsetFetchResponsePartitions,
     OffsetFetchResponseTopics,
 )
+from wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
+from wire.messages.txn_offset_commit_response import (
+    TxnOffsetCommitResponse,
+    TxnOffsetCommitResponsePartition,
+    TxnOffsetCommitResponseTopic,
+)
 
 if TYPE_CHECKING:
     from coordinator.group import ClassicGroup
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["OffsetAndMetadata", "OffsetManager", "OffsetStore", "TopicNameResolver"]
 
 INVALID_OFFSET = -1
+NO_PRODUCER_ID = -1
 TopicNameResolver = Callable[[UUID], "str | None"]
 
 
@@ -65,6 +72,9 @@ class OffsetAndMetadata:
     metadata: str
     commit_timestamp_ms: int
     expire_timestamp_ms: int | None = None
+    record_sequence: int = field(default=0, compare=False)
+    """Order of the record in its ``__consumer_offsets`` partition (replay order); decides
+    which of a transactional and a plain commit of the same partition is newer."""
 
     def to_value(self) -> OffsetCommitValue:
         return OffsetCommitValue(
@@ -76,13 +86,14 @@ class OffsetAndMetadata:
         )
 
     @staticmethod
-    def from_value(value: OffsetCommitValue) -> OffsetAndMetadata:
+    def from_value(value: OffsetCommitValue, record_sequence: int = 0) -> OffsetAndMetadata:
         return OffsetAndMetadata(
             committed_offset=value.offset,
             leader_epoch=value.leader_epoch,
             metadata=value.metadata,
             commit_timestamp_ms=value.commit_timestamp,
             expire_timestamp_ms=None if value.expire_timestamp == -1 else value.expire_timestamp,
+            record_sequence=record_sequence,
         )
 
 
@@ -91,9 +102,12 @@ class OffsetStore:
     """group -> topic -> partition -> offset; empty maps are pruned."""
 
     offsets: dict[str, dict[str, dict[int, OffsetAndMetadata]]] = field(default_factory=dict)
-    pending_transactional: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
-    """Partitions with uncommitted transactional offsets (filled by a future transaction
-    coordinator); OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for them."""
+    pending: dict[int, dict[str, dict[tuple[str, int], OffsetAndMetadata]]] = field(
+        default_factory=dict
+    )
+    """producer id -> group -> (topic, partition) -> offset: transactional commits that
+    wait for their transaction's marker (TxnOffsetCommit). OffsetFetch with
+    require_stable answers UNSTABLE_OFFSET_COMMIT for these partitions."""
 
     def get(self, group_id: str, topic: str, partition: int) -> OffsetAndMetadata | None:
         return self.offsets.get(group_id, {}).get(topic, {}).get(partition)
@@ -115,7 +129,12 @@ class OffsetStore:
         return self.offsets.get(group_id, {})
 
     def has_pending_transactional_offset(self, group_id: str, topic: str, partition: int) -> bool:
-        return (topic, partition) in self.pending_transactional.get(group_id, set())
+        return any(
+            (topic, partition) in groups.get(group_id, {}) for groups in self.pending.values()
+        )
+
+    def has_pending_transactions(self, group_id: str) -> bool:
+        return any(group_id in groups for groups in self.pending.values())
 
 
 class OffsetManager:
@@ -129,20 +148,48 @@ class OffsetManager:
         self.groups = groups
         self.store = OffsetStore()
         self.topic_name_for_id = topic_name_for_id or (lambda _id: None)
+        self.record_sequence = 0
 
     @property
     def config(self) -> GroupConfig:
         return self.groups.config
 
     # -- records -----------------------------------------------------------------------
-    def replay_offset_commit(self, key: OffsetCommitKey, value: OffsetCommitValue | None) -> None:
+    def replay_offset_commit(
+        self,
+        key: OffsetCommitKey,
+        value: OffsetCommitValue | None,
+        producer_id: int = NO_PRODUCER_ID,
+    ) -> None:
+        """Apply one offset record; a ``producer_id`` marks a transactional record, which
+        stays pending until ``replay_end_transaction``."""
+        self.record_sequence += 1
         if value is None:
             self.store.delete(key.group, key.topic, key.partition)
             return
         if self.groups.get(key.group) is None:
             # An offset for an unknown group: a simple group (manual commits) owns it.
             self.groups.get_or_create_group(key.group)
-        self.store.put(key.group, key.topic, key.partition, OffsetAndMetadata.from_value(value))
+        offset = OffsetAndMetadata.from_value(value, self.record_sequence)
+        if producer_id != NO_PRODUCER_ID:
+            pending = self.store.pending.setdefault(producer_id, {}).setdefault(key.group, {})
+            pending[(key.topic, key.partition)] = offset
+        else:
+            self.store.put(key.group, key.topic, key.partition, offset)
+
+    def replay_end_transaction(self, producer_id: int, committed: bool) -> None:
+        """A COMMIT/ABORT marker of ``producer_id`` reached ``__consumer_offsets``: its
+        pending offsets become committed (unless a later plain commit exists) or vanish."""
+        pending = self.store.pending.pop(producer_id, {})
+        if not committed:
+            return
+        for group_id, offsets in pending.items():
+            if self.groups.get(group_id) is None:
+                continue  # the group was deleted meanwhile
+            for (topic, partition), offset in offsets.items():
+                existing = self.store.get(group_id, topic, partition)
+                if existing is None or offset.record_sequence > existing.record_sequence:
+                    self.store.put(group_id, topic, partition, offset)
 
     def _append_and_replay(
         self,
@@ -151,37 +198,58 @@ class OffsetManager:
         topic: str,
         partition: int,
         offset: OffsetAndMetadata | None,
+        producer_id: int = NO_PRODUCER_ID,
+        producer_epoch: int = -1,
     ) -> None:
         key = offset_commit_key(group_id, topic, partition)
         value = None if offset is None else offset_commit_value(offset.to_value())
-        fx.records.append(Record(key, value, group_id))
+        fx.records.append(Record(key, value, group_id, producer_id, producer_epoch))
         # Apply what was written, bytes and all (a v1 value drops the leader epoch).
         record = decode_record(key, value)
         assert isinstance(record, OffsetCommitRecord)
-        self.replay_offset_commit(record.key, record.value)
+        self.replay_offset_commit(record.key, record.value, producer_id)
 
     # -- OffsetCommit ------------------------------------------------------------------
     def validate_offset_commit(self, request: OffsetCommitRequest) -> ClassicGroup:
-        group = self.groups.get(request.group_id)
-        generation = request.generation_id_or_member_epoch
+        return self.validate_commit(
+            request.group_id,
+            request.generation_id_or_member_epoch,
+            request.member_id,
+            request.group_instance_id,
+            is_transactional=False,
+        )
+
+    def validate_commit(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        *,
+        is_transactional: bool,
+    ) -> ClassicGroup:
+        """Kafka's ClassicGroup.validateOffsetCommit; raises ``CommitRejected``."""
+        group = self.groups.get(group_id)
         if group is None:
             if generation < 0:
                 # Admin client or a consumer without group management: a "simple" group.
-                return self.groups.get_or_create_group(request.group_id)
+                return self.groups.get_or_create_group(group_id)
             raise CommitRejected(ErrorCode.ILLEGAL_GENERATION)
         if group.is_in(GroupState.DEAD):
             raise CommitRejected(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if generation < 0 and group.is_in(GroupState.EMPTY):
             return group
-        if generation >= 0 or request.member_id or request.group_instance_id is not None:
-            code = self.groups.validate_member(group, request.member_id, request.group_instance_id)
+        if generation >= 0 or member_id or group_instance_id is not None:
+            code = self.groups.validate_member(group, member_id, group_instance_id)
             if code is not ErrorCode.NONE:
                 raise CommitRejected(code)
             if generation != group.generation_id:
                 raise CommitRejected(ErrorCode.ILLEGAL_GENERATION)
-        elif not group.is_in(GroupState.EMPTY):
+        elif not is_transactional and not group.is_in(GroupState.EMPTY):
+            # A commit without member id and generation only suits an Empty group (old
+            # TxnOffsetCommit versions carry neither, so they are exempt).
             raise CommitRejected(ErrorCode.UNKNOWN_MEMBER_ID)
-        if group.is_in(GroupState.COMPLETING_REBALANCE):
+        if not is_transactional and group.is_in(GroupState.COMPLETING_REBALANCE):
             # The member has the new generation from its JoinGroup answer but no
             # assignment yet: let it retry after SyncGroup.
             raise CommitRejected(ErrorCode.REBALANCE_IN_PROGRESS)
@@ -251,6 +319,59 @@ class OffsetManager:
                     self._append_and_replay(fx, group.group_id, name, p.partition_index, offset)
                 out.partitions.append(
                     OffsetCommitResponsePartition(
+                        partition_index=p.partition_index, error_code=code
+                    )
+                )
+        return response
+
+    # -- TxnOffsetCommit ---------------------------------------------------------------
+    def commit_transactional_offsets(
+        self, request: TxnOffsetCommitRequest, fx: Effects
+    ) -> TxnOffsetCommitResponse:
+        """Offsets committed inside a transaction: written with the producer id and epoch
+        (the runtime appends them as a transactional batch), visible after COMMIT."""
+        now_ms = self.groups.now_ms()
+        try:
+            group = self.validate_commit(
+                request.group_id,
+                request.generation_id,
+                request.member_id,
+                request.group_instance_id,
+                is_transactional=True,
+            )
+            rejected = ErrorCode.NONE
+        except CommitRejected as error:
+            rejected = error.code
+        response = TxnOffsetCommitResponse()
+        for topic in request.topics:
+            out = TxnOffsetCommitResponseTopic(name=topic.name)
+            response.topics.append(out)
+            for p in topic.partitions:
+                code = rejected
+                if (
+                    code is ErrorCode.NONE
+                    and p.committed_metadata is not None
+                    and (len(p.committed_metadata) > self.config.offset_metadata_max_bytes)
+                ):
+                    code = ErrorCode.OFFSET_METADATA_TOO_LARGE
+                if code is ErrorCode.NONE:
+                    offset = OffsetAndMetadata(
+                        committed_offset=p.committed_offset,
+                        leader_epoch=p.committed_leader_epoch,
+                        metadata=p.committed_metadata or "",
+                        commit_timestamp_ms=now_ms,
+                    )
+                    self._append_and_replay(
+                        fx,
+                        group.group_id,
+                        topic.name,
+                        p.partition_index,
+                        offset,
+                        request.producer_id,
+                        request.producer_epoch,
+                    )
+                out.partitions.append(
+                    TxnOffsetCommitResponsePartition(
                         partition_index=p.partition_index, error_code=code
                     )
                 )
@@ -360,7 +481,7 @@ class OffsetManager:
         """
         stored = self.store.group_offsets(group.group_id)
         if not stored:
-            return not self.store.pending_transactional.get(group.group_id)
+            return not self.store.has_pending_transactions(group.group_id)
         base: Callable[[OffsetAndMetadata], int] | None
         if group.protocol_type is None or group.protocol_type == "":
             base = _commit_time
@@ -396,7 +517,7 @@ class OffsetManager:
                     remaining += 1
         for topic, partition in expired:
             self._append_and_replay(fx, group.group_id, topic, partition, None)
-        return remaining == 0 and not self.store.pending_transactional.get(group.group_id)
+        return remaining == 0 and not self.store.has_pending_transactions(group.group_id)
 
 
 def _commit_time(offset: OffsetAndMetadata) -> int:

@@ -24,11 +24,18 @@ R = TypeVar("R")
 
 
 class Record(NamedTuple):
-    """One ``__consumer_offsets`` record: Kafka's key and value bytes (None = tombstone)."""
+    """One ``__consumer_offsets`` record: Kafka's key and value bytes (None = tombstone).
+
+    A ``producer_id`` other than -1 marks a transactional offset commit: append it in a
+    transactional batch of that producer id/epoch; it counts once the transaction's
+    COMMIT marker is written (then call ``GroupCoordinator.replay_end_transaction``).
+    """
 
     key: bytes
     value: bytes | None
     group_id: str
+    producer_id: int = -1
+    producer_epoch: int = -1
 
 
 @dataclass(slots=True)

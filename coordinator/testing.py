@@ -64,6 +64,8 @@ class CoordinatorTestContext:
     def __init__(self, **config: Any) -> None:
         self.clock = ManualClock()
         self.log: list[Record] = []
+        self.markers: list[tuple[int, int, bool]] = []
+        """(position in ``log``, producer id, committed) of transaction markers written."""
         self.timer = FakeTimer(self.clock, sink=self.finish)
         ids = itertools.count(1)
         self.config = GroupConfig(**config)
@@ -80,6 +82,11 @@ class CoordinatorTestContext:
     def finish(self, result: Result[T]) -> T | None:
         return apply_result(result, self.log.extend)
 
+    def end_transaction(self, producer_id: int, committed: bool) -> None:
+        """What kbroker does after writing a COMMIT/ABORT marker to ``__consumer_offsets``."""
+        self.markers.append((len(self.log), producer_id, committed))
+        self.coord.replay_end_transaction(producer_id, committed)
+
     def sleep(self, ms: int) -> None:
         self.timer.advance(ms)
 
@@ -91,8 +98,14 @@ class CoordinatorTestContext:
         """A fresh coordinator rebuilt from every record appended so far."""
         timer = FakeTimer(ManualClock(self.clock.ms))
         fresh = GroupCoordinator(now_ms=timer.clock.now_ms, timer=timer, config=self.config)
-        for record in self.log:
-            fresh.replay(record.key, record.value)
+        markers = list(self.markers)
+        for position, record in enumerate(self.log):
+            while markers and markers[0][0] == position:
+                fresh.replay_end_transaction(markers[0][1], markers[0][2])
+                markers.pop(0)
+            fresh.replay(record.key, record.value, producer_id=record.producer_id)
+        for _, producer_id, committed in markers:
+            fresh.replay_end_transaction(producer_id, committed)
         fresh.on_loaded()
         return fresh
 

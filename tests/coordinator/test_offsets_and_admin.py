@@ -27,6 +27,11 @@ from wire.messages.offset_fetch_request import (
     OffsetFetchRequestTopic,
     OffsetFetchRequestTopics,
 )
+from wire.messages.txn_offset_commit_request import (
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitRequestPartition,
+    TxnOffsetCommitRequestTopic,
+)
 
 S = GroupState
 G = "group"
@@ -150,7 +155,7 @@ def test_multi_group_fetch_and_require_stable() -> None:
     ctx = CoordinatorTestContext()
     commit(ctx, "g1", {("a", 0): 1})
     commit(ctx, "g2", {("b", 0): 2})
-    ctx.coord.offsets.store.pending_transactional["g2"] = {("b", 0)}
+    txn_commit(ctx, "g2", producer_id=7, offsets={("b", 0): 3})
     request = OffsetFetchRequest(
         groups=[
             OffsetFetchRequestGroup(group_id="g1", topics=None),
@@ -171,6 +176,109 @@ def test_multi_group_fetch_and_require_stable() -> None:
     request.require_stable = False
     response = ctx.finish(ctx.coord.fetch_offsets(request, api_version=8))
     assert response is not None and response.groups[1].topics[0].partitions[0].committed_offset == 2
+
+
+def txn_commit(
+    ctx: CoordinatorTestContext,
+    group: str,
+    *,
+    producer_id: int,
+    offsets: dict[tuple[str, int], int],
+    generation: int = -1,
+    member_id: str = "",
+) -> dict[tuple[str, int], int]:
+    topics: dict[str, list[TxnOffsetCommitRequestPartition]] = {}
+    for (topic, partition), offset in offsets.items():
+        topics.setdefault(topic, []).append(
+            TxnOffsetCommitRequestPartition(partition_index=partition, committed_offset=offset)
+        )
+    request = TxnOffsetCommitRequest(
+        transactional_id="tx",
+        group_id=group,
+        producer_id=producer_id,
+        producer_epoch=0,
+        generation_id=generation,
+        member_id=member_id,
+        topics=[TxnOffsetCommitRequestTopic(name=t, partitions=p) for t, p in topics.items()],
+    )
+    response = ctx.finish(ctx.coord.commit_transactional_offsets(request, api_version=3))
+    assert response is not None
+    return {
+        (t.name, p.partition_index): p.error_code for t in response.topics for p in t.partitions
+    }
+
+
+def test_transactional_offsets_wait_for_the_commit_marker() -> None:
+    ctx = CoordinatorTestContext()
+    commit(ctx, G, {("t", 0): 1})
+    assert txn_commit(ctx, G, producer_id=5, offsets={("t", 0): 10, ("t", 1): 11}) == {
+        ("t", 0): 0,
+        ("t", 1): 0,
+    }
+    record = ctx.log[-1]
+    assert (record.producer_id, record.producer_epoch) == (5, 0)
+    assert fetch(ctx, G, {"t": [0, 1]}) == {("t", 0): (1, 3, "meta", 0), ("t", 1): (-1, -1, "", 0)}
+    stable = ctx.finish(
+        ctx.coord.fetch_offsets(
+            OffsetFetchRequest(
+                group_id=G,
+                topics=[OffsetFetchRequestTopic(name="t", partition_indexes=[0])],
+                require_stable=True,
+            ),
+            api_version=7,
+        )
+    )
+    assert stable is not None
+    assert stable.topics[0].partitions[0].error_code == ErrorCode.UNSTABLE_OFFSET_COMMIT
+    assert ctx.replayed().offsets.store.pending[5][G][("t", 0)].committed_offset == 10
+    ctx.end_transaction(5, committed=True)
+    assert fetch(ctx, G, {"t": [0, 1]}) == {("t", 0): (10, -1, "", 0), ("t", 1): (11, -1, "", 0)}
+    # An aborted transaction leaves nothing behind.
+    txn_commit(ctx, G, producer_id=6, offsets={("t", 0): 99})
+    ctx.end_transaction(6, committed=False)
+    assert fetch(ctx, G, {"t": [0]})[("t", 0)][0] == 10
+    replayed = ctx.replayed()
+    assert replayed.offsets.store.offsets == ctx.coord.offsets.store.offsets
+    assert replayed.offsets.store.pending == {}
+
+
+def test_a_plain_commit_written_after_a_transactional_one_wins() -> None:
+    ctx = CoordinatorTestContext()
+    txn_commit(ctx, G, producer_id=5, offsets={("t", 0): 10})
+    commit(ctx, G, {("t", 0): 20})
+    ctx.end_transaction(5, committed=True)
+    assert fetch(ctx, G, {"t": [0]})[("t", 0)][0] == 20
+    assert ctx.replayed().offsets.store.get(G, "t", 0) == ctx.coord.offsets.store.get(G, "t", 0)
+
+
+def test_transactional_commit_validation() -> None:
+    ctx = CoordinatorTestContext()
+    assert txn_commit(
+        ctx, "nope", producer_id=1, offsets={("t", 0): 1}, generation=2, member_id="m"
+    ) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+    gen, [a] = ctx.stable_group(G)
+    # Old TxnOffsetCommit versions carry no member: accepted even while the group has members.
+    assert txn_commit(ctx, G, producer_id=1, offsets={("t", 0): 1}) == {("t", 0): 0}
+    assert txn_commit(
+        ctx, G, producer_id=1, offsets={("t", 0): 1}, generation=gen + 1, member_id=a
+    ) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+    b, _ = ctx.join_new_dynamic_member(G)
+    ctx.join(G, a)
+    assert ctx.state(G) is S.COMPLETING_REBALANCE
+    assert txn_commit(
+        ctx, G, producer_id=1, offsets={("t", 0): 2}, generation=gen + 1, member_id=a
+    ) == {("t", 0): 0}
+
+
+def test_pending_transactions_block_expiry_and_group_deletion() -> None:
+    ctx = CoordinatorTestContext(offsets_retention_minutes=1)
+    ctx.finish(ctx.coord.on_loaded())
+    txn_commit(ctx, G, producer_id=5, offsets={("t", 0): 10})
+    ctx.sleep(3_600_000)
+    assert ctx.state(G) is S.EMPTY
+    ctx.end_transaction(5, committed=True)
+    ctx.sleep(3_600_000)
+    assert ctx.state(G) is None
 
 
 def test_member_commits_are_checked_against_generation_and_membership() -> None:

@@ -133,3 +133,25 @@ def test_admin_responses_encode(version: int) -> None:
         ],
     )
     round_trip(ctx.finish(ctx.coord.delete_offsets(offset_delete)), 0)
+
+
+@pytest.mark.parametrize("version", range(0, 6))
+def test_txn_offset_commit_responses_encode(version: int) -> None:
+    from wire.messages.txn_offset_commit_request import (
+        TxnOffsetCommitRequest,
+        TxnOffsetCommitRequestPartition,
+        TxnOffsetCommitRequestTopic,
+    )
+
+    ctx = CoordinatorTestContext()
+    request = TxnOffsetCommitRequest(
+        transactional_id="tx",
+        group_id="g",
+        producer_id=3,
+        topics=[
+            TxnOffsetCommitRequestTopic(name="t", partitions=[TxnOffsetCommitRequestPartition()])
+        ],
+    )
+    round_trip(
+        ctx.finish(ctx.coord.commit_transactional_offsets(request, api_version=version)), version
+    )

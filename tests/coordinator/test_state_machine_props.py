@@ -28,6 +28,11 @@ from wire.messages.offset_delete_request import (
     OffsetDeleteRequestPartition,
     OffsetDeleteRequestTopic,
 )
+from wire.messages.txn_offset_commit_request import (
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitRequestPartition,
+    TxnOffsetCommitRequestTopic,
+)
 
 S = GroupState
 GROUPS = ["g1", "g2"]
@@ -91,7 +96,11 @@ def durable_projection(coord: GroupCoordinator, only: set[str] | None = None) ->
                 for m in group.members.values()
             ),
         )
-    return {"groups": groups, "offsets": coord.offsets.store.offsets}
+    return {
+        "groups": groups,
+        "offsets": coord.offsets.store.offsets,
+        "pending": coord.offsets.store.pending,
+    }
 
 
 class GroupMachine(RuleBasedStateMachine):
@@ -256,6 +265,34 @@ class GroupMachine(RuleBasedStateMachine):
         response = self.ctx.finish(self.ctx.coord.commit_offsets(request, api_version=8))
         assert response is not None
         assert response.topics[0].partitions[0].error_code in COMMIT_ERRORS
+
+    @rule(
+        group=st.sampled_from(GROUPS),
+        producer_id=st.sampled_from([1, 2]),
+        offset=st.integers(0, 100),
+        topic=st.sampled_from(["a", "b"]),
+    )
+    def commit_in_transaction(self, group: str, producer_id: int, offset: int, topic: str) -> None:
+        request = TxnOffsetCommitRequest(
+            transactional_id=f"tx{producer_id}",
+            group_id=group,
+            producer_id=producer_id,
+            topics=[
+                TxnOffsetCommitRequestTopic(
+                    name=topic,
+                    partitions=[TxnOffsetCommitRequestPartition(committed_offset=offset)],
+                )
+            ],
+        )
+        response = self.ctx.finish(
+            self.ctx.coord.commit_transactional_offsets(request, api_version=3)
+        )
+        assert response is not None
+        assert response.topics[0].partitions[0].error_code in COMMIT_ERRORS
+
+    @rule(producer_id=st.sampled_from([1, 2]), committed=st.booleans())
+    def end_transaction(self, producer_id: int, committed: bool) -> None:
+        self.ctx.end_transaction(producer_id, committed)
 
     @rule(group=st.sampled_from(GROUPS), topic=st.sampled_from(["a", "b"]))
     def delete_offsets(self, group: str, topic: str) -> None:
