@@ -95,12 +95,14 @@ def decode_response_header(
     return decode_from(ResponseHeader, response_header_version(api_key, api_version), buf, 0)
 
 
-def _finish(out: bytearray) -> bytes:
-    out[0:4] = _I32.pack(len(out) - 4)
-    return bytes(out)
+def _finish(out: bytearray) -> bytearray:
+    """Fill in the size prefix.  The bytearray itself is returned: copying a 1 MiB Fetch
+    response into ``bytes`` would cost as much as encoding it."""
+    _I32.pack_into(out, 0, len(out) - 4)
+    return out
 
 
-def encode_request(header: RequestHeader, msg: Any) -> bytes:
+def encode_request(header: RequestHeader, msg: Any) -> bytearray:
     """Size prefix + request header + body, at ``header.request_api_version``."""
     key, ver = header.request_api_key, header.request_api_version
     if getattr(msg, "API_KEY", key) != key:
@@ -111,7 +113,7 @@ def encode_request(header: RequestHeader, msg: Any) -> bytes:
     return _finish(out)
 
 
-def encode_response(correlation_id: int, api_key: int, api_version: int, msg: Any) -> bytes:
+def encode_response(correlation_id: int, api_key: int, api_version: int, msg: Any) -> bytearray:
     """Size prefix + response header + body of ``msg`` at ``api_version``."""
     out = bytearray(4)
     out += _I32.pack(correlation_id)
