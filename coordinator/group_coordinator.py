@@ -2,20 +2,29 @@
 
 Usage by the runtime (see ``coordinator.result`` for the Result contract)::
 
-    coord = GroupCoordinator(config=cfg, now_ms=clock_ms, timer=timer)
-    for key, value in records_of("__consumer_offsets"):       # start-up
-        coord.replay(key, value)
-    finish(coord.on_loaded())                                   # timers, retention cycle
+    timer = CallLaterTimer(loop.call_later, sink=finish)        # coordinator.timer
+    coord = GroupCoordinator(config=cfg, now_ms=wall_clock_ms, timer=timer)
+    for batch in batches_of("__consumer_offsets"):              # start-up, every partition
+        if batch.is_control:                                    # COMMIT/ABORT marker
+            coord.replay_end_transaction(batch.producer_id, committed=...)
+        else:
+            for key, value in batch:                            # producer_id -1 if not txn
+                coord.replay(key, value, producer_id=batch.producer_id_if_transactional)
+    finish(coord.on_loaded())                                   # sessions, retention cycle
     ...
     fut = loop.create_future()
     result = coord.join_group(req, api_version=v, client_id=cid, client_host=host,
                               reply=lambda r: fut.done() or fut.set_result(r))
     finish(result)                                              # append, then replies
     response = result.response if result.response is not None else await fut
+    ...
+    finish(coord.on_unloaded())                                 # shutdown
 
-``finish(result)`` = ``apply_result(result, append_to_consumer_offsets)``. Timeouts are
-delivered by the ``Timer`` to its sink, which must ``finish`` their results the same way.
-All calls happen on one thread (the event loop); nothing here blocks.
+``finish(result)`` = ``apply_result(result, append_to_consumer_offsets)``; a record with
+``producer_id != -1`` goes in a transactional batch. Timeouts reach the ``Timer``'s sink,
+which must ``finish`` their results the same way. Reply callbacks must not call back
+into the coordinator synchronously (setting a future is fine). All calls happen on one
+thread (the event loop); nothing here blocks.
 """
 
 from __future__ import annotations
