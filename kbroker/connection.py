@@ -46,15 +46,19 @@ async def serve_connection(broker: Broker, reader: asyncio.StreamReader, writer:
     try:
         while not broker.closing:
             try:
-                head = await asyncio.wait_for(reader.readexactly(4), idle_timeout_s)
+                # asyncio.timeout, unlike wait_for, creates no task per read (hot path).
+                async with asyncio.timeout(idle_timeout_s):
+                    head = await reader.readexactly(4)
+                    size = int.from_bytes(head, "big", signed=True)
+                    if size < MIN_REQUEST_FRAME_BYTES or size > max_frame_bytes:
+                        logger.warning(
+                            "%s: frame size %d outside [%d, %d], closing", peer, size, MIN_REQUEST_FRAME_BYTES, max_frame_bytes
+                        )
+                        return
+                    frame = await reader.readexactly(size)
             except TimeoutError:
-                logger.info("%s: idle for %.0f s, closing", peer, idle_timeout_s)
+                logger.info("%s: idle or stalled for %.0f s, closing", peer, idle_timeout_s)
                 return
-            size = int.from_bytes(head, "big", signed=True)
-            if size < MIN_REQUEST_FRAME_BYTES or size > max_frame_bytes:
-                logger.warning("%s: frame size %d outside [%d, %d], closing", peer, size, MIN_REQUEST_FRAME_BYTES, max_frame_bytes)
-                return
-            frame = await asyncio.wait_for(reader.readexactly(size), idle_timeout_s)
             broker.in_flight += 1
             try:
                 response = await broker.dispatch(frame, peer)

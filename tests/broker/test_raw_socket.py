@@ -123,3 +123,19 @@ def test_metadata_lists_the_node_as_controller(client: RawClient, broker_thread:
     assert resp.controller_id == 1
     assert [(b.node_id, b.port) for b in resp.brokers] == [(1, broker_thread.address[1])]
     assert resp.cluster_id
+
+
+def test_idle_connection_is_closed_after_connections_max_idle_ms(tmp_path) -> None:
+    from kbroker.testing import BrokerThread
+
+    bt = BrokerThread(tmp_path / "idle", {"connections.max.idle.ms": "300"})
+    bt.start()
+    try:
+        idle = RawClient(bt.address)
+        stalled = RawClient(bt.address)
+        stalled.send_raw(struct.pack(">i", 100) + b"\x00\x12")  # a frame that never completes
+        assert idle.recv_frame() is None  # closed by the broker, not by our 10 s socket timeout
+        assert stalled.recv_frame() is None
+        _still_serving(bt)
+    finally:
+        bt.close()
