@@ -23,7 +23,7 @@ from coordinator.txn_state import (
     assert_valid_transition,
 )
 from coordinator.txn_state import TransactionState as S
-from wire.codec import encode
+from wire.codec import decode, encode
 from wire.messages.internal.transaction_log_value import PartitionsSchema, TransactionLogValue
 
 
@@ -52,7 +52,9 @@ def test_value_round_trip_and_layout() -> None:
         producer_epoch=3,
         txn_timeout_ms=60_000,
         state=S.ONGOING,
-        partitions=frozenset({TopicPartition("b", 1), TopicPartition("a", 2), TopicPartition("b", 0)}),
+        partitions=frozenset(
+            {TopicPartition("b", 1), TopicPartition("a", 2), TopicPartition("b", 0)}
+        ),
         txn_start_timestamp_ms=100,
         txn_last_update_timestamp_ms=200,
         prev_producer_id=5,
@@ -79,14 +81,13 @@ def test_value_round_trip_and_layout() -> None:
 
 
 def test_empty_has_null_partitions_and_rotation_keeps_the_previous_id() -> None:
-    meta = TransactionMetadata("tx", producer_id=9, producer_epoch=0, txn_timeout_ms=1, state=S.EMPTY, prev_producer_id=4)
+    meta = TransactionMetadata(
+        "tx", producer_id=9, producer_epoch=0, txn_timeout_ms=1, state=S.EMPTY, prev_producer_id=4
+    )
     record = txn_record(meta)
     assert record.value is not None
-    txn_id, decoded = decode_txn_record(record.key, record.value)
+    _, decoded = decode_txn_record(record.key, record.value)
     assert decoded == meta
-    value = TransactionLogValue()
-    from wire.codec import decode
-
     value = decode(TransactionLogValue, 1, record.value[2:])
     assert value.transaction_partitions is None and value.previous_producer_id == 4
 
