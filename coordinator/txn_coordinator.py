@@ -1,5 +1,29 @@
 """``TransactionCoordinator``: the one object kbroker talks to for transactions.
 
+Usage by the runtime (see ``coordinator.txn_result`` for the TxnResult contract)::
+
+    def finish(result):                       # append, markers, markers_written, reply
+        return apply_txn_result(result, append=append_to_transaction_state,
+                                write_marker=write_control_batch,
+                                markers_written=coord.markers_written)
+
+    timer = CallLaterTimer(loop.call_later, sink=finish)   # its own timer and sink
+    coord = TransactionCoordinator(now_ms=wall_clock_ms, timer=timer,
+                                   allocate_producer_id=metadata.allocate_producer_id,
+                                   config=txn_cfg, coordinator_epoch=leader_epoch,
+                                   partition_exists=metadata.has_partition)
+    for key, value in records_of("__transaction_state"):   # start-up, every partition
+        coord.replay(key, value)
+    finish(coord.on_loaded())                 # re-sends pending markers, arms sweeps
+    ...
+    response = finish(coord.end_txn(req, api_version=v))   # never None: nothing parks
+    ...
+    finish(coord.on_unloaded())               # shutdown
+
+``write_control_batch(m)`` appends ``build_control_batch`` to ``m.topic``/``m.partition``
+(origin COORDINATOR) and, for ``__consumer_offsets``, then calls
+``group_coordinator.replay_end_transaction(m.producer_id, committed=m.commit)``.
+
 Theory of operation
 -------------------
 Kafka 4.x semantics for transaction protocol v1 (no KIP-890 part 2 epoch bump per
@@ -188,6 +212,16 @@ class TransactionCoordinator:
         self._schedule_abort_timed_out()
         self._schedule_remove_expired()
         return fx.result(None)
+
+    def on_unloaded(self) -> TxnResult[None]:
+        """Shutdown: every timer (sweeps, marker retries) is cancelled and the in-memory
+        state dropped; unfinished Prepare* transactions complete after the next load."""
+        self.timer.cancel(ABORT_TIMED_OUT_KEY)
+        self.timer.cancel(REMOVE_EXPIRED_KEY)
+        for txn_id in self.transactions:
+            self.timer.cancel(markers_key(txn_id))
+        self.transactions.clear()
+        return TxnResult()
 
     def get(self, transactional_id: str) -> TransactionMetadata | None:
         return self.transactions.get(transactional_id)
@@ -431,18 +465,29 @@ class TransactionCoordinator:
         topics: list[AddPartitionsToTxnTopic],
     ) -> list[AddPartitionsToTxnTopicResult]:
         """VerifyOnly (v4+, sent by brokers): is each partition already in the transaction?"""
-        meta = self.transactions.get(txn_id)
-        wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
-        code = self._check_producer(meta, producer_id, producer_epoch)
-        codes: dict[TopicPartition, ErrorCode] = {}
-        for tp in wanted:
-            if code is not E.NONE:
-                codes[tp] = code
-            elif meta is None or meta.state is not S.ONGOING or tp not in meta.partitions:
-                codes[tp] = E.INVALID_TXN_STATE
-            else:
-                codes[tp] = E.NONE
+        codes = {
+            TopicPartition(t.name, p): self.verify_partition(
+                txn_id, producer_id, producer_epoch, TopicPartition(t.name, p)
+            )
+            for t in topics
+            for p in t.partitions
+        }
         return _topic_results(topics, codes)
+
+    def verify_partition(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, tp: TopicPartition
+    ) -> ErrorCode:
+        """Is ``tp`` part of this producer's Ongoing transaction? (KIP-890 part 1's check;
+        kbroker calls it before a TxnOffsetCommit with the group's ``__consumer_offsets``
+        partition, and may call it before transactional Produce.) NONE, or
+        INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED / INVALID_TXN_STATE."""
+        meta = self.transactions.get(transactional_id)
+        code = self._check_producer(meta, producer_id, producer_epoch)
+        if code is not E.NONE or meta is None:
+            return code
+        if meta.state is not S.ONGOING or tp not in meta.partitions:
+            return E.INVALID_TXN_STATE
+        return E.NONE
 
     def add_offsets_to_txn(
         self, request: AddOffsetsToTxnRequest, *, api_version: int

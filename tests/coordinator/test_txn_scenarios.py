@@ -22,7 +22,7 @@ TXN = "txn-1"
 
 def started(ctx: TxnTestContext, txn_id: str = TXN, **kwargs: object) -> tuple[int, int]:
     """InitProducerId, then AddPartitions of topic-0/1: an Ongoing transaction."""
-    pid, epoch = ctx.init_ok(txn_id, **kwargs)  # type: ignore[arg-type]
+    pid, epoch = ctx.init_ok(txn_id, **kwargs)
     assert ctx.add(txn_id, pid, epoch, {"topic": [0, 1]}) == E.NONE
     assert ctx.state(txn_id) is S.ONGOING
     return pid, epoch
@@ -540,3 +540,32 @@ def test_coordinator_epoch_is_stamped_on_markers() -> None:
     pid, epoch = started(ctx)
     assert ctx.end(TXN, pid, epoch) == E.NONE
     assert {m.coordinator_epoch for m in ctx.markers} == {3}
+
+
+def test_verify_partition_for_txn_offset_commit() -> None:
+    ctx = TxnTestContext()
+    pid, epoch = ctx.init_ok(TXN)
+    offsets_tp = TopicPartition("__consumer_offsets", partition_for("g", 50))
+    assert ctx.coord.verify_partition(TXN, pid, epoch, offsets_tp) == E.INVALID_TXN_STATE
+    assert ctx.add_offsets(TXN, pid, epoch, "g") == E.NONE
+    assert ctx.coord.verify_partition(TXN, pid, epoch, offsets_tp) == E.NONE
+    assert ctx.coord.verify_partition(TXN, pid, epoch - 1, offsets_tp) == E.PRODUCER_FENCED
+    assert (
+        ctx.coord.verify_partition(TXN, pid + 1, epoch, offsets_tp) == E.INVALID_PRODUCER_ID_MAPPING
+    )
+    assert ctx.coord.verify_partition("x", pid, epoch, offsets_tp) == E.INVALID_PRODUCER_ID_MAPPING
+    assert ctx.end(TXN, pid, epoch) == E.NONE
+    assert ctx.coord.verify_partition(TXN, pid, epoch, offsets_tp) == E.INVALID_TXN_STATE
+
+
+def test_unload_cancels_every_timer_and_forgets_state() -> None:
+    ctx = TxnTestContext()
+    pid, epoch = started(ctx)
+    ctx.hold_markers = True
+    assert ctx.end(TXN, pid, epoch) == E.NONE
+    assert ctx.timer.keys == sorted(
+        ["abort-timed-out-transactions", "remove-expired-transactional-ids", markers_key(TXN)]
+    )
+    result = ctx.coord.on_unloaded()
+    assert result.txn_records == [] and result.markers == []
+    assert ctx.timer.keys == [] and ctx.coord.get(TXN) is None
