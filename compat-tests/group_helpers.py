@@ -232,7 +232,7 @@ class Members:
             "instance_id": instance_id,
             "session_ms": session_ms,
             "heartbeat_ms": HEARTBEAT_MS,
-            "max_poll_ms": MAX_POLL_MS,
+            "max_poll_ms": max(MAX_POLL_MS, session_ms),
             "max_runtime_s": MEMBER_MAX_RUNTIME_S,
         }
         m = Member(name, [sys.executable, str(MEMBER_SCRIPT), json.dumps(cfg)], self.log_dir)
@@ -255,7 +255,7 @@ class Members:
             "-X", f"client.id={name}",
             "-X", f"session.timeout.ms={session_ms}",
             "-X", f"heartbeat.interval.ms={HEARTBEAT_MS}",
-            "-X", f"max.poll.interval.ms={MAX_POLL_MS}",
+            "-X", f"max.poll.interval.ms={max(MAX_POLL_MS, session_ms)}",
             "-X", f"partition.assignment.strategy={assignor}",
             "-X", "auto.commit.interval.ms=100",
             "-X", "fetch.wait.max.ms=100",
@@ -302,8 +302,7 @@ def wait_assignment(
         for m in active:
             if not m.alive:
                 raise AssertionError(
-                    f"member {m.name} exited ({m.proc.returncode}) {m.crashed() or ''}\n"
-                    + members.diagnostics()
+                    f"member {m.name} exited ({m.proc.returncode}) {m.crashed() or ''}"
                 )
         owned = [m.owned() for m in active]
         flat = [p for o in owned for p in o]
