@@ -10,8 +10,9 @@ module supplies the I/O it leaves out:
   then runs the deferred replies, then returns the response.  ``__consumer_offsets`` is
   created the first time a group needs it (FindCoordinator for a group, or a first write),
   with ``offsets.topic.num.partitions`` partitions and ``cleanup.policy=compact`` like Kafka's.
-- **Time.** :class:`AsyncioTimer` implements the coordinator's keyed ``Timer`` with
-  ``loop.call_later``; a due timeout's result goes through ``finish`` like a request's.
+- **Time.** ``coordinator.timer.CallLaterTimer`` over ``loop.call_later`` is the
+  coordinator's keyed ``Timer``; a due timeout's result goes through ``finish`` like a
+  request's.
 - **Parking.** JoinGroup/SyncGroup that must wait get a ``reply`` callback that resolves
   an asyncio future the handler awaits.
 
@@ -30,8 +31,15 @@ from coordinator.config import GroupConfig
 from coordinator.group_coordinator import GroupCoordinator
 from coordinator.records import partition_for
 from coordinator.result import Record, Result, apply_result
-from coordinator.timer import TimeoutCallback
-from wire.records import build_record_batch, decode_records, iter_batches
+from coordinator.timer import CallLaterTimer
+from wire.records import (
+    ControlRecordType,
+    RecordBatchView,
+    build_record_batch,
+    decode_records,
+    iter_batches,
+    parse_control_record,
+)
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
@@ -42,36 +50,6 @@ OFFSETS_TOPIC = "__consumer_offsets"
 # How much of a partition one replay read takes; any size works, this bounds memory.
 REPLAY_READ_BYTES = 4 * 1024 * 1024
 R = TypeVar("R")
-
-
-class AsyncioTimer:
-    """The coordinator's keyed timer on an asyncio loop; rescheduling a key replaces it."""
-
-    def __init__(self, sink: Callable[[Result[Any]], None]) -> None:
-        self._sink = sink
-        self._handles: dict[str, asyncio.TimerHandle] = {}
-
-    def schedule(self, key: str, delay_ms: int, callback: TimeoutCallback) -> None:
-        self.cancel(key)
-        loop = asyncio.get_running_loop()
-        self._handles[key] = loop.call_later(max(delay_ms, 0) / 1000, self._fire, key, callback)
-
-    def cancel(self, key: str) -> None:
-        handle = self._handles.pop(key, None)
-        if handle is not None:
-            handle.cancel()
-
-    def close(self) -> None:
-        for handle in self._handles.values():
-            handle.cancel()
-        self._handles.clear()
-
-    def _fire(self, key: str, callback: TimeoutCallback) -> None:
-        self._handles.pop(key, None)
-        try:
-            self._sink(callback())
-        except Exception:
-            logger.exception("group coordinator timeout %s failed", key)
 
 
 class GroupRuntime:
@@ -88,7 +66,7 @@ class GroupRuntime:
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
             offsets_topic_num_partitions=self.num_partitions,
         )
-        self.timer = AsyncioTimer(self.finish)
+        self.timer: CallLaterTimer | None = None
         self.coordinator: GroupCoordinator | None = None
 
     def start(self) -> None:
@@ -99,6 +77,7 @@ class GroupRuntime:
             topic = self.broker.metadata.by_id(topic_id)
             return topic.name if topic is not None else None
 
+        self.timer = CallLaterTimer(asyncio.get_running_loop().call_later, sink=self.finish)
         coordinator = GroupCoordinator(
             now_ms=now_ms, timer=self.timer, config=self.group_config, topic_name_for_id=topic_name_for_id
         )
@@ -115,20 +94,34 @@ class GroupRuntime:
                     if not fetched.records:
                         break
                     for view in iter_batches(fetched.records):
-                        if view.next_offset <= offset or view.is_control:
-                            continue
-                        for record in decode_records(view):
-                            if view.base_offset + record.offset_delta >= offset and record.key is not None:
-                                coordinator.replay(record.key, record.value)
-                                replayed += 1
+                        if view.next_offset > offset:
+                            replayed += self._replay_batch(coordinator, view, offset)
                     offset = fetched.next_offset
         self.coordinator = coordinator
         self.finish(coordinator.on_loaded())
         if replayed:
             logger.info("replayed %d __consumer_offsets records", replayed)
 
+    @staticmethod
+    def _replay_batch(coordinator: GroupCoordinator, view: RecordBatchView, from_offset: int) -> int:
+        """Replay one stored batch (records below ``from_offset`` skipped); return the count."""
+        records = decode_records(view)
+        if view.is_control:
+            control_type, _epoch = parse_control_record(records[0])
+            coordinator.replay_end_transaction(view.producer_id, control_type == ControlRecordType.COMMIT)
+            return 0
+        producer_id = view.producer_id if view.is_transactional else -1
+        count = 0
+        for record in records:
+            if view.base_offset + record.offset_delta >= from_offset and record.key is not None:
+                coordinator.replay(record.key, record.value, producer_id=producer_id)
+                count += 1
+        return count
+
     def close(self) -> None:
-        self.timer.close()
+        """Answer parked Join/Sync requests (NOT_COORDINATOR) and drop every timer."""
+        if self.coordinator is not None:
+            self.finish(self.coordinator.on_unloaded())
 
     def ensure_offsets_topic(self) -> None:
         if OFFSETS_TOPIC not in self.broker.metadata:
@@ -149,14 +142,22 @@ class GroupRuntime:
         self.ensure_offsets_topic()
         topic = self.broker.metadata.get(OFFSETS_TOPIC)
         assert topic is not None
-        by_partition: dict[int, list[Record]] = defaultdict(list)
+        # One batch per (partition, producer): transactional offset commits go in a
+        # transactional batch of their producer, so their marker can settle them.
+        batches: dict[tuple[int, int, int], list[Record]] = defaultdict(list)
         for record in records:
-            by_partition[partition_for(record.group_id, topic.num_partitions)].append(record)
+            partition = partition_for(record.group_id, topic.num_partitions)
+            batches[(partition, record.producer_id, record.producer_epoch)].append(record)
         now = now_ms()
-        for partition, recs in by_partition.items():
+        for (partition, producer_id, producer_epoch), recs in batches.items():
             log = self.broker.topics.log(OFFSETS_TOPIC, partition)
             assert log is not None
-            batch = build_record_batch([(r.key, r.value, [], now) for r in recs])
+            batch = build_record_batch(
+                [(r.key, r.value, [], now) for r in recs],
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                is_transactional=producer_id >= 0,
+            )
             log.append(batch, leader_epoch=topic.leader_epochs[partition], now_ms=now)
             self.broker.waiters.notify((OFFSETS_TOPIC, partition))
 
