@@ -11,15 +11,19 @@ the last one, the *active* segment, is appended to.  The log keeps four offsets:
 offset is the smaller of the high watermark and the first offset of any ongoing
 transaction (``ProducerStateManager.first_unstable_offset``).
 
-Append is validate-then-write: every batch of the blob is checked (magic 2, sizes,
-CRC-32C, record count vs. last offset delta, max.message.bytes, control batches only
-from the coordinator) on a *private copy*, then offsets, leader epoch and (if the topic
-says so) LogAppendTime are patched into that copy, then producer state is checked for
-every batch -- duplicates and sequence errors raise before a single byte reaches the
-file.  Then one ``pwrite`` puts the whole blob at the end of the active segment; if it
-fails the file is cut back to its previous size and nothing in memory has changed.
-Only after the write succeeds are producer state, indexes and offsets updated.  So an
-exception from ``append`` always means "nothing of this append is in the log".
+Append is validate-then-write, and never copies or modifies the caller's bytes (the
+broker passes a read-only slice of the request frame).  Each batch of the blob is
+checked in one pass (magic 2, sizes, CRC-32C, record count vs. last offset delta,
+max.message.bytes, control batches only from the coordinator); its 61-byte header is
+copied and the copy patched with the assigned base offset, the leader epoch and (if
+the topic says so) LogAppendTime with a recomputed CRC -- the v2 CRC starts at
+``attributes``, so offset and epoch need none.  Producer state is checked for every
+batch -- duplicates and sequence errors raise before a single byte reaches the file.
+Then one ``pwritev`` puts [header copy, caller's body, header copy, body, ...] at the
+end of the active segment; if it fails the file is cut back to its previous size and
+nothing in memory has changed.  Only after the write succeeds are producer state,
+indexes and offsets updated.  So an exception from ``append`` always means "nothing
+of this append is in the log".
 
 Reads are served straight from the file: the offset index gives a position at or
 before the wanted batch, a few 61-byte header reads find the batch holding the
@@ -43,6 +47,8 @@ import os
 import struct
 from collections.abc import Callable
 
+from crc32c import crc32c
+
 from log.checkpoints import LeaderEpochCache
 from log.config import LogConfig
 from log.errors import (
@@ -63,11 +69,12 @@ from log.results import (
     FetchSlice,
     TimestampAndOffset,
 )
-from log.segment import BatchPosition, Segment, record_timestamps
+from log.segment import Segment, record_timestamps
 from wire.records import (
     BATCH_HEADER_SIZE,
-    CorruptRecordBatch,
-    LegacyMessageFormat,
+    CURRENT_MAGIC,
+    LOG_OVERHEAD,
+    MIN_BATCH_LENGTH,
     RecordBatchView,
 )
 
@@ -79,6 +86,21 @@ EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
 
 _BASE_AND_LENGTH = struct.Struct(">qi")
+# The v2 batch header (see wire.records), unpacked once per appended batch.
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+assert _HEADER.size == BATCH_HEADER_SIZE
+# base_offset, batch_length (rewritten unchanged), partition_leader_epoch from byte 0
+_BASE_LENGTH_EPOCH = struct.Struct(">qii")
+_ATTRIBUTES = struct.Struct(">h")
+_TIMESTAMP = struct.Struct(">q")
+_CRC = struct.Struct(">I")
+_MAGIC_POS = 16
+_CRC_POS = 17
+_CRC_START = 21  # the CRC-32C covers attributes .. end of batch
+_ATTRIBUTES_POS = 21
+_MAX_TIMESTAMP_POS = 35
+_TIMESTAMP_TYPE_BIT = 0x08
+_CONTROL_BIT = 0x20
 _LAST_OFFSET_DELTA = struct.Struct(">i")
 _LAST_OFFSET_DELTA_POS = 23
 _INT32_MAX = 2**31 - 1
@@ -176,47 +198,6 @@ class PartitionLog:
         if self._offline is not None:
             raise LogStorageError(f"log {self.directory} is offline: {self._offline}")
 
-    def _validate(self, data: bytearray, origin: AppendOrigin) -> list[RecordBatchView]:
-        views: list[RecordBatchView] = []
-        size = len(data)
-        if size == 0:
-            raise InvalidRecordError("an append must carry at least one batch")
-        if size > self.config.segment_bytes:
-            raise RecordBatchTooLargeError(
-                f"{size} bytes cannot fit in a segment of {self.config.segment_bytes}"
-            )
-        pos = 0
-        while pos < size:
-            if size - pos < BATCH_HEADER_SIZE:
-                raise CorruptBatchError(f"{size - pos} trailing bytes at position {pos}")
-            try:
-                view = RecordBatchView(data, pos)
-            except LegacyMessageFormat as exc:
-                raise UnsupportedMagicError(str(exc)) from exc
-            except CorruptRecordBatch as exc:
-                raise CorruptBatchError(str(exc)) from exc
-            n = view.size_bytes
-            if pos + n > size:
-                raise CorruptBatchError(
-                    f"batch at position {pos} declares {n} bytes, only {size - pos} present"
-                )
-            if n > self.config.max_message_bytes:
-                raise RecordTooLargeError(
-                    f"batch of {n} bytes exceeds max.message.bytes={self.config.max_message_bytes}"
-                )
-            if not view.is_valid():
-                raise CorruptBatchError(f"batch at position {pos} fails its CRC-32C check")
-            if view.record_count <= 0 or view.record_count != view.last_offset_delta + 1:
-                raise InvalidRecordError(
-                    f"record_count {view.record_count} does not match last_offset_delta "
-                    f"{view.last_offset_delta}"
-                )
-            if view.is_control and origin is AppendOrigin.CLIENT:
-                raise InvalidRecordError("clients may not append control batches")
-            views.append(view)
-            pos += n
-        return views
-
     def append(
         self,
         records: bytes | bytearray | memoryview,
@@ -227,44 +208,133 @@ class PartitionLog:
     ) -> AppendResult:
         """Validate, assign offsets and write a blob of batches; see the module doc.
 
-        Raises CorruptBatchError, InvalidRecordError, RecordTooLargeError,
-        RecordBatchTooLargeError, DuplicateSequence, OutOfOrderSequenceError,
-        InvalidProducerEpochError, InvalidTxnStateError or LogStorageError, always with
-        nothing written.  ``origin=COORDINATOR`` allows control batches (markers).
+        ``records`` is never modified (the broker passes a read-only slice of the
+        request frame): patched copies of the 61-byte headers are written around the
+        caller's batch bodies.  Raises CorruptBatchError, InvalidRecordError,
+        RecordTooLargeError, RecordBatchTooLargeError, DuplicateSequence,
+        OutOfOrderSequenceError, InvalidProducerEpochError, InvalidTxnStateError or
+        LogStorageError, always with nothing written.  ``origin=COORDINATOR`` allows
+        control batches (markers).
         """
-        self._check_online()
-        data = bytearray(records)
-        views = self._validate(data, origin)
-        use_append_time = self.config.is_log_append_time
-        offset = first = self.log_end_offset
-        pending: dict[int, ProducerEntry] = {}
-        positions: list[BatchPosition] = []
-        pos = 0
-        for view in views:
-            view.set_base_offset(offset)
-            if leader_epoch >= 0:
-                view.set_partition_leader_epoch(leader_epoch)
-            if use_append_time:
-                view.set_log_append_time(now_ms)
-            self.producer_state.prepare(view, offset, pending, check=True)
-            positions.append(
-                BatchPosition(offset, view.last_offset, view.max_timestamp, pos, view.size_bytes)
+        if self._offline is not None:
+            self._check_online()
+        if type(records) is not memoryview:
+            mv = memoryview(records)
+        elif records.itemsize == 1 and records.ndim == 1:
+            mv = records
+        else:
+            mv = records.cast("B")
+        size = len(mv)
+        cfg = self.config
+        if size == 0:
+            raise InvalidRecordError("an append must carry at least one batch")
+        if size > cfg.segment_bytes:
+            raise RecordBatchTooLargeError(
+                f"{size} bytes cannot fit in a segment of {cfg.segment_bytes}"
             )
-            pos += view.size_bytes
-            offset = view.next_offset
-        self._maybe_roll(len(data), offset - 1, now_ms)
-        self.epoch_cache.assign(leader_epoch, first)
+        max_message_bytes = cfg.max_message_bytes
+        use_append_time = cfg.is_log_append_time
+        unpack_header = _HEADER.unpack_from
+        pack_patch = _BASE_LENGTH_EPOCH.pack_into
+        offset = first = self.log_end_offset
+        pieces: list[bytes | bytearray | memoryview] = []
+        batches: list[tuple[int, int, int, int]] = []  # base offset, max ts, position, size
+        pending: dict[int, ProducerEntry] | None = None
+        controls: list[tuple[RecordBatchView, memoryview]] | None = None
+        pos = 0
+        while pos < size:
+            if size - pos < BATCH_HEADER_SIZE:
+                if size - pos > _MAGIC_POS and mv[pos + _MAGIC_POS] in (0, 1):
+                    raise UnsupportedMagicError(f"message format v{mv[pos + _MAGIC_POS]}")
+                raise CorruptBatchError(f"{size - pos} trailing bytes at position {pos}")
+            (
+                _,
+                length,
+                epoch,
+                magic,
+                crc,
+                attributes,
+                last_offset_delta,
+                _,
+                max_ts,
+                producer_id,
+                _,
+                _,
+                record_count,
+            ) = unpack_header(mv, pos)
+            if magic != CURRENT_MAGIC:
+                if magic in (0, 1):
+                    raise UnsupportedMagicError(f"message format v{magic} is not supported")
+                raise CorruptBatchError(f"unknown magic {magic} at position {pos}")
+            if length < MIN_BATCH_LENGTH:
+                raise CorruptBatchError(f"batch_length {length} at position {pos} is too small")
+            n = length + LOG_OVERHEAD
+            end = pos + n
+            if end > size:
+                raise CorruptBatchError(
+                    f"batch at position {pos} declares {n} bytes, only {size - pos} present"
+                )
+            if n > max_message_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {n} bytes exceeds max.message.bytes={max_message_bytes}"
+                )
+            if crc32c(mv[pos + _CRC_START : end]) != crc:
+                raise CorruptBatchError(f"batch at position {pos} fails its CRC-32C check")
+            if record_count <= 0 or record_count != last_offset_delta + 1:
+                raise InvalidRecordError(
+                    f"record_count {record_count} does not match last_offset_delta "
+                    f"{last_offset_delta}"
+                )
+            # The patched copy of this header: base offset, leader epoch, maybe time.
+            header = bytearray(mv[pos : pos + BATCH_HEADER_SIZE])
+            pack_patch(header, 0, offset, length, leader_epoch if leader_epoch >= 0 else epoch)
+            body = mv[pos + BATCH_HEADER_SIZE : end]
+            if use_append_time and (not attributes & _TIMESTAMP_TYPE_BIT or max_ts != now_ms):
+                max_ts = now_ms
+                _ATTRIBUTES.pack_into(header, _ATTRIBUTES_POS, attributes | _TIMESTAMP_TYPE_BIT)
+                _TIMESTAMP.pack_into(header, _MAX_TIMESTAMP_POS, now_ms)
+                new_crc = crc32c(body, crc32c(memoryview(header)[_CRC_START:]))
+                _CRC.pack_into(header, _CRC_POS, new_crc)
+            if producer_id >= 0 or attributes & _CONTROL_BIT:
+                view = RecordBatchView(header)
+                if attributes & _CONTROL_BIT:
+                    if origin is AppendOrigin.CLIENT:
+                        raise InvalidRecordError("clients may not append control batches")
+                    if controls is None:
+                        controls = []
+                    controls.append((view, body))
+                if producer_id >= 0:
+                    if pending is None:
+                        pending = {}
+                    self.producer_state.prepare(view, offset, pending, check=True)
+            pieces.append(header)
+            pieces.append(body)
+            batches.append((offset, max_ts, pos, n))
+            offset += last_offset_delta + 1
+            pos = end
+        seg = self.segments[-1]
+        if seg.size_bytes and (
+            seg.size_bytes + size > cfg.segment_bytes
+            or now_ms - seg.rolling_base_ms >= cfg.segment_ms
+            or offset - 1 - seg.base_offset > _INT32_MAX
+            or len(seg.index.keys) >= seg.index.max_entries
+            or len(seg.time_index.keys) >= seg.time_index.max_entries
+        ):
+            seg = self.roll(now_ms)
+        epochs = self.epoch_cache.epochs
+        if leader_epoch >= 0 and (not epochs or leader_epoch > epochs[-1]):
+            self.epoch_cache.assign(leader_epoch, first)
         try:
-            self.active_segment.append(data, positions)
+            seg.append(pieces, size, batches, offset)
         except LogStorageError:
             self.epoch_cache.truncate_from_end(first)
             raise
-        self.producer_state.commit(pending)
+        if pending is not None:
+            self.producer_state.commit(pending)
         count = offset - first
         self._unflushed_messages += count
-        if self.config.fsync_every_append or (
-            self.config.flush_messages is not None
-            and self._unflushed_messages >= self.config.flush_messages
+        if cfg.fsync_every_append or (
+            cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages
         ):
             self.flush()
         return AppendResult(
@@ -273,7 +343,7 @@ class PartitionLog:
             now_ms if use_append_time else -1,
             self.log_start_offset,
             count,
-            len(data),
+            size,
         )
 
     # -- rolling -------------------------------------------------------------------

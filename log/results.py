@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class AppendOrigin(enum.Enum):
@@ -14,11 +15,12 @@ class AppendOrigin(enum.Enum):
     COORDINATOR = "coordinator"
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """What an append did: the offsets it assigned, in the produce response's terms.
 
-    ``log_append_time_ms`` is -1 unless the topic uses LogAppendTime.
+    ``log_append_time_ms`` is -1 unless the topic uses LogAppendTime.  Immutable
+    like the other results, but a NamedTuple rather than a frozen dataclass: one is
+    built per append, and a frozen dataclass costs ~3x as much to construct.
     """
 
     base_offset: int

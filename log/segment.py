@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from log.errors import LogStorageError
 from log.index import IndexCorruptError, OffsetIndex, TimeIndex
@@ -25,21 +25,52 @@ DELETED_SUFFIX = ".deleted"
 # Recovery and scans read the file in chunks of this size (a batch larger than the
 # chunk is read whole): large enough to amortise syscalls, small enough to bound memory.
 SCAN_CHUNK_BYTES = 4 * 1024 * 1024
+# pwritev's limit on buffers per call (POSIX guarantees >= 16; Linux has 1024).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
     return f"{base_offset:020d}{suffix}"
 
 
-@dataclass(frozen=True, slots=True)
-class BatchPosition:
-    """Where one validated batch lies: offsets, timestamp and byte range."""
+def _write_pieces(
+    fd: int, pieces: list[bytes | bytearray | memoryview], size: int, position: int
+) -> None:
+    """Write ``pieces`` (``size`` bytes in all) at ``position``; OSError on failure.
 
-    base_offset: int
-    last_offset: int
-    max_timestamp: int
-    position: int
-    size_bytes: int
+    The slow path of ``Segment.append`` (whose single ``pwritev`` covers the usual
+    case): one ``pwritev`` per IOV_MAX buffers, and a short write -- rare: a signal,
+    a full disk -- finished piece by piece.  Rewriting bytes that already landed is
+    harmless: they are the same bytes at the same place.
+    """
+    for i in range(0, len(pieces), _IOV_MAX):
+        chunk = pieces[i : i + _IOV_MAX]
+        chunk_size = sum(map(len, chunk))
+        written = os.pwritev(fd, chunk, position)
+        if written != chunk_size:
+            _write_rest(fd, chunk, written, position)
+        position += chunk_size
+
+
+def _write_rest(
+    fd: int, pieces: list[bytes | bytearray | memoryview], written: int, position: int
+) -> None:
+    """Finish a short write: ``written`` bytes of ``pieces`` are already at ``position``."""
+    for piece in pieces:
+        n = len(piece)
+        if written >= n:
+            written -= n
+            position += n
+            continue
+        view = memoryview(piece)[written:]
+        position += written
+        written = 0
+        while view:
+            done = os.pwrite(fd, view, position)
+            if done <= 0:
+                raise OSError(errno.ENOSPC, "write made no progress")
+            view = view[done:]
+            position += done
 
 
 def iter_file_batches(fd: int, start: int, end: int) -> Iterator[tuple[int, RecordBatchView]]:
@@ -237,18 +268,25 @@ class Segment:
                 self._bytes_since_index_entry = 0
             self._bytes_since_index_entry += size
 
-    def append(self, data: bytes | bytearray | memoryview, batches: list[BatchPosition]) -> None:
-        """Write ``data`` (the batches, positions relative to ``data``) at the end.
+    def append(
+        self,
+        pieces: list[bytes | bytearray | memoryview],
+        size: int,
+        batches: list[tuple[int, int, int, int]],
+        next_offset: int,
+    ) -> None:
+        """Write ``pieces`` (``size`` bytes of whole batches) at the end of the file.
 
-        One write; on any OSError the file is cut back to its old size and
-        LogStorageError raised, leaving the segment unchanged.
+        ``batches`` holds (base offset, max timestamp, position relative to the
+        first piece, size) per batch, for the indexes; ``next_offset`` is one past
+        the last offset written.  One ``pwritev`` normally; on any OSError the file
+        is cut back to its old size and LogStorageError raised, leaving the segment
+        unchanged.
         """
         start = self.size_bytes
-        view = memoryview(data)
-        written = 0
         try:
-            while written < len(view):
-                written += os.pwrite(self.fd, view[written:], start + written)
+            if len(pieces) > _IOV_MAX or os.pwritev(self.fd, pieces, start) != size:
+                _write_pieces(self.fd, pieces, size, start)
         except OSError as exc:
             try:
                 os.ftruncate(self.fd, start)
@@ -257,16 +295,19 @@ class Segment:
                     f"append to {self.log_path} failed ({exc}) and so did the rollback ({exc2})"
                 ) from exc
             raise LogStorageError(f"append to {self.log_path} failed: {exc}") from exc
-        self.size_bytes = start + len(view)
-        for b in batches:
-            self._note_batch(
-                b.base_offset,
-                b.max_timestamp,
-                add_to_index=True,
-                position=start + b.position,
-                size=b.size_bytes,
-            )
-        self.next_offset = batches[-1].last_offset + 1
+        self.size_bytes = start + size
+        # Index upkeep (_note_batch inlined: this runs once per appended batch).
+        interval = self.index_interval_bytes
+        for base_offset, max_timestamp, position, batch_size in batches:
+            if max_timestamp > self.max_timestamp:
+                self.max_timestamp = max_timestamp
+                self.offset_of_max_timestamp = base_offset
+            if self._bytes_since_index_entry >= interval and start + position > 0:
+                self.index.append(base_offset, start + position)
+                self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
+                self._bytes_since_index_entry = 0
+            self._bytes_since_index_entry += batch_size
+        self.next_offset = next_offset
         self.is_dirty = True
 
     # -- reading -------------------------------------------------------------------

@@ -274,19 +274,26 @@ def test_flush_policies_move_the_recovery_point(open_log, h):
     assert log.recovery_point == 5
 
 
+def _short_pwritev(real_pwrite):
+    """A pwritev that lands only the first half of the bytes and says so."""
+
+    def pwritev(fd, buffers, pos):
+        data = b"".join(bytes(b) for b in buffers)
+        return real_pwrite(fd, data[: len(data) // 2], pos)
+
+    return pwritev
+
+
 def test_enospc_fails_the_append_cleanly(open_log, h, monkeypatch):
     log = open_log()
     log.append(h.batch(2), leader_epoch=0, now_ms=0)
     size = log.active_segment.size_bytes
-    real_pwrite = os.pwrite
 
-    def short_then_full(fd, data, pos):  # half the bytes land, then the disk is full
-        if len(data) > 10:
-            real_pwrite(fd, bytes(data)[: len(data) // 2], pos)
-            return len(data) // 2
+    def full(fd, data, pos):  # the rest of the short write: the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("log.segment.os.pwrite", short_then_full)
+    monkeypatch.setattr("log.segment.os.pwritev", _short_pwritev(os.pwrite))
+    monkeypatch.setattr("log.segment.os.pwrite", full)
     with pytest.raises(LogStorageError):
         log.append(h.batch(3), leader_epoch=0, now_ms=0)
     monkeypatch.undo()
@@ -295,6 +302,47 @@ def test_enospc_fails_the_append_cleanly(open_log, h, monkeypatch):
     log.close()
     log = open_log()
     assert log.log_end_offset == 3 and [b for b, _, _ in h.all_batches(log)] == [0, 2]
+
+
+def test_a_short_write_is_finished(open_log, h, monkeypatch):
+    log = open_log(LogConfig())
+    blob = b"".join(bytes(h.batch(2, size=100)) for _ in range(3))
+    monkeypatch.setattr("log.segment.os.pwritev", _short_pwritev(os.pwrite))
+    log.append(blob, leader_epoch=0, now_ms=0)
+    monkeypatch.undo()
+    assert [(b, last) for b, last, _ in h.all_batches(log)] == [(0, 1), (2, 3), (4, 5)]
+    assert len(h.read_all(log)) == len(blob)
+
+
+def test_append_leaves_the_callers_buffer_alone(open_log, h):
+    log = open_log(LogConfig(message_timestamp_type="LogAppendTime"))
+    raw = bytes(h.batch(3, ts=5)) + bytes(h.batch(2, ts=6))
+    frame = b"xx" + raw + b"yy"
+    ro = memoryview(frame)[2:-2]  # what the broker passes: a read-only frame slice
+    log.append(b"".join([bytes(h.batch(1))]), leader_epoch=0, now_ms=0)
+    result = log.append(ro, leader_epoch=7, now_ms=1234)
+    assert frame == b"xx" + raw + b"yy"
+    assert result.base_offset == 1 and result.last_offset == 5
+    views = [RecordBatchView(b) for _, _, b in h.all_batches(log)][1:]
+    assert [(v.base_offset, v.partition_leader_epoch, v.max_timestamp) for v in views] == [
+        (1, 7, 1234),
+        (4, 7, 1234),
+    ]
+    assert all(v.is_valid() and v.timestamp_type == TimestampType.LOG_APPEND_TIME for v in views)
+    first_size = RecordBatchView(raw).size_bytes
+    assert [bytes(v.buffer()[61:]) for v in views] == [
+        raw[61:first_size],
+        raw[first_size + 61 :],
+    ]
+
+
+def test_more_batches_than_iov_max_in_one_append(open_log, h):
+    log = open_log(LogConfig())
+    one = bytes(h.batch(1, size=5))
+    log.append(one * 1500, leader_epoch=0, now_ms=0)  # 3000 pieces to write
+    assert log.log_end_offset == 1500
+    assert [b for b, _, _ in h.all_batches(log)] == list(range(1500))
+    assert log.read(1499, 100).first_offset == 1499
 
 
 def test_truncate_to(open_log, h):
