@@ -32,14 +32,8 @@ from coordinator.group_coordinator import GroupCoordinator
 from coordinator.records import partition_for
 from coordinator.result import Record, Result, apply_result
 from coordinator.timer import CallLaterTimer
-from wire.records import (
-    ControlRecordType,
-    RecordBatchView,
-    build_record_batch,
-    decode_records,
-    iter_batches,
-    parse_control_record,
-)
+from kbroker.internal_topics import append_records, ensure_topic, replay_topic
+from wire.records import ControlRecordType, RecordBatchView, decode_records, parse_control_record
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
@@ -47,8 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OFFSETS_TOPIC = "__consumer_offsets"
-# How much of a partition one replay read takes; any size works, this bounds memory.
-REPLAY_READ_BYTES = 4 * 1024 * 1024
 R = TypeVar("R")
 
 
@@ -82,21 +74,12 @@ class GroupRuntime:
             now_ms=now_ms, timer=self.timer, config=self.group_config, topic_name_for_id=topic_name_for_id
         )
         replayed = 0
-        topic = self.broker.metadata.get(OFFSETS_TOPIC)
-        if topic is not None:
-            for p in range(topic.num_partitions):
-                log = self.broker.topics.log(OFFSETS_TOPIC, p)
-                if log is None:
-                    continue
-                offset = log.log_start_offset
-                while offset < log.high_watermark:
-                    fetched = log.read(offset, REPLAY_READ_BYTES)
-                    if not fetched.records:
-                        break
-                    for view in iter_batches(fetched.records):
-                        if view.next_offset > offset:
-                            replayed += self._replay_batch(coordinator, view, offset)
-                    offset = fetched.next_offset
+
+        def on_batch(view: RecordBatchView, from_offset: int) -> None:
+            nonlocal replayed
+            replayed += self._replay_batch(coordinator, view, from_offset)
+
+        replay_topic(self.broker, OFFSETS_TOPIC, on_batch)
         self.coordinator = coordinator
         self.finish(coordinator.on_loaded())
         if replayed:
@@ -124,42 +107,28 @@ class GroupRuntime:
             self.finish(self.coordinator.on_unloaded())
 
     def ensure_offsets_topic(self) -> None:
-        if OFFSETS_TOPIC not in self.broker.metadata:
-            from kbroker.server import now_ms
+        from kbroker.server import now_ms
 
-            segment_bytes = self.broker.config.get("offsets.topic.segment.bytes") or "104857600"
-            self.broker.topics.ensure_internal_topic(
-                OFFSETS_TOPIC,
-                self.num_partitions,
-                {"cleanup.policy": "compact", "segment.bytes": segment_bytes, "compression.type": "producer"},
-                now_ms(),
-            )
+        segment_bytes = self.broker.config.get("offsets.topic.segment.bytes") or "104857600"
+        configs = {"cleanup.policy": "compact", "segment.bytes": segment_bytes, "compression.type": "producer"}
+        ensure_topic(self.broker, OFFSETS_TOPIC, self.num_partitions, configs, now_ms())
 
     def append(self, records: list[Record]) -> None:
-        """Write coordinator records to their ``__consumer_offsets`` partitions."""
+        """Write coordinator records to their ``__consumer_offsets`` partitions: one batch
+        per (partition, producer), transactional offset commits in their producer's
+        transactional batch so its marker settles them."""
         from kbroker.server import now_ms
 
         self.ensure_offsets_topic()
-        topic = self.broker.metadata.get(OFFSETS_TOPIC)
-        assert topic is not None
-        # One batch per (partition, producer): transactional offset commits go in a
-        # transactional batch of their producer, so their marker can settle them.
-        batches: dict[tuple[int, int, int], list[Record]] = defaultdict(list)
-        for record in records:
-            partition = partition_for(record.group_id, topic.num_partitions)
-            batches[(partition, record.producer_id, record.producer_epoch)].append(record)
+        batches: dict[tuple[int, int, int], list[tuple[bytes, bytes | None]]] = defaultdict(list)
+        for r in records:
+            partition = partition_for(r.group_id, self.num_partitions)
+            batches[(partition, r.producer_id, r.producer_epoch)].append((r.key, r.value))
         now = now_ms()
         for (partition, producer_id, producer_epoch), recs in batches.items():
-            log = self.broker.topics.log(OFFSETS_TOPIC, partition)
-            assert log is not None
-            batch = build_record_batch(
-                [(r.key, r.value, [], now) for r in recs],
-                producer_id=producer_id,
-                producer_epoch=producer_epoch,
-                is_transactional=producer_id >= 0,
+            append_records(
+                self.broker, OFFSETS_TOPIC, partition, recs, now, producer_id=producer_id, producer_epoch=producer_epoch
             )
-            log.append(batch, leader_epoch=topic.leader_epochs[partition], now_ms=now)
-            self.broker.waiters.notify((OFFSETS_TOPIC, partition))
 
     def finish(self, result: Result[R]) -> R | None:
         """Append the result's records, deliver its deferred replies, return its response."""

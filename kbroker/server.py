@@ -27,6 +27,7 @@ from kbroker.groups import GroupRuntime
 from kbroker.metadata import MetadataStore
 from kbroker.registry import HANDLERS, RequestContext
 from kbroker.topics import TopicManager
+from kbroker.transactions import TransactionRuntime
 from wire.codec import decode_from
 from wire.errors import ErrorCode
 from wire.exceptions import DecodeError, WireError
@@ -52,6 +53,7 @@ class Broker:
         self.waiters = DataWaiters()
         self.topics = TopicManager(self)
         self.groups = GroupRuntime(self)
+        self.transactions = TransactionRuntime(self)
         self.closing = False
         self.in_flight = 0
         self._server: asyncio.base_events.Server | None = None
@@ -67,6 +69,7 @@ class Broker:
         self.metadata.load(self.config.node_id)
         self.topics.open(now_ms())
         self.groups.start()
+        self.transactions.start()
         max_connections = self.config.get_int("max.connections")
 
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -116,6 +119,7 @@ class Broker:
         for task in list(self._connections) + list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self.transactions.close()
         self.groups.close()
         self.topics.close()
 

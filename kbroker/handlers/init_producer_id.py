@@ -5,8 +5,9 @@ Version notes:
 - Without a transactional id (idempotent producers): a new producer id with epoch 0, every
   time, as Kafka does; the producer id and epoch in v3+ requests (KIP-360) are not needed
   then, because a fresh id already resets every sequence.
-- With a transactional id: the transaction coordinator's job.  kbroker has none yet, so it
-  answers COORDINATOR_NOT_AVAILABLE (transactions are a later capability).
+- With a transactional id: the transaction coordinator (``coordinator.txn_coordinator``):
+  epoch bump and fencing, KIP-360 recovery (v3+), an ongoing transaction aborted first
+  (CONCURRENT_TRANSACTIONS until its markers are written).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from wire.messages.init_producer_id_response import InitProducerIdResponse
 @handler(ApiKey.INIT_PRODUCER_ID, 0, 5)
 async def handle_init_producer_id(ctx: RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse:
     if req.transactional_id is not None:
-        return InitProducerIdResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, producer_id=-1, producer_epoch=-1)
+        runtime = ctx.broker.transactions
+        assert runtime.coordinator is not None
+        response = runtime.finish(runtime.coordinator.init_producer_id(req, api_version=ctx.api_version))
+        assert response is not None
+        return response
     producer_id = ctx.broker.metadata.allocate_producer_id()
     return InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=producer_id, producer_epoch=0)

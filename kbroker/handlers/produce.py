@@ -11,6 +11,9 @@ Version notes:
 - Idempotence: a duplicate of one of the producer's last five batches is answered NONE with
   the original base offset; OUT_OF_ORDER_SEQUENCE_NUMBER / INVALID_PRODUCER_EPOCH otherwise.
 - v2+ log_append_time_ms (-1 for CreateTime topics); v5+ log_start_offset; v8+ error_message.
+- Transactional batches must belong to the request's transactional id and to a partition
+  its ongoing transaction added (AddPartitionsToTxn), else INVALID_TXN_STATE (or the
+  coordinator's fencing error).
 - A produce never creates a topic (Kafka auto-creates on Metadata only).
 - ``kbroker.test.fail.produce.after.append.every`` (fault injection for test suites) answers
   every Nth stored partition with NOT_ENOUGH_REPLICAS_AFTER_APPEND, so clients retry.
@@ -24,19 +27,41 @@ from kbroker.registry import RequestContext, handler
 from log.errors import DuplicateSequence, LogError
 from wire.api import ApiKey
 from wire.errors import ErrorCode
+from wire.exceptions import DecodeError
 from wire.messages.produce_request import PartitionProduceData, ProduceRequest
 from wire.messages.produce_response import (
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
 )
+from wire.records import RecordBatchView
 
 VALID_ACKS = (-1, 0, 1)
 # v0-2 (message formats v0/v1) are advertised for librdkafka 2.0.2's sake, never served.
 FIRST_SERVED_VERSION = 3
 
 
-def _append(ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_ok: bool) -> PartitionProduceResponse:
+def _check_transactional(ctx: RequestContext, transactional_id: str | None, topic_name: str, p: PartitionProduceData) -> ErrorCode:
+    """A transactional batch must come with the transactional id whose ongoing transaction
+    holds this partition (KIP-890 part 1's verification; Kafka 4 does it by default)."""
+    assert p.records is not None
+    try:
+        first = RecordBatchView(p.records)
+    except DecodeError:
+        return ErrorCode.NONE  # the log refuses it with the precise error
+    if not first.is_transactional:
+        return ErrorCode.NONE
+    if transactional_id is None:
+        return ErrorCode.INVALID_TXN_STATE
+    code: ErrorCode = ctx.broker.transactions.verify_partition(
+        transactional_id, first.producer_id, first.producer_epoch, topic_name, p.index
+    )
+    return code
+
+
+def _append(
+    ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_ok: bool, transactional_id: str | None = None
+) -> PartitionProduceResponse:
     out = PartitionProduceResponse(index=p.index, error_code=ErrorCode.NONE, base_offset=-1)
     if not acks_ok:
         out.error_code = ErrorCode.INVALID_REQUIRED_ACKS
@@ -52,6 +77,10 @@ def _append(ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_
     if not p.records:
         out.error_code = ErrorCode.CORRUPT_MESSAGE
         out.error_message = "no record batch in the produce request"
+        return out
+    code = _check_transactional(ctx, transactional_id, topic_name, p)
+    if code != ErrorCode.NONE:
+        out.error_code = code
         return out
     try:
         result = log.append(p.records, leader_epoch=topic.leader_epochs[p.index], now_ms=ctx.now_ms)
@@ -88,7 +117,7 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
     else:
         acks_ok = req.acks in VALID_ACKS
         responses = [
-            TopicProduceResponse(name=t.name, partition_responses=[_append(ctx, t.name, p, acks_ok) for p in t.partition_data])
+            TopicProduceResponse(name=t.name, partition_responses=[_append(ctx, t.name, p, acks_ok, req.transactional_id) for p in t.partition_data])
             for t in req.topic_data
         ]
     if req.acks == 0:

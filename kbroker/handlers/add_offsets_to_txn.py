@@ -1,0 +1,22 @@
+"""AddOffsetsToTxn (key 25).
+
+Version notes:
+- v0-v3 served (aiokafka/librdkafka v0, kafkajs v1, kafka-python v3): adds the group's
+  __consumer_offsets partition to the transaction, so TxnOffsetCommit may follow.
+"""
+
+from __future__ import annotations
+
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
+from wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
+
+
+@handler(ApiKey.ADD_OFFSETS_TO_TXN, 0, 3)
+async def handle_add_offsets_to_txn(ctx: RequestContext, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
+    runtime = ctx.broker.transactions
+    assert runtime.coordinator is not None
+    response = runtime.finish(runtime.coordinator.add_offsets_to_txn(req, api_version=ctx.api_version))
+    assert response is not None
+    return response

@@ -1,0 +1,24 @@
+"""EndTxn (key 26).
+
+Version notes:
+- v0-v3 served (aiokafka v0, librdkafka/kafkajs v1, kafka-python v3).  Commit or abort:
+  the decision is logged (PrepareCommit/PrepareAbort), markers are written to every
+  partition of the transaction, then it completes; the answer comes after all of that.
+  Retrying a completed outcome answers NONE; the opposite one INVALID_TXN_STATE.
+"""
+
+from __future__ import annotations
+
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.messages.end_txn_request import EndTxnRequest
+from wire.messages.end_txn_response import EndTxnResponse
+
+
+@handler(ApiKey.END_TXN, 0, 3)
+async def handle_end_txn(ctx: RequestContext, req: EndTxnRequest) -> EndTxnResponse:
+    runtime = ctx.broker.transactions
+    assert runtime.coordinator is not None
+    response = runtime.finish(runtime.coordinator.end_txn(req, api_version=ctx.api_version))
+    assert response is not None
+    return response

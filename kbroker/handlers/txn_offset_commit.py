@@ -1,0 +1,48 @@
+"""TxnOffsetCommit (key 28).
+
+Version notes:
+- v0-v3 served (aiokafka v0, kafkajs v1, librdkafka/kafka-python v3).  v3 adds the group
+  generation/member checks (KIP-447).
+- The group's __consumer_offsets partition must have been added to the producer's ongoing
+  transaction (AddOffsetsToTxn); otherwise every partition gets the transaction
+  coordinator's answer (INVALID_TXN_STATE, PRODUCER_FENCED / INVALID_PRODUCER_EPOCH before
+  v2, INVALID_PRODUCER_ID_MAPPING).  The offsets stay pending until the COMMIT marker.
+"""
+
+from __future__ import annotations
+
+from coordinator.records import partition_for
+from kbroker.groups import OFFSETS_TOPIC
+from kbroker.registry import RequestContext, handler
+from wire.api import ApiKey
+from wire.errors import ErrorCode
+from wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
+from wire.messages.txn_offset_commit_response import (
+    TxnOffsetCommitResponse,
+    TxnOffsetCommitResponsePartition,
+    TxnOffsetCommitResponseTopic,
+)
+
+
+@handler(ApiKey.TXN_OFFSET_COMMIT, 0, 3)
+async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+    broker = ctx.broker
+    groups = broker.groups
+    assert groups.coordinator is not None
+    partition = partition_for(req.group_id, groups.num_partitions)
+    code = broker.transactions.verify_partition(req.transactional_id, req.producer_id, req.producer_epoch, OFFSETS_TOPIC, partition)
+    if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 2:
+        code = ErrorCode.INVALID_PRODUCER_EPOCH
+    if code != ErrorCode.NONE:
+        return TxnOffsetCommitResponse(
+            topics=[
+                TxnOffsetCommitResponseTopic(
+                    name=t.name,
+                    partitions=[TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code) for p in t.partitions],
+                )
+                for t in req.topics
+            ]
+        )
+    response = groups.finish(groups.coordinator.commit_transactional_offsets(req, api_version=ctx.api_version))
+    assert response is not None
+    return response
