@@ -85,6 +85,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("log.retention.ms", _T.LONG, "604800000"),
         _d("log.retention.bytes", _T.LONG, "-1"),
         _d("log.retention.check.interval.ms", _T.LONG, "300000"),
+        _d("log.flush.offset.checkpoint.interval.ms", _T.INT, "60000"),
+        _d("log.flush.start.offset.checkpoint.interval.ms", _T.INT, "60000"),
         _d("log.flush.interval.messages", _T.LONG, str(LONG_MAX)),
         _d("log.flush.interval.ms", _T.LONG, str(LONG_MAX)),
         _d("log.index.interval.bytes", _T.INT, "4096"),

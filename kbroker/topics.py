@@ -63,7 +63,14 @@ class TopicManager:
 
     def open(self, now_ms: int) -> None:
         config = self.broker.config
-        self.logs = LogManager(str(config.data_dir), self._log_config({}), now_ms)
+        self.logs = LogManager(
+            str(config.data_dir),
+            self._log_config({}),
+            now_ms,
+            offset_checkpoint_interval_ms=config.get_int("log.flush.offset.checkpoint.interval.ms"),
+            start_offset_checkpoint_interval_ms=config.get_int("log.flush.start.offset.checkpoint.interval.ms"),
+            retention_check_interval_ms=config.get_int("log.retention.check.interval.ms"),
+        )
         self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
         orphans = {topic for topic, _ in self.logs.logs} - {t.name for t in self.broker.metadata}
         for topic in sorted(orphans):

@@ -37,7 +37,8 @@ def _delete(ctx: RequestContext, name: str, p: DeleteRecordsPartition) -> Delete
         out.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
         return out
     try:
-        out.low_watermark = log.delete_records_before(offset)
+        assert ctx.broker.topics.logs is not None
+        out.low_watermark = ctx.broker.topics.logs.delete_records(name, p.partition_index, offset)
     except LogError as exc:
         out.error_code = log_error_code(exc)
     return out
