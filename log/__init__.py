@@ -2,15 +2,24 @@
 
 Public API: :class:`LogManager`, :class:`PartitionLog`, :class:`LogConfig`, the
 results :class:`AppendResult`, :class:`FetchSlice`, :class:`TimestampAndOffset`,
-:class:`EpochEndOffset`, :class:`AppendOrigin`; exceptions live in ``log.errors``.
+:class:`EpochEndOffset`, :class:`ActiveProducer`, :class:`AppendOrigin`; exceptions live
+in ``log.errors``.
 """
 
 from log.config import LogConfig
 from log.manager import LogManager
 from log.partition_log import PartitionLog
-from log.results import AppendOrigin, AppendResult, EpochEndOffset, FetchSlice, TimestampAndOffset
+from log.results import (
+    ActiveProducer,
+    AppendOrigin,
+    AppendResult,
+    EpochEndOffset,
+    FetchSlice,
+    TimestampAndOffset,
+)
 
 __all__ = [
+    "ActiveProducer",
     "AppendOrigin",
     "AppendResult",
     "EpochEndOffset",

@@ -68,6 +68,11 @@ class InvalidTxnStateError(LogError):
     """A non-transactional batch from a producer with an open transaction (INVALID_TXN_STATE)."""
 
 
+class TransactionCoordinatorFencedError(LogError):
+    """A transaction marker carries an older coordinator epoch than the last marker
+    for that producer (TRANSACTION_COORDINATOR_FENCED)."""
+
+
 class UnknownPartitionError(LogError):
     """The LogManager holds no log for that topic partition (UNKNOWN_TOPIC_OR_PARTITION)."""
 

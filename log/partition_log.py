@@ -11,6 +11,14 @@ the last one, the *active* segment, is appended to.  The log keeps four offsets:
 offset is the smaller of the high watermark and the first offset of any ongoing
 transaction (``ProducerStateManager.first_unstable_offset``).
 
+Transactions: a transactional batch opens its producer's transaction; a marker
+(control batch, appended only with ``origin=COORDINATOR``) is decoded to learn
+COMMIT/ABORT and the coordinator epoch, and closes it, which moves the LSO.  An ABORT
+adds ``(producer_id, first_offset, marker offset, LSO after it)`` to the ``.txnindex``
+of the segment receiving the marker; ``aborted_transactions`` answers read_committed
+fetches from those indexes, and loading rebuilds any index recovery had to discard
+while replaying producer state (``_load_producer_state``).
+
 Append is validate-then-write, and never copies or modifies the caller's bytes (the
 broker passes a read-only slice of the request frame).  Each batch of the blob is
 checked in one pass (magic 2, sizes, CRC-32C, record count vs. last offset delta,
@@ -60,9 +68,10 @@ from log.errors import (
     RecordTooLargeError,
     UnsupportedMagicError,
 )
-from log.producer_state import ProducerEntry, ProducerStateManager
+from log.producer_state import ProducerEntry, ProducerStateManager, marker_of
 from log.recovery import LoadReport, delete_segment_files, load_segments, new_segment
 from log.results import (
+    ActiveProducer,
     AppendOrigin,
     AppendResult,
     EpochEndOffset,
@@ -70,11 +79,14 @@ from log.results import (
     TimestampAndOffset,
 )
 from log.segment import Segment, record_timestamps
+from log.txn_index import AbortedTxn
 from wire.records import (
     BATCH_HEADER_SIZE,
     CURRENT_MAGIC,
     LOG_OVERHEAD,
     MIN_BATCH_LENGTH,
+    ControlRecordType,
+    CorruptRecordBatch,
     RecordBatchView,
 )
 
@@ -104,6 +116,15 @@ _CONTROL_BIT = 0x20
 _LAST_OFFSET_DELTA = struct.Struct(">i")
 _LAST_OFFSET_DELTA_POS = 23
 _INT32_MAX = 2**31 - 1
+
+
+def _marker_of(header: bytearray, body: memoryview) -> tuple[ControlRecordType, int]:
+    """The (type, coordinator epoch) of a control batch being appended, or
+    InvalidRecordError (control batches are tiny: decoding them is cheap)."""
+    try:
+        return marker_of(RecordBatchView(bytes(header) + bytes(body)))
+    except CorruptRecordBatch as exc:
+        raise InvalidRecordError(f"bad control batch: {exc}") from exc
 
 
 class PartitionLog:
@@ -182,16 +203,33 @@ class PartitionLog:
         return sum(s.size_bytes for s in self.segments)
 
     def _load_producer_state(self) -> None:
-        start = max(self.producer_state.load(self.log_end_offset), self.segments[0].base_offset)
+        """Load the newest usable producer snapshot and replay the batches after it,
+        rebuilding on the way the aborted-txn index of every segment that lost it
+        (rescanned by recovery, or its ``.txnindex`` missing or damaged)."""
+        ps = self.producer_state
+        leo = self.log_end_offset
+        rebuild = [s for s in self.segments if s.txn_index.needs_rebuild]
+        bound = rebuild[0].base_offset if rebuild else leo
+        start = max(ps.load(leo, at_most=bound), self.segments[0].base_offset)
         for seg in self.segments:
             if seg.next_offset <= start:
                 continue
             found = seg.find_batch(start)
             if found is None:
                 continue
+            txn_index = seg.txn_index if seg.txn_index.needs_rebuild else None
             for _, view in seg.batches_from(found[0]):
-                if view.base_offset >= start:
-                    self.producer_state.replay(view)
+                if view.base_offset < start:
+                    continue
+                done = ps.replay(view)
+                if txn_index is not None and done is not None and done.is_aborted:
+                    lso = ps.last_stable_offset_after(done, {})
+                    txn_index.append(
+                        AbortedTxn(done.producer_id, done.first_offset, done.last_offset, lso)
+                    )
+        for seg in rebuild:
+            seg.txn_index.needs_rebuild = False
+            seg.txn_index.flush(fsync=True)
 
     # -- append --------------------------------------------------------------------
     def _check_online(self) -> None:
@@ -240,7 +278,7 @@ class PartitionLog:
         pieces: list[bytes | bytearray | memoryview] = []
         batches: list[tuple[int, int, int, int]] = []  # base offset, max ts, position, size
         pending: dict[int, ProducerEntry] | None = None
-        controls: list[tuple[RecordBatchView, memoryview]] | None = None
+        aborted: list[AbortedTxn] | None = None
         pos = 0
         while pos < size:
             if size - pos < BATCH_HEADER_SIZE:
@@ -295,18 +333,25 @@ class PartitionLog:
                 _TIMESTAMP.pack_into(header, _MAX_TIMESTAMP_POS, now_ms)
                 new_crc = crc32c(body, crc32c(memoryview(header)[_CRC_START:]))
                 _CRC.pack_into(header, _CRC_POS, new_crc)
-            if producer_id >= 0 or attributes & _CONTROL_BIT:
+            if producer_id >= 0:
                 view = RecordBatchView(header)
+                marker = None
                 if attributes & _CONTROL_BIT:
                     if origin is AppendOrigin.CLIENT:
                         raise InvalidRecordError("clients may not append control batches")
-                    if controls is None:
-                        controls = []
-                    controls.append((view, body))
-                if producer_id >= 0:
-                    if pending is None:
-                        pending = {}
-                    self.producer_state.prepare(view, offset, pending, check=True)
+                    marker = _marker_of(header, body)
+                if pending is None:
+                    pending = {}
+                done = self.producer_state.prepare(view, offset, pending, check=True, marker=marker)
+                if done is not None and done.is_aborted:
+                    if aborted is None:
+                        aborted = []
+                    lso = self.producer_state.last_stable_offset_after(done, pending)
+                    aborted.append(
+                        AbortedTxn(done.producer_id, done.first_offset, done.last_offset, lso)
+                    )
+            elif attributes & _CONTROL_BIT:
+                raise InvalidRecordError("a control batch must carry a producer id")
             pieces.append(header)
             pieces.append(body)
             batches.append((offset, max_ts, pos, n))
@@ -331,6 +376,9 @@ class PartitionLog:
             raise
         if pending is not None:
             self.producer_state.commit(pending)
+            if aborted is not None:
+                for txn in aborted:
+                    seg.txn_index.append(txn)
         count = offset - first
         self._unflushed_messages += count
         if cfg.fsync_every_append or (
@@ -377,7 +425,7 @@ class PartitionLog:
         seg = new_segment(self.directory, end, self.config, now_ms)
         self.segments.append(seg)
         self._bases.append(end)
-        self.producer_state.take_snapshot(end)
+        self.producer_state.take_snapshot(end, keep=end)
         self.recovery_point = max(self.recovery_point, end)
         return seg
 
@@ -533,6 +581,44 @@ class PartitionLog:
         """OffsetForLeaderEpoch: where ``leader_epoch`` ends in this log."""
         return self.epoch_cache.end_offset_for(leader_epoch, self.log_end_offset)
 
+    # -- transactions ----------------------------------------------------------------
+    def aborted_transactions(self, start_offset: int, end_offset: int) -> list[tuple[int, int]]:
+        """(producer_id, first_offset) of the aborted transactions overlapping
+        [start_offset, end_offset), in marker order: Fetch's ``aborted_transactions``
+        for read_committed (pass the returned slice's first and next offsets).
+
+        Searches from the segment holding ``start_offset`` on, and stops at the first
+        entry whose LSO reached ``end_offset`` (Kafka's collectAbortedTransactions).
+        """
+        out: list[tuple[int, int]] = []
+        if end_offset <= start_offset:
+            return out
+        for seg in self.segments[self._segment_index_for(start_offset) :]:
+            found, complete = seg.txn_index.collect(start_offset, end_offset)
+            out += [(t.producer_id, t.first_offset) for t in found]
+            if complete:
+                break
+        return out
+
+    def active_producers(self) -> list[ActiveProducer]:
+        """Every producer the partition remembers (DescribeProducers), by id."""
+        return [
+            ActiveProducer(
+                e.producer_id,
+                e.producer_epoch,
+                e.last_seq,
+                e.last_timestamp,
+                e.coordinator_epoch,
+                e.txn_first_offset,
+            )
+            for _, e in sorted(self.producer_state.producers.items())
+        ]
+
+    def ongoing_transactions(self) -> list[ActiveProducer]:
+        """The producers with an open transaction, oldest transaction first."""
+        open_txns = [p for p in self.active_producers() if p.current_txn_start_offset >= 0]
+        return sorted(open_txns, key=lambda p: p.current_txn_start_offset)
+
     # -- deletion ------------------------------------------------------------------
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: move the log start offset up to ``offset`` (<= high watermark)
@@ -621,7 +707,7 @@ class PartitionLog:
         """Unlink renamed ``*.deleted`` files (all of them, whatever the delay: a
         restart removes leftovers anyway, and nothing reads them)."""
         for _, seg in self._pending_deletes:
-            for path in (seg.log_path, seg.index.path, seg.time_index.path):
+            for path in (seg.log_path, seg.index.path, seg.time_index.path, seg.txn_index.path):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path + ".deleted")
         self._pending_deletes.clear()
@@ -683,7 +769,9 @@ class PartitionLog:
         if clean and self._offline is None:
             self.active_segment.on_become_inactive()
             self.flush()
-            self.producer_state.take_snapshot(self.log_end_offset)
+            self.producer_state.take_snapshot(
+                self.log_end_offset, keep=self.active_segment.base_offset
+            )
         self.delete_pending_files(None)
         for seg in self.segments:
             seg.close()

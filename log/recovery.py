@@ -44,6 +44,7 @@ from log.segment import (
     TIME_INDEX_SUFFIX,
     Segment,
 )
+from log.txn_index import TXN_INDEX_SUFFIX
 
 # Index entries: 8 bytes in .index, 12 in .timeindex; segment.index.bytes bounds both.
 OFFSET_INDEX_ENTRY_BYTES = 8
@@ -70,7 +71,7 @@ def remove_debris(directory: str) -> None:
     for name in names:
         path = os.path.join(directory, name)
         orphan = False
-        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
             base = _parse_base(name, suffix)
             if base is not None and base not in log_bases:
                 orphan = True

@@ -70,3 +70,20 @@ class EpochEndOffset:
 
     leader_epoch: int
     end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveProducer:
+    """One producer's state in a partition, as DescribeProducers reports it.
+
+    ``last_sequence`` is -1 when no data batch of the current epoch is cached;
+    ``current_txn_start_offset`` is -1 without an ongoing transaction;
+    ``coordinator_epoch`` is that of the producer's last marker (-1: none yet).
+    """
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int

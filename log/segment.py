@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from log.errors import LogStorageError
 from log.index import IndexCorruptError, OffsetIndex, TimeIndex
+from log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 from wire.records import (
     BATCH_HEADER_SIZE,
     CorruptRecordBatch,
@@ -121,7 +122,8 @@ def record_timestamps(view: RecordBatchView) -> list[tuple[int, int]]:
 
 
 class Segment:
-    """A ``<base_offset:020d>.log`` file with its ``.index`` and ``.timeindex``.
+    """A ``<base_offset:020d>.log`` file with its ``.index``, ``.timeindex`` and
+    ``.txnindex`` (aborted transactions whose ABORT marker is in this segment).
 
     Invariants (as in Kafka's LogSegment):
 
@@ -158,6 +160,9 @@ class Segment:
             os.path.join(directory, segment_file_name(base_offset, TIME_INDEX_SUFFIX)),
             base_offset,
             max_index_entries,
+        )
+        self.txn_index = TransactionIndex(
+            os.path.join(directory, segment_file_name(base_offset, TXN_INDEX_SUFFIX))
         )
         self.index_interval_bytes = index_interval_bytes
         try:
@@ -196,6 +201,7 @@ class Segment:
             self.next_offset = next_offset_hint
         self.index.check_against(self.size_bytes, self.next_offset)
         self.time_index.check_against(self.next_offset)
+        self.txn_index.load(self.base_offset, self.next_offset)  # else needs_rebuild
         if self.time_index.keys and self.time_index.keys[-1] > self.max_timestamp:
             self.max_timestamp = self.time_index.keys[-1]
             self.offset_of_max_timestamp = self.time_index.values[-1]
@@ -210,6 +216,7 @@ class Segment:
         """
         self.index.reset()
         self.time_index.reset()
+        self.txn_index.reset()
         self.next_offset = self.base_offset
         self.max_timestamp = self.offset_of_max_timestamp = -1
         self._bytes_since_index_entry = 0
@@ -367,6 +374,7 @@ class Segment:
             os.fsync(self.fd)
             self.index.flush(fsync=True)
             self.time_index.flush(fsync=True)
+            self.txn_index.flush(fsync=True)
         except OSError as exc:
             raise LogStorageError(f"flush of {self.log_path} failed: {exc}") from exc
         self.is_dirty = False
@@ -402,7 +410,7 @@ class Segment:
         """Rename the files to ``*.deleted`` (log first: an index alone is an orphan that
         the loader removes).  Returns the new paths."""
         renamed = []
-        for path in (self.log_path, self.index.path, self.time_index.path):
+        for path in (self.log_path, self.index.path, self.time_index.path, self.txn_index.path):
             target = path + DELETED_SUFFIX
             try:
                 os.replace(path, target)
