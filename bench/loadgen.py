@@ -39,6 +39,8 @@ Job = dict[str, Any]
 Result = dict[str, Any]
 
 now = time.perf_counter
+# A consumer that has received nothing for this long gives up (and reports timed_out).
+STALL_S = 15.0
 
 
 def _percentiles(samples: list[float]) -> dict[str, float | int | None]:
@@ -196,7 +198,9 @@ def consume(job: Job) -> Result:
         c.list_topics(job["topic"], timeout=10)
         t0 = now()
         _assign(c, job["topic"], nparts, OFFSET_BEGINNING)
-        while got < count and now() < deadline:
+        last = now()
+        while got < count and now() < deadline and now() - last < STALL_S:
+            before = got
             for m in c.consume(num_messages=10_000, timeout=0.2):
                 e = m.error()
                 if e is not None:
@@ -205,6 +209,8 @@ def consume(job: Job) -> Result:
                     continue
                 got += 1
                 nbytes += len(m)
+            if got > before:
+                last = now()
         elapsed = now() - t0
     finally:
         c.close()
@@ -363,6 +369,7 @@ def aiokafka_produce(job: Job) -> Result:
             bootstrap_servers=job["bootstrap"], acks="all", linger_ms=5, max_batch_size=1_000_000
         )
         await prod.start()
+        await prod.partitions_for(job["topic"])  # metadata before the clock starts
         payload = _payload(size)
         errs = 0
         try:
@@ -398,15 +405,19 @@ def aiokafka_consume(job: Job) -> Result:
             tps = [TopicPartition(job["topic"], p) for p in range(nparts)]
             c.assign(tps)
             await c.seek_to_beginning(*tps)
-            while got < count:
+            last = now()
+            while got < count and now() - last < STALL_S:
                 batch = await c.getmany(timeout_ms=200, max_records=10_000)
                 for msgs in batch.values():
                     got += len(msgs)
                     nbytes += sum(len(m.value) for m in msgs)
+                    last = now()
             elapsed = now() - t0
         finally:
             await c.stop()
-        return _rate(got, nbytes, elapsed, 0)
+        out = _rate(got, nbytes, elapsed, 0)
+        out["timed_out"] = got < count
+        return out
 
     return _bounded(run(), float(job["deadline_s"]))
 
@@ -471,10 +482,12 @@ def kafka_python_consume(job: Job) -> Result:
         tps = [TopicPartition(job["topic"], p) for p in range(nparts)]
         c.assign(tps)
         c.seek_to_beginning(*tps)
-        while got < count and now() < deadline:
+        last = now()
+        while got < count and now() < deadline and now() - last < STALL_S:
             for msgs in c.poll(timeout_ms=200, max_records=10_000).values():
                 got += len(msgs)
                 nbytes += sum(len(m.value) for m in msgs)
+                last = now()
         elapsed = now() - t0
     finally:
         c.close()

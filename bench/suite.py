@@ -12,9 +12,11 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -259,14 +261,32 @@ def run_all(plan: Plan, command: str, settings: dict[str, str]) -> Outcome:
     targets = ("external",) if plan.bootstrap else plan.targets
     per_target: dict[str, list[Metrics]] = {t: [] for t in targets}
     notes: list[str] = []
-    for r in range(plan.runs):
-        order = targets if r % 2 == 0 else tuple(reversed(targets))
-        for kind in order:
-            broker = Broker(kind, bootstrap=plan.bootstrap, settings=settings if kind == "kbroker" else {})
-            progress(f"run {r + 1}/{plan.runs}: {kind}")
-            ctx = run_once(broker, plan, kind)
-            per_target[kind].append(ctx.metrics)
-            notes.extend(f"run {r + 1}: {n}" for n in ctx.notes)
+    pycache = Path(tempfile.mkdtemp(prefix="kbroker-bench-pycache-"))
+    try:
+        cold = None
+        if "kbroker" in targets:
+            # Priming start: compiles kbroker's modules into the shared bytecode cache.
+            # Its start-up (no .pyc, e.g. PYTHONDONTWRITEBYTECODE=1) is reported apart.
+            b = Broker("kbroker", settings=settings, pycache=pycache)
+            try:
+                b.start()
+                cold = b.startup_ms
+            finally:
+                b.stop()
+            progress(f"kbroker priming start (no .pyc yet): {cold:.0f} ms")
+        for r in range(plan.runs):
+            order = targets if r % 2 == 0 else tuple(reversed(targets))
+            for kind in order:
+                broker = Broker(kind, bootstrap=plan.bootstrap, pycache=pycache,
+                                settings=settings if kind == "kbroker" else {})
+                progress(f"run {r + 1}/{plan.runs}: {kind}")
+                ctx = run_once(broker, plan, kind)
+                if kind == "kbroker" and cold is not None:
+                    ctx.metrics["startup without .pyc ms"] = cold
+                per_target[kind].append(ctx.metrics)
+                notes.extend(f"run {r + 1}: {n}" for n in ctx.notes)
+    finally:
+        shutil.rmtree(pycache, ignore_errors=True)
     return Outcome(plan, per_target, notes, machine_info(), time.perf_counter() - t0, command)
 
 
