@@ -78,7 +78,7 @@ from log.results import (
     FetchSlice,
     TimestampAndOffset,
 )
-from log.segment import Segment, record_timestamps
+from log.segment import DELETED_SUFFIX, Segment, record_timestamps
 from log.txn_index import AbortedTxn
 from wire.records import (
     BATCH_HEADER_SIZE,
@@ -173,7 +173,9 @@ class PartitionLog:
         self._load_producer_state()
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms
+        # Segments renamed *.deleted, with the time (ms) their files may be unlinked.
         self._pending_deletes: list[tuple[int, Segment]] = []
+        self._now_ms = now_ms  # the latest time any call told us (for DeleteRecords)
         self._offline: str | None = None
         # Called (by delete_records_before) after DeleteRecords moved the log start
         # offset; the LogManager sets it to write the log-start checkpoint at once.
@@ -411,6 +413,7 @@ class PartitionLog:
     def maybe_roll(self, now_ms: int) -> None:
         """Roll the active segment if it is older than ``segment.ms`` (or full)."""
         self._check_online()
+        self._now_ms = now_ms
         self._maybe_roll(0, self.log_end_offset, now_ms)
 
     def roll(self, now_ms: int) -> Segment:
@@ -620,9 +623,11 @@ class PartitionLog:
         return sorted(open_txns, key=lambda p: p.current_txn_start_offset)
 
     # -- deletion ------------------------------------------------------------------
-    def delete_records_before(self, offset: int) -> int:
+    def delete_records_before(self, offset: int, *, now_ms: int | None = None) -> int:
         """DeleteRecords: move the log start offset up to ``offset`` (<= high watermark)
-        and delete the segments wholly below it.  Returns the new log start offset.
+        and delete the segments wholly below it (their files are unlinked
+        ``file.delete.delay.ms`` after ``now_ms``, default: the latest time seen).
+        Returns the new log start offset.
 
         If the start offset moved, ``on_log_start_offset_moved`` runs before this
         returns (under a LogManager: the log-start checkpoint is written, so the
@@ -634,7 +639,9 @@ class PartitionLog:
         if moved:
             self.log_start_offset = offset
             self.epoch_cache.truncate_from_start(offset)
-        self._delete_segments(self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset))
+        self._delete_segments(
+            self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset), now_ms
+        )
         if moved and self.on_log_start_offset_moved is not None:
             self.on_log_start_offset_moved(self)
         return self.log_start_offset
@@ -644,8 +651,9 @@ class PartitionLog:
         start offset.  The active segment goes too if everything expired (it is rolled
         first, as Kafka does).  Returns the number of segments deleted."""
         self._check_online()
+        self._now_ms = now_ms
         deleted = self._delete_segments(
-            self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset)
+            self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset), now_ms
         )
         cfg = self.config
         if cfg.deletes_by_retention and cfg.retention_ms >= 0:
@@ -666,7 +674,7 @@ class PartitionLog:
                 excess -= seg.size_bytes
                 return True
 
-            deleted += self._delete_segments(self._count_deletable(over_size))
+            deleted += self._delete_segments(self._count_deletable(over_size), now_ms)
         self.delete_pending_files(now_ms)
         return deleted
 
@@ -685,32 +693,39 @@ class PartitionLog:
             count += 1
         return count
 
-    def _delete_segments(self, count: int, now_ms: int | None = None) -> int:
+    def _delete_segments(self, count: int, now_ms: int | None) -> int:
+        """Drop the ``count`` oldest segments: rename their files ``*.deleted`` now and
+        unlink them ``file.delete.delay.ms`` later (``delete_pending_files``)."""
         if count == 0:
             return 0
+        now = self._now_ms if now_ms is None else now_ms
         if count == len(self.segments):
-            self.roll(now_ms if now_ms is not None else 0)
+            self.roll(now)
         doomed = self.segments[:count]
         del self.segments[:count]
         del self._bases[:count]
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         self.epoch_cache.truncate_from_start(self.log_start_offset)
+        due = now + max(self.config.file_delete_delay_ms, 0)
         for seg in doomed:
             seg.close()
             seg.rename_for_deletion()  # the log file first: see recovery.remove_debris
-            self._pending_deletes.append((seg.base_offset, seg))
-        if self.config.file_delete_delay_ms <= 0:
-            self.delete_pending_files(None)
+            self._pending_deletes.append((due, seg))
+        self.delete_pending_files(now)
         return count
 
     def delete_pending_files(self, now_ms: int | None) -> None:
-        """Unlink renamed ``*.deleted`` files (all of them, whatever the delay: a
-        restart removes leftovers anyway, and nothing reads them)."""
-        for _, seg in self._pending_deletes:
+        """Unlink the ``*.deleted`` files whose ``file.delete.delay.ms`` has passed by
+        ``now_ms`` (all of them if None, as at close; a restart removes leftovers)."""
+        keep: list[tuple[int, Segment]] = []
+        for due, seg in self._pending_deletes:
+            if now_ms is not None and due > now_ms:
+                keep.append((due, seg))
+                continue
             for path in (seg.log_path, seg.index.path, seg.time_index.path, seg.txn_index.path):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path + ".deleted")
-        self._pending_deletes.clear()
+                    os.unlink(path + DELETED_SUFFIX)
+        self._pending_deletes = keep
 
     def truncate_to(self, offset: int) -> None:
         """Remove every offset >= ``offset`` (a batch straddling it goes whole)."""

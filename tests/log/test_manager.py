@@ -160,3 +160,48 @@ def test_delete_records_that_moves_nothing_writes_nothing(tmp_path, h, writes):
     assert log.delete_records_before(1) == 2
     assert writes == []
     m.close()
+
+
+def _deleted_files(directory) -> list[str]:
+    return sorted(n for n in os.listdir(directory) if n.endswith(".deleted"))
+
+
+def test_file_delete_delay_ms_is_honoured(tmp_path, h):
+    cfg = LogConfig(segment_bytes=300, file_delete_delay_ms=5000)
+    m = LogManager(str(tmp_path), cfg, 0)
+    m.open_all()
+    log = m.create("t", 0)
+    for _ in range(10):
+        log.append(h.batch(1, size=100), leader_epoch=0, now_ms=0)
+    m.run_periodic(1000)
+    first = log.segments[1].base_offset
+    assert m.delete_records("t", 0, first) == first
+    renamed = _deleted_files(log.directory)
+    assert [n.split(".")[1] for n in renamed] == ["index", "log", "timeindex", "txnindex"]
+    m.run_periodic(5999)
+    assert _deleted_files(log.directory) == renamed  # not before the delay
+    log.delete_records_before(log.segments[1].base_offset, now_ms=6000)  # due at 11000
+    second = _deleted_files(log.directory)
+    assert len(second) == 4 and not set(second) & set(renamed)  # the first lot was due
+    m.run_periodic(10_999)
+    assert _deleted_files(log.directory) == second
+    m.run_periodic(11_000)
+    assert _deleted_files(log.directory) == []
+    m.close()
+
+
+def test_leftover_deleted_files_are_removed_on_restart(tmp_path, h):
+    cfg = LogConfig(segment_bytes=300, file_delete_delay_ms=60_000)
+    m = LogManager(str(tmp_path), cfg, 0)
+    m.open_all()
+    log = m.create("t", 0)
+    for _ in range(10):
+        log.append(h.batch(1, size=100), leader_epoch=0, now_ms=0)
+    log.delete_records_before(log.segments[2].base_offset)
+    assert len(_deleted_files(log.directory)) == 8
+    crash(m)  # killed before the delay ran out
+    m = LogManager(str(tmp_path), cfg, 0)
+    m.open_all()
+    assert _deleted_files(m.get("t", 0).directory) == []
+    assert m.get("t", 0).log_start_offset == m.get("t", 0).segments[0].base_offset
+    m.close()
