@@ -39,6 +39,8 @@ Job = dict[str, Any]
 Result = dict[str, Any]
 
 now = time.perf_counter
+# Messages per produce_batch() call.
+CHUNK = 1000
 # A consumer that has received nothing for this long gives up (and reports timed_out).
 STALL_S = 15.0
 
@@ -110,7 +112,7 @@ def produce(job: Job) -> Result:
         "linger.ms": int(job.get("linger_ms", 5)),
         "batch.size": 1_000_000,
         "batch.num.messages": 10_000,
-        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.messages": 2_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
         "enable.idempotence": False,
         "delivery.report.only.error": True,
@@ -124,28 +126,34 @@ def produce(job: Job) -> Result:
     payload = _payload(size)
     timed_out = False
     queued = 0
+    # produce_batch() (one Python call per CHUNK messages) keeps the client's Python loop
+    # from being the bottleneck; chunks go round-robin over producers and partitions.
+    chunk = [{"value": payload} for _ in range(CHUNK)]
     t0 = now()
-    for i in range(count):
+    i = 0
+    while queued < count and not timed_out:
         p = producers[i % nprod]
         part = i % nparts
-        while True:
+        i += 1
+        todo = chunk if count - queued >= CHUNK else chunk[: count - queued]
+        while todo:
             try:
-                p.produce(topic, payload, partition=part)
-                break
+                n = p.produce_batch(topic, todo, partition=part)
             except BufferError:
-                p.poll(0.01)
-                if now() > deadline:
-                    timed_out = True
-                    break
-            except KafkaException as exc:  # pragma: no cover - reported, not raised
+                n = 0
+            except KafkaException as exc:  # reported, not raised
                 errors.append(str(exc))
                 timed_out = True
                 break
-        if timed_out:
-            break
-        queued += 1
-        if not i & 1023:
-            p.poll(0)
+            queued += n
+            if n == len(todo):
+                break
+            todo = [{"value": payload} for _ in range(len(todo) - n)]
+            p.poll(0.005)  # queue full: let deliveries drain
+            if now() > deadline:
+                timed_out = True
+                break
+        p.poll(0)
     left = 0
     for p in producers:
         left += p.flush(max(0.1, deadline - now()))
@@ -191,7 +199,10 @@ def consume(job: Job) -> Result:
 
     count, nparts = int(job["count"]), int(job.get("partitions", 1))
     deadline = now() + float(job["deadline_s"])
-    c = _consumer(job)
+    # A consumer faster than the Python loop draining it fills librdkafka's local queue,
+    # and librdkafka then pauses fetching for fetch.queue.backoff.ms (default 1000 ms):
+    # a client artefact that punishes the faster broker.  Keep the pause short.
+    c = _consumer(job, **{"fetch.queue.backoff.ms": 5})
     got = nbytes = errs = 0
     first_err = ""
     try:
