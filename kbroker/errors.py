@@ -41,6 +41,8 @@ def log_error_code(exc: Exception) -> ErrorCode:
         (e.InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
         (e.InvalidTxnStateError, ErrorCode.INVALID_TXN_STATE),
         (e.LogStorageError, ErrorCode.KAFKA_STORAGE_ERROR),
+        (e.TransactionCoordinatorFencedError, ErrorCode.TRANSACTION_COORDINATOR_FENCED),
+        (e.UnknownPartitionError, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
     ]
     for cls, code in mapping:
         if isinstance(exc, cls):

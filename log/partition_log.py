@@ -344,7 +344,10 @@ class PartitionLog:
                     marker = _marker_of(header, body)
                 if pending is None:
                     pending = {}
-                done = self.producer_state.prepare(view, offset, pending, check=True, marker=marker)
+                # Sequence checks are for producers; the coordinators' own transactional
+                # writes (offset commits) carry no sequence, as in Kafka.
+                check = origin is AppendOrigin.CLIENT or marker is not None
+                done = self.producer_state.prepare(view, offset, pending, check=check, marker=marker)
                 if done is not None and done.is_aborted:
                     if aborted is None:
                         aborted = []

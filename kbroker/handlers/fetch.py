@@ -29,7 +29,12 @@ from log.errors import LogError, OffsetOutOfRangeError
 from wire.api import ApiKey
 from wire.errors import ErrorCode
 from wire.messages.fetch_request import FetchPartition, FetchRequest
-from wire.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData
+from wire.messages.fetch_response import (
+    AbortedTransaction,
+    FetchableTopicResponse,
+    FetchResponse,
+    PartitionData,
+)
 
 READ_COMMITTED = 1
 
@@ -48,8 +53,6 @@ def _read_partition(
     out.high_watermark = log.high_watermark
     out.last_stable_offset = log.last_stable_offset
     out.log_start_offset = log.log_start_offset
-    # No transaction can be aborted yet (kbroker has no transaction coordinator), so a
-    # read_committed fetch gets an empty list, which clients accept.
     out.aborted_transactions = [] if read_committed else None
     max_offset = log.last_stable_offset if read_committed else log.high_watermark
     try:
@@ -65,6 +68,11 @@ def _read_partition(
     except LogError as exc:
         out.error_code = log_error_code(exc)
         return out
+    if read_committed and fetched.size_bytes:
+        out.aborted_transactions = [
+            AbortedTransaction(producer_id=pid, first_offset=first)
+            for pid, first in log.aborted_transactions(fetched.first_offset, fetched.next_offset)
+        ]
     out.records = fetched.records
     budget[0] -= fetched.size_bytes
     budget[1] += fetched.size_bytes

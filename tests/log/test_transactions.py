@@ -7,7 +7,11 @@ import os
 import pytest
 
 from log import ActiveProducer, AppendOrigin, LogConfig
-from log.errors import InvalidRecordError, TransactionCoordinatorFencedError
+from log.errors import (
+    InvalidRecordError,
+    OutOfOrderSequenceError,
+    TransactionCoordinatorFencedError,
+)
 from log.txn_index import TXN_INDEX_SUFFIX
 from wire.records import ControlRecordType, build_control_batch, build_record_batch, make_batch
 
@@ -251,3 +255,19 @@ def test_deleted_segments_take_their_txnindex_along(open_log):
     log.delete_records_before(log.segments[1].base_offset)
     assert not os.path.exists(doomed) and not os.path.exists(doomed + ".deleted")
     assert doomed.endswith(TXN_INDEX_SUFFIX)
+
+
+def test_coordinator_transactional_writes_carry_no_sequence(open_log):
+    """The group coordinator's transactional offset commits have base sequence -1; the
+    log must take them (Kafka checks sequences of client appends only) and their marker
+    must still end the transaction."""
+    log = open_log()
+    offsets = build_record_batch(
+        [(b"k", b"v", [], 7)], producer_id=42, producer_epoch=3, is_transactional=True
+    )
+    assert log.append(offsets, leader_epoch=0, now_ms=0, origin=AppendOrigin.COORDINATOR).base_offset == 0
+    assert log.last_stable_offset == 0
+    Producer(log, 42, epoch=3).end(commit=True)
+    assert log.last_stable_offset == 2
+    with pytest.raises(OutOfOrderSequenceError):  # from a client it is checked (sequence -1)
+        log.append(offsets, leader_epoch=0, now_ms=0)
