@@ -269,5 +269,8 @@ def test_coordinator_transactional_writes_carry_no_sequence(open_log):
     assert log.last_stable_offset == 0
     Producer(log, 42, epoch=3).end(commit=True)
     assert log.last_stable_offset == 2
-    with pytest.raises(OutOfOrderSequenceError):  # from a client it is checked (sequence -1)
-        log.append(offsets, leader_epoch=0, now_ms=0)
+    from_client = build_record_batch(
+        [(b"k", b"v", [], 7)], producer_id=43, producer_epoch=0, is_transactional=True
+    )
+    with pytest.raises(OutOfOrderSequenceError):  # a client's batch is checked (sequence -1)
+        log.append(from_client, leader_epoch=0, now_ms=0)
