@@ -174,7 +174,6 @@ def run_confluent(cfg: dict[str, Any], stop: threading.Event) -> None:
 
     from confluent_kafka import Consumer, KafkaException
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
     owned = Owned()
     cooperative = cfg["assignor"] == "cooperative-sticky"
     conf: dict[str, Any] = {
@@ -231,7 +230,15 @@ RUNNERS = {"kafka-python": run_kafka_python, "aiokafka": run_aiokafka, "confluen
 
 
 def main() -> None:
+    import logging
+
     cfg = json.loads(sys.argv[1])
+    # Client logs go to stderr (kept in a file per member by the tests).
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, cfg.get("log_level", "INFO")),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     stop = threading.Event()
     threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
     if cfg.get("max_runtime_s"):  # never outlive a test that forgot us
