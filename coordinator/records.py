@@ -118,18 +118,26 @@ def decode_record(key: bytes, value: bytes | None) -> DecodedRecord | None:
     return None
 
 
-def _java_string_hash(s: str) -> int:
+def java_string_hashcode(s: str) -> int:
+    """Java's ``String.hashCode()`` (over UTF-16 code units), as a signed int32."""
     h = 0
     data = s.encode("utf-16-be")
     for i in range(0, len(data), 2):
         h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def kafka_partition_for(key: str, num_partitions: int) -> int:
+    """``Utils.abs(key.hashCode()) % numPartitions``, Kafka's placement of a group or a
+    transactional id in its internal topic; ``Utils.abs(Integer.MIN_VALUE)`` is 0 (this is
+    not ``h & 0x7fffffff``, which differs for every negative hash code)."""
+    h = java_string_hashcode(key)
+    return (0 if h == -(1 << 31) else abs(h)) % num_partitions
 
 
 def partition_for(group_id: str, num_partitions: int) -> int:
-    """The ``__consumer_offsets`` partition of a group, as Kafka computes it
-    (``Utils.abs(groupId.hashCode()) % offsets.topic.num.partitions``)."""
-    return (_java_string_hash(group_id) & 0x7FFFFFFF) % num_partitions
+    """The ``__consumer_offsets`` partition of a group, as Kafka computes it."""
+    return kafka_partition_for(group_id, num_partitions)
 
 
 def subscribed_topics(metadata: bytes) -> set[str] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from coordinator.records import java_string_hashcode, kafka_partition_for
 from coordinator.txn_state import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
@@ -55,22 +56,12 @@ class TxnRecordFormatError(ValueError):
     """A ``__transaction_state`` record this coordinator cannot read."""
 
 
-def java_string_hashcode(s: str) -> int:
-    """Java's ``String.hashCode()`` (over UTF-16 code units), as a signed int32."""
-    h = 0
-    data = s.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
 def txn_partition_for(transactional_id: str, num_partitions: int) -> int:
     """The ``__transaction_state`` partition of a transactional id, as Kafka computes it:
     ``Utils.abs(transactionalId.hashCode()) % transaction.state.log.num.partitions``,
     where ``Utils.abs(Integer.MIN_VALUE)`` is 0 (not ``h & 0x7fffffff``, which differs for
     negative hash codes)."""
-    h = java_string_hashcode(transactional_id)
-    return (0 if h == -(1 << 31) else abs(h)) % num_partitions
+    return kafka_partition_for(transactional_id, num_partitions)
 
 
 def _key(transactional_id: str) -> bytes:

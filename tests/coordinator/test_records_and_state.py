@@ -127,6 +127,9 @@ def test_partition_for_matches_java_string_hash_code() -> None:
     assert partition_for("polygenelubricants", 50) == 0  # hashCode() == Integer.MIN_VALUE
     assert all(0 <= partition_for(f"group-{i}", 50) < 50 for i in range(200))
     assert partition_for("ü-gröup", 50) == partition_for("ü-gröup", 50)
+    # "my-group".hashCode() is -1906497762: Kafka's Utils.abs gives 1906497762 % 50 == 12
+    # (masking with 0x7fffffff would give 36, another partition than Kafka's).
+    assert partition_for("my-group", 50) == 12
 
 
 def test_subscribed_topics_parses_consumer_protocol_subscription() -> None:
