@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ async def serve_connection(broker: Broker, reader: asyncio.StreamReader, writer:
     peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
     max_frame_bytes = broker.config.get_int("socket.request.max.bytes")
     idle_timeout_s = broker.config.get_int("connections.max.idle.ms") / 1000
+    debug = logger.isEnabledFor(logging.DEBUG)  # per-request lines: --log-level DEBUG
     try:
         while not broker.closing:
             try:
@@ -60,6 +63,7 @@ async def serve_connection(broker: Broker, reader: asyncio.StreamReader, writer:
                 logger.info("%s: idle or stalled for %.0f s, closing", peer, idle_timeout_s)
                 return
             broker.in_flight += 1
+            started = time.monotonic()
             try:
                 response = await broker.dispatch(frame, peer)
             finally:
@@ -67,6 +71,13 @@ async def serve_connection(broker: Broker, reader: asyncio.StreamReader, writer:
             if response is not None:
                 writer.write(response)
                 await writer.drain()
+            if debug:
+                key, version, correlation_id = struct.unpack_from(">hhi", frame)
+                logger.debug(
+                    "%s: key %d v%d corr %d answered %s in %.1f ms",
+                    peer, key, version, correlation_id,
+                    "-" if response is None else f"{len(response)} bytes", (time.monotonic() - started) * 1000,
+                )
     except CloseConnection as exc:
         logger.info("%s: closing: %s", peer, exc)
     except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
