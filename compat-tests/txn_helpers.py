@@ -112,6 +112,8 @@ def ck_txn_producer(bootstrap: str, txn_id: str, timeout_ms: int = 60_000) -> An
             **ck_common(bootstrap),
             "transactional.id": txn_id,
             "transaction.timeout.ms": timeout_ms,
+            # librdkafka requires socket.timeout.ms <= transaction.timeout.ms + 100
+            "socket.timeout.ms": min(10_000, timeout_ms),
             "linger.ms": 5,
             "message.timeout.ms": min(timeout_ms, 30_000),
         }
