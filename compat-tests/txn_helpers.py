@@ -15,7 +15,7 @@ with ``mode`` one of
 * ``open``: a confluent-kafka transactional producer that writes ``values`` in one
   transaction, flushes them to the broker, reports ``{"ev": "open"}`` and then does
   nothing until killed (or until stdin closes): an abandoned transaction;
-* ``ctp``: a confluent-kafka consume-transform-produce loop (read_committed input, one
+* ``ctp`` (confluent-kafka), ``ctp-kafka-python``, ``ctp-aiokafka``: a consume-transform-produce loop (read_committed input, one
   transaction per poll batch, ``send_offsets_to_transaction``), reporting each commit;
   with ``pause_after`` it stops inside the transaction after that many commits, with the
   batch's output flushed and its offsets sent, and reports ``{"ev": "paused"}``.
@@ -407,9 +407,118 @@ def _main_ctp(cfg: dict[str, Any], done: threading.Event) -> None:
             consumer.close()
 
 
+def _main_ctp_kafka_python(cfg: dict[str, Any], done: threading.Event) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import OffsetAndMetadata
+
+    producer = KafkaProducer(
+        bootstrap_servers=cfg["bootstrap"],
+        transactional_id=cfg["txn_id"],
+        request_timeout_ms=10_000,
+    )
+    producer.init_transactions()
+    _emit(ev="initialised")
+    consumer = KafkaConsumer(
+        cfg["input"],
+        bootstrap_servers=cfg["bootstrap"],
+        group_id=cfg["group"],
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=3_000,
+        heartbeat_interval_ms=500,
+        fetch_max_wait_ms=100,
+        request_timeout_ms=10_000,
+    )
+    commits = 0
+    while not done.is_set():
+        polled = consumer.poll(timeout_ms=300, max_records=cfg["batch"])
+        batch = [r for recs in polled.values() for r in recs]
+        if not batch:
+            continue
+        producer.begin_transaction()
+        futures = [
+            producer.send(cfg["output"], key=r.key, value=b"T(" + r.value + b")") for r in batch
+        ]
+        producer.flush(CLIENT_TIMEOUT_S)
+        for f in futures:
+            f.get(CLIENT_TIMEOUT_S)
+        offsets = {
+            tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in consumer.assignment()
+        }
+        producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        if cfg.get("pause_after") is not None and commits == cfg["pause_after"]:
+            _emit(ev="paused", n=len(batch))
+            done.wait(CHILD_MAX_RUNTIME_S)
+            return
+        producer.commit_transaction()
+        commits += 1
+        _emit(ev="committed", n=len(batch))
+    consumer.close()
+    producer.close(timeout=5)
+
+
+def _main_ctp_aiokafka(cfg: dict[str, Any], done: threading.Event) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cfg["bootstrap"],
+            transactional_id=cfg["txn_id"],
+            enable_idempotence=True,
+            request_timeout_ms=10_000,
+        )
+        await producer.start()
+        _emit(ev="initialised")
+        consumer = AIOKafkaConsumer(
+            cfg["input"],
+            bootstrap_servers=cfg["bootstrap"],
+            group_id=cfg["group"],
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=3_000,
+            heartbeat_interval_ms=500,
+            fetch_max_wait_ms=100,
+            request_timeout_ms=10_000,
+        )
+        await consumer.start()
+        commits = 0
+        while not done.is_set():
+            polled = await consumer.getmany(timeout_ms=300, max_records=cfg["batch"])
+            batch = [r for recs in polled.values() for r in recs]
+            if not batch:
+                continue
+            await producer.begin_transaction()
+            futures = [
+                await producer.send(cfg["output"], key=r.key, value=b"T(" + r.value + b")")
+                for r in batch
+            ]
+            await asyncio.gather(*futures)
+            offsets = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+            await producer.send_offsets_to_transaction(offsets, cfg["group"])
+            if cfg.get("pause_after") is not None and commits == cfg["pause_after"]:
+                _emit(ev="paused", n=len(batch))
+                await asyncio.get_running_loop().run_in_executor(
+                    None, done.wait, CHILD_MAX_RUNTIME_S
+                )
+                return
+            await producer.commit_transaction()
+            commits += 1
+            _emit(ev="committed", n=len(batch))
+        await consumer.stop()
+        await producer.stop()
+
+    asyncio.run(run())
+
+
 MAINS: dict[str, Callable[[dict[str, Any], threading.Event], None]] = {
     "open": _main_open,
     "ctp": _main_ctp,
+    "ctp-kafka-python": _main_ctp_kafka_python,
+    "ctp-aiokafka": _main_ctp_aiokafka,
 }
 
 
