@@ -178,29 +178,33 @@ def py_type(fs: FieldSpec) -> str:
     return t
 
 
-def py_default(fs: FieldSpec) -> str:
-    """The right-hand side of the dataclass field declaration."""
+def py_default(fs: FieldSpec) -> tuple[str, str | None]:
+    """(default in the ``__init__`` signature, expression making a fresh one or None).
+
+    Lists and nested structs default to the ``FACTORY`` sentinel, replaced in the body by
+    a new object, so instances never share a mutable default.
+    """
     if _is_null_default(fs):
-        return "None"
+        return "None", None
     if fs.array:
-        return "_field(default_factory=list)"
+        return "FACTORY", "[]"
     d = fs.default
     e = fs.elem
     if e in INT_TYPES:
-        return str(int(str(d), 0)) if d is not None and str(d) != "" else "0"
+        return (str(int(str(d), 0)) if d is not None and str(d) != "" else "0"), None
     if e == "bool":
-        return "True" if str(d).lower() == "true" else "False"
+        return ("True" if str(d).lower() == "true" else "False"), None
     if e == "float64":
-        return repr(float(d)) if d is not None else "0.0"
+        return (repr(float(d)) if d is not None else "0.0"), None
     if e == "string":
-        return pystr(str(d)) if d is not None else '""'
+        return (pystr(str(d)) if d is not None else '""'), None
     if e == "uuid":
-        return "ZERO_UUID"
+        return "ZERO_UUID", None
     if e == "bytes":
-        return 'b""'
+        return 'b""', None
     if e == "records":
-        return "None"
-    return f"_field(default_factory={e})"
+        return "None", None
+    return "FACTORY", f"{e}()"
 
 
 def _vr(v: tuple[int, int]) -> str:
@@ -230,25 +234,53 @@ def schema_entry(fs: FieldSpec) -> str:
     return "F(" + ", ".join(parts) + ")"
 
 
-def render_module(spec: SpecFile) -> str:
+UNKNOWN_TAGS = "unknown_tagged_fields"
+
+
+def render_class(spec: SpecFile, st: StructSpec) -> list[str]:
+    """One struct class: ``__slots__``, annotations, class vars and a keyword-only ``__init__``.
+
+    Plain class statements only (no decorator, no exec): importing the module creates the
+    classes and nothing else.  ``__eq__`` / ``__repr__`` come from ``wire.schema.StructBase``.
+    """
     raw = spec.raw
-    valid = parse_versions(raw["validVersions"])
-    assert valid is not None
-    flex = parse_versions(raw.get("flexibleVersions"))
+    names = [fs.py_name for fs in st.fields] + [UNKNOWN_TAGS]
+    types = [py_type(fs) for fs in st.fields] + ["dict[int, bytes]"]
+    defaults = [py_default(fs) for fs in st.fields] + [("FACTORY", "{}")]
+    out = ["", "", f"class {st.name}(StructBase):"]
+    if len(names) == 1:
+        out.append(f"    __slots__ = ({pystr(names[0])},)")
+    else:
+        out.append("    __slots__ = (")
+        out += [f"        {pystr(n)}," for n in names]
+        out.append("    )")
+    out.append("    SCHEMA: ClassVar[tuple[F, ...]]")
+    if st.name == spec.name:
+        valid = parse_versions(raw["validVersions"])
+        assert valid is not None
+        flex = parse_versions(raw.get("flexibleVersions"))
+        if "apiKey" in raw:
+            out.append(f"    API_KEY: ClassVar[int] = {raw['apiKey']}")
+        out.append(f"    VALID_VERSIONS: ClassVar[tuple[int, int]] = {valid!r}")
+        out.append(f"    FLEXIBLE_MIN: ClassVar[int | None] = {flex[0] if flex else None!r}")
+    out.append("")
+    out += [f"    {n}: {t}" for n, t in zip(names, types, strict=True)]
+    out += ["", "    def __init__(", "        self,", "        *,"]
+    out += [f"        {n}: {t} = {d}," for n, t, (d, _) in zip(names, types, defaults, strict=True)]
+    out.append("    ) -> None:")
+    for n, (_, fresh) in zip(names, defaults, strict=True):
+        if fresh is None:
+            out.append(f"        self.{n} = {n}")
+        else:
+            out.append(f"        self.{n} = {fresh} if {n} is FACTORY else {n}")
+    return out
+
+
+def render_module(spec: SpecFile) -> str:
     uses_uuid = any(f.elem == "uuid" for s in spec.structs for f in s.fields)
     body: list[str] = []
     for st in spec.structs:
-        body += ["", "", "@dataclass(slots=True, kw_only=True)", f"class {st.name}:"]
-        body.append("    SCHEMA: ClassVar[tuple[F, ...]]")
-        if st.name == spec.name:
-            if "apiKey" in raw:
-                body.append(f"    API_KEY: ClassVar[int] = {raw['apiKey']}")
-            body.append(f"    VALID_VERSIONS: ClassVar[tuple[int, int]] = {valid!r}")
-            body.append(f"    FLEXIBLE_MIN: ClassVar[int | None] = {flex[0] if flex else None!r}")
-        body.append("")
-        for fs in st.fields:
-            body.append(f"    {fs.py_name}: {py_type(fs)} = {py_default(fs)}")
-        body.append("    unknown_tagged_fields: dict[int, bytes] = _field(default_factory=dict)")
+        body += render_class(spec, st)
     for st in spec.structs:
         body += ["", ""]
         if not st.fields:
@@ -259,16 +291,16 @@ def render_module(spec: SpecFile) -> str:
             body.append(f"    {schema_entry(fs)},")
         body.append(")")
     text = "\n".join(body)
-    names = ["MAX"] if "MAX" in text else []
+    names = ["FACTORY"]
+    if "MAX" in text:
+        names.append("MAX")
     if "ZERO_UUID" in text:
         names.append("ZERO_UUID")
-    names.append("F")
+    names += ["F", "StructBase"]
     head = [
         f"# generated by tools/gen_wire.py from {spec.path.name}; do not edit",
         "from __future__ import annotations",
         "",
-        "from dataclasses import dataclass",
-        "from dataclasses import field as _field",
         "from typing import ClassVar",
     ]
     if uses_uuid:
