@@ -6,6 +6,8 @@ SIGKILLed.  While it is open:
 * kafka-python's admin DescribeTransactions reports it Ongoing with its timeout and its
   partitions, ListTransactions lists it (and filters by state), DescribeProducers shows
   the producer with the transaction's first offset on each partition;
+* ListOffsets latest answers the LSO (the transaction's first offset) for read_committed
+  and the high watermark for read_uncommitted, with kafka-python and aiokafka;
 * a running read_committed consumer (librdkafka) has read the earlier committed records
   and nothing of the open transaction.
 
@@ -80,6 +82,39 @@ class LiveReader:
         self.c.close()
 
 
+def python_end_offsets(bootstrap: str, topic: str) -> dict[str, list[int]]:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from kafka import KafkaConsumer
+
+    tps = [KpTopicPartition(topic, p) for p in range(PARTITIONS)]
+    out: dict[str, list[int]] = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        c = KafkaConsumer(
+            bootstrap_servers=bootstrap, isolation_level=isolation, request_timeout_ms=10_000
+        )
+        try:
+            ends = c.end_offsets(tps)
+        finally:
+            c.close()
+        out[f"kafka-python {isolation}"] = [ends[tp] for tp in tps]
+
+        async def aio(isolation: str = isolation) -> list[int]:
+            ac = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap, isolation_level=isolation, request_timeout_ms=10_000
+            )
+            await ac.start()
+            try:
+                ends = await ac.end_offsets(tps)
+            finally:
+                await ac.stop()
+            return [ends[tp] for tp in tps]
+
+        out[f"aiokafka {isolation}"] = asyncio.run(aio())
+    return out
+
+
 def test_open_transaction_seen_by_admin_and_live_consumer(broker_factory, tmp_path) -> None:
     broker = broker_factory(settings=TXN_BROKER_SETTINGS)
     bootstrap = broker.bootstrap
@@ -128,6 +163,15 @@ def test_open_transaction_seen_by_admin_and_live_consumer(broker_factory, tmp_pa
             mine = [s for s in producers[tp].active_producers if s.producer_id == desc.producer_id]
             assert len(mine) == 1, f"{tp}: {producers[tp]}"
             assert mine[0].current_transaction_start_offset == first_open[tp.partition], mine
+        # ListOffsets latest per isolation level from the Python clients too (kafka-python
+        # up to v11, aiokafka up to v3): the LSO for read_committed, else the high watermark.
+        _, hwm_open = lso_and_hwm(bootstrap, topic)
+        assert python_end_offsets(bootstrap, topic) == {
+            "kafka-python read_committed": first_open,
+            "kafka-python read_uncommitted": hwm_open,
+            "aiokafka read_committed": first_open,
+            "aiokafka read_uncommitted": hwm_open,
+        }
         with pytest.raises(TransactionalIdNotFoundError):
             admin.describe_transactions([f"never-used-{uuid.uuid4().hex[:8]}"])
 
