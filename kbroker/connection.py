@@ -1,31 +1,57 @@
-"""One client connection: read a frame, dispatch it, write the answer, repeat.
+"""One client connection: buffer bytes, cut frames, dispatch one at a time, write answers.
 
 Theory of operation
 -------------------
-Each connection is one coroutine that reads top to bottom:
+A :class:`KafkaConnection` is an ``asyncio.Protocol``: the event loop hands it bytes
+(``data_received``) and tells it when the socket's send buffer fills and drains
+(``pause_writing``/``resume_writing``).  There is no per-connection reader coroutine and no
+await per frame; the connection is a small state machine over four facts:
 
-1. ``readexactly(4)``: the frame size.  A negative size, one below the smallest possible
-   request header, or one above ``socket.request.max.bytes`` closes the connection.
-2. ``readexactly(size)``: the frame; both reads are bounded by ``connections.max.idle.ms``,
-   so an idle or stalled peer is dropped.
-3. Dispatch to the registered handler (``Broker.dispatch``).
-4. ``write`` the response and ``await drain()``.
+- ``_buf``: bytes received and not yet cut into a frame (a ``bytearray``; a frame is cut by
+  copying it out and deleting it from the front, which CPython does without moving the rest);
+- ``_busy``: a request is being answered (one in flight, as Kafka's SocketServer mutes the
+  channel): later frames stay in ``_buf`` until its answer has been handed to the transport;
+- ``_write_blocked``: the transport's send buffer is above its high-water mark (a client
+  that does not read its answers): no further request is dispatched until it drains;
+- ``_reading``: whether the transport is delivering bytes.  Reading stops while the
+  connection cannot dispatch (busy or write-blocked) and ``_buf`` holds at least
+  ``MAX_BUFFERED_BYTES``; it resumes when a frame can be dispatched again.  So a connection
+  holds at most that much read-ahead plus one incomplete frame (itself bounded by
+  ``socket.request.max.bytes``), one request in handling and one transport write buffer.
 
-Only after the response is written is the next frame read: one request in flight per
-connection, as Kafka's SocketServer does by muting the channel.  Responses therefore
-leave in request order, and a client that does not read its responses stops being read
-from (backpressure by drain).  A frame that cannot be decoded closes this connection
-only; no exception escapes to the server.
+Cutting frames (``_advance``): the 4-byte size comes first.  A negative size, one below the
+smallest possible request header, or one above ``socket.request.max.bytes`` closes the
+connection.  A complete frame is dispatched with ``await broker.dispatch(frame, peer)``: the
+coroutine is first run inline (``send(None)``), so a request that never waits (Produce,
+Metadata, most others) is answered within ``data_received`` with no task; one that does wait
+(a Fetch long poll, a JoinGroup) continues in a task (``_finish_in_task``), which waits on
+what the coroutine yielded exactly as a task running it from the start would.  Hence the one
+rule for handlers: nothing before their first real wait may need ``asyncio.current_task()``
+(``asyncio.timeout`` does; ``wait_for`` and futures do not).  Its answer is
+written with ``transport.write``; Produce acks=0 has none.  Then the next buffered frame is
+cut, so pipelined requests are answered in order.
+
+Time limits: ``connections.max.idle.ms`` bounds the wait for a complete frame, counted from
+when the connection became ready for it (so a stalled half-frame is dropped too), and the
+time the send buffer stays full.  A handler's own wait (Fetch ``max_wait_ms``, a rebalance)
+is not bounded by it.  One timer per connection checks the deadline lazily.
+
+A frame that cannot be decoded, an unknown API key and other ``CloseConnection`` cases close
+this connection only.  End of input closes the connection once the buffered complete
+frames are answered.  Shutdown (``Broker.shutdown`` calls :meth:`KafkaConnection.shutdown`):
+an idle connection closes at once, a busy one after writing the answer it is preparing;
+whatever is still running after the grace period is cancelled (:meth:`abort`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import struct
 import time
-from typing import TYPE_CHECKING
+import types
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
@@ -34,55 +60,280 @@ logger = logging.getLogger(__name__)
 
 # The smallest request: api_key(2) + api_version(2) + correlation_id(4) + client_id length(2).
 MIN_REQUEST_FRAME_BYTES = 10
+# Read-ahead while a request is being answered.  Clients pipeline (librdkafka keeps up to
+# five Produce requests of up to batch.size = 1 MB in flight); holding one such request
+# besides the one being answered keeps the next one ready to dispatch, and the kernel's
+# socket buffers hold the rest.  Beyond this the connection stops reading.
+MAX_BUFFERED_BYTES = 1 << 20
+
+_SIZE = struct.Struct(">i")
+_HEADER = struct.Struct(">hhi")
+
+Response = bytes | bytearray | None
 
 
 class CloseConnection(Exception):
     """Raised by dispatch when Kafka would close the connection rather than answer."""
 
 
-async def serve_connection(broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    peername = writer.get_extra_info("peername")
-    peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
-    max_frame_bytes = broker.config.get_int("socket.request.max.bytes")
-    idle_timeout_s = broker.config.get_int("connections.max.idle.ms") / 1000
-    debug = logger.isEnabledFor(logging.DEBUG)  # per-request lines: --log-level DEBUG
-    try:
-        while not broker.closing:
-            try:
-                # asyncio.timeout, unlike wait_for, creates no task per read (hot path).
-                async with asyncio.timeout(idle_timeout_s):
-                    head = await reader.readexactly(4)
-                    size = int.from_bytes(head, "big", signed=True)
-                    if size < MIN_REQUEST_FRAME_BYTES or size > max_frame_bytes:
-                        logger.warning(
-                            "%s: frame size %d outside [%d, %d], closing", peer, size, MIN_REQUEST_FRAME_BYTES, max_frame_bytes
-                        )
-                        return
-                    frame = await reader.readexactly(size)
-            except TimeoutError:
-                logger.info("%s: idle or stalled for %.0f s, closing", peer, idle_timeout_s)
+class KafkaConnection(asyncio.Protocol):
+    __slots__ = (
+        "broker", "peer", "_loop", "_transport", "_buf", "_busy", "_write_blocked", "_reading",
+        "_eof", "_closed", "_idle_since", "_idle_timer", "_idle_timeout_s", "_max_frame_bytes",
+        "_task", "_debug",
+    )
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.peer = "?"
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._busy = False
+        self._write_blocked = False
+        self._reading = True
+        self._eof = False
+        self._closed = False  # the transport is closing or gone: nothing more is read or written
+        self._idle_since: float | None = None  # loop time the current wait began; None: not waiting
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_timeout_s = broker.config.get_int("connections.max.idle.ms") / 1000
+        self._max_frame_bytes = broker.config.get_int("socket.request.max.bytes")
+        self._task: asyncio.Task[None] | None = None
+        self._debug = logger.isEnabledFor(logging.DEBUG)  # per-request lines: --log-level DEBUG
+
+    # -- transport callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCPTransport implements asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        peername = transport.get_extra_info("peername")
+        self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        if not self.broker.accept_connection(self):
+            self._closed = True
+            transport.close()
+            return
+        self._idle_since = self._loop.time()
+        self._idle_timer = self._loop.call_at(self._idle_since + self._idle_timeout_s, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if not self._buf and not self._busy and not self._write_blocked and len(data) >= 4:
+            # Fast path: the chunk is exactly one frame (request/response clients): one copy.
+            size = _SIZE.unpack_from(data)[0]
+            if len(data) == 4 + size and MIN_REQUEST_FRAME_BYTES <= size <= self._max_frame_bytes:
+                if self._dispatch(data[4:]):
+                    self._advance()
                 return
-            broker.in_flight += 1
-            started = time.monotonic()
-            try:
-                response = await broker.dispatch(frame, peer)
-            finally:
-                broker.in_flight -= 1
-            if response is not None:
-                writer.write(response)
-                await writer.drain()
-            if debug:
-                key, version, correlation_id = struct.unpack_from(">hhi", frame)
-                logger.debug(
-                    "%s: key %d v%d corr %d answered %s in %.1f ms",
-                    peer, key, version, correlation_id,
-                    "-" if response is None else f"{len(response)} bytes", (time.monotonic() - started) * 1000,
+        self._buf += data
+        if self._busy or self._write_blocked:
+            if len(self._buf) >= MAX_BUFFERED_BYTES:
+                self._pause_reading()
+            return
+        self._advance()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if not self._busy and not self._write_blocked:
+            self._advance()
+        return True  # keep the transport open to write pending answers; we close it
+
+    def pause_writing(self) -> None:
+        self._write_blocked = True
+        if not self._busy:
+            self._idle_since = self._loop.time()  # bounded: a peer that never reads is dropped
+
+    def resume_writing(self) -> None:
+        self._write_blocked = False
+        if not self._busy:
+            self._advance()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._buf = bytearray()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if not self._busy:
+            self.broker.forget_connection(self)
+        # else: the request in handling finishes (its answer is dropped) and then forgets us.
+
+    # -- the state machine ---------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Cut the next complete frame from the buffer and dispatch it, or wait for bytes."""
+        if self._closed:
+            return
+        if self.broker.closing:
+            self._close()
+            return
+        buf = self._buf
+        while len(buf) >= 4:
+            size = _SIZE.unpack_from(buf)[0]
+            if size < MIN_REQUEST_FRAME_BYTES or size > self._max_frame_bytes:
+                logger.warning(
+                    "%s: frame size %d outside [%d, %d], closing", self.peer, size, MIN_REQUEST_FRAME_BYTES, self._max_frame_bytes
                 )
-    except CloseConnection as exc:
-        logger.info("%s: closing: %s", peer, exc)
-    except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-        pass  # the peer went away mid-frame or stalled: nothing to answer
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):  # socket edge: the peer may already be gone
-            await writer.wait_closed()
+                self._close()
+                return
+            end = 4 + size
+            if len(buf) < end:
+                break
+            frame = bytes(memoryview(buf)[4:end])
+            del buf[:end]
+            if not self._dispatch(frame):
+                return  # answered later (in a task), or the connection is closing
+            if self._write_blocked or self._closed:
+                return
+        # Waiting for (the rest of) a frame.
+        if self._eof:
+            self._close()
+            return
+        self._idle_since = self._loop.time()
+        if not self._reading:
+            self._reading = True
+            assert self._transport is not None
+            self._transport.resume_reading()
+
+    def _dispatch(self, frame: bytes) -> bool:
+        """Answer ``frame``; True if that is done (answered or nothing to answer), False if
+        the answer comes later from a task or the connection was closed."""
+        self._busy = True
+        self._idle_since = None
+        broker = self.broker
+        broker.in_flight += 1
+        started = time.monotonic()
+        coro = broker.dispatch(frame, self.peer)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration as stop:
+            return self._answered(frame, stop.value, started)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001  (CloseConnection, or a bug: close this one only)
+            self._failed(exc)
+            return False
+        # The handler waits (long poll, rebalance): continue in a task.
+        self._task = self._loop.create_task(self._finish_in_task(coro, waiting_on, frame, started))
+        return False
+
+    async def _finish_in_task(
+        self, coro: Coroutine[Any, Any, Response], waiting_on: Any, frame: bytes, started: float
+    ) -> None:
+        try:
+            response = await _resume(coro, waiting_on)
+        except BaseException as exc:  # noqa: BLE001
+            self._task = None
+            self._failed(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        self._task = None
+        if self._answered(frame, response, started):
+            self._advance()
+
+    def _answered(self, frame: bytes, response: Response, started: float) -> bool:
+        self.broker.in_flight -= 1
+        self._busy = False
+        if self._closed:
+            self.broker.forget_connection(self)
+            return False
+        if response is not None:
+            assert self._transport is not None
+            self._transport.write(response)  # may call pause_writing
+        if self._debug:
+            key, version, correlation_id = _HEADER.unpack_from(frame)
+            logger.debug(
+                "%s: key %d v%d corr %d answered %s in %.1f ms",
+                self.peer, key, version, correlation_id,
+                "-" if response is None else f"{len(response)} bytes", (time.monotonic() - started) * 1000,
+            )
+        if self.broker.closing:
+            self._close()
+            return False
+        if self._write_blocked:
+            self._idle_since = self._loop.time()
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self.broker.in_flight -= 1
+        self._busy = False
+        if isinstance(exc, CloseConnection):
+            logger.info("%s: closing: %s", self.peer, exc)
+        elif not isinstance(exc, (asyncio.CancelledError, ConnectionError)):
+            logger.error("%s: request failed, closing the connection", self.peer, exc_info=exc)
+        if self._closed:
+            self.broker.forget_connection(self)
+        else:
+            self._close()
+
+    def _pause_reading(self) -> None:
+        if self._reading and not self._closed:
+            self._reading = False
+            assert self._transport is not None
+            self._transport.pause_reading()
+
+    def _check_idle(self) -> None:
+        self._idle_timer = None
+        if self._closed:
+            return
+        now = self._loop.time()
+        since = self._idle_since
+        if since is not None and now - since >= self._idle_timeout_s:
+            logger.info("%s: idle, stalled or not reading for %.0f s, closing", self.peer, self._idle_timeout_s)
+            self._close(abort=self._write_blocked)
+            return
+        due = (since if since is not None else now) + self._idle_timeout_s
+        self._idle_timer = self._loop.call_at(due, self._check_idle)
+
+    def _close(self, abort: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        assert self._transport is not None
+        if abort:
+            self._transport.abort()
+        else:
+            self._transport.close()  # sends what is buffered first
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Close now if idle; a busy connection closes after writing its answer."""
+        if not self._busy:
+            self._close()
+
+    def abort(self) -> asyncio.Task[None] | None:
+        """End the connection now: cancel its request, drop unsent bytes.  Returns the
+        cancelled task (to await), if a request was running in one."""
+        task = self._task
+        if task is not None:
+            task.cancel()
+        if not self._closed:
+            self._close(abort=True)
+        return task
+
+
+@types.coroutine
+def _yield(value: Any) -> Generator[Any, None, None]:
+    """Hand ``value`` (what the inline step yielded) to the running task."""
+    yield value
+
+
+async def _resume(coro: Coroutine[Any, Any, Response], waiting_on: Any) -> Response:
+    """Drive ``coro``, whose first step ran outside any task and yielded ``waiting_on``,
+    to its end inside the current task, as the task would have: the task waits on what the
+    coroutine yields, and cancelling the task throws ``CancelledError`` into it."""
+    while True:
+        try:
+            await _yield(waiting_on)
+        except BaseException as exc:  # the task's cancellation: pass it to the coroutine
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]

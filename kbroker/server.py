@@ -20,7 +20,7 @@ from typing import Any
 
 from kbroker import handlers  # noqa: F401  (registers every handler)
 from kbroker.config import BrokerConfig
-from kbroker.connection import CloseConnection, serve_connection
+from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
 from kbroker.groups import GroupRuntime
@@ -57,7 +57,8 @@ class Broker:
         self.closing = False
         self.in_flight = 0
         self._server: asyncio.base_events.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[KafkaConnection] = set()
+        self._max_connections = config.get_int("max.connections")
         self._background: set[asyncio.Task[None]] = set()
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
         self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
@@ -70,28 +71,25 @@ class Broker:
         self.topics.open(now_ms())
         self.groups.start()
         self.transactions.start()
-        max_connections = self.config.get_int("max.connections")
-
-        async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if len(self._connections) >= max_connections or self.closing:
-                writer.close()
-                return
-            task = asyncio.current_task()
-            assert task is not None
-            self._connections.add(task)
-            try:
-                await serve_connection(self, reader, writer)
-            finally:
-                self._connections.discard(task)
-
-        self._server = await asyncio.start_server(
-            on_connection, self.config.listen_host, self.config.listen_port, reuse_address=True
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: KafkaConnection(self), self.config.listen_host, self.config.listen_port, reuse_address=True
         )
         sock = self._server.sockets[0].getsockname()
         self.listen_address = (sock[0], sock[1])
         if self.config.listen_port == 0:
             self.config = self.config.with_listen_port(sock[1])
         self._spawn(self._housekeeping())
+
+    def accept_connection(self, conn: KafkaConnection) -> bool:
+        """Register a new connection; False (the caller closes it) past ``max.connections``."""
+        if len(self._connections) >= self._max_connections or self.closing:
+            return False
+        self._connections.add(conn)
+        return True
+
+    def forget_connection(self, conn: KafkaConnection) -> None:
+        self._connections.discard(conn)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -111,12 +109,15 @@ class Broker:
         if self._server is not None:
             self._server.close()
         self.waiters.notify_all()  # parked fetches answer now
+        for conn in list(self._connections):
+            conn.shutdown()  # idle ones close now, busy ones after writing their answer
         deadline = time.monotonic() + GRACEFUL_SHUTDOWN_S
-        while self.in_flight and time.monotonic() < deadline:
+        while (self.in_flight or self._connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for task in list(self._connections) + list(self._background):
+        cancelled = [task for conn in list(self._connections) if (task := conn.abort()) is not None]
+        for task in list(self._background):
             task.cancel()
-        for task in list(self._connections) + list(self._background):
+        for task in cancelled + list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.transactions.close()
