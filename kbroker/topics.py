@@ -80,6 +80,7 @@ class TopicManager:
             for p in range(t.num_partitions):
                 if self.logs.get(t.name, p) is None:
                     self.logs.create(t.name, p, self._log_config(t.configs))
+            self._start_leader_epochs(t)
 
     def close(self) -> None:
         if self.logs is not None:
@@ -104,6 +105,17 @@ class TopicManager:
         merged = self.broker.config.topic_defaults()
         merged.update(overrides)
         return LogConfig.from_properties(merged)
+
+    def _start_leader_epochs(self, topic: TopicMetadata, first_partition: int = 0) -> None:
+        """Record in each partition's leader-epoch cache that its current leader epoch starts
+        at the log end, as a Kafka leader does when it takes over a partition.  Without it a
+        new epoch would be known to the log only after its first append, and
+        OffsetForLeaderEpoch would answer -1/-1 for the epoch Metadata reports."""
+        assert self.logs is not None
+        for p in range(first_partition, topic.num_partitions):
+            log = self.logs.get(topic.name, p)
+            if log is not None:
+                log.epoch_cache.assign(topic.leader_epochs[p], log.log_end_offset)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -137,7 +149,9 @@ class TopicManager:
         log_config = self._log_config(configs)
         for p in range(num_partitions):
             self.logs.create(name, p, log_config)
-        return self.broker.metadata.create(name, num_partitions, configs)
+        topic = self.broker.metadata.create(name, num_partitions, configs)
+        self._start_leader_epochs(topic)
+        return topic
 
     def auto_create(self, name: str, now_ms: int) -> TopicMetadata | None:
         """Create ``name`` with the broker defaults, for Metadata/Produce auto-creation."""
@@ -164,9 +178,11 @@ class TopicManager:
         topic = self.broker.metadata.get(name)
         assert topic is not None
         log_config = self._log_config(topic.configs)
-        for p in range(topic.num_partitions, new_total):
+        first_new = topic.num_partitions
+        for p in range(first_new, new_total):
             self.logs.create(name, p, log_config)
         self.broker.metadata.add_partitions(name, new_total)
+        self._start_leader_epochs(topic, first_new)
 
     def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         assert self.logs is not None
