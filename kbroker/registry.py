@@ -1,8 +1,13 @@
 """The handler registry: which API keys and versions kbroker serves, and by what.
 
-It is the single source of the ApiVersions answer: a key is advertised exactly when a
-handler is registered for it, with the registered range.  Registering a key twice raises
-at import time; a range beyond what the generated schemas can code raises too.
+``API_TABLE`` is the single source of the ApiVersions answer: a key is advertised exactly
+when it has a row, with the row's range, and the row names the module of
+``kbroker.handlers`` that serves it.  That module is imported on the key's first request
+(:func:`load_handler`), so start-up pays for no handler it has not used; its
+``@handler(...)`` registration must state the same range as the row, which
+:func:`load_handler` checks (and ``tests/broker/test_registry.py`` checks for every row).
+Registering a key twice raises at import time; a range beyond what the generated schemas
+can code raises too.
 
 A handler may be registered from a version below the schema's minimum, to advertise it
 and answer it with an error (Produce v0-2, as Kafka 4 does: KAFKA-18659).
@@ -10,14 +15,53 @@ and answer it with an error (Produce v0-2, as Kafka 4 does: KAFKA-18659).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from wire.api import ApiKey
 from wire.messages import REQUESTS, RESPONSES
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
+
+# api key -> (module in kbroker.handlers, min version, max version).
+API_TABLE: dict[int, tuple[str, int, int]] = {
+    ApiKey.PRODUCE: ("produce", 0, 12),
+    ApiKey.FETCH: ("fetch", 4, 17),
+    ApiKey.LIST_OFFSETS: ("list_offsets", 1, 10),
+    ApiKey.METADATA: ("metadata", 0, 13),
+    ApiKey.OFFSET_COMMIT: ("offset_commit", 2, 9),
+    ApiKey.OFFSET_FETCH: ("offset_fetch", 1, 9),
+    ApiKey.FIND_COORDINATOR: ("find_coordinator", 0, 6),
+    ApiKey.JOIN_GROUP: ("join_group", 0, 9),
+    ApiKey.HEARTBEAT: ("heartbeat", 0, 4),
+    ApiKey.LEAVE_GROUP: ("leave_group", 0, 5),
+    ApiKey.SYNC_GROUP: ("sync_group", 0, 5),
+    ApiKey.DESCRIBE_GROUPS: ("describe_groups", 0, 6),
+    ApiKey.LIST_GROUPS: ("list_groups", 0, 5),
+    ApiKey.API_VERSIONS: ("api_versions", 0, 4),
+    ApiKey.CREATE_TOPICS: ("create_topics", 2, 7),
+    ApiKey.DELETE_TOPICS: ("delete_topics", 1, 6),
+    ApiKey.DELETE_RECORDS: ("delete_records", 0, 2),
+    ApiKey.INIT_PRODUCER_ID: ("init_producer_id", 0, 5),
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: ("offset_for_leader_epoch", 2, 4),
+    ApiKey.ADD_PARTITIONS_TO_TXN: ("add_partitions_to_txn", 0, 3),
+    ApiKey.ADD_OFFSETS_TO_TXN: ("add_offsets_to_txn", 0, 3),
+    ApiKey.END_TXN: ("end_txn", 0, 3),
+    ApiKey.TXN_OFFSET_COMMIT: ("txn_offset_commit", 0, 3),
+    ApiKey.DESCRIBE_CONFIGS: ("describe_configs", 1, 4),
+    ApiKey.ALTER_CONFIGS: ("alter_configs", 0, 2),
+    ApiKey.CREATE_PARTITIONS: ("create_partitions", 0, 3),
+    ApiKey.DELETE_GROUPS: ("delete_groups", 0, 2),
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: ("alter_configs", 0, 1),
+    ApiKey.OFFSET_DELETE: ("offset_delete", 0, 0),
+    ApiKey.DESCRIBE_CLUSTER: ("describe_cluster", 0, 2),
+    ApiKey.DESCRIBE_PRODUCERS: ("describe_producers", 0, 0),
+    ApiKey.DESCRIBE_TRANSACTIONS: ("describe_transactions", 0, 0),
+    ApiKey.LIST_TRANSACTIONS: ("list_transactions", 0, 1),
+}
 
 
 @dataclass(slots=True)
@@ -46,6 +90,7 @@ class Handler:
     response_cls: type
 
 
+# The handlers registered so far (their modules imported); see load_handler.
 HANDLERS: dict[int, Handler] = {}
 
 
@@ -66,6 +111,24 @@ def handler(api_key: int, min_version: int, max_version: int) -> Callable[[Handl
     return register
 
 
+def load_handler(api_key: int) -> Handler | None:
+    """The handler of ``api_key`` (importing its module the first time), or None if
+    ``API_TABLE`` has no row for it."""
+    found = HANDLERS.get(api_key)
+    if found is not None:
+        return found
+    row = API_TABLE.get(api_key)
+    if row is None:
+        return None
+    module, lo, hi = row
+    importlib.import_module(f"kbroker.handlers.{module}")
+    found = HANDLERS.get(api_key)
+    if found is None or (found.min_version, found.max_version) != (lo, hi):
+        registered = None if found is None else (found.min_version, found.max_version)
+        raise RuntimeError(f"API key {api_key}: API_TABLE says {module} v{lo}-{hi}, the module registered {registered}")
+    return found
+
+
 def advertised_versions() -> list[tuple[int, int, int]]:
     """(api_key, min_version, max_version) for ApiVersions, sorted by key."""
-    return sorted((h.api_key, h.min_version, h.max_version) for h in HANDLERS.values())
+    return sorted((int(key), lo, hi) for key, (_module, lo, hi) in API_TABLE.items())

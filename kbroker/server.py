@@ -1,7 +1,10 @@
 """The broker: listener, connections, dispatch, and the state handlers share.
 
 Lifecycle: :meth:`Broker.start` loads the metadata and opens (recovering if needed) every
-partition log, then listens.  :meth:`Broker.shutdown` closes the listener, lets each
+partition log, starts the group and transaction coordinators whose internal topics exist
+(the others start on the first request that needs them: :attr:`Broker.groups`,
+:attr:`Broker.transactions`), then listens.  Handler modules are imported on their key's
+first request (``kbroker.registry.load_handler``).  :meth:`Broker.shutdown` closes the listener, lets each
 connection finish the request it is serving (up to ``GRACEFUL_SHUTDOWN_S``), cancels what
 remains, then flushes and closes the logs, which writes the clean-shutdown marker.
 
@@ -16,24 +19,30 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kbroker import handlers  # noqa: F401  (registers every handler)
 from kbroker.config import BrokerConfig
 from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
-from kbroker.groups import GroupRuntime
 from kbroker.metadata import MetadataStore
-from kbroker.registry import HANDLERS, RequestContext
+from kbroker.registry import RequestContext, load_handler
 from kbroker.topics import TopicManager
-from kbroker.transactions import TransactionRuntime
 from wire.codec import decode_from
 from wire.errors import ErrorCode
 from wire.exceptions import DecodeError, WireError
 from wire.headers import decode_request_header, encode_response, peek_request_header
 
+if TYPE_CHECKING:
+    from kbroker.groups import GroupRuntime
+    from kbroker.transactions import TransactionRuntime
+
 logger = logging.getLogger(__name__)
+
+# The coordinators' internal topics (kbroker.groups.OFFSETS_TOPIC and
+# kbroker.transactions.TRANSACTION_STATE_TOPIC; named here so start-up need not import them).
+OFFSETS_TOPIC = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC = "__transaction_state"
 
 # How long shutdown waits for in-flight requests before cancelling them.
 GRACEFUL_SHUTDOWN_S = 5.0
@@ -52,8 +61,8 @@ class Broker:
         self.metadata = MetadataStore(config.data_dir)
         self.waiters = DataWaiters()
         self.topics = TopicManager(self)
-        self.groups = GroupRuntime(self)
-        self.transactions = TransactionRuntime(self)
+        self._groups: GroupRuntime | None = None
+        self._transactions: TransactionRuntime | None = None
         self.closing = False
         self.in_flight = 0
         self._server: asyncio.base_events.Server | None = None
@@ -69,8 +78,13 @@ class Broker:
     async def start(self) -> None:
         self.metadata.load(self.config.node_id)
         self.topics.open(now_ms())
-        self.groups.start()
-        self.transactions.start()
+        # A coordinator with state on disk starts now: its timers (member sessions, offset
+        # expiry, transaction timeouts) and the markers of prepared transactions cannot wait
+        # for a client.  Otherwise it starts on the first request that needs it.
+        if self.metadata.get(OFFSETS_TOPIC) is not None:
+            _ = self.groups
+        if self.metadata.get(TRANSACTION_STATE_TOPIC) is not None:
+            _ = self.transactions
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: KafkaConnection(self), self.config.listen_host, self.config.listen_port, reuse_address=True
@@ -80,6 +94,30 @@ class Broker:
         if self.config.listen_port == 0:
             self.config = self.config.with_listen_port(sock[1])
         self._spawn(self._housekeeping())
+
+    @property
+    def groups(self) -> GroupRuntime:
+        """The group coordinator's runtime; the first use imports it and replays
+        ``__consumer_offsets``, so no group request is served before the replay."""
+        if self._groups is None:
+            from kbroker.groups import GroupRuntime
+
+            runtime = GroupRuntime(self)
+            runtime.start()
+            self._groups = runtime
+        return self._groups
+
+    @property
+    def transactions(self) -> TransactionRuntime:
+        """The transaction coordinator's runtime; the first use imports it and replays
+        ``__transaction_state``."""
+        if self._transactions is None:
+            from kbroker.transactions import TransactionRuntime
+
+            runtime = TransactionRuntime(self)
+            runtime.start()
+            self._transactions = runtime
+        return self._transactions
 
     def accept_connection(self, conn: KafkaConnection) -> bool:
         """Register a new connection; False (the caller closes it) past ``max.connections``."""
@@ -120,8 +158,10 @@ class Broker:
         for task in cancelled + list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self.transactions.close()
-        self.groups.close()
+        if self._transactions is not None:
+            self._transactions.close()
+        if self._groups is not None:
+            self._groups.close()
         self.topics.close()
 
     def should_inject_produce_fault(self) -> bool:
@@ -139,7 +179,7 @@ class Broker:
             api_key, api_version, correlation_id = peek_request_header(frame)
         except DecodeError as exc:
             raise CloseConnection(f"undecodable request header: {exc}") from None
-        handler = HANDLERS.get(api_key)
+        handler = load_handler(api_key)
         if handler is None:
             # Kafka closes the connection on an API key it does not know.
             raise CloseConnection(f"unknown API key {api_key}")
