@@ -3,7 +3,7 @@
 //
 //   node driver.js <command> < request.json
 //
-// commands: create, list, produce, consume, offsets-by-time, offsets, delete
+// commands: create, list, produce, consume, offsets-by-time, offsets, delete, admin-ops
 'use strict'
 
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
@@ -62,6 +62,47 @@ const commands = {
       answers.push({ timestamp: ts, partitions: res.map((r) => ({ partition: r.partition, offset: Number(r.offset) })) })
     }
     return { answers }
+  }),
+
+  // A list of admin operations run in order on one admin connection; each answers
+  // { ok: result } or { error: { name, type, message, errors } } (errors never abort the list).
+  'admin-ops': (req) => withAdmin(req, async (admin) => {
+    const { ConfigResourceTypes } = require('kafkajs')
+    const describeErr = (e) => ({
+      name: e && e.name,
+      type: e && e.type,
+      message: String(e && e.message),
+      cause: e && e.cause ? { name: e.cause.name, type: e.cause.type, message: String(e.cause.message), partitions: (e.cause.partitions || []).map((x) => ({ partition: x.partition, error: x.error && { name: x.error.name, type: x.error.type } })) } : null,
+      errors: ((e && e.errors) || []).map((x) => ({ name: x.name, type: x.type, topic: x.topic })),
+      partitions: ((e && e.partitions) || []).map((x) => ({ partition: x.partition, error: x.error && { name: x.error.name, type: x.error.type } }))
+    })
+    const ops = {
+      create: (op) => admin.createTopics({ validateOnly: !!op.validateOnly, waitForLeaders: !op.validateOnly, timeout: 10000, topics: op.topics }),
+      delete: (op) => admin.deleteTopics({ topics: op.topics, timeout: 10000 }),
+      list: () => admin.listTopics(),
+      metadata: (op) => admin.fetchTopicMetadata({ topics: op.topics }),
+      partitions: (op) => admin.createPartitions({ timeout: 10000, topicPartitions: op.topicPartitions }),
+      deleteRecords: (op) => admin.deleteTopicRecords({ topic: op.topic, partitions: op.partitions }),
+      offsets: async (op) => (await admin.fetchTopicOffsets(op.topic)).map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) })),
+      describeConfigs: (op) => admin.describeConfigs({
+        includeSynonyms: !!op.includeSynonyms,
+        resources: [{ type: ConfigResourceTypes[op.type], name: op.name, configNames: op.configNames }]
+      }),
+      alterConfigs: (op) => admin.alterConfigs({
+        validateOnly: !!op.validateOnly,
+        resources: [{ type: ConfigResourceTypes[op.type], name: op.name, configEntries: op.configEntries }]
+      }),
+      cluster: () => admin.describeCluster()
+    }
+    const results = []
+    for (const op of req.ops) {
+      try {
+        results.push({ ok: await ops[op.op](op) })
+      } catch (e) {
+        results.push({ error: describeErr(e) })
+      }
+    }
+    return { results }
   }),
 
   produce: async (req) => {
