@@ -2,28 +2,35 @@
 
 Theory of operation
 -------------------
-A :class:`KafkaConnection` is an ``asyncio.Protocol``: the event loop hands it bytes
-(``data_received``) and tells it when the socket's send buffer fills and drains
-(``pause_writing``/``resume_writing``).  There is no per-connection reader coroutine and no
-await per frame; the connection is a small state machine over four facts:
+A :class:`KafkaConnection` is an ``asyncio.BufferedProtocol``: the event loop asks it for a
+buffer (``get_buffer``), receives into it and reports how much came (``buffer_updated``), and
+tells it when the socket's send buffer fills and drains (``pause_writing``/``resume_writing``).
+There is no per-connection reader coroutine and no await per frame; the connection is a
+small state machine over these facts:
 
-- ``_buf``: bytes received and not yet cut into a frame (a ``bytearray``; a frame is cut by
-  copying it out and deleting it from the front, which CPython does without moving the rest);
+- ``_scratch[_start:_end]``: bytes received and not yet cut into a frame, in a fixed
+  ``READ_BUFFER_BYTES`` buffer that is never resized (pending bytes move to its front when
+  the free tail runs out).  Frames up to ``DIRECT_FRAME_BYTES`` are cut from it with one copy;
+- ``_frame``: a larger frame being received.  Once its size is known it gets its own
+  ``bytearray`` and the socket reads straight into it (``_filled`` bytes so far), so a 1 MB
+  Produce is not copied at all on the way in; it is dispatched as that ``bytearray``, which
+  nothing writes to afterwards;
 - ``_busy``: a request is being answered (one in flight, as Kafka's SocketServer mutes the
-  channel): later frames stay in ``_buf`` until its answer has been handed to the transport;
+  channel): later frames stay in ``_scratch`` until its answer has been handed to the transport;
 - ``_write_blocked``: the transport's send buffer is above its high-water mark (a client
   that does not read its answers): no further request is dispatched until it drains;
 - ``_reading``: whether the transport is delivering bytes.  Reading stops while the
-  connection cannot dispatch (busy or write-blocked) and ``_buf`` holds at least
-  ``MAX_BUFFERED_BYTES``; it resumes when a frame can be dispatched again.  So a connection
-  holds at most that much read-ahead plus one incomplete frame (itself bounded by
-  ``socket.request.max.bytes``), one request in handling and one transport write buffer.
+  connection cannot dispatch (busy or write-blocked) and ``_scratch`` is full; it resumes
+  when a frame can be dispatched again.  So a connection holds at most ``READ_BUFFER_BYTES``
+  of read-ahead plus one frame being received (bounded by ``socket.request.max.bytes``; a
+  large frame is only started while the connection is free), one request in handling and
+  one transport write buffer.
 
 Cutting frames (``_advance``): the 4-byte size comes first.  A negative size, one below the
 smallest possible request header, or one above ``socket.request.max.bytes`` closes the
 connection.  A complete frame is dispatched with ``await broker.dispatch(frame, peer)``: the
 coroutine is first run inline (``send(None)``), so a request that never waits (Produce,
-Metadata, most others) is answered within ``data_received`` with no task; one that does wait
+Metadata, most others) is answered within ``buffer_updated`` with no task; one that does wait
 (a Fetch long poll, a JoinGroup) continues in a task (``_finish_in_task``), which waits on
 what the coroutine yielded exactly as a task running it from the start would.  Hence the one
 rule for handlers: nothing before their first real wait may need ``asyncio.current_task()``
@@ -60,11 +67,14 @@ logger = logging.getLogger(__name__)
 
 # The smallest request: api_key(2) + api_version(2) + correlation_id(4) + client_id length(2).
 MIN_REQUEST_FRAME_BYTES = 10
-# Read-ahead while a request is being answered.  Clients pipeline (librdkafka keeps up to
-# five Produce requests of up to batch.size = 1 MB in flight); holding one such request
-# besides the one being answered keeps the next one ready to dispatch, and the kernel's
-# socket buffers hold the rest.  Beyond this the connection stops reading.
-MAX_BUFFERED_BYTES = 1 << 20
+# The receive buffer, and so the read-ahead while a request is being answered.  Clients
+# pipeline small requests (Metadata, Heartbeat, small Produce/Fetch); a few hundred KiB holds
+# many of them, so the next is ready to dispatch, and the kernel's socket buffers hold the
+# rest.  asyncio and uvloop read up to 256 KiB per call.
+READ_BUFFER_BYTES = 256 * 1024
+# Frames above this are received straight into their own buffer (no copy); below it, one
+# copy out of the receive buffer is cheaper than an extra recv call per frame.
+DIRECT_FRAME_BYTES = 64 * 1024
 
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
@@ -76,9 +86,9 @@ class CloseConnection(Exception):
     """Raised by dispatch when Kafka would close the connection rather than answer."""
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = (
-        "broker", "peer", "_loop", "_transport", "_buf", "_busy", "_write_blocked", "_reading",
+        "broker", "peer", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_busy", "_write_blocked", "_reading",
         "_eof", "_closed", "_idle_since", "_idle_timer", "_idle_timeout_s", "_max_frame_bytes",
         "_task", "_debug",
     )
@@ -88,7 +98,11 @@ class KafkaConnection(asyncio.Protocol):
         self.peer = "?"
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._buf = bytearray()
+        self._scratch = bytearray(READ_BUFFER_BYTES)
+        self._start = 0
+        self._end = 0
+        self._frame: bytearray | None = None
+        self._filled = 0
         self._busy = False
         self._write_blocked = False
         self._reading = True
@@ -115,22 +129,38 @@ class KafkaConnection(asyncio.Protocol):
         self._idle_since = self._loop.time()
         self._idle_timer = self._loop.call_at(self._idle_since + self._idle_timeout_s, self._check_idle)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._frame is not None:
+            return memoryview(self._frame)[self._filled :]
+        if self._end == len(self._scratch):
+            self._compact()  # never full here: reading pauses first (buffer_updated)
+        return memoryview(self._scratch)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._closed:
             return
-        if not self._buf and not self._busy and not self._write_blocked and len(data) >= 4:
-            # Fast path: the chunk is exactly one frame (request/response clients): one copy.
-            size = _SIZE.unpack_from(data)[0]
-            if len(data) == 4 + size and MIN_REQUEST_FRAME_BYTES <= size <= self._max_frame_bytes:
-                if self._dispatch(data[4:]):
+        frame = self._frame
+        if frame is not None:
+            self._filled += nbytes
+            if self._filled == len(frame):
+                self._frame = None
+                if self._dispatch(frame):
                     self._advance()
-                return
-        self._buf += data
+            return
+        self._end += nbytes
         if self._busy or self._write_blocked:
-            if len(self._buf) >= MAX_BUFFERED_BYTES:
+            if self._end - self._start >= len(self._scratch):
                 self._pause_reading()
             return
         self._advance()
+
+    def _compact(self) -> None:
+        """Move the pending bytes to the front of the receive buffer (same size: no resize,
+        so it is safe while the transport still holds a view of it)."""
+        start, end = self._start, self._end
+        if start:
+            self._scratch[: end - start] = memoryview(self._scratch)[start:end]
+            self._start, self._end = 0, end - start
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -150,7 +180,7 @@ class KafkaConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._buf = bytearray()
+        self._frame = None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -167,21 +197,34 @@ class KafkaConnection(asyncio.Protocol):
         if self.broker.closing:
             self._close()
             return
-        buf = self._buf
-        while len(buf) >= 4:
-            size = _SIZE.unpack_from(buf)[0]
+        scratch = self._scratch
+        while self._end - self._start >= 4:
+            start = self._start
+            size = _SIZE.unpack_from(scratch, start)[0]
             if size < MIN_REQUEST_FRAME_BYTES or size > self._max_frame_bytes:
                 logger.warning(
                     "%s: frame size %d outside [%d, %d], closing", self.peer, size, MIN_REQUEST_FRAME_BYTES, self._max_frame_bytes
                 )
                 self._close()
                 return
-            end = 4 + size
-            if len(buf) < end:
+            end = start + 4 + size
+            if self._end < end:
+                if size > DIRECT_FRAME_BYTES:
+                    # Receive the rest straight into the frame's own buffer.
+                    have = self._end - start - 4
+                    frame = bytearray(size)
+                    frame[:have] = memoryview(scratch)[start + 4 : self._end]
+                    self._frame, self._filled = frame, have
+                    self._start = self._end = 0
+                elif end > len(scratch):
+                    self._compact()
                 break
-            frame = bytes(memoryview(buf)[4:end])
-            del buf[:end]
-            if not self._dispatch(frame):
+            frame_bytes = bytes(memoryview(scratch)[start + 4 : end])
+            if end == self._end:
+                self._start = self._end = 0
+            else:
+                self._start = end
+            if not self._dispatch(frame_bytes):
                 return  # answered later (in a task), or the connection is closing
             if self._write_blocked or self._closed:
                 return
@@ -195,7 +238,7 @@ class KafkaConnection(asyncio.Protocol):
             assert self._transport is not None
             self._transport.resume_reading()
 
-    def _dispatch(self, frame: bytes) -> bool:
+    def _dispatch(self, frame: bytes | bytearray) -> bool:
         """Answer ``frame``; True if that is done (answered or nothing to answer), False if
         the answer comes later from a task or the connection was closed."""
         self._busy = True
@@ -218,7 +261,7 @@ class KafkaConnection(asyncio.Protocol):
         return False
 
     async def _finish_in_task(
-        self, coro: Coroutine[Any, Any, Response], waiting_on: Any, frame: bytes, started: float
+        self, coro: Coroutine[Any, Any, Response], waiting_on: Any, frame: bytes | bytearray, started: float
     ) -> None:
         try:
             response = await _resume(coro, waiting_on)
@@ -232,7 +275,7 @@ class KafkaConnection(asyncio.Protocol):
         if self._answered(frame, response, started):
             self._advance()
 
-    def _answered(self, frame: bytes, response: Response, started: float) -> bool:
+    def _answered(self, frame: bytes | bytearray, response: Response, started: float) -> bool:
         self.broker.in_flight -= 1
         self._busy = False
         if self._closed:

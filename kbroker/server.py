@@ -173,7 +173,7 @@ class Broker:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def dispatch(self, frame: bytes, peer: str) -> bytes | bytearray | None:
+    async def dispatch(self, frame: bytes | bytearray, peer: str) -> bytes | bytearray | None:
         """Answer one request frame; None for no answer (Produce acks=0)."""
         try:
             api_key, api_version, correlation_id = peek_request_header(frame)

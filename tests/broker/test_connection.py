@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from broker_harness import RawClient
 
-from kbroker.connection import MAX_BUFFERED_BYTES, KafkaConnection
+from kbroker.connection import DIRECT_FRAME_BYTES, READ_BUFFER_BYTES, KafkaConnection
 from kbroker.testing import BrokerThread
 from wire.codec import decode
 from wire.errors import ErrorCode
@@ -25,10 +25,8 @@ from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequ
 from wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 from wire.messages.metadata_request import MetadataRequest
 from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
-from wire.records import make_batch
+from wire.records import decode_records, iter_batches, make_batch
 
-# The most one socket read hands the protocol (asyncio and uvloop read up to 256 KiB).
-READ_CHUNK_BYTES = 256 * 1024
 # Every wait in these tests is bounded by this.
 DEADLINE_S = 10.0
 
@@ -139,6 +137,35 @@ def test_pipelined_requests_are_answered_in_order(bt: BrokerThread) -> None:
         c.close()
 
 
+def test_large_and_small_frames_interleaved_and_fragmented(bt: BrokerThread) -> None:
+    """Frames above DIRECT_FRAME_BYTES are received into their own buffer; mixed with small
+    ones, in one write or in odd-sized pieces, each is stored and answered in order."""
+    c = RawClient(bt.address)
+    try:
+        _create(c, "mix")
+        sizes = [10, DIRECT_FRAME_BYTES * 5, 3, DIRECT_FRAME_BYTES + 1, 100, READ_BUFFER_BYTES * 2, 7]
+        values = [bytes([i]) * n for i, n in enumerate(sizes)]
+        data = b"".join(_frame(_produce_req("mix", [v]), 9, 10 + i) for i, v in enumerate(values))
+        half = len(data) // 2
+        c.send_raw(data[:half])
+        for k in range(len(sizes)):
+            corr, resp = _read_answer(c, _produce_req("mix", []), 9)
+            assert corr == 10 + k and resp.responses[0].partition_responses[0].base_offset == k
+            if k == 2:  # the rest, in pieces of a prime size, while answers flow
+                for i in range(half, len(data), 7919):
+                    c.send_raw(data[i : i + 7919])
+        got = []
+        offset = 0
+        while offset < len(sizes):
+            fetched = c.request(_fetch_req("mix", offset, 0, max_bytes=8 << 20), 12)
+            for view in iter_batches(fetched.responses[0].partitions[0].records):
+                got.extend(r.value for r in decode_records(view))
+            offset = len(got)
+        assert got == values
+    finally:
+        c.close()
+
+
 def test_byte_at_a_time_frames_are_reassembled(bt: BrokerThread) -> None:
     c = RawClient(bt.address)
     try:
@@ -182,7 +209,7 @@ def test_a_client_that_never_reads_is_bounded_in_memory_and_time(tmp_path: Path,
         conns = _connections(bt)
         assert len(conns) == 1
         conn = conns[0]
-        assert len(conn._buf) <= MAX_BUFFERED_BYTES + READ_CHUNK_BYTES
+        assert conn._end - conn._start <= READ_BUFFER_BYTES and conn._frame is None
         assert conn._write_blocked
         # What it holds unsent: the answers since the send buffer filled, i.e. one (~1 MB)
         # beyond the transport's high-water mark; the rest waits in the kernel's buffers.
