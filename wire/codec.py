@@ -23,6 +23,11 @@ fields' own version ranges.  Decoding never raises anything but :class:`DecodeEr
 lengths are checked against the remaining bytes before allocating (``wire.primitives``),
 and any stray low-level error from a short buffer is converted at the top.
 ``plan_source(cls, version)`` returns the generated source for reading.
+
+:func:`size` has a plan of its own, compiled (separately, on first use) from the same walk
+of the version's fields: it adds up fixed widths, length prefixes and payload lengths and
+the tagged-field section without writing a byte, so ``size == len(encode(...))`` is a real
+check of both (``size_plan_source`` shows it).
 """
 
 from __future__ import annotations
@@ -97,6 +102,59 @@ def _write_tags(
         out += data
 
 
+def _uvarint_size(value: int) -> int:
+    """Bytes of ``value`` as an unsigned varint (``write_uvarint``), without writing it."""
+    if value < 0:
+        raise EncodeError(f"unsigned varint out of range: {value}")
+    return (value.bit_length() + 6) // 7 or 1
+
+
+def _size_string(value: str | None, compact: bool, nullable: bool, what: str) -> int:
+    """Bytes ``write_string`` would append for ``value``."""
+    if value is None:
+        if not nullable:
+            raise EncodeError(f"{what}: null is not allowed in this version")
+        return 1 if compact else 2
+    n = len(value) if value.isascii() else len(value.encode("utf-8"))
+    if compact:
+        return ((n + 1).bit_length() + 6) // 7 + n if n >= 127 else n + 1
+    if n > 0x7FFF:
+        raise EncodeError(f"{what}: string of {n} bytes is longer than 32767")
+    return n + 2
+
+
+def _size_bytes(value: Any, compact: bool, nullable: bool, what: str) -> int:
+    """Bytes ``write_bytes`` would append for ``value`` (bytes, bytearray or memoryview)."""
+    if value is None:
+        if not nullable:
+            raise EncodeError(f"{what}: null is not allowed in this version")
+        return 1 if compact else 4
+    n = len(value)
+    if compact:
+        return ((n + 1).bit_length() + 6) // 7 + n if n >= 127 else n + 1
+    return n + 4
+
+
+def _size_tags(
+    obj: Any, known: tuple[tuple[int, str, Any, Any], ...], unknown: dict[int, bytes]
+) -> int:
+    """Bytes ``_write_tags`` would append: the count, then tag, length and data of each
+    known tagged field that differs from its default and of each unknown one."""
+    count = 0
+    total = 0
+    for tag, attr, default, sz in known:
+        value = getattr(obj, attr)
+        if value != default:
+            n = sz(value)
+            count += 1
+            total += _uvarint_size(tag) + _uvarint_size(n) + n
+    for tag, data in unknown.items():
+        n = len(data)
+        count += 1
+        total += _uvarint_size(tag) + _uvarint_size(n) + n
+    return _uvarint_size(count) + total
+
+
 _BASE_NS: dict[str, Any] = {
     "_new": object.__new__,
     "_pack": struct.pack,
@@ -112,6 +170,10 @@ _BASE_NS: dict[str, Any] = {
     "_walen": p.write_array_len,
     "_rtags": _read_tags,
     "_wtags": _write_tags,
+    "_uvs": _uvarint_size,
+    "_sstr": _size_string,
+    "_sbytes": _size_bytes,
+    "_stags": _size_tags,
     "DecodeError": DecodeError,
     "EncodeError": EncodeError,
 }
@@ -128,6 +190,7 @@ class _Compiler:
         self.done: dict[type, tuple[str, str]] = {}
         self.protos: dict[type, Any] = {}
         self.differs_done: dict[type, str] = {}
+        self.sized: dict[type, str] = {}
         self.n = 0
 
     def const(self, value: Any, prefix: str = "_k") -> str:
@@ -405,6 +468,119 @@ class _Compiler:
         self.src.append("\n".join(enc))
         return dname, ename
 
+    # -- size plans ------------------------------------------------------------------
+    #
+    # A size plan walks the same per-version field plan as the encoder but only adds up
+    # widths: a constant for the fixed-width fields of a struct, length prefixes (varint or
+    # fixed) plus payload lengths for strings, bytes, records and arrays, 16 per uuid, and
+    # for flexible versions the tagged-field section (count, then tag, length and data of
+    # each field the encoder would write).  It writes no bytes, and it raises the same
+    # EncodeError the encoder would for a null that is not allowed, a non-default value in
+    # a field the version lacks, or an over-long classic string.
+
+    def size_value(self, f: F, src: str, what: str, ind: str) -> list[str]:
+        """Lines adding the encoded size of ``src`` (the value of ``f``) to ``n``."""
+        w = self.const(what, "_w")
+        compact = self.compact(f)
+        nullable = f.nullable_in(self.version)
+        if not f.array:
+            return self.size_scalar(f, src, w, compact, nullable, ind)
+        lines = [f"{ind}if {src} is None:"]
+        if nullable:
+            lines.append(f"{ind}    n += {1 if compact else 4}")
+        else:
+            lines.append(f"{ind}    raise EncodeError({w} + ': null array in a version that cannot be null')")
+        lines.append(f"{ind}else:")
+        prefix = f"_uvs(len({src}) + 1)" if compact else "4"
+        if f.kind in _FIXED:
+            _, width = _FIXED[f.kind]
+            lines.append(f"{ind}    n += {prefix} + {width} * len({src})")
+            return lines
+        lines.append(f"{ind}    n += {prefix}")
+        if f.kind == "struct":
+            assert f.struct is not None
+            lines.append(f"{ind}    n += sum(map({self.size_struct(f.struct)}, {src}))")
+            return lines
+        e = self.fresh("e")
+        lines.append(f"{ind}    for {e} in {src}:")
+        lines += self.size_scalar(f, e, w, compact, False, ind + "        ")
+        return lines
+
+    def size_scalar(self, f: F, src: str, w: str, compact: bool, nullable: bool, ind: str) -> list[str]:
+        k = f.kind
+        if k in _FIXED:
+            return [f"{ind}n += {_FIXED[k][1]}"]
+        if k == "string":
+            return [f"{ind}n += _sstr({src}, {compact}, {nullable}, {w})"]
+        if k in ("bytes", "records"):
+            return [f"{ind}n += _sbytes({src}, {compact}, {nullable}, {w})"]
+        if k == "uuid":
+            return [f"{ind}n += 16"]
+        assert f.struct is not None
+        sz = self.size_struct(f.struct)
+        if nullable:
+            return [f"{ind}n += 1 if {src} is None else 1 + {sz}({src})"]
+        return [f"{ind}n += {sz}({src})"]
+
+    def size_struct(self, cls: type) -> str:
+        """Compile the size function of ``cls`` (and what it contains); return its name."""
+        name = self.sized.get(cls)
+        if name is not None:
+            return name
+        sname = self.sized[cls] = self.fresh("_size_" + cls.__name__)
+        v, flex = self.version, self.flexible
+        schema: tuple[F, ...] = cls.SCHEMA  # type: ignore[attr-defined]
+        regular = [f for f in schema if f.in_version(v) and not f.tagged_in(v)]
+        tagged = [f for f in schema if flex and f.in_version(v) and f.tagged_in(v)]
+        absent = [f for f in schema if not (f in regular or f in tagged)]
+        cname = cls.__name__
+        fixed = sum(_FIXED[f.kind][1] for f in regular if f.kind in _FIXED and not f.array)
+        body = [f"def {sname}(o):", f"    n = {fixed}"]
+        for f in regular:
+            if f.kind in _FIXED and not f.array:
+                continue
+            body.append(f"    x = o.{f.name}")
+            body += self.size_value(f, "x", f"{cname}.{f.name}", "    ")
+        for f in absent:
+            if f.ignorable:
+                continue
+            msg = self.const(
+                f"{cname}.{f.name}: a non-default value cannot be sent in version {v}", "_w"
+            )
+            body += [f"    if {self.differs(cls, f, 'o.' + f.name)}:", f"        raise EncodeError({msg})"]
+        if flex:
+            entries: list[str] = []
+            nondefault: list[str] = []
+            for f in tagged:
+                tsz = self.fresh("_tsize")
+                tbody = [f"def {tsz}(x):", "    n = 0"]
+                tbody += self.size_value(f, "x", f"{cname}.{f.name}", "    ")
+                tbody.append("    return n")
+                self.src.append("\n".join(tbody))
+                _, cmp = self.default_expr(cls, f)
+                entries.append(f"({f.tag}, {f.name!r}, {cmp}, {tsz}), ")
+                nondefault.append(self.differs(cls, f, "o." + f.name))
+            ks = self.fresh("_tagsize")
+            self.src.append(f"{ks} = ({''.join(entries)})")
+            cond = " or ".join(["u", *nondefault])
+            body += [
+                "    u = o.unknown_tagged_fields",
+                f"    if {cond}:",
+                f"        n += _stags(o, {ks}, u)",
+                "    else:",
+                "        n += 1",
+            ]
+        body.append("    return n")
+        self.src.append("\n".join(body))
+        return sname
+
+    def build_size(self, cls: type) -> tuple[Callable[[Any], int], str]:
+        sname = self.size_struct(cls)
+        source = "\n\n".join(self.src) + "\n"
+        code = compile(source, f"<wire size plan {cls.__name__} v{self.version}>", "exec")
+        exec(code, self.ns)
+        return self.ns[sname], source
+
     def build(self, cls: type) -> tuple[Callable[..., Any], Callable[..., Any], str]:
         dname, ename = self.struct(cls)
         source = "\n\n".join(self.src) + "\n"
@@ -484,8 +660,42 @@ def encode(msg: Any, version: int) -> bytes:
     return bytes(out)
 
 
+_SIZE_PLANS: dict[tuple[type, int], tuple[Callable[[Any], int], str]] = {}
+
+
+def _size_plan(cls: type, version: int) -> tuple[Callable[[Any], int], str]:
+    plan = _SIZE_PLANS.get((cls, version))
+    if plan is None:
+        valid = getattr(cls, "VALID_VERSIONS", None)
+        if valid is None:
+            raise TypeError(f"{cls.__name__} is not a top-level message class")
+        if not 0 <= version <= valid[1]:
+            raise ValueError(f"{cls.__name__} has no version {version} (spec range {valid})")
+        fmin = cls.FLEXIBLE_MIN  # type: ignore[attr-defined]
+        flexible = fmin is not None and version >= fmin
+        plan = _Compiler(version, flexible).build_size(cls)
+        _SIZE_PLANS[(cls, version)] = plan
+    return plan
+
+
+def size_plan_source(cls: type, version: int) -> str:
+    """The generated source of the (class, version) size plan, for reading and debugging."""
+    return _size_plan(cls, version)[1]
+
+
 def size(msg: Any, version: int) -> int:
-    """The number of bytes ``encode(msg, version)`` produces."""
-    out = bytearray()
-    encode_into(msg, version, out)
-    return len(out)
+    """The number of bytes ``encode(msg, version)`` produces, computed without encoding.
+
+    Walks a compiled size plan (see :meth:`_Compiler.size_value`); raises
+    :class:`EncodeError` where ``encode`` would for the codec's rules.
+    """
+    try:
+        sz = _size_plan(type(msg), version)[0]
+    except ValueError as e:
+        raise EncodeError(str(e)) from None
+    try:
+        return sz(msg)
+    except EncodeError:
+        raise
+    except (struct.error, TypeError, AttributeError, ValueError, OverflowError) as e:
+        raise EncodeError(f"{type(msg).__name__} v{version}: cannot size ({e})") from None
