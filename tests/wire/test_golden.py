@@ -102,7 +102,10 @@ class Recorder:
                         self.errors.append(repr(e))
                         return
                     if reply is not None:
-                        conn.sendall(reply)
+                        try:
+                            conn.sendall(reply)
+                        except OSError:  # the client hung up first (a producer closing)
+                            return
 
     def answer(self, frame: bytes) -> bytes | None:
         header, offset = decode_request_header(frame)
