@@ -68,13 +68,13 @@ logger = logging.getLogger(__name__)
 # The smallest request: api_key(2) + api_version(2) + correlation_id(4) + client_id length(2).
 MIN_REQUEST_FRAME_BYTES = 10
 # The receive buffer, and so the read-ahead while a request is being answered.  Clients
-# pipeline small requests (Metadata, Heartbeat, small Produce/Fetch); a few hundred KiB holds
-# many of them, so the next is ready to dispatch, and the kernel's socket buffers hold the
-# rest.  asyncio and uvloop read up to 256 KiB per call.
-READ_BUFFER_BYTES = 256 * 1024
+# pipeline small requests (Metadata, Heartbeat, small Produce/Fetch); 64 KiB holds many of
+# them, so the next is ready to dispatch, and the kernel's socket buffers hold the rest.
+# Every connection has one (filled with zeros, so resident): 100 connections cost 6.4 MB.
+READ_BUFFER_BYTES = 64 * 1024
 # Frames above this are received straight into their own buffer (no copy); below it, one
 # copy out of the receive buffer is cheaper than an extra recv call per frame.
-DIRECT_FRAME_BYTES = 64 * 1024
+DIRECT_FRAME_BYTES = 16 * 1024
 
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
