@@ -29,7 +29,6 @@ from kafka.errors import TransactionalIdNotFoundError
 from txn_helpers import (
     PARTITIONS,
     TXN_BROKER_SETTINGS,
-    TXN_TIMEOUT_MS,
     Child,
     Rec,
     check_exactly,
@@ -41,6 +40,11 @@ from txn_helpers import (
 )
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
+
+# The observations below (admin calls, clients started for ListOffsets) must all happen
+# while the transaction is still open; on a loaded machine they take several seconds, so
+# this transaction gets a longer timeout than the other tests' (the broker then aborts it).
+OBSERVE_TXN_TIMEOUT_MS = 15_000
 
 
 class LiveReader:
@@ -132,7 +136,7 @@ def test_open_transaction_seen_by_admin_and_live_consumer(broker_factory, tmp_pa
             "bootstrap": bootstrap,
             "topic": topic,
             "txn_id": txn_id,
-            "timeout_ms": TXN_TIMEOUT_MS,
+            "timeout_ms": OBSERVE_TXN_TIMEOUT_MS,
             "pairs": [[k.decode(), v.decode()] for k, v in opened],
         },
         tmp_path,
@@ -143,7 +147,7 @@ def test_open_transaction_seen_by_admin_and_live_consumer(broker_factory, tmp_pa
         child.wait_for("open")
         [desc] = admin.describe_transactions([txn_id]).values()
         assert str(getattr(desc.state, "value", desc.state)) == "Ongoing", desc
-        assert desc.transaction_timeout_ms == TXN_TIMEOUT_MS, desc
+        assert desc.transaction_timeout_ms == OBSERVE_TXN_TIMEOUT_MS, desc
         assert desc.producer_id >= 0 and desc.transaction_start_time_ms > 0, desc
         assert {(tp.topic, tp.partition) for tp in desc.topic_partitions} == {
             (topic, p) for p in range(PARTITIONS)
@@ -179,7 +183,7 @@ def test_open_transaction_seen_by_admin_and_live_consumer(broker_factory, tmp_pa
         check_exactly(list(live.got), [v for _, v in before], "live reader, transaction open")
 
         child.kill()
-        wait_lso_at_end(bootstrap, topic, TXN_TIMEOUT_MS / 1000 + 15.0, "the timeout abort")
+        wait_lso_at_end(bootstrap, topic, OBSERVE_TXN_TIMEOUT_MS / 1000 + 15.0, "the timeout abort")
         [desc] = admin.describe_transactions([txn_id]).values()
         assert str(getattr(desc.state, "value", desc.state)) == "CompleteAbort", desc
         assert not desc.topic_partitions, desc
