@@ -9,13 +9,17 @@ from log import PartitionLog
 from wire.errors import ErrorCode
 
 
-def find_partition(ctx: RequestContext, topic: TopicMetadata | None, partition: int) -> PartitionLog:
-    """The log of ``topic``/``partition`` or KafkaError(UNKNOWN_TOPIC_OR_PARTITION)."""
+def find_partition(
+    ctx: RequestContext, topic: TopicMetadata | None, partition: int, current_leader_epoch: int = -1
+) -> PartitionLog:
+    """The log of ``topic``/``partition``, or KafkaError: UNKNOWN_TOPIC_OR_PARTITION, or the
+    leader-epoch fencing errors of :func:`check_leader_epoch`."""
     if topic is None or not 0 <= partition < topic.num_partitions:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     log = ctx.broker.topics.log(topic.name, partition)
     if log is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    check_leader_epoch(topic, partition, current_leader_epoch)
     return log
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 
 from kbroker.errors import KafkaError, log_error_code
-from kbroker.handlers._partitions import check_leader_epoch, find_partition
+from kbroker.handlers._partitions import find_partition
 from kbroker.metadata import TopicMetadata
 from kbroker.registry import RequestContext, handler
 from log.errors import LogError, OffsetOutOfRangeError
@@ -44,9 +44,7 @@ def _read_partition(
 ) -> PartitionData:
     out = PartitionData(partition_index=p.partition, error_code=ErrorCode.NONE, high_watermark=-1, records=b"")
     try:
-        log = find_partition(ctx, topic, p.partition)
-        assert topic is not None
-        check_leader_epoch(topic, p.partition, p.current_leader_epoch)
+        log = find_partition(ctx, topic, p.partition, p.current_leader_epoch)
     except KafkaError as exc:
         out.error_code = exc.code
         return out

@@ -14,7 +14,7 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.errors import KafkaError
-from kbroker.handlers._partitions import check_leader_epoch, find_partition
+from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
 from wire.api import ApiKey
 from wire.errors import ErrorCode
@@ -33,12 +33,11 @@ def _lookup(ctx: RequestContext, name: str, p: ListOffsetsPartition, read_commit
     out = ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=ErrorCode.NONE, timestamp=-1, offset=-1)
     topic = ctx.broker.metadata.get(name)
     try:
-        log = find_partition(ctx, topic, p.partition_index)
-        assert topic is not None
-        check_leader_epoch(topic, p.partition_index, p.current_leader_epoch)
+        log = find_partition(ctx, topic, p.partition_index, p.current_leader_epoch)
     except KafkaError as exc:
         out.error_code = exc.code
         return out
+    assert topic is not None  # find_partition found it
     epoch = topic.leader_epochs[p.partition_index]
     ts = p.timestamp
     if ts in (EARLIEST, EARLIEST_LOCAL):

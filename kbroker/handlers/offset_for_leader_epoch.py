@@ -12,7 +12,7 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.errors import KafkaError
-from kbroker.handlers._partitions import check_leader_epoch, find_partition
+from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
 from wire.api import ApiKey
 from wire.errors import ErrorCode
@@ -31,9 +31,7 @@ def _end_offset(ctx: RequestContext, name: str, p: OffsetForLeaderPartition) -> 
     out = EpochEndOffset(error_code=ErrorCode.NONE, partition=p.partition, leader_epoch=-1, end_offset=-1)
     topic = ctx.broker.metadata.get(name)
     try:
-        log = find_partition(ctx, topic, p.partition)
-        assert topic is not None
-        check_leader_epoch(topic, p.partition, p.current_leader_epoch)
+        log = find_partition(ctx, topic, p.partition, p.current_leader_epoch)
     except KafkaError as exc:
         out.error_code = exc.code
         return out
