@@ -32,7 +32,9 @@ from coordinator.group_coordinator import GroupCoordinator
 from coordinator.records import partition_for
 from coordinator.result import Record, Result, apply_result
 from coordinator.timer import CallLaterTimer
+from kbroker.clock import now_ms
 from kbroker.internal_topics import append_records, ensure_topic, replay_topic
+from kbroker.metadata import OFFSETS_TOPIC
 from wire.records import ControlRecordType, RecordBatchView, decode_records, parse_control_record
 
 if TYPE_CHECKING:
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-OFFSETS_TOPIC = "__consumer_offsets"
 R = TypeVar("R")
 
 
@@ -63,8 +64,6 @@ class GroupRuntime:
 
     def start(self) -> None:
         """Replay ``__consumer_offsets`` (if it exists) into a new coordinator."""
-        from kbroker.server import now_ms
-
         def topic_name_for_id(topic_id: Any) -> str | None:
             topic = self.broker.metadata.by_id(topic_id)
             return topic.name if topic is not None else None
@@ -107,8 +106,6 @@ class GroupRuntime:
             self.finish(self.coordinator.on_unloaded())
 
     def ensure_offsets_topic(self) -> None:
-        from kbroker.server import now_ms
-
         segment_bytes = self.broker.config.get("offsets.topic.segment.bytes") or "104857600"
         configs = {"cleanup.policy": "compact", "segment.bytes": segment_bytes, "compression.type": "producer"}
         ensure_topic(self.broker, OFFSETS_TOPIC, self.num_partitions, configs, now_ms())
@@ -117,8 +114,6 @@ class GroupRuntime:
         """Write coordinator records to their ``__consumer_offsets`` partitions: one batch
         per (partition, producer), transactional offset commits in their producer's
         transactional batch so its marker settles them."""
-        from kbroker.server import now_ms
-
         self.ensure_offsets_topic()
         batches: dict[tuple[int, int, int], list[tuple[bytes, bytes | None]]] = defaultdict(list)
         for r in records:

@@ -27,7 +27,10 @@ MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 # Producer ids reserved per metadata write (Kafka's controller hands out blocks of 1000 too).
 PRODUCER_ID_BLOCK_SIZE = 1000
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+# The coordinators' internal topics.
+OFFSETS_TOPIC = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC})
 
 
 def topic_name_error(name: str) -> str | None:

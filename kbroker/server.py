@@ -21,11 +21,12 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from kbroker.clock import now_ms
 from kbroker.config import BrokerConfig
 from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
-from kbroker.metadata import MetadataStore
+from kbroker.metadata import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.topics import TopicManager
 from wire.codec import decode_from
@@ -39,20 +40,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The coordinators' internal topics (kbroker.groups.OFFSETS_TOPIC and
-# kbroker.transactions.TRANSACTION_STATE_TOPIC; named here so start-up need not import them).
-OFFSETS_TOPIC = "__consumer_offsets"
-TRANSACTION_STATE_TOPIC = "__transaction_state"
-
 # How long shutdown waits for in-flight requests before cancelling them.
 GRACEFUL_SHUTDOWN_S = 5.0
 # How often the periodic task runs log housekeeping (flush.ms, segment.ms, retention checks
 # are each compared against their own interval inside; this is only the tick).
 HOUSEKEEPING_TICK_S = 1.0
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Broker:

@@ -32,8 +32,9 @@ from coordinator.txn_coordinator import TransactionCoordinator
 from coordinator.txn_records import TxnRecord, txn_partition_for
 from coordinator.txn_result import TxnMarker, TxnResult, apply_txn_result
 from coordinator.txn_state import TopicPartition
-from kbroker.groups import OFFSETS_TOPIC
+from kbroker.clock import now_ms
 from kbroker.internal_topics import append_records, ensure_topic, replay_topic, write_marker
+from kbroker.metadata import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from wire.records import RecordBatchView, decode_records
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TRANSACTION_STATE_TOPIC = "__transaction_state"
 R = TypeVar("R")
 
 
@@ -62,8 +62,6 @@ class TransactionRuntime:
         self.coordinator: TransactionCoordinator | None = None
 
     def start(self) -> None:
-        from kbroker.server import now_ms
-
         broker = self.broker
         timer = CallLaterTimer(asyncio.get_running_loop().call_later, sink=self._finish_timeout)
 
@@ -109,8 +107,6 @@ class TransactionRuntime:
         self.finish(result)
 
     def _append(self, records: list[TxnRecord]) -> None:
-        from kbroker.server import now_ms
-
         now = now_ms()
         ensure_topic(
             self.broker,
@@ -126,8 +122,6 @@ class TransactionRuntime:
             append_records(self.broker, TRANSACTION_STATE_TOPIC, partition, recs, now)
 
     def _write_marker(self, m: TxnMarker) -> None:
-        from kbroker.server import now_ms
-
         written = write_marker(
             self.broker,
             m.topic,

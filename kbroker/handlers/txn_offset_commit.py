@@ -12,7 +12,7 @@ Version notes:
 from __future__ import annotations
 
 from coordinator.records import partition_for
-from kbroker.groups import OFFSETS_TOPIC
+from kbroker.metadata import OFFSETS_TOPIC
 from kbroker.registry import RequestContext, handler
 from wire.api import ApiKey
 from wire.errors import ErrorCode
