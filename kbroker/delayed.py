@@ -40,7 +40,7 @@ class DataWaiters:
         for tp in keys:
             self._waiters.setdefault(tp, set()).add(fut)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+            await asyncio.wait_for(fut, timeout_s)  # fut is ours alone: cancelling it on timeout is fine
             return True
         except TimeoutError:
             return False
