@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from log import LogConfig, PartitionLog  # noqa: E402
-from wire.records import make_batch  # noqa: E402
+from kbroker.log import LogConfig, PartitionLog  # noqa: E402
+from kbroker.wire.records import make_batch  # noqa: E402
 
 SECTION = "log"
 BATCH_SIZES = [1024, 16 * 1024, 256 * 1024, 1024 * 1024]

@@ -15,11 +15,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wire import codec  # noqa: E402
-from wire.headers import RequestHeader, decode_request_header, encode_request, encode_response  # noqa: E402
-from wire.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData  # noqa: E402
-from wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic  # noqa: E402
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData  # noqa: E402
+from kbroker.wire import codec  # noqa: E402
+from kbroker.wire.headers import (  # noqa: E402
+    RequestHeader,
+    decode_request_header,
+    encode_request,
+    encode_response,
+)
+from kbroker.wire.messages.fetch_response import (  # noqa: E402
+    FetchableTopicResponse,
+    FetchResponse,
+    PartitionData,
+)
+from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic  # noqa: E402
+from kbroker.wire.messages.produce_request import (  # noqa: E402
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
 
 MIB = 1 << 20
 

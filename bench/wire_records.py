@@ -25,7 +25,7 @@ import crc32c
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from wire.records import (  # noqa: E402
+from kbroker.wire.records import (  # noqa: E402
     Compression,
     RecordBatchView,
     build_record_batch,

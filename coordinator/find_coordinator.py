@@ -7,9 +7,9 @@ which this broker does not serve (INVALID_REQUEST, as Kafka does without share g
 
 from __future__ import annotations
 
-from wire.errors import ErrorCode
-from wire.messages.find_coordinator_request import FindCoordinatorRequest
-from wire.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
+from kbroker.wire.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
 
 __all__ = ["GROUP_KEY_TYPE", "TRANSACTION_KEY_TYPE", "find_coordinator"]
 

@@ -17,11 +17,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from coordinator.records import subscribed_topics
-from coordinator.state import GroupState, assert_valid_transition, can_transition
-from wire.errors import ErrorCode
-from wire.messages.join_group_response import JoinGroupResponse, JoinGroupResponseMember
-from wire.messages.sync_group_response import SyncGroupResponse
+from kbroker.coordinator.records import subscribed_topics
+from kbroker.coordinator.state import GroupState, assert_valid_transition, can_transition
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.join_group_response import JoinGroupResponse, JoinGroupResponseMember
+from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 
 __all__ = ["CONSUMER_PROTOCOL_TYPE", "ClassicGroup", "JoinReply", "Member", "SyncReply"]
 

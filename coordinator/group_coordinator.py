@@ -32,45 +32,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
-from coordinator.config import GroupConfig
-from coordinator.group import JoinReply, SyncReply
-from coordinator.group_manager import GroupManager
-from coordinator.offsets import OffsetManager, TopicNameResolver
-from coordinator.records import GroupMetadataRecord, OffsetCommitRecord, decode_record
-from coordinator.result import Effects, Result
-from coordinator.state import GroupState
-from coordinator.timer import Timer
-from wire.errors import ErrorCode
-from wire.messages.delete_groups_request import DeleteGroupsRequest
-from wire.messages.delete_groups_response import DeletableGroupResult, DeleteGroupsResponse
-from wire.messages.describe_groups_request import DescribeGroupsRequest
-from wire.messages.describe_groups_response import (
+from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.group import JoinReply, SyncReply
+from kbroker.coordinator.group_manager import GroupManager
+from kbroker.coordinator.offsets import OffsetManager, TopicNameResolver
+from kbroker.coordinator.records import GroupMetadataRecord, OffsetCommitRecord, decode_record
+from kbroker.coordinator.result import Effects, Result
+from kbroker.coordinator.state import GroupState
+from kbroker.coordinator.timer import Timer
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.delete_groups_request import DeleteGroupsRequest
+from kbroker.wire.messages.delete_groups_response import DeletableGroupResult, DeleteGroupsResponse
+from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
+from kbroker.wire.messages.describe_groups_response import (
     DescribedGroup,
     DescribedGroupMember,
     DescribeGroupsResponse,
 )
-from wire.messages.heartbeat_request import HeartbeatRequest
-from wire.messages.heartbeat_response import HeartbeatResponse
-from wire.messages.join_group_request import JoinGroupRequest
-from wire.messages.join_group_response import JoinGroupResponse
-from wire.messages.leave_group_request import LeaveGroupRequest
-from wire.messages.leave_group_response import LeaveGroupResponse
-from wire.messages.list_groups_request import ListGroupsRequest
-from wire.messages.list_groups_response import ListedGroup, ListGroupsResponse
-from wire.messages.offset_commit_request import OffsetCommitRequest
-from wire.messages.offset_commit_response import OffsetCommitResponse
-from wire.messages.offset_delete_request import OffsetDeleteRequest
-from wire.messages.offset_delete_response import OffsetDeleteResponse
-from wire.messages.offset_fetch_request import OffsetFetchRequest
-from wire.messages.offset_fetch_response import (
+from kbroker.wire.messages.heartbeat_request import HeartbeatRequest
+from kbroker.wire.messages.heartbeat_response import HeartbeatResponse
+from kbroker.wire.messages.join_group_request import JoinGroupRequest
+from kbroker.wire.messages.join_group_response import JoinGroupResponse
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest
+from kbroker.wire.messages.leave_group_response import LeaveGroupResponse
+from kbroker.wire.messages.list_groups_request import ListGroupsRequest
+from kbroker.wire.messages.list_groups_response import ListedGroup, ListGroupsResponse
+from kbroker.wire.messages.offset_commit_request import OffsetCommitRequest
+from kbroker.wire.messages.offset_commit_response import OffsetCommitResponse
+from kbroker.wire.messages.offset_delete_request import OffsetDeleteRequest
+from kbroker.wire.messages.offset_delete_response import OffsetDeleteResponse
+from kbroker.wire.messages.offset_fetch_request import OffsetFetchRequest
+from kbroker.wire.messages.offset_fetch_response import (
     OffsetFetchResponse,
     OffsetFetchResponsePartition,
     OffsetFetchResponseTopic,
 )
-from wire.messages.sync_group_request import SyncGroupRequest
-from wire.messages.sync_group_response import SyncGroupResponse
-from wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
-from wire.messages.txn_offset_commit_response import TxnOffsetCommitResponse
+from kbroker.wire.messages.sync_group_request import SyncGroupRequest
+from kbroker.wire.messages.sync_group_response import SyncGroupResponse
+from kbroker.wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
+from kbroker.wire.messages.txn_offset_commit_response import TxnOffsetCommitResponse
 
 __all__ = ["CLEANUP_KEY", "GroupCoordinator"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from coordinator.group import ClassicGroup, JoinReply, Member, Protocols, SyncReply
-from coordinator.rebalance import (
+from kbroker.coordinator.group import ClassicGroup, JoinReply, Member, Protocols, SyncReply
+from kbroker.coordinator.rebalance import (
     COMPLETING,
     DEAD,
     EMPTY,
@@ -22,16 +22,16 @@ from coordinator.rebalance import (
     join_key,
     sync_key,
 )
-from coordinator.result import Effects, Result
-from wire.errors import ErrorCode
-from wire.messages.heartbeat_request import HeartbeatRequest
-from wire.messages.heartbeat_response import HeartbeatResponse
-from wire.messages.join_group_request import JoinGroupRequest
-from wire.messages.join_group_response import JoinGroupResponse
-from wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
-from wire.messages.leave_group_response import LeaveGroupResponse, MemberResponse
-from wire.messages.sync_group_request import SyncGroupRequest
-from wire.messages.sync_group_response import SyncGroupResponse
+from kbroker.coordinator.result import Effects, Result
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.heartbeat_request import HeartbeatRequest
+from kbroker.wire.messages.heartbeat_response import HeartbeatResponse
+from kbroker.wire.messages.join_group_request import JoinGroupRequest
+from kbroker.wire.messages.join_group_response import JoinGroupResponse
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
+from kbroker.wire.messages.leave_group_response import LeaveGroupResponse, MemberResponse
+from kbroker.wire.messages.sync_group_request import SyncGroupRequest
+from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 
 __all__ = ["GroupManager", "heartbeat_key", "join_key", "sync_key"]
 

@@ -12,45 +12,45 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from coordinator.config import GroupConfig
-from coordinator.records import (
+from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.records import (
     OffsetCommitRecord,
     decode_record,
     offset_commit_key,
     offset_commit_value,
 )
-from coordinator.result import Effects, Record
-from coordinator.state import GroupState
-from wire.errors import ErrorCode
-from wire.messages.internal.offset_commit_key import OffsetCommitKey
-from wire.messages.internal.offset_commit_value import OffsetCommitValue
-from wire.messages.offset_commit_request import OffsetCommitRequest
-from wire.messages.offset_commit_response import (
+from kbroker.coordinator.result import Effects, Record
+from kbroker.coordinator.state import GroupState
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.internal.offset_commit_key import OffsetCommitKey
+from kbroker.wire.messages.internal.offset_commit_value import OffsetCommitValue
+from kbroker.wire.messages.offset_commit_request import OffsetCommitRequest
+from kbroker.wire.messages.offset_commit_response import (
     OffsetCommitResponse,
     OffsetCommitResponsePartition,
     OffsetCommitResponseTopic,
 )
-from wire.messages.offset_delete_request import OffsetDeleteRequest
-from wire.messages.offset_delete_response import (
+from kbroker.wire.messages.offset_delete_request import OffsetDeleteRequest
+from kbroker.wire.messages.offset_delete_response import (
     OffsetDeleteResponse,
     OffsetDeleteResponsePartition,
     OffsetDeleteResponseTopic,
 )
-from wire.messages.offset_fetch_response import (
+from kbroker.wire.messages.offset_fetch_response import (
     OffsetFetchResponseGroup,
     OffsetFetchResponsePartitions,
     OffsetFetchResponseTopics,
 )
-from wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
-from wire.messages.txn_offset_commit_response import (
+from kbroker.wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
+from kbroker.wire.messages.txn_offset_commit_response import (
     TxnOffsetCommitResponse,
     TxnOffsetCommitResponsePartition,
     TxnOffsetCommitResponseTopic,
 )
 
 if TYPE_CHECKING:
-    from coordinator.group import ClassicGroup
-    from coordinator.group_manager import GroupManager
+    from kbroker.coordinator.group import ClassicGroup
+    from kbroker.coordinator.group_manager import GroupManager
 
 __all__ = ["OffsetAndMetadata", "OffsetManager", "OffsetStore", "TopicNameResolver"]
 
@@ -311,9 +311,7 @@ class OffsetManager:
                         committed_offset=p.committed_offset,
                         leader_epoch=p.committed_leader_epoch,
                         metadata=p.committed_metadata or "",
-                        commit_timestamp_ms=now_ms
-                        if p.commit_timestamp == -1
-                        else p.commit_timestamp,
+                        commit_timestamp_ms=now_ms,
                         expire_timestamp_ms=expire_ms,
                     )
                     self._append_and_replay(fx, group.group_id, name, p.partition_index, offset)

@@ -53,17 +53,17 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 
-from coordinator.config import GroupConfig
-from coordinator.group import ClassicGroup, Member, Protocols
-from coordinator.records import group_metadata_key, group_metadata_value
-from coordinator.result import Effects, Record, Result
-from coordinator.state import GroupState
-from coordinator.timer import Timer
-from wire.errors import ErrorCode
-from wire.messages.internal.group_metadata_key import GroupMetadataKey
-from wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
-from wire.messages.join_group_response import JoinGroupResponse
-from wire.messages.sync_group_response import SyncGroupResponse
+from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.group import ClassicGroup, Member, Protocols
+from kbroker.coordinator.records import group_metadata_key, group_metadata_value
+from kbroker.coordinator.result import Effects, Record, Result
+from kbroker.coordinator.state import GroupState
+from kbroker.coordinator.timer import Timer
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.internal.group_metadata_key import GroupMetadataKey
+from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
+from kbroker.wire.messages.join_group_response import JoinGroupResponse
+from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 
 __all__ = ["RebalanceCore", "heartbeat_key", "join_key", "sync_key"]
 

@@ -1,7 +1,9 @@
 """``__consumer_offsets`` records in Kafka's own formats, plus small protocol helpers.
 
-Key   = int16 key version + the key struct. Version 0/1: OffsetCommitKey; 2: GroupMetadataKey;
-        3+ are KIP-848/share-group records, which this coordinator skips on replay.
+Key   = int16 record type + the key struct (its only version, 0). Since Kafka 4.0 the specs call
+        the prefix the record type (the spec's apiKey): 0 legacy and 1 current OffsetCommitKey
+        (same layout), 2 GroupMetadataKey; 3+ are KIP-848/share-group records, which this
+        coordinator skips on replay.
 Value = int16 value version + the value struct; a tombstone has a null value.
 We write OffsetCommitKey v1 + OffsetCommitValue v3 (v1 when the commit carries an
 expire timestamp, as Kafka does) and GroupMetadataKey v2 + GroupMetadataValue v3; we
@@ -13,11 +15,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from wire.codec import decode_from, encode
-from wire.messages.internal.group_metadata_key import GroupMetadataKey
-from wire.messages.internal.group_metadata_value import GroupMetadataValue
-from wire.messages.internal.offset_commit_key import OffsetCommitKey
-from wire.messages.internal.offset_commit_value import OffsetCommitValue
+from kbroker.wire.codec import decode_from, encode
+from kbroker.wire.messages.internal.group_metadata_key import GroupMetadataKey
+from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue
+from kbroker.wire.messages.internal.offset_commit_key import OffsetCommitKey
+from kbroker.wire.messages.internal.offset_commit_value import OffsetCommitValue
 
 __all__ = [
     "GROUP_METADATA_VALUE_VERSION",
@@ -33,8 +35,10 @@ __all__ = [
     "subscribed_topics",
 ]
 
-OFFSET_COMMIT_KEY_VERSION = 1
-GROUP_METADATA_KEY_VERSION = 2
+# record types (the int16 prefix of a key); every key struct is at version 0
+OFFSET_COMMIT_KEY_TYPE = 1
+GROUP_METADATA_KEY_TYPE = 2
+_KEY_STRUCT_VERSION = 0
 OFFSET_COMMIT_VALUE_VERSION = 3
 OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY = 1
 GROUP_METADATA_VALUE_VERSION = 3
@@ -48,7 +52,7 @@ def _prefixed(version: int, body: bytes) -> bytes:
 
 def offset_commit_key(group: str, topic: str, partition: int) -> bytes:
     key = OffsetCommitKey(group=group, topic=topic, partition=partition)
-    return _prefixed(OFFSET_COMMIT_KEY_VERSION, encode(key, OFFSET_COMMIT_KEY_VERSION))
+    return _prefixed(OFFSET_COMMIT_KEY_TYPE, encode(key, _KEY_STRUCT_VERSION))
 
 
 def offset_commit_value(value: OffsetCommitValue) -> bytes:
@@ -62,7 +66,7 @@ def offset_commit_value(value: OffsetCommitValue) -> bytes:
 
 def group_metadata_key(group: str) -> bytes:
     key = GroupMetadataKey(group=group)
-    return _prefixed(GROUP_METADATA_KEY_VERSION, encode(key, GROUP_METADATA_KEY_VERSION))
+    return _prefixed(GROUP_METADATA_KEY_TYPE, encode(key, _KEY_STRUCT_VERSION))
 
 
 def group_metadata_value(value: GroupMetadataValue) -> bytes:
@@ -96,9 +100,9 @@ def _version_and_body(data: bytes) -> tuple[int, memoryview]:
 
 def decode_record(key: bytes, value: bytes | None) -> DecodedRecord | None:
     """Decode a record; ``None`` for record types this coordinator does not own."""
-    key_version, key_body = _version_and_body(key)
-    if key_version in (0, 1):
-        okey, _ = decode_from(OffsetCommitKey, key_version, key_body)
+    record_type, key_body = _version_and_body(key)
+    if record_type in (0, OFFSET_COMMIT_KEY_TYPE):
+        okey, _ = decode_from(OffsetCommitKey, _KEY_STRUCT_VERSION, key_body)
         if value is None:
             return OffsetCommitRecord(okey, None)
         value_version, value_body = _version_and_body(value)
@@ -106,8 +110,8 @@ def decode_record(key: bytes, value: bytes | None) -> DecodedRecord | None:
             raise RecordFormatError(f"unknown OffsetCommitValue version {value_version}")
         ovalue, _ = decode_from(OffsetCommitValue, value_version, value_body)
         return OffsetCommitRecord(okey, ovalue)
-    if key_version == 2:
-        gkey, _ = decode_from(GroupMetadataKey, key_version, key_body)
+    if record_type == GROUP_METADATA_KEY_TYPE:
+        gkey, _ = decode_from(GroupMetadataKey, _KEY_STRUCT_VERSION, key_body)
         if value is None:
             return GroupMetadataRecord(gkey, None)
         value_version, value_body = _version_and_body(value)

@@ -13,16 +13,16 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from coordinator.config import GroupConfig
-from coordinator.group_coordinator import GroupCoordinator
-from coordinator.result import Record, Result, apply_result
-from coordinator.state import GroupState
-from coordinator.timer import FakeTimer, ManualClock
-from wire.messages.heartbeat_request import HeartbeatRequest
-from wire.messages.join_group_request import JoinGroupRequest, JoinGroupRequestProtocol
-from wire.messages.join_group_response import JoinGroupResponse
-from wire.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
-from wire.messages.sync_group_response import SyncGroupResponse
+from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.result import Record, Result, apply_result
+from kbroker.coordinator.state import GroupState
+from kbroker.coordinator.timer import FakeTimer, ManualClock
+from kbroker.wire.messages.heartbeat_request import HeartbeatRequest
+from kbroker.wire.messages.join_group_request import JoinGroupRequest, JoinGroupRequestProtocol
+from kbroker.wire.messages.join_group_response import JoinGroupResponse
+from kbroker.wire.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
+from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 
 __all__ = ["Box", "CoordinatorTestContext", "subscription"]
 

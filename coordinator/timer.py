@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from coordinator.result import Result
+from kbroker.coordinator.result import Result
 
 __all__ = ["CallLaterTimer", "FakeTimer", "ManualClock", "Timer", "TimeoutCallback"]
 

@@ -70,12 +70,12 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from coordinator.records import partition_for as consumer_offsets_partition_for
-from coordinator.timer import Timer
-from coordinator.txn_config import TransactionConfig
-from coordinator.txn_records import TxnRecord, decode_txn_record, txn_record, txn_tombstone
-from coordinator.txn_result import TxnMarker, TxnResult
-from coordinator.txn_state import (
+from kbroker.coordinator.records import partition_for as consumer_offsets_partition_for
+from kbroker.coordinator.timer import Timer
+from kbroker.coordinator.txn_config import TransactionConfig
+from kbroker.coordinator.txn_records import TxnRecord, decode_txn_record, txn_record, txn_tombstone
+from kbroker.coordinator.txn_result import TxnMarker, TxnResult
+from kbroker.coordinator.txn_state import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
     TopicPartition,
@@ -84,34 +84,34 @@ from coordinator.txn_state import (
     assert_valid_transition,
     is_epoch_exhausted,
 )
-from wire.errors import ErrorCode
-from wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
-from wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
-from wire.messages.add_partitions_to_txn_request import (
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
+from kbroker.wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
+from kbroker.wire.messages.add_partitions_to_txn_request import (
     AddPartitionsToTxnRequest,
     AddPartitionsToTxnTopic,
 )
-from wire.messages.add_partitions_to_txn_response import (
+from kbroker.wire.messages.add_partitions_to_txn_response import (
     AddPartitionsToTxnPartitionResult,
     AddPartitionsToTxnResponse,
     AddPartitionsToTxnResult,
     AddPartitionsToTxnTopicResult,
 )
-from wire.messages.describe_transactions_request import DescribeTransactionsRequest
-from wire.messages.describe_transactions_response import (
+from kbroker.wire.messages.describe_transactions_request import DescribeTransactionsRequest
+from kbroker.wire.messages.describe_transactions_response import (
     DescribeTransactionsResponse,
     TopicData,
 )
-from wire.messages.describe_transactions_response import (
+from kbroker.wire.messages.describe_transactions_response import (
     TransactionState as DescribedTransaction,
 )
-from wire.messages.end_txn_request import EndTxnRequest
-from wire.messages.end_txn_response import EndTxnResponse
-from wire.messages.init_producer_id_request import InitProducerIdRequest
-from wire.messages.init_producer_id_response import InitProducerIdResponse
-from wire.messages.list_transactions_request import ListTransactionsRequest
-from wire.messages.list_transactions_response import ListTransactionsResponse
-from wire.messages.list_transactions_response import TransactionState as ListedTransaction
+from kbroker.wire.messages.end_txn_request import EndTxnRequest
+from kbroker.wire.messages.end_txn_response import EndTxnResponse
+from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
+from kbroker.wire.messages.init_producer_id_response import InitProducerIdResponse
+from kbroker.wire.messages.list_transactions_request import ListTransactionsRequest
+from kbroker.wire.messages.list_transactions_response import ListTransactionsResponse
+from kbroker.wire.messages.list_transactions_response import TransactionState as ListedTransaction
 
 __all__ = [
     "ABORT_TIMED_OUT_KEY",

@@ -13,17 +13,20 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from coordinator.records import java_string_hashcode, kafka_partition_for
-from coordinator.txn_state import (
+from kbroker.coordinator.records import java_string_hashcode, kafka_partition_for
+from kbroker.coordinator.txn_state import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
     TopicPartition,
     TransactionMetadata,
     TransactionState,
 )
-from wire.codec import decode_from, encode
-from wire.messages.internal.transaction_log_key import TransactionLogKey
-from wire.messages.internal.transaction_log_value import PartitionsSchema, TransactionLogValue
+from kbroker.wire.codec import decode_from, encode
+from kbroker.wire.messages.internal.transaction_log_key import TransactionLogKey
+from kbroker.wire.messages.internal.transaction_log_value import (
+    PartitionsSchema,
+    TransactionLogValue,
+)
 
 __all__ = [
     "TRANSACTION_STATE_TOPIC",

@@ -38,8 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from coordinator.result import Result
-from coordinator.txn_records import TxnRecord
+from kbroker.coordinator.result import Result
+from kbroker.coordinator.txn_records import TxnRecord
 
 __all__ = ["TxnCompletion", "TxnMarker", "TxnResult", "apply_txn_result"]
 

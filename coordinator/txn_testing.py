@@ -13,21 +13,21 @@ from __future__ import annotations
 import itertools
 from typing import Any, TypeVar
 
-from coordinator.result import Result
-from coordinator.timer import FakeTimer, ManualClock
-from coordinator.txn_config import TransactionConfig
-from coordinator.txn_coordinator import TransactionCoordinator
-from coordinator.txn_records import TxnRecord
-from coordinator.txn_result import TxnCompletion, TxnMarker, TxnResult
-from coordinator.txn_state import TransactionState
-from wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
-from wire.messages.add_partitions_to_txn_request import (
+from kbroker.coordinator.result import Result
+from kbroker.coordinator.timer import FakeTimer, ManualClock
+from kbroker.coordinator.txn_config import TransactionConfig
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+from kbroker.coordinator.txn_records import TxnRecord
+from kbroker.coordinator.txn_result import TxnCompletion, TxnMarker, TxnResult
+from kbroker.coordinator.txn_state import TransactionState
+from kbroker.wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
+from kbroker.wire.messages.add_partitions_to_txn_request import (
     AddPartitionsToTxnRequest,
     AddPartitionsToTxnTopic,
 )
-from wire.messages.end_txn_request import EndTxnRequest
-from wire.messages.init_producer_id_request import InitProducerIdRequest
-from wire.messages.init_producer_id_response import InitProducerIdResponse
+from kbroker.wire.messages.end_txn_request import EndTxnRequest
+from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
+from kbroker.wire.messages.init_producer_id_response import InitProducerIdResponse
 
 __all__ = ["TxnTestContext"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wire.errors import ErrorCode
+from kbroker.wire.errors import ErrorCode
 
 
 class KafkaError(Exception):
@@ -28,7 +28,7 @@ def fill_error(response: Any, code: ErrorCode, message: str | None = None) -> bo
 
 def log_error_code(exc: Exception) -> ErrorCode:
     """The Kafka error code for an exception raised by ``log``."""
-    from log import errors as e
+    from kbroker.log import errors as e
 
     mapping: list[tuple[type[Exception], ErrorCode]] = [
         (e.UnsupportedMagicError, ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT),

@@ -27,15 +27,20 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from coordinator.config import GroupConfig
-from coordinator.group_coordinator import GroupCoordinator
-from coordinator.records import partition_for
-from coordinator.result import Record, Result, apply_result
-from coordinator.timer import CallLaterTimer
 from kbroker.clock import now_ms
+from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.records import partition_for
+from kbroker.coordinator.result import Record, Result, apply_result
+from kbroker.coordinator.timer import CallLaterTimer
 from kbroker.internal_topics import append_records, ensure_topic, replay_topic
 from kbroker.metadata import OFFSETS_TOPIC
-from wire.records import ControlRecordType, RecordBatchView, decode_records, parse_control_record
+from kbroker.wire.records import (
+    ControlRecordType,
+    RecordBatchView,
+    decode_records,
+    parse_control_record,
+)
 
 if TYPE_CHECKING:
     from kbroker.server import Broker

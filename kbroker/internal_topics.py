@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from log import AppendOrigin
-from wire.records import (
+from kbroker.log import AppendOrigin
+from kbroker.wire.records import (
     ControlRecordType,
     RecordBatchView,
     build_control_batch,

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from wire.api import ApiKey
-from wire.messages import REQUESTS, RESPONSES
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages import REQUESTS, RESPONSES
 
 if TYPE_CHECKING:
     from kbroker.server import Broker

@@ -29,10 +29,10 @@ from kbroker.errors import KafkaError, fill_error
 from kbroker.metadata import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.topics import TopicManager
-from wire.codec import decode_from
-from wire.errors import ErrorCode
-from wire.exceptions import DecodeError, WireError
-from wire.headers import decode_request_header, encode_response, peek_request_header
+from kbroker.wire.codec import decode_from
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.exceptions import DecodeError, WireError
+from kbroker.wire.headers import decode_request_header, encode_response, peek_request_header
 
 if TYPE_CHECKING:
     from kbroker.groups import GroupRuntime

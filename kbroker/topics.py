@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from kbroker.config import TOPIC_CONFIGS, ConfigError, check_value
 from kbroker.errors import KafkaError
+from kbroker.log import LogConfig, LogManager, PartitionLog
 from kbroker.metadata import INTERNAL_TOPICS, TopicMetadata, topic_name_error
-from log import LogConfig, LogManager, PartitionLog
-from wire.errors import ErrorCode
+from kbroker.wire.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.server import Broker

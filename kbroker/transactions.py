@@ -24,18 +24,18 @@ import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from coordinator.records import partition_for as group_partition_for
-from coordinator.result import Result
-from coordinator.timer import CallLaterTimer
-from coordinator.txn_config import TransactionConfig
-from coordinator.txn_coordinator import TransactionCoordinator
-from coordinator.txn_records import TxnRecord, txn_partition_for
-from coordinator.txn_result import TxnMarker, TxnResult, apply_txn_result
-from coordinator.txn_state import TopicPartition
 from kbroker.clock import now_ms
+from kbroker.coordinator.records import partition_for as group_partition_for
+from kbroker.coordinator.result import Result
+from kbroker.coordinator.timer import CallLaterTimer
+from kbroker.coordinator.txn_config import TransactionConfig
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+from kbroker.coordinator.txn_records import TxnRecord, txn_partition_for
+from kbroker.coordinator.txn_result import TxnMarker, TxnResult, apply_txn_result
+from kbroker.coordinator.txn_state import TopicPartition
 from kbroker.internal_topics import append_records, ensure_topic, replay_topic, write_marker
 from kbroker.metadata import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
-from wire.records import RecordBatchView, decode_records
+from kbroker.wire.records import RecordBatchView, decode_records
 
 if TYPE_CHECKING:
     from kbroker.server import Broker

@@ -6,10 +6,10 @@ results :class:`AppendResult`, :class:`FetchSlice`, :class:`TimestampAndOffset`,
 in ``log.errors``.
 """
 
-from log.config import LogConfig
-from log.manager import LogManager
-from log.partition_log import PartitionLog
-from log.results import (
+from kbroker.log.config import LogConfig
+from kbroker.log.manager import LogManager
+from kbroker.log.partition_log import PartitionLog
+from kbroker.log.results import (
     ActiveProducer,
     AppendOrigin,
     AppendResult,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 
-from log.results import EpochEndOffset
+from kbroker.log.results import EpochEndOffset
 
 TMP_SUFFIX = ".tmp"
 _VERSION = "0"

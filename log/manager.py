@@ -47,15 +47,15 @@ import shutil
 import uuid
 from collections.abc import Mapping
 
-from log.checkpoints import (
+from kbroker.log.checkpoints import (
     fsync_directory,
     read_offset_checkpoint,
     write_atomically,
     write_offset_checkpoint,
 )
-from log.config import LogConfig
-from log.errors import LogStorageError, UnknownPartitionError
-from log.partition_log import PartitionLog
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import LogStorageError, UnknownPartitionError
+from kbroker.log.partition_log import PartitionLog
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_CHECKPOINT = "log-start-offset-checkpoint"

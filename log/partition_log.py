@@ -56,10 +56,9 @@ import struct
 from collections.abc import Callable
 
 from crc32c import crc32c
-
-from log.checkpoints import LeaderEpochCache
-from log.config import LogConfig
-from log.errors import (
+from kbroker.log.checkpoints import LeaderEpochCache
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import (
     CorruptBatchError,
     InvalidRecordError,
     LogStorageError,
@@ -68,9 +67,9 @@ from log.errors import (
     RecordTooLargeError,
     UnsupportedMagicError,
 )
-from log.producer_state import ProducerEntry, ProducerStateManager, marker_of
-from log.recovery import LoadReport, delete_segment_files, load_segments, new_segment
-from log.results import (
+from kbroker.log.producer_state import ProducerEntry, ProducerStateManager, marker_of
+from kbroker.log.recovery import LoadReport, delete_segment_files, load_segments, new_segment
+from kbroker.log.results import (
     ActiveProducer,
     AppendOrigin,
     AppendResult,
@@ -78,9 +77,9 @@ from log.results import (
     FetchSlice,
     TimestampAndOffset,
 )
-from log.segment import DELETED_SUFFIX, Segment, record_timestamps
-from log.txn_index import AbortedTxn
-from wire.records import (
+from kbroker.log.segment import DELETED_SUFFIX, Segment, record_timestamps
+from kbroker.log.txn_index import AbortedTxn
+from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
     CURRENT_MAGIC,
     LOG_OVERHEAD,

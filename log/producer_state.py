@@ -54,14 +54,14 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from log.errors import (
+from kbroker.log.errors import (
     DuplicateSequence,
     InvalidProducerEpochError,
     InvalidTxnStateError,
     OutOfOrderSequenceError,
     TransactionCoordinatorFencedError,
 )
-from wire.records import (
+from kbroker.wire.records import (
     ControlRecordType,
     CorruptRecordBatch,
     RecordBatchView,

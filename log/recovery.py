@@ -33,18 +33,18 @@ import contextlib
 import os
 from dataclasses import dataclass
 
-from log.checkpoints import TMP_SUFFIX
-from log.config import LogConfig
-from log.errors import LogStorageError
-from log.index import IndexCorruptError
-from log.segment import (
+from kbroker.log.checkpoints import TMP_SUFFIX
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import LogStorageError
+from kbroker.log.index import IndexCorruptError
+from kbroker.log.segment import (
     DELETED_SUFFIX,
     INDEX_SUFFIX,
     LOG_SUFFIX,
     TIME_INDEX_SUFFIX,
     Segment,
 )
-from log.txn_index import TXN_INDEX_SUFFIX
+from kbroker.log.txn_index import TXN_INDEX_SUFFIX
 
 # Index entries: 8 bytes in .index, 12 in .timeindex; segment.index.bytes bounds both.
 OFFSET_INDEX_ENTRY_BYTES = 8

@@ -6,10 +6,10 @@ import errno
 import os
 from collections.abc import Iterator
 
-from log.errors import LogStorageError
-from log.index import IndexCorruptError, OffsetIndex, TimeIndex
-from log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
-from wire.records import (
+from kbroker.log.errors import LogStorageError
+from kbroker.log.index import IndexCorruptError, OffsetIndex, TimeIndex
+from kbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
+from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
     CorruptRecordBatch,
     RecordBatchView,

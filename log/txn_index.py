@@ -27,7 +27,7 @@ import os
 import struct
 from typing import NamedTuple
 
-from log.checkpoints import TMP_SUFFIX
+from kbroker.log.checkpoints import TMP_SUFFIX
 
 TXN_INDEX_SUFFIX = ".txnindex"
 _ENTRY = struct.Struct(">hqqqq")

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         code = (
             "import sys, time; t = time.perf_counter(); import kbroker.server; "
             "dt = time.perf_counter() - t; "
-            "mods = [m for m in sys.modules if m.startswith('wire.messages.')]; "
+            "mods = [m for m in sys.modules if m.startswith('kbroker.wire.messages.')]; "
             "n = sum(len(getattr(sys.modules[m], '__all__', ())) for m in mods); "
             "print(dt, len(mods), n)"
         )

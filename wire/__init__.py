@@ -5,12 +5,12 @@ Importing ``wire`` is cheap: the ~190 generated message modules load on first us
 (``wire.messages.REQUESTS[key]`` or a direct ``import wire.messages.<name>``).
 """
 
-from wire.api import ApiKey
-from wire.codec import decode, decode_from, encode, encode_into, size
-from wire.errors import ErrorCode
-from wire.exceptions import DecodeError, EncodeError, WireError
-from wire.framing import FrameDecoder, FrameTooLarge
-from wire.headers import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.codec import decode, decode_from, encode, encode_into, size
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.exceptions import DecodeError, EncodeError, WireError
+from kbroker.wire.framing import FrameDecoder, FrameTooLarge
+from kbroker.wire.headers import (
     RequestHeader,
     ResponseHeader,
     decode_request_header,
@@ -21,7 +21,7 @@ from wire.headers import (
     request_header_version,
     response_header_version,
 )
-from wire.messages import REQUESTS, RESPONSES
+from kbroker.wire.messages import REQUESTS, RESPONSES
 
 __all__ = [
     "REQUESTS",

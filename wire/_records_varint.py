@@ -8,7 +8,7 @@ the end raises ``IndexError``, which the caller turns into its own decode error.
 
 from __future__ import annotations
 
-from wire.exceptions import DecodeError
+from kbroker.wire.exceptions import DecodeError
 
 _MAX_VARLONG_BYTES = 10
 _INT64_MIN = -(1 << 63)

@@ -38,9 +38,9 @@ from operator import itemgetter
 from typing import Any, TypeVar
 from uuid import UUID
 
-from wire import primitives as p
-from wire.exceptions import DecodeError, EncodeError
-from wire.schema import F, StructBase
+from kbroker.wire import primitives as p
+from kbroker.wire.exceptions import DecodeError, EncodeError
+from kbroker.wire.schema import F, StructBase
 
 T = TypeVar("T")
 

@@ -32,8 +32,7 @@ from enum import IntEnum
 import cramjam
 import lz4.frame
 import zstandard
-
-from wire.exceptions import DecodeError
+from kbroker.wire.exceptions import DecodeError
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",

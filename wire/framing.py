@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-from wire.exceptions import DecodeError
+from kbroker.wire.exceptions import DecodeError
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "FrameDecoder", "FrameTooLarge", "frame"]
 

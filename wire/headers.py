@@ -16,11 +16,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from wire.codec import decode_from, encode_into
-from wire.exceptions import DecodeError, EncodeError
-from wire.messages._index import INDEX
-from wire.messages.request_header import RequestHeader
-from wire.messages.response_header import ResponseHeader
+from kbroker.wire.codec import decode_from, encode_into
+from kbroker.wire.exceptions import DecodeError, EncodeError
+from kbroker.wire.messages._index import INDEX
+from kbroker.wire.messages.request_header import RequestHeader
+from kbroker.wire.messages.response_header import ResponseHeader
 
 __all__ = [
     "RequestHeader",
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 _API_VERSIONS = 18
-_CONTROLLED_SHUTDOWN = 7
 _PEEK = struct.Struct(">hhi")
 _I32 = struct.Struct(">i")
 
@@ -50,8 +49,6 @@ def _flexible(api_key: int, api_version: int) -> bool:
 
 def request_header_version(api_key: int, api_version: int) -> int:
     """The request header version used with (api_key, api_version)."""
-    if api_key == _CONTROLLED_SHUTDOWN and api_version == 0:
-        return 0
     return 2 if _flexible(api_key, api_version) else 1
 
 

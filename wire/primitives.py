@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from uuid import UUID
 
-from wire.exceptions import DecodeError, EncodeError
+from kbroker.wire.exceptions import DecodeError, EncodeError
 
 Buf = bytes | bytearray | memoryview
 

@@ -63,10 +63,9 @@ from enum import IntEnum
 from typing import TypeAlias
 
 import crc32c
-
-from wire._records_varint import read_varint, write_varint
-from wire.compression import MAX_DECOMPRESSED_BYTES, Compression, compress, decompress
-from wire.exceptions import DecodeError, EncodeError
+from kbroker.wire._records_varint import read_varint, write_varint
+from kbroker.wire.compression import MAX_DECOMPRESSED_BYTES, Compression, compress, decompress
+from kbroker.wire.exceptions import DecodeError, EncodeError
 
 __all__ = [
     "BATCH_HEADER_SIZE",

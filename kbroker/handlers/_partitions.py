@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from kbroker.errors import KafkaError
+from kbroker.log import PartitionLog
 from kbroker.metadata import TopicMetadata
 from kbroker.registry import RequestContext
-from log import PartitionLog
-from wire.errors import ErrorCode
+from kbroker.wire.errors import ErrorCode
 
 
 def find_partition(

@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
-from wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
+from kbroker.wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
 
 
 @handler(ApiKey.ADD_OFFSETS_TO_TXN, 0, 3)

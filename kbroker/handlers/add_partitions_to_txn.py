@@ -11,9 +11,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.add_partitions_to_txn_request import AddPartitionsToTxnRequest
-from wire.messages.add_partitions_to_txn_response import AddPartitionsToTxnResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.add_partitions_to_txn_request import AddPartitionsToTxnRequest
+from kbroker.wire.messages.add_partitions_to_txn_response import AddPartitionsToTxnResponse
 
 
 @handler(ApiKey.ADD_PARTITIONS_TO_TXN, 0, 3)

@@ -15,15 +15,18 @@ from kbroker.config import TOPIC_CONFIGS, ConfigType
 from kbroker.errors import KafkaError
 from kbroker.registry import RequestContext, handler
 from kbroker.topics import validate_topic_configs
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.alter_configs_request import AlterConfigsRequest
-from wire.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
-from wire.messages.incremental_alter_configs_request import IncrementalAlterConfigsRequest
-from wire.messages.incremental_alter_configs_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.alter_configs_request import AlterConfigsRequest
+from kbroker.wire.messages.alter_configs_response import (
+    AlterConfigsResourceResponse,
+    AlterConfigsResponse,
+)
+from kbroker.wire.messages.incremental_alter_configs_request import IncrementalAlterConfigsRequest
+from kbroker.wire.messages.incremental_alter_configs_response import (
     AlterConfigsResourceResponse as IncrementalResourceResponse,
 )
-from wire.messages.incremental_alter_configs_response import IncrementalAlterConfigsResponse
+from kbroker.wire.messages.incremental_alter_configs_response import IncrementalAlterConfigsResponse
 
 RESOURCE_TOPIC = 2
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3

@@ -13,10 +13,10 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, advertised_versions, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.api_versions_request import ApiVersionsRequest
-from wire.messages.api_versions_response import ApiVersion, ApiVersionsResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
+from kbroker.wire.messages.api_versions_response import ApiVersion, ApiVersionsResponse
 
 
 def _api_keys() -> list[ApiVersion]:

@@ -13,10 +13,13 @@ from kbroker.errors import KafkaError
 from kbroker.metadata import INTERNAL_TOPICS
 from kbroker.registry import RequestContext, handler
 from kbroker.topics import MAX_PARTITIONS_PER_TOPIC
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.create_partitions_request import CreatePartitionsRequest, CreatePartitionsTopic
-from wire.messages.create_partitions_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.create_partitions_request import (
+    CreatePartitionsRequest,
+    CreatePartitionsTopic,
+)
+from kbroker.wire.messages.create_partitions_response import (
     CreatePartitionsResponse,
     CreatePartitionsTopicResult,
 )

@@ -18,10 +18,10 @@ from kbroker.config import TOPIC_CONFIGS, ConfigSource
 from kbroker.errors import KafkaError
 from kbroker.metadata import INTERNAL_TOPICS
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
-from wire.messages.create_topics_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from kbroker.wire.messages.create_topics_response import (
     CreatableTopicConfigs,
     CreatableTopicResult,
     CreateTopicsResponse,

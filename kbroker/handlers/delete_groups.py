@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.delete_groups_request import DeleteGroupsRequest
-from wire.messages.delete_groups_response import DeleteGroupsResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.delete_groups_request import DeleteGroupsRequest
+from kbroker.wire.messages.delete_groups_response import DeleteGroupsResponse
 
 
 @handler(ApiKey.DELETE_GROUPS, 0, 2)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
+from kbroker.log.errors import LogError
 from kbroker.registry import RequestContext, handler
-from log.errors import LogError
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.delete_records_request import DeleteRecordsPartition, DeleteRecordsRequest
-from wire.messages.delete_records_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.delete_records_request import (
+    DeleteRecordsPartition,
+    DeleteRecordsRequest,
+)
+from kbroker.wire.messages.delete_records_response import (
     DeleteRecordsPartitionResult,
     DeleteRecordsResponse,
     DeleteRecordsTopicResult,

@@ -15,10 +15,10 @@ import uuid
 
 from kbroker.metadata import INTERNAL_TOPICS
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.delete_topics_request import DeleteTopicsRequest
-from wire.messages.delete_topics_response import DeletableTopicResult, DeleteTopicsResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.delete_topics_request import DeleteTopicsRequest
+from kbroker.wire.messages.delete_topics_response import DeletableTopicResult, DeleteTopicsResponse
 
 ZERO_UUID = uuid.UUID(int=0)
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from kbroker.authz import CLUSTER_OPERATIONS, OPERATIONS_OMITTED
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.describe_cluster_request import DescribeClusterRequest
-from wire.messages.describe_cluster_response import DescribeClusterBroker, DescribeClusterResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.describe_cluster_request import DescribeClusterRequest
+from kbroker.wire.messages.describe_cluster_response import (
+    DescribeClusterBroker,
+    DescribeClusterResponse,
+)
 
 
 @handler(ApiKey.DESCRIBE_CLUSTER, 0, 2)

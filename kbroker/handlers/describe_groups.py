@@ -9,9 +9,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.describe_groups_request import DescribeGroupsRequest
-from wire.messages.describe_groups_response import DescribeGroupsResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
+from kbroker.wire.messages.describe_groups_response import DescribeGroupsResponse
 
 
 @handler(ApiKey.DESCRIBE_GROUPS, 0, 6)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from kbroker.errors import KafkaError
 from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.describe_producers_request import DescribeProducersRequest
-from wire.messages.describe_producers_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.describe_producers_request import DescribeProducersRequest
+from kbroker.wire.messages.describe_producers_response import (
     DescribeProducersResponse,
     PartitionResponse,
     ProducerState,

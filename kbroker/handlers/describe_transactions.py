@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.describe_transactions_request import DescribeTransactionsRequest
-from wire.messages.describe_transactions_response import DescribeTransactionsResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.describe_transactions_request import DescribeTransactionsRequest
+from kbroker.wire.messages.describe_transactions_response import DescribeTransactionsResponse
 
 
 @handler(ApiKey.DESCRIBE_TRANSACTIONS, 0, 0)

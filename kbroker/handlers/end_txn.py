@@ -10,9 +10,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.end_txn_request import EndTxnRequest
-from wire.messages.end_txn_response import EndTxnResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.end_txn_request import EndTxnRequest
+from kbroker.wire.messages.end_txn_response import EndTxnResponse
 
 
 @handler(ApiKey.END_TXN, 0, 3)

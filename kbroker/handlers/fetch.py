@@ -23,13 +23,13 @@ import time
 
 from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
+from kbroker.log.errors import LogError, OffsetOutOfRangeError
 from kbroker.metadata import TopicMetadata
 from kbroker.registry import RequestContext, handler
-from log.errors import LogError, OffsetOutOfRangeError
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.fetch_request import FetchPartition, FetchRequest
-from wire.messages.fetch_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest
+from kbroker.wire.messages.fetch_response import (
     AbortedTransaction,
     FetchableTopicResponse,
     FetchResponse,

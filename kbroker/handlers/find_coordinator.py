@@ -11,11 +11,11 @@ Version notes:
 
 from __future__ import annotations
 
-from coordinator.find_coordinator import GROUP_KEY_TYPE, find_coordinator
+from kbroker.coordinator.find_coordinator import GROUP_KEY_TYPE, find_coordinator
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.find_coordinator_request import FindCoordinatorRequest
-from wire.messages.find_coordinator_response import FindCoordinatorResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
+from kbroker.wire.messages.find_coordinator_response import FindCoordinatorResponse
 
 
 @handler(ApiKey.FIND_COORDINATOR, 0, 6)

@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.heartbeat_request import HeartbeatRequest
-from wire.messages.heartbeat_response import HeartbeatResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.heartbeat_request import HeartbeatRequest
+from kbroker.wire.messages.heartbeat_response import HeartbeatResponse
 
 
 @handler(ApiKey.HEARTBEAT, 0, 4)

@@ -13,10 +13,10 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.init_producer_id_request import InitProducerIdRequest
-from wire.messages.init_producer_id_response import InitProducerIdResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
+from kbroker.wire.messages.init_producer_id_response import InitProducerIdResponse
 
 
 @handler(ApiKey.INIT_PRODUCER_ID, 0, 5)

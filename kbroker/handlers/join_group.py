@@ -10,9 +10,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.join_group_request import JoinGroupRequest
-from wire.messages.join_group_response import JoinGroupResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.join_group_request import JoinGroupRequest
+from kbroker.wire.messages.join_group_response import JoinGroupResponse
 
 
 @handler(ApiKey.JOIN_GROUP, 0, 9)

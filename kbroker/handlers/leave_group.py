@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.leave_group_request import LeaveGroupRequest
-from wire.messages.leave_group_response import LeaveGroupResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest
+from kbroker.wire.messages.leave_group_response import LeaveGroupResponse
 
 
 @handler(ApiKey.LEAVE_GROUP, 0, 5)

@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.list_groups_request import ListGroupsRequest
-from wire.messages.list_groups_response import ListGroupsResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.list_groups_request import ListGroupsRequest
+from kbroker.wire.messages.list_groups_response import ListGroupsResponse
 
 
 @handler(ApiKey.LIST_GROUPS, 0, 5)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from kbroker.errors import KafkaError
 from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.list_offsets_request import ListOffsetsPartition, ListOffsetsRequest
-from wire.messages.list_offsets_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.list_offsets_request import ListOffsetsPartition, ListOffsetsRequest
+from kbroker.wire.messages.list_offsets_response import (
     ListOffsetsPartitionResponse,
     ListOffsetsResponse,
     ListOffsetsTopicResponse,

@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.list_transactions_request import ListTransactionsRequest
-from wire.messages.list_transactions_response import ListTransactionsResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.list_transactions_request import ListTransactionsRequest
+from kbroker.wire.messages.list_transactions_response import ListTransactionsResponse
 
 
 @handler(ApiKey.LIST_TRANSACTIONS, 0, 1)

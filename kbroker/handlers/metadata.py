@@ -19,10 +19,10 @@ from __future__ import annotations
 from kbroker.authz import CLUSTER_OPERATIONS, OPERATIONS_OMITTED, TOPIC_OPERATIONS
 from kbroker.metadata import TopicMetadata, topic_name_error
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.metadata_request import MetadataRequest
-from wire.messages.metadata_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.metadata_request import MetadataRequest
+from kbroker.wire.messages.metadata_response import (
     MetadataResponse,
     MetadataResponseBroker,
     MetadataResponsePartition,

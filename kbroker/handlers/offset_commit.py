@@ -10,9 +10,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.offset_commit_request import OffsetCommitRequest
-from wire.messages.offset_commit_response import OffsetCommitResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.offset_commit_request import OffsetCommitRequest
+from kbroker.wire.messages.offset_commit_response import OffsetCommitResponse
 
 
 @handler(ApiKey.OFFSET_COMMIT, 2, 9)

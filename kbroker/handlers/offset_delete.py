@@ -8,9 +8,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.offset_delete_request import OffsetDeleteRequest
-from wire.messages.offset_delete_response import OffsetDeleteResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.offset_delete_request import OffsetDeleteRequest
+from kbroker.wire.messages.offset_delete_response import OffsetDeleteResponse
 
 
 @handler(ApiKey.OFFSET_DELETE, 0, 0)

@@ -9,9 +9,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.offset_fetch_request import OffsetFetchRequest
-from wire.messages.offset_fetch_response import OffsetFetchResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.offset_fetch_request import OffsetFetchRequest
+from kbroker.wire.messages.offset_fetch_response import OffsetFetchResponse
 
 
 @handler(ApiKey.OFFSET_FETCH, 1, 9)

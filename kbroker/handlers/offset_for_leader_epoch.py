@@ -14,13 +14,13 @@ from __future__ import annotations
 from kbroker.errors import KafkaError
 from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.offset_for_leader_epoch_request import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.offset_for_leader_epoch_request import (
     OffsetForLeaderEpochRequest,
     OffsetForLeaderPartition,
 )
-from wire.messages.offset_for_leader_epoch_response import (
+from kbroker.wire.messages.offset_for_leader_epoch_response import (
     EpochEndOffset,
     OffsetForLeaderEpochResponse,
     OffsetForLeaderTopicResult,

@@ -23,18 +23,18 @@ from __future__ import annotations
 
 from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
+from kbroker.log.errors import DuplicateSequence, LogError
 from kbroker.registry import RequestContext, handler
-from log.errors import DuplicateSequence, LogError
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.exceptions import DecodeError
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest
-from wire.messages.produce_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.exceptions import DecodeError
+from kbroker.wire.messages.produce_request import PartitionProduceData, ProduceRequest
+from kbroker.wire.messages.produce_response import (
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
 )
-from wire.records import RecordBatchView
+from kbroker.wire.records import RecordBatchView
 
 VALID_ACKS = (-1, 0, 1)
 # v0-2 (message formats v0/v1) are advertised for librdkafka 2.0.2's sake, never served.

@@ -9,9 +9,9 @@ Version notes:
 from __future__ import annotations
 
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.messages.sync_group_request import SyncGroupRequest
-from wire.messages.sync_group_response import SyncGroupResponse
+from kbroker.wire.api import ApiKey
+from kbroker.wire.messages.sync_group_request import SyncGroupRequest
+from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 
 
 @handler(ApiKey.SYNC_GROUP, 0, 5)

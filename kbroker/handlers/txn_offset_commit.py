@@ -11,13 +11,13 @@ Version notes:
 
 from __future__ import annotations
 
-from coordinator.records import partition_for
+from kbroker.coordinator.records import partition_for
 from kbroker.metadata import OFFSETS_TOPIC
 from kbroker.registry import RequestContext, handler
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
-from wire.messages.txn_offset_commit_response import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
+from kbroker.wire.messages.txn_offset_commit_response import (
     TxnOffsetCommitResponse,
     TxnOffsetCommitResponsePartition,
     TxnOffsetCommitResponseTopic,

@@ -6,9 +6,9 @@ import socket
 import struct
 from typing import Any
 
-from wire.codec import decode
-from wire.headers import RequestHeader, decode_response_header, encode_request
-from wire.messages import RESPONSES
+from kbroker.wire.codec import decode
+from kbroker.wire.headers import RequestHeader, decode_response_header, encode_request
+from kbroker.wire.messages import RESPONSES
 
 CLIENT_TIMEOUT_S = 10.0
 

@@ -13,40 +13,53 @@ import uuid
 from pathlib import Path
 
 from broker_harness import RawClient
-
-from kbroker.testing import BrokerThread
-from wire.errors import ErrorCode
-from wire.messages.create_topics_request import (
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.create_topics_request import (
     CreatableTopic,
     CreatableTopicConfig,
     CreateTopicsRequest,
 )
-from wire.messages.delete_records_request import (
+from kbroker.wire.messages.delete_records_request import (
     DeleteRecordsPartition,
     DeleteRecordsRequest,
     DeleteRecordsTopic,
 )
-from wire.messages.delete_topics_request import DeleteTopicsRequest, DeleteTopicState
-from wire.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
-from wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
-from wire.messages.incremental_alter_configs_request import (
+from kbroker.wire.messages.delete_topics_request import DeleteTopicsRequest, DeleteTopicState
+from kbroker.wire.messages.describe_configs_request import (
+    DescribeConfigsRequest,
+    DescribeConfigsResource,
+)
+from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from kbroker.wire.messages.incremental_alter_configs_request import (
     AlterableConfig,
     AlterConfigsResource,
     IncrementalAlterConfigsRequest,
 )
-from wire.messages.list_offsets_request import (
+from kbroker.wire.messages.list_offsets_request import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     ListOffsetsTopic,
 )
-from wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
-from wire.messages.offset_for_leader_epoch_request import (
+from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from kbroker.wire.messages.offset_for_leader_epoch_request import (
     OffsetForLeaderEpochRequest,
     OffsetForLeaderPartition,
     OffsetForLeaderTopic,
 )
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
-from wire.records import RecordBatchView, TimestampType, decode_records, iter_batches, make_batch
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kbroker.wire.records import (
+    RecordBatchView,
+    TimestampType,
+    decode_records,
+    iter_batches,
+    make_batch,
+)
+
+from kbroker.testing import BrokerThread
 
 ZERO_UUID = uuid.UUID(int=0)
 RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4

@@ -13,19 +13,23 @@ from typing import Any
 
 import pytest
 from broker_harness import RawClient
+from kbroker.wire.codec import decode
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.headers import RequestHeader, decode_response_header, encode_request
+from kbroker.wire.messages import RESPONSES
+from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
+from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from kbroker.wire.messages.metadata_request import MetadataRequest
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kbroker.wire.records import decode_records, iter_batches, make_batch
 
 from kbroker.connection import DIRECT_FRAME_BYTES, READ_BUFFER_BYTES, KafkaConnection
 from kbroker.testing import BrokerThread
-from wire.codec import decode
-from wire.errors import ErrorCode
-from wire.headers import RequestHeader, decode_response_header, encode_request
-from wire.messages import RESPONSES
-from wire.messages.api_versions_request import ApiVersionsRequest
-from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
-from wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
-from wire.messages.metadata_request import MetadataRequest
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
-from wire.records import decode_records, iter_batches, make_batch
 
 # Every wait in these tests is bounded by this.
 DEADLINE_S = 10.0

@@ -6,23 +6,27 @@ import threading
 import time
 
 from broker_harness import RawClient
-
-from kbroker.testing import BrokerThread
-from wire.errors import ErrorCode
-from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
-from wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
-from wire.messages.init_producer_id_request import InitProducerIdRequest
-from wire.messages.list_offsets_request import (
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
+from kbroker.wire.messages.list_offsets_request import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     ListOffsetsTopic,
 )
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
-from wire.records import decode_records, iter_batches, make_batch
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kbroker.wire.records import decode_records, iter_batches, make_batch
+
+from kbroker.testing import BrokerThread
 
 
 def _create(c: RawClient, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
-    from wire.messages.create_topics_request import CreatableTopicConfig
+    from kbroker.wire.messages.create_topics_request import CreatableTopicConfig
 
     topic = CreatableTopic(
         name=name,
@@ -131,7 +135,7 @@ def test_data_and_topic_ids_survive_a_restart(broker_thread: BrokerThread) -> No
     _create(c, "keep", partitions=2)
     _produce(c, "keep", make_batch([b"x", b"y"]), partition=1)
     c.close()
-    from wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+    from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 
     def describe() -> tuple:
         c = RawClient(broker_thread.address)

@@ -5,19 +5,23 @@ from __future__ import annotations
 import struct
 
 from broker_harness import RawClient
-
-from kbroker.testing import BrokerThread
-from wire.errors import ErrorCode
-from wire.messages.api_versions_request import ApiVersionsRequest
-from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
-from wire.messages.list_offsets_request import (
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
+from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from kbroker.wire.messages.list_offsets_request import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     ListOffsetsTopic,
 )
-from wire.messages.metadata_request import MetadataRequest
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
-from wire.records import make_batch
+from kbroker.wire.messages.metadata_request import MetadataRequest
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kbroker.wire.records import make_batch
+
+from kbroker.testing import BrokerThread
 
 
 def _still_serving(bt: BrokerThread) -> None:

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 from broker_harness import RawClient
-
-import kbroker.handlers
-from kbroker.registry import API_TABLE, HANDLERS, advertised_versions, load_handler
-from kbroker.testing import BrokerThread
-from wire.api import ApiKey
-from wire.errors import ErrorCode
-from wire.messages.api_versions_request import ApiVersionsRequest
-from wire.messages.find_coordinator_request import FindCoordinatorRequest
-from wire.messages.offset_commit_request import (
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
+from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
+from kbroker.wire.messages.offset_commit_request import (
     OffsetCommitRequest,
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,
 )
-from wire.messages.offset_fetch_request import OffsetFetchRequest, OffsetFetchRequestTopic
+from kbroker.wire.messages.offset_fetch_request import OffsetFetchRequest, OffsetFetchRequestTopic
+
+import kbroker.handlers
+from kbroker.registry import API_TABLE, HANDLERS, advertised_versions, load_handler
+from kbroker.testing import BrokerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def test_start_up_imports_only_what_the_first_request_needs(tmp_path: Path) -> N
             broker = Broker(build_config(listen="127.0.0.1:0", data_dir={str(tmp_path / "data")!r}, environ={{}}))
             await broker.start()
             frame = bytes.fromhex("0012000000000001ffff")  # ApiVersions v0: header only
-            loaded = sorted(m for m in sys.modules if m.startswith(("kbroker.handlers.", "coordinator", "kbroker.groups", "kbroker.transactions")))
+            loaded = sorted(m for m in sys.modules if m.startswith(("kbroker.handlers.", "kbroker.coordinator", "kbroker.groups", "kbroker.transactions")))
             await broker.dispatch(frame, "test")
             after = sorted(m for m in sys.modules if m.startswith("kbroker.handlers."))
             await broker.shutdown()
@@ -106,7 +106,7 @@ def test_coordinators_start_lazily_and_at_boot_once_their_topic_exists(tmp_path:
         c = RawClient(bt.address)
         assert c.request(ApiVersionsRequest(), 3).error_code == ErrorCode.NONE
         assert bt.broker._groups is None
-        from wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+        from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 
         c.request(CreateTopicsRequest(topics=[CreatableTopic(name="t", num_partitions=1, replication_factor=1)]), 5)
         _group_request(c, "g")

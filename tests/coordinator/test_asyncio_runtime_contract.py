@@ -11,17 +11,17 @@ import asyncio
 import time
 from typing import Any, TypeVar
 
-from coordinator.config import GroupConfig
-from coordinator.group_coordinator import GroupCoordinator
-from coordinator.result import Record, Result, apply_result
-from coordinator.state import GroupState
-from coordinator.testing import subscription
-from coordinator.timer import CallLaterTimer
-from wire.messages.heartbeat_request import HeartbeatRequest
-from wire.messages.join_group_request import JoinGroupRequest, JoinGroupRequestProtocol
-from wire.messages.join_group_response import JoinGroupResponse
-from wire.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
-from wire.messages.sync_group_response import SyncGroupResponse
+from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.result import Record, Result, apply_result
+from kbroker.coordinator.state import GroupState
+from kbroker.coordinator.testing import subscription
+from kbroker.coordinator.timer import CallLaterTimer
+from kbroker.wire.messages.heartbeat_request import HeartbeatRequest
+from kbroker.wire.messages.join_group_request import JoinGroupRequest, JoinGroupRequestProtocol
+from kbroker.wire.messages.join_group_response import JoinGroupResponse
+from kbroker.wire.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
+from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 
 T = TypeVar("T")
 

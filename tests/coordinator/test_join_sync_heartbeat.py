@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from coordinator.group_manager import heartbeat_key, join_key, sync_key
-from coordinator.state import GroupState
-from coordinator.testing import CoordinatorTestContext, subscription
-from wire.errors import ErrorCode
-from wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
+from kbroker.coordinator.group_manager import heartbeat_key, join_key, sync_key
+from kbroker.coordinator.state import GroupState
+from kbroker.coordinator.testing import CoordinatorTestContext, subscription
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
 
 S = GroupState
 G = "group"

@@ -4,30 +4,30 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from coordinator.group_coordinator import CLEANUP_KEY
-from coordinator.state import GroupState
-from coordinator.testing import CoordinatorTestContext, subscription
-from wire.errors import ErrorCode
-from wire.messages.delete_groups_request import DeleteGroupsRequest
-from wire.messages.describe_groups_request import DescribeGroupsRequest
-from wire.messages.list_groups_request import ListGroupsRequest
-from wire.messages.offset_commit_request import (
+from kbroker.coordinator.group_coordinator import CLEANUP_KEY
+from kbroker.coordinator.state import GroupState
+from kbroker.coordinator.testing import CoordinatorTestContext, subscription
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.delete_groups_request import DeleteGroupsRequest
+from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
+from kbroker.wire.messages.list_groups_request import ListGroupsRequest
+from kbroker.wire.messages.offset_commit_request import (
     OffsetCommitRequest,
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,
 )
-from wire.messages.offset_delete_request import (
+from kbroker.wire.messages.offset_delete_request import (
     OffsetDeleteRequest,
     OffsetDeleteRequestPartition,
     OffsetDeleteRequestTopic,
 )
-from wire.messages.offset_fetch_request import (
+from kbroker.wire.messages.offset_fetch_request import (
     OffsetFetchRequest,
     OffsetFetchRequestGroup,
     OffsetFetchRequestTopic,
     OffsetFetchRequestTopics,
 )
-from wire.messages.txn_offset_commit_request import (
+from kbroker.wire.messages.txn_offset_commit_request import (
     TxnOffsetCommitRequest,
     TxnOffsetCommitRequestPartition,
     TxnOffsetCommitRequestTopic,

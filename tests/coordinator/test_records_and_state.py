@@ -6,8 +6,7 @@ import struct
 from collections.abc import Callable
 
 import pytest
-
-from coordinator.records import (
+from kbroker.coordinator.records import (
     GroupMetadataRecord,
     OffsetCommitRecord,
     decode_record,
@@ -18,17 +17,17 @@ from coordinator.records import (
     partition_for,
     subscribed_topics,
 )
-from coordinator.result import Result
-from coordinator.state import (
+from kbroker.coordinator.result import Result
+from kbroker.coordinator.state import (
     ALLOWED_PREVIOUS,
     GroupState,
     IllegalTransition,
     assert_valid_transition,
 )
-from coordinator.testing import CoordinatorTestContext, subscription
-from coordinator.timer import FakeTimer, ManualClock
-from wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
-from wire.messages.internal.offset_commit_value import OffsetCommitValue
+from kbroker.coordinator.testing import CoordinatorTestContext, subscription
+from kbroker.coordinator.timer import FakeTimer, ManualClock
+from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
+from kbroker.wire.messages.internal.offset_commit_value import OffsetCommitValue
 
 
 def kstr(s: str) -> bytes:
@@ -187,9 +186,9 @@ def test_replay_of_a_stable_group_schedules_heartbeats_and_expires_silent_member
 
 @pytest.mark.parametrize("version", range(0, 7))
 def test_find_coordinator_answers_this_node_single_and_batched(version: int) -> None:
-    from coordinator.find_coordinator import find_coordinator
-    from wire.codec import encode
-    from wire.messages.find_coordinator_request import FindCoordinatorRequest
+    from kbroker.coordinator.find_coordinator import find_coordinator
+    from kbroker.wire.codec import encode
+    from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
 
     request = FindCoordinatorRequest(key="g", key_type=0, coordinator_keys=["g1", "g2"])
     response = find_coordinator(
@@ -222,7 +221,7 @@ def test_find_coordinator_answers_this_node_single_and_batched(version: int) -> 
 
 
 def test_call_later_timer_replaces_cancels_and_sinks_results() -> None:
-    from coordinator.timer import CallLaterTimer
+    from kbroker.coordinator.timer import CallLaterTimer
 
     queued: list[tuple[float, Callable[[], None], list[bool]]] = []
 
@@ -254,8 +253,8 @@ def test_call_later_timer_replaces_cancels_and_sinks_results() -> None:
 
 @pytest.mark.parametrize("version", range(0, 5))
 def test_every_value_version_replays(version: int) -> None:
-    from coordinator.group_coordinator import GroupCoordinator
-    from wire.codec import encode
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.wire.codec import encode
 
     group_value = GroupMetadataValue(
         protocol_type="consumer",

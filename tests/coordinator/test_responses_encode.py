@@ -9,24 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from coordinator.testing import CoordinatorTestContext
-from wire.codec import decode, encode
-from wire.messages.delete_groups_request import DeleteGroupsRequest
-from wire.messages.describe_groups_request import DescribeGroupsRequest
-from wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
-from wire.messages.list_groups_request import ListGroupsRequest
-from wire.messages.offset_commit_request import (
+from kbroker.coordinator.testing import CoordinatorTestContext
+from kbroker.wire.codec import decode, encode
+from kbroker.wire.messages.delete_groups_request import DeleteGroupsRequest
+from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
+from kbroker.wire.messages.list_groups_request import ListGroupsRequest
+from kbroker.wire.messages.offset_commit_request import (
     OffsetCommitRequest,
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,
 )
-from wire.messages.offset_delete_request import (
+from kbroker.wire.messages.offset_delete_request import (
     OffsetDeleteRequest,
     OffsetDeleteRequestPartition,
     OffsetDeleteRequestTopic,
 )
-from wire.messages.offset_fetch_request import (
+from kbroker.wire.messages.offset_fetch_request import (
     OffsetFetchRequest,
     OffsetFetchRequestGroup,
     OffsetFetchRequestTopic,
@@ -137,7 +136,7 @@ def test_admin_responses_encode(version: int) -> None:
 
 @pytest.mark.parametrize("version", range(0, 6))
 def test_txn_offset_commit_responses_encode(version: int) -> None:
-    from wire.messages.txn_offset_commit_request import (
+    from kbroker.wire.messages.txn_offset_commit_request import (
         TxnOffsetCommitRequest,
         TxnOffsetCommitRequestPartition,
         TxnOffsetCommitRequestTopic,

@@ -9,26 +9,25 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from coordinator.group_coordinator import GroupCoordinator
-from coordinator.state import ALLOWED_PREVIOUS, GroupState
-from coordinator.testing import Box, CoordinatorTestContext, subscription
-from wire.errors import ErrorCode as E
-from wire.messages.delete_groups_request import DeleteGroupsRequest
-from wire.messages.describe_groups_request import DescribeGroupsRequest
-from wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
-from wire.messages.list_groups_request import ListGroupsRequest
-from wire.messages.offset_commit_request import (
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.state import ALLOWED_PREVIOUS, GroupState
+from kbroker.coordinator.testing import Box, CoordinatorTestContext, subscription
+from kbroker.wire.errors import ErrorCode as E
+from kbroker.wire.messages.delete_groups_request import DeleteGroupsRequest
+from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
+from kbroker.wire.messages.list_groups_request import ListGroupsRequest
+from kbroker.wire.messages.offset_commit_request import (
     OffsetCommitRequest,
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,
 )
-from wire.messages.offset_delete_request import (
+from kbroker.wire.messages.offset_delete_request import (
     OffsetDeleteRequest,
     OffsetDeleteRequestPartition,
     OffsetDeleteRequestTopic,
 )
-from wire.messages.txn_offset_commit_request import (
+from kbroker.wire.messages.txn_offset_commit_request import (
     TxnOffsetCommitRequest,
     TxnOffsetCommitRequestPartition,
     TxnOffsetCommitRequestTopic,

@@ -9,12 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-
-from coordinator.state import GroupState
-from coordinator.testing import CoordinatorTestContext, subscription
-from wire.errors import ErrorCode as E
-from wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
-from wire.messages.offset_commit_request import (
+from kbroker.coordinator.state import GroupState
+from kbroker.coordinator.testing import CoordinatorTestContext, subscription
+from kbroker.wire.errors import ErrorCode as E
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
+from kbroker.wire.messages.offset_commit_request import (
     OffsetCommitRequest,
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-
-from coordinator.txn_records import (
+from kbroker.coordinator.txn_records import (
     TxnRecordFormatError,
     decode_txn_record,
     java_string_hashcode,
@@ -14,17 +13,20 @@ from coordinator.txn_records import (
     txn_record,
     txn_tombstone,
 )
-from coordinator.txn_result import TxnMarker, TxnResult, apply_txn_result
-from coordinator.txn_state import (
+from kbroker.coordinator.txn_result import TxnMarker, TxnResult, apply_txn_result
+from kbroker.coordinator.txn_state import (
     ALLOWED_PREVIOUS,
     IllegalTransition,
     TopicPartition,
     TransactionMetadata,
     assert_valid_transition,
 )
-from coordinator.txn_state import TransactionState as S
-from wire.codec import decode, encode
-from wire.messages.internal.transaction_log_value import PartitionsSchema, TransactionLogValue
+from kbroker.coordinator.txn_state import TransactionState as S
+from kbroker.wire.codec import decode, encode
+from kbroker.wire.messages.internal.transaction_log_value import (
+    PartitionsSchema,
+    TransactionLogValue,
+)
 
 
 def test_java_hashcode_and_kafka_partition() -> None:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from coordinator.records import partition_for
-from coordinator.txn_coordinator import TransactionCoordinator, markers_key
-from coordinator.txn_records import decode_txn_record, txn_record
-from coordinator.txn_result import TxnMarker
-from coordinator.txn_state import TopicPartition, TransactionMetadata
-from coordinator.txn_state import TransactionState as S
-from coordinator.txn_testing import TxnTestContext
-from wire.errors import ErrorCode as E
-from wire.messages.add_partitions_to_txn_request import (
+from kbroker.coordinator.records import partition_for
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator, markers_key
+from kbroker.coordinator.txn_records import decode_txn_record, txn_record
+from kbroker.coordinator.txn_result import TxnMarker
+from kbroker.coordinator.txn_state import TopicPartition, TransactionMetadata
+from kbroker.coordinator.txn_state import TransactionState as S
+from kbroker.coordinator.txn_testing import TxnTestContext
+from kbroker.wire.errors import ErrorCode as E
+from kbroker.wire.messages.add_partitions_to_txn_request import (
     AddPartitionsToTxnRequest,
     AddPartitionsToTxnTopic,
     AddPartitionsToTxnTransaction,
 )
-from wire.messages.end_txn_request import EndTxnRequest
+from kbroker.wire.messages.end_txn_request import EndTxnRequest
 
 TXN = "txn-1"
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
-from coordinator.txn_coordinator import PRODUCER_FENCED_SINCE
-from coordinator.txn_state import ALLOWED_PREVIOUS, TransactionMetadata
-from coordinator.txn_state import TransactionState as S
-from coordinator.txn_testing import TxnTestContext
-from wire.errors import ErrorCode as E
+from kbroker.coordinator.txn_coordinator import PRODUCER_FENCED_SINCE
+from kbroker.coordinator.txn_state import ALLOWED_PREVIOUS, TransactionMetadata
+from kbroker.coordinator.txn_state import TransactionState as S
+from kbroker.coordinator.txn_testing import TxnTestContext
+from kbroker.wire.errors import ErrorCode as E
 
 TXN = "txn"
 START_STATES = [

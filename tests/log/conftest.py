@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from log import LogConfig, PartitionLog
-from wire.records import iter_batches, make_batch
+from kbroker.log import LogConfig, PartitionLog
+from kbroker.wire.records import iter_batches, make_batch
 
 SMALL = LogConfig(segment_bytes=4096, index_interval_bytes=256, segment_index_bytes=4096)
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 
+import kbroker.log.manager as manager_module
 import pytest
-
-import log.manager as manager_module
-from log import LogConfig, LogManager
-from log.checkpoints import read_offset_checkpoint
-from log.errors import UnknownPartitionError
-from log.manager import LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT
+from kbroker.log import LogConfig, LogManager
+from kbroker.log.checkpoints import read_offset_checkpoint
+from kbroker.log.errors import UnknownPartitionError
+from kbroker.log.manager import LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT
 
 CFG = LogConfig(segment_bytes=3000, index_interval_bytes=200)
 

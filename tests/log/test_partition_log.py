@@ -9,9 +9,8 @@ from dataclasses import replace
 
 import crc32c
 import pytest
-
-from log import AppendOrigin, LogConfig
-from log.errors import (
+from kbroker.log import AppendOrigin, LogConfig
+from kbroker.log.errors import (
     CorruptBatchError,
     InvalidRecordError,
     LogStorageError,
@@ -20,8 +19,8 @@ from log.errors import (
     RecordTooLargeError,
     UnsupportedMagicError,
 )
-from log.partition_log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
-from wire.records import RecordBatchView, TimestampType, build_control_batch, iter_batches
+from kbroker.log.partition_log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
+from kbroker.wire.records import RecordBatchView, TimestampType, build_control_batch, iter_batches
 
 
 def _recrc(b: bytes) -> bytes:
@@ -196,7 +195,7 @@ def test_list_offsets(open_log, h):
 
 
 def test_record_level_timestamp_lookup_in_one_batch(open_log):
-    from wire.records import build_record_batch
+    from kbroker.wire.records import build_record_batch
 
     log = open_log()
     log.append(
@@ -292,8 +291,8 @@ def test_enospc_fails_the_append_cleanly(open_log, h, monkeypatch):
     def full(fd, data, pos):  # the rest of the short write: the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("log.segment.os.pwritev", _short_pwritev(os.pwrite))
-    monkeypatch.setattr("log.segment.os.pwrite", full)
+    monkeypatch.setattr("kbroker.log.segment.os.pwritev", _short_pwritev(os.pwrite))
+    monkeypatch.setattr("kbroker.log.segment.os.pwrite", full)
     with pytest.raises(LogStorageError):
         log.append(h.batch(3), leader_epoch=0, now_ms=0)
     monkeypatch.undo()
@@ -307,7 +306,7 @@ def test_enospc_fails_the_append_cleanly(open_log, h, monkeypatch):
 def test_a_short_write_is_finished(open_log, h, monkeypatch):
     log = open_log(LogConfig())
     blob = b"".join(bytes(h.batch(2, size=100)) for _ in range(3))
-    monkeypatch.setattr("log.segment.os.pwritev", _short_pwritev(os.pwrite))
+    monkeypatch.setattr("kbroker.log.segment.os.pwritev", _short_pwritev(os.pwrite))
     log.append(blob, leader_epoch=0, now_ms=0)
     monkeypatch.undo()
     assert [(b, last) for b, last, _ in h.all_batches(log)] == [(0, 1), (2, 3), (4, 5)]

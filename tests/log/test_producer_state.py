@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-from log import AppendOrigin
-from log.errors import (
+from kbroker.log import AppendOrigin
+from kbroker.log.errors import (
     DuplicateSequence,
     InvalidProducerEpochError,
     InvalidTxnStateError,
     OutOfOrderSequenceError,
 )
-from log.producer_state import BatchMetadata
-from wire.records import build_control_batch, make_batch
+from kbroker.log.producer_state import BatchMetadata
+from kbroker.wire.records import build_control_batch, make_batch
 
 PID = 42
 

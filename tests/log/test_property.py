@@ -8,9 +8,8 @@ import tempfile
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from log import LogConfig, PartitionLog
-from wire.records import iter_batches, make_batch
+from kbroker.log import LogConfig, PartitionLog
+from kbroker.wire.records import iter_batches, make_batch
 
 CFG = LogConfig(
     segment_bytes=1000, index_interval_bytes=90, retention_ms=-1, file_delete_delay_ms=0

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from log import LogConfig, LogManager
-from log.manager import CLEAN_SHUTDOWN_MARKER, RECOVERY_POINT_CHECKPOINT
-from log.segment import INDEX_SUFFIX, TIME_INDEX_SUFFIX
+from kbroker.log import LogConfig, LogManager
+from kbroker.log.manager import CLEAN_SHUTDOWN_MARKER, RECOVERY_POINT_CHECKPOINT
+from kbroker.log.segment import INDEX_SUFFIX, TIME_INDEX_SUFFIX
 
 CFG = LogConfig(segment_bytes=3000, index_interval_bytes=200)
 
@@ -121,8 +120,8 @@ def test_indexes_past_the_recovery_point_are_always_rebuilt(open_log, h):
 WRITER = textwrap.dedent(
     """
     import sys
-    from log import LogConfig, PartitionLog
-    from wire.records import make_batch
+    from kbroker.log import LogConfig, PartitionLog
+    from kbroker.wire.records import make_batch
     log = PartitionLog(sys.argv[1], LogConfig(segment_bytes=20000, index_interval_bytes=300), now_ms=0)
     i = log.log_end_offset
     while True:
@@ -234,7 +233,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, h):
 
 
 def test_manager_parses_partition_dirs_from_the_right(tmp_path, h):
-    from log.manager import parse_partition_dir
+    from kbroker.log.manager import parse_partition_dir
 
     assert parse_partition_dir("a-b.c_d-12") == ("a-b.c_d", 12)
     assert parse_partition_dir("nodash") is None

@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from log import ActiveProducer, AppendOrigin, LogConfig
-from log.errors import (
+from kbroker.log import ActiveProducer, AppendOrigin, LogConfig
+from kbroker.log.errors import (
     InvalidRecordError,
     OutOfOrderSequenceError,
     TransactionCoordinatorFencedError,
 )
-from log.txn_index import TXN_INDEX_SUFFIX
-from wire.records import ControlRecordType, build_control_batch, build_record_batch, make_batch
+from kbroker.log.txn_index import TXN_INDEX_SUFFIX
+from kbroker.wire.records import (
+    ControlRecordType,
+    build_control_batch,
+    build_record_batch,
+    make_batch,
+)
 
 SEGMENTS = LogConfig(segment_bytes=600, index_interval_bytes=100)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import kbroker.wire.messages
+import kbroker.wire.messages.internal
 import pytest
-
-import wire.messages
-import wire.messages.internal
-from wire import codec
-from wire.messages import REQUESTS, RESPONSES
+from kbroker.wire import codec
+from kbroker.wire.messages import REQUESTS, RESPONSES
 
 CASES = [
     pytest.param(cls, v, id=f"{cls.__name__}-v{v}")
@@ -27,14 +26,16 @@ CASES = [
 
 def _data_classes() -> list[type]:
     out = []
-    for pkg in (wire.messages, wire.messages.internal):
+    for pkg in (kbroker.wire.messages, kbroker.wire.messages.internal):
         for info in pkgutil.iter_modules(pkg.__path__):
             if info.name.startswith("_") or info.ispkg:
                 continue
             module = importlib.import_module(f"{pkg.__name__}.{info.name}")
             for name in module.__all__:
                 cls = getattr(module, name)
-                if hasattr(cls, "VALID_VERSIONS") and not hasattr(cls, "API_KEY"):
+                # data specs, and internal records (whose API_KEY is their record type)
+                internal = pkg is kbroker.wire.messages.internal
+                if hasattr(cls, "VALID_VERSIONS") and (internal or not hasattr(cls, "API_KEY")):
                     out.append(cls)
     return out
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
-from wire import codec
-from wire.exceptions import DecodeError, EncodeError
-from wire.messages.api_versions_request import ApiVersionsRequest
-from wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
-from wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kbroker.wire import codec
+from kbroker.wire.exceptions import DecodeError, EncodeError
+from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
+from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
 
 
 def test_unknown_tagged_fields_survive_decode_then_encode() -> None:

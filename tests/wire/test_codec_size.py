@@ -12,14 +12,21 @@ import uuid
 from typing import Any
 
 import pytest
-
-from wire import codec
-from wire.exceptions import EncodeError
-from wire.messages.api_versions_request import ApiVersionsRequest
-from wire.messages.fetch_request import FetchRequest
-from wire.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData
-from wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
-from wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kbroker.wire import codec
+from kbroker.wire.exceptions import EncodeError
+from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
+from kbroker.wire.messages.fetch_request import FetchRequest
+from kbroker.wire.messages.fetch_response import (
+    FetchableTopicResponse,
+    FetchResponse,
+    PartitionData,
+)
+from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
 
 # lengths either side of where an unsigned varint of length+1 grows a byte
 BOUNDARIES = [0, 1, 126, 127, 128, 16382, 16383, 16384, 2097150, 2097151, 2097152]

@@ -12,15 +12,14 @@ import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from wire.compression import (
+from kbroker.wire.compression import (
     MAX_DECOMPRESSED_BYTES,
     Compression,
     UnsupportedCompression,
     compress,
     decompress,
 )
-from wire.exceptions import DecodeError
+from kbroker.wire.exceptions import DecodeError
 
 CODECS = list(Compression)
 COMPRESSED = [c for c in Compression if c is not Compression.NONE]

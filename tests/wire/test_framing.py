@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from wire.exceptions import DecodeError
-from wire.framing import FrameDecoder, FrameTooLarge, frame
+from kbroker.wire.exceptions import DecodeError
+from kbroker.wire.framing import FrameDecoder, FrameTooLarge, frame
 
 PAYLOADS = [b"", b"a", b"hello world", bytes(range(256)) * 40]
 STREAM = b"".join(frame(p) for p in PAYLOADS)

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from wire import codec
-from wire.exceptions import DecodeError
-from wire.framing import FrameDecoder
-from wire.headers import decode_request_header
-from wire.messages import REQUESTS, RESPONSES
-from wire.messages.metadata_request import MetadataRequest
-from wire.messages.produce_request import ProduceRequest
+from kbroker.wire import codec
+from kbroker.wire.exceptions import DecodeError
+from kbroker.wire.framing import FrameDecoder
+from kbroker.wire.headers import decode_request_header
+from kbroker.wire.messages import REQUESTS, RESPONSES
+from kbroker.wire.messages.metadata_request import MetadataRequest
+from kbroker.wire.messages.produce_request import ProduceRequest
 
 pytestmark = pytest.mark.timeout(30)  # no input may hang the decoder
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from wire.messages._index import INDEX
-from wire.schema import FACTORY, ZERO_UUID, F, StructBase
+from kbroker.wire.messages._index import INDEX
+from kbroker.wire.schema import FACTORY, ZERO_UUID, F, StructBase
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,8 +117,8 @@ def test_class_shape_defaults_and_fresh_mutables(cls: type) -> None:
 
 
 def test_metadata_classes_in_detail() -> None:
-    from wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
-    from wire.messages.metadata_response import (
+    from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+    from kbroker.wire.messages.metadata_response import (
         MetadataResponse,
         MetadataResponseBroker,
         MetadataResponsePartition,
@@ -189,7 +188,7 @@ def test_float_default_and_recursive_repr() -> None:
     floats = [(cls, f) for cls in CLASSES for f in cls.SCHEMA if f.kind == "float64"]  # type: ignore[attr-defined]
     for cls, f in floats:
         assert isinstance(getattr(cls(), f.name), float)
-    from wire.messages.metadata_response import MetadataResponse
+    from kbroker.wire.messages.metadata_response import MetadataResponse
 
     r = MetadataResponse()
     r.brokers.append(r)  # type: ignore[arg-type]
@@ -198,8 +197,8 @@ def test_float_default_and_recursive_repr() -> None:
 
 def test_top_level_classes_match_the_index() -> None:
     for key, (req_mod, req_cls, resp_mod, resp_cls, lo, hi, flex, _name) in INDEX.items():
-        req = getattr(importlib.import_module(f"wire.messages.{req_mod}"), req_cls)
-        resp = getattr(importlib.import_module(f"wire.messages.{resp_mod}"), resp_cls)
+        req = getattr(importlib.import_module(f"kbroker.wire.messages.{req_mod}"), req_cls)
+        resp = getattr(importlib.import_module(f"kbroker.wire.messages.{resp_mod}"), resp_cls)
         for cls in (req, resp):
             assert key == cls.API_KEY
         assert (lo, hi) == req.VALID_VERSIONS
@@ -227,13 +226,13 @@ def test_generated_modules_do_no_code_generation_at_import() -> None:
 
 def test_import_wire_messages_imports_no_message_module_but_the_headers() -> None:
     code = (
-        "import sys; import wire.messages; "
-        "print(sorted(m for m in sys.modules if m.startswith('wire.messages.')))"
+        "import sys; import kbroker.wire.messages; "
+        "print(sorted(m for m in sys.modules if m.startswith('kbroker.wire.messages.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     # ``wire`` (the parent package) imports the two header classes, nothing else
     assert out.stdout.strip() == (
-        "['wire.messages._index', 'wire.messages.request_header', 'wire.messages.response_header']"
+        "['kbroker.wire.messages._index', 'kbroker.wire.messages.request_header', 'kbroker.wire.messages.response_header']"
     )
 
 
@@ -241,8 +240,8 @@ def test_codec_tells_default_tagged_structs_field_by_field() -> None:
     """The encoder's "is this tagged struct at its default?" check (a generated field-wise
     test, not ``!=``) agrees with ``==``: a default struct is not written, any difference
     (a field, unknown tags) is, and it decodes back equal."""
-    from wire.codec import decode, encode
-    from wire.messages.fetch_response import (
+    from kbroker.wire.codec import decode, encode
+    from kbroker.wire.messages.fetch_response import (
         FetchableTopicResponse,
         FetchResponse,
         LeaderIdAndEpoch,

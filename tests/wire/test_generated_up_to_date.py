@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -60,17 +59,14 @@ def test_generated_files_name_their_source_and_carry_no_prose() -> None:
         assert '"about"' not in text and "//" not in text, path
 
 
-def test_import_wire_is_quick_and_lazy() -> None:
+def test_import_wire_is_lazy() -> None:
+    # How long the import takes is measured in tools/bench_wire_import.py, not asserted here.
     code = (
-        "import sys, time; t = time.perf_counter(); import wire; "
-        "dt = time.perf_counter() - t; "
-        "n = sum(1 for m in sys.modules if m.startswith('wire.messages.')); print(dt, n)"
+        "import sys; import kbroker.wire; "
+        "print(sum(1 for m in sys.modules if m.startswith('kbroker.wire.messages.')))"
     )
-    start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     )
-    assert time.perf_counter() - start < 5
-    dt, loaded = out.stdout.split()
-    assert float(dt) < 0.15, f"import wire took {float(dt) * 1000:.0f} ms"
-    assert int(loaded) < 10, f"{loaded} message modules imported eagerly"
+    loaded = int(out.stdout.strip())
+    assert loaded < 10, f"{loaded} message modules imported eagerly"

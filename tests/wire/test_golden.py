@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from wire import ApiKey, codec
-from wire.framing import FrameDecoder
-from wire.headers import decode_request_header, encode_request, encode_response
-from wire.messages import REQUESTS, RESPONSES
-from wire.messages.api_versions_response import ApiVersion, ApiVersionsResponse
-from wire.messages.metadata_response import (
+from kbroker.wire import ApiKey, codec
+from kbroker.wire.framing import FrameDecoder
+from kbroker.wire.headers import decode_request_header, encode_request, encode_response
+from kbroker.wire.messages import REQUESTS, RESPONSES
+from kbroker.wire.messages.api_versions_response import ApiVersion, ApiVersionsResponse
+from kbroker.wire.messages.metadata_response import (
     MetadataResponse,
     MetadataResponseBroker,
     MetadataResponsePartition,

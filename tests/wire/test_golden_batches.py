@@ -29,11 +29,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-from wire import ApiKey, codec
-from wire.headers import decode_request_header
-from wire.messages.produce_request import ProduceRequest
-from wire.records import BATCH_HEADER_SIZE, Compression, decode_records, iter_batches
+from kbroker.wire import ApiKey, codec
+from kbroker.wire.headers import decode_request_header
+from kbroker.wire.messages.produce_request import ProduceRequest
+from kbroker.wire.records import BATCH_HEADER_SIZE, Compression, decode_records, iter_batches
 
 HERE = Path(__file__).resolve().parent
 FIXTURES_DIR = HERE / "golden" / "batches"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-
-from wire import ApiKey, codec
-from wire.exceptions import DecodeError
-from wire.headers import (
+from kbroker.wire import ApiKey, codec
+from kbroker.wire.exceptions import DecodeError
+from kbroker.wire.headers import (
     RequestHeader,
     decode_request_header,
     decode_response_header,
@@ -18,11 +17,10 @@ from wire.headers import (
     request_header_version,
     response_header_version,
 )
-from wire.messages import REQUESTS
-from wire.messages.api_versions_response import ApiVersionsResponse
-from wire.messages.controlled_shutdown_request import ControlledShutdownRequest
-from wire.messages.metadata_request import MetadataRequest
-from wire.messages.metadata_response import MetadataResponse
+from kbroker.wire.messages import REQUESTS
+from kbroker.wire.messages.api_versions_response import ApiVersionsResponse
+from kbroker.wire.messages.metadata_request import MetadataRequest
+from kbroker.wire.messages.metadata_response import MetadataResponse
 
 
 @pytest.mark.parametrize(
@@ -33,8 +31,6 @@ from wire.messages.metadata_response import MetadataResponse
         (ApiKey.API_VERSIONS, 2, 1, 0),
         (ApiKey.API_VERSIONS, 3, 2, 0),  # KIP-511: the response header is always v0
         (ApiKey.API_VERSIONS, 4, 2, 0),
-        (ApiKey.CONTROLLED_SHUTDOWN, 0, 0, 0),  # no client id
-        (ApiKey.CONTROLLED_SHUTDOWN, 1, 1, 0),
         (ApiKey.PRODUCE, 0, 1, 0),
         (ApiKey.PRODUCE, 9, 2, 1),
     ],
@@ -61,12 +57,12 @@ def test_request_round_trip_through_a_frame() -> None:
     assert codec.decode(MetadataRequest, 12, body[offset:]) == MetadataRequest(topics=None)
 
 
-def test_controlled_shutdown_v0_header_has_no_client_id() -> None:
-    header = RequestHeader(request_api_key=7, request_api_version=0, correlation_id=1, client_id="")
-    frame = encode_request(header, ControlledShutdownRequest(broker_id=3))
-    assert len(frame) == 4 + 8 + 4
-    got, offset = decode_request_header(frame[4:])
-    assert offset == 8 and got.correlation_id == 1
+def test_a_removed_api_key_is_unknown() -> None:
+    # Kafka 4 removed ControlledShutdown (key 7): its spec says "validVersions": "none", so the
+    # header is refused like any unknown key (the broker then closes the connection).
+    frame_body = (7).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + (3).to_bytes(4, "big")
+    with pytest.raises(DecodeError, match="unknown api key 7"):
+        decode_request_header(frame_body)
 
 
 def test_null_client_id_and_non_compact_client_id_in_header_v2() -> None:

@@ -6,9 +6,8 @@ import struct
 
 import crc32c
 import pytest
-
-from wire.exceptions import DecodeError
-from wire.records import (
+from kbroker.wire.exceptions import DecodeError
+from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
     Compression,

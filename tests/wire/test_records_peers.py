@@ -14,8 +14,7 @@ import kafka.record.default_records as kafka_records
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from wire.records import (
+from kbroker.wire.records import (
     Compression,
     ControlRecordType,
     RecordBatchView,

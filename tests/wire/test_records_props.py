@@ -7,9 +7,8 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from wire._records_varint import read_varint, varint_size, write_varint
-from wire.records import (
+from kbroker.wire._records_varint import read_varint, varint_size, write_varint
+from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
     Compression,
     CorruptRecordBatch,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, KeysView
 
-from wire.messages._index import INDEX
+from kbroker.wire.messages._index import INDEX
 
 
 class LazyClassMap(dict[int, type]):

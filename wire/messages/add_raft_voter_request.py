@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["AddRaftVoterRequest", "Listener"]
 
@@ -44,11 +44,12 @@ class AddRaftVoterRequest(StructBase):
         "voter_id",
         "voter_directory_id",
         "listeners",
+        "ack_when_committed",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 80
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     cluster_id: str | None
@@ -56,6 +57,7 @@ class AddRaftVoterRequest(StructBase):
     voter_id: int
     voter_directory_id: UUID
     listeners: list[Listener]
+    ack_when_committed: bool
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
@@ -66,6 +68,7 @@ class AddRaftVoterRequest(StructBase):
         voter_id: int = 0,
         voter_directory_id: UUID = ZERO_UUID,
         listeners: list[Listener] = FACTORY,
+        ack_when_committed: bool = True,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.cluster_id = cluster_id
@@ -73,6 +76,7 @@ class AddRaftVoterRequest(StructBase):
         self.voter_id = voter_id
         self.voter_directory_id = voter_directory_id
         self.listeners = [] if listeners is FACTORY else listeners
+        self.ack_when_committed = ack_when_committed
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
@@ -89,4 +93,5 @@ AddRaftVoterRequest.SCHEMA = (
     F("voter_id", "int32", 0, MAX),
     F("voter_directory_id", "uuid", 0, MAX),
     F("listeners", "struct", 0, MAX, array=True, struct=Listener),
+    F("ack_when_committed", "bool", 1, MAX),
 )

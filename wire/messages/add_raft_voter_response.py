@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["AddRaftVoterResponse"]
 
@@ -17,7 +17,7 @@ class AddRaftVoterResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 80
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     throttle_time_ms: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["AlterPartitionRequest", "BrokerState", "PartitionData", "TopicData"]
 
@@ -75,14 +75,12 @@ class PartitionData(StructBase):
 
 class TopicData(StructBase):
     __slots__ = (
-        "topic_name",
         "topic_id",
         "partitions",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
 
-    topic_name: str
     topic_id: UUID
     partitions: list[PartitionData]
     unknown_tagged_fields: dict[int, bytes]
@@ -90,12 +88,10 @@ class TopicData(StructBase):
     def __init__(
         self,
         *,
-        topic_name: str = "",
         topic_id: UUID = ZERO_UUID,
         partitions: list[PartitionData] = FACTORY,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
-        self.topic_name = topic_name
         self.topic_id = topic_id
         self.partitions = [] if partitions is FACTORY else partitions
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
@@ -110,7 +106,7 @@ class AlterPartitionRequest(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 56
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (2, 3)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     broker_id: int
@@ -149,7 +145,6 @@ PartitionData.SCHEMA = (
 
 
 TopicData.SCHEMA = (
-    F("topic_name", "string", 0, 1, ignorable=True),
     F("topic_id", "uuid", 2, MAX, ignorable=True),
     F("partitions", "struct", 0, MAX, array=True, struct=PartitionData),
 )

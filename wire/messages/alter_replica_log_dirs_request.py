@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["AlterReplicaLogDir", "AlterReplicaLogDirTopic", "AlterReplicaLogDirsRequest"]
 

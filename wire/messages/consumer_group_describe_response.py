@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["Assignment", "ConsumerGroupDescribeResponse", "DescribedGroup", "Member", "TopicPartitions"]
 
@@ -69,6 +69,7 @@ class Member(StructBase):
         "subscribed_topic_regex",
         "assignment",
         "target_assignment",
+        "member_type",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
@@ -83,6 +84,7 @@ class Member(StructBase):
     subscribed_topic_regex: str | None
     assignment: Assignment
     target_assignment: Assignment
+    member_type: int
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
@@ -98,6 +100,7 @@ class Member(StructBase):
         subscribed_topic_regex: str | None = None,
         assignment: Assignment = FACTORY,
         target_assignment: Assignment = FACTORY,
+        member_type: int = -1,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.member_id = member_id
@@ -110,6 +113,7 @@ class Member(StructBase):
         self.subscribed_topic_regex = subscribed_topic_regex
         self.assignment = Assignment() if assignment is FACTORY else assignment
         self.target_assignment = Assignment() if target_assignment is FACTORY else target_assignment
+        self.member_type = member_type
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
@@ -173,7 +177,7 @@ class ConsumerGroupDescribeResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 69
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     throttle_time_ms: int
@@ -215,6 +219,7 @@ Member.SCHEMA = (
     F("subscribed_topic_regex", "string", 0, MAX, nullable=(0, MAX)),
     F("assignment", "struct", 0, MAX, struct=Assignment),
     F("target_assignment", "struct", 0, MAX, struct=Assignment),
+    F("member_type", "int8", 1, MAX, ignorable=True),
 )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["CreatableRenewers", "CreateDelegationTokenRequest"]
 
@@ -42,7 +42,7 @@ class CreateDelegationTokenRequest(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 38
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 3)
     FLEXIBLE_MIN: ClassVar[int | None] = 2
 
     owner_principal_type: str | None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["DescribeConfigsResourceResult", "DescribeConfigsResponse", "DescribeConfigsResult", "DescribeConfigsSynonym"]
 
@@ -42,7 +42,6 @@ class DescribeConfigsResourceResult(StructBase):
         "value",
         "read_only",
         "config_source",
-        "is_default",
         "is_sensitive",
         "synonyms",
         "config_type",
@@ -55,7 +54,6 @@ class DescribeConfigsResourceResult(StructBase):
     value: str | None
     read_only: bool
     config_source: int
-    is_default: bool
     is_sensitive: bool
     synonyms: list[DescribeConfigsSynonym]
     config_type: int
@@ -69,7 +67,6 @@ class DescribeConfigsResourceResult(StructBase):
         value: str | None = "",
         read_only: bool = False,
         config_source: int = -1,
-        is_default: bool = False,
         is_sensitive: bool = False,
         synonyms: list[DescribeConfigsSynonym] = FACTORY,
         config_type: int = 0,
@@ -80,7 +77,6 @@ class DescribeConfigsResourceResult(StructBase):
         self.value = value
         self.read_only = read_only
         self.config_source = config_source
-        self.is_default = is_default
         self.is_sensitive = is_sensitive
         self.synonyms = [] if synonyms is FACTORY else synonyms
         self.config_type = config_type
@@ -163,7 +159,6 @@ DescribeConfigsResourceResult.SCHEMA = (
     F("value", "string", 0, MAX, nullable=(0, MAX)),
     F("read_only", "bool", 0, MAX),
     F("config_source", "int8", 1, MAX, ignorable=True),
-    F("is_default", "bool", 0, 0),
     F("is_sensitive", "bool", 0, MAX),
     F("synonyms", "struct", 1, MAX, array=True, struct=DescribeConfigsSynonym, ignorable=True),
     F("config_type", "int8", 3, MAX, ignorable=True),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["DescribeDelegationTokenOwner", "DescribeDelegationTokenRequest"]
 
@@ -39,7 +39,7 @@ class DescribeDelegationTokenRequest(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 41
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 3)
     FLEXIBLE_MIN: ClassVar[int | None] = 2
 
     owners: list[DescribeDelegationTokenOwner] | None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["DescribableLogDirTopic", "DescribeLogDirsRequest"]
 
@@ -39,7 +39,7 @@ class DescribeLogDirsRequest(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 35
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 5)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 4)
     FLEXIBLE_MIN: ClassVar[int | None] = 2
 
     topics: list[DescribableLogDirTopic] | None

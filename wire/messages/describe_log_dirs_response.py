@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["DescribeLogDirsPartition", "DescribeLogDirsResponse", "DescribeLogDirsResult", "DescribeLogDirsTopic"]
 
@@ -71,7 +71,6 @@ class DescribeLogDirsResult(StructBase):
         "topics",
         "total_bytes",
         "usable_bytes",
-        "is_cordoned",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
@@ -81,7 +80,6 @@ class DescribeLogDirsResult(StructBase):
     topics: list[DescribeLogDirsTopic]
     total_bytes: int
     usable_bytes: int
-    is_cordoned: bool
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
@@ -92,7 +90,6 @@ class DescribeLogDirsResult(StructBase):
         topics: list[DescribeLogDirsTopic] = FACTORY,
         total_bytes: int = -1,
         usable_bytes: int = -1,
-        is_cordoned: bool = False,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.error_code = error_code
@@ -100,7 +97,6 @@ class DescribeLogDirsResult(StructBase):
         self.topics = [] if topics is FACTORY else topics
         self.total_bytes = total_bytes
         self.usable_bytes = usable_bytes
-        self.is_cordoned = is_cordoned
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
@@ -113,7 +109,7 @@ class DescribeLogDirsResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 35
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 5)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 4)
     FLEXIBLE_MIN: ClassVar[int | None] = 2
 
     throttle_time_ms: int
@@ -155,7 +151,6 @@ DescribeLogDirsResult.SCHEMA = (
     F("topics", "struct", 0, MAX, array=True, struct=DescribeLogDirsTopic),
     F("total_bytes", "int64", 4, MAX, ignorable=True),
     F("usable_bytes", "int64", 4, MAX, ignorable=True),
-    F("is_cordoned", "bool", 5, MAX, ignorable=True),
 )
 
 

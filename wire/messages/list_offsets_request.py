@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["ListOffsetsPartition", "ListOffsetsRequest", "ListOffsetsTopic"]
 
@@ -13,7 +13,6 @@ class ListOffsetsPartition(StructBase):
         "partition_index",
         "current_leader_epoch",
         "timestamp",
-        "max_num_offsets",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
@@ -21,7 +20,6 @@ class ListOffsetsPartition(StructBase):
     partition_index: int
     current_leader_epoch: int
     timestamp: int
-    max_num_offsets: int
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
@@ -30,13 +28,11 @@ class ListOffsetsPartition(StructBase):
         partition_index: int = 0,
         current_leader_epoch: int = -1,
         timestamp: int = 0,
-        max_num_offsets: int = 1,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.partition_index = partition_index
         self.current_leader_epoch = current_leader_epoch
         self.timestamp = timestamp
-        self.max_num_offsets = max_num_offsets
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
@@ -103,7 +99,6 @@ ListOffsetsPartition.SCHEMA = (
     F("partition_index", "int32", 0, MAX),
     F("current_leader_epoch", "int32", 4, MAX, ignorable=True),
     F("timestamp", "int64", 0, MAX),
-    F("max_num_offsets", "int32", 0, 0),
 )
 
 

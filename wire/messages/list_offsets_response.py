@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["ListOffsetsPartitionResponse", "ListOffsetsResponse", "ListOffsetsTopicResponse"]
 
@@ -12,7 +12,6 @@ class ListOffsetsPartitionResponse(StructBase):
     __slots__ = (
         "partition_index",
         "error_code",
-        "old_style_offsets",
         "timestamp",
         "offset",
         "leader_epoch",
@@ -22,7 +21,6 @@ class ListOffsetsPartitionResponse(StructBase):
 
     partition_index: int
     error_code: int
-    old_style_offsets: list[int]
     timestamp: int
     offset: int
     leader_epoch: int
@@ -33,7 +31,6 @@ class ListOffsetsPartitionResponse(StructBase):
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        old_style_offsets: list[int] = FACTORY,
         timestamp: int = -1,
         offset: int = -1,
         leader_epoch: int = -1,
@@ -41,7 +38,6 @@ class ListOffsetsPartitionResponse(StructBase):
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.old_style_offsets = [] if old_style_offsets is FACTORY else old_style_offsets
         self.timestamp = timestamp
         self.offset = offset
         self.leader_epoch = leader_epoch
@@ -102,7 +98,6 @@ class ListOffsetsResponse(StructBase):
 ListOffsetsPartitionResponse.SCHEMA = (
     F("partition_index", "int32", 0, MAX),
     F("error_code", "int16", 0, MAX),
-    F("old_style_offsets", "int64", 0, 0, array=True),
     F("timestamp", "int64", 1, MAX),
     F("offset", "int64", 1, MAX),
     F("leader_epoch", "int32", 4, MAX),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["OffsetCommitRequest", "OffsetCommitRequestPartition", "OffsetCommitRequestTopic"]
 
@@ -14,7 +14,6 @@ class OffsetCommitRequestPartition(StructBase):
         "partition_index",
         "committed_offset",
         "committed_leader_epoch",
-        "commit_timestamp",
         "committed_metadata",
         "unknown_tagged_fields",
     )
@@ -23,7 +22,6 @@ class OffsetCommitRequestPartition(StructBase):
     partition_index: int
     committed_offset: int
     committed_leader_epoch: int
-    commit_timestamp: int
     committed_metadata: str | None
     unknown_tagged_fields: dict[int, bytes]
 
@@ -33,14 +31,12 @@ class OffsetCommitRequestPartition(StructBase):
         partition_index: int = 0,
         committed_offset: int = 0,
         committed_leader_epoch: int = -1,
-        commit_timestamp: int = -1,
         committed_metadata: str | None = "",
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.partition_index = partition_index
         self.committed_offset = committed_offset
         self.committed_leader_epoch = committed_leader_epoch
-        self.commit_timestamp = commit_timestamp
         self.committed_metadata = committed_metadata
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
@@ -120,7 +116,6 @@ OffsetCommitRequestPartition.SCHEMA = (
     F("partition_index", "int32", 0, MAX),
     F("committed_offset", "int64", 0, MAX),
     F("committed_leader_epoch", "int32", 6, MAX, ignorable=True),
-    F("commit_timestamp", "int64", 1, 1),
     F("committed_metadata", "string", 0, MAX, nullable=(0, MAX)),
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["PartitionResult", "ReadShareGroupStateSummaryResponse", "ReadStateSummaryResult"]
 
@@ -15,7 +15,9 @@ class PartitionResult(StructBase):
         "error_code",
         "error_message",
         "state_epoch",
+        "leader_epoch",
         "start_offset",
+        "delivery_complete_count",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
@@ -24,7 +26,9 @@ class PartitionResult(StructBase):
     error_code: int
     error_message: str | None
     state_epoch: int
+    leader_epoch: int
     start_offset: int
+    delivery_complete_count: int
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
@@ -34,14 +38,18 @@ class PartitionResult(StructBase):
         error_code: int = 0,
         error_message: str | None = None,
         state_epoch: int = 0,
+        leader_epoch: int = 0,
         start_offset: int = 0,
+        delivery_complete_count: int = -1,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.partition = partition
         self.error_code = error_code
         self.error_message = error_message
         self.state_epoch = state_epoch
+        self.leader_epoch = leader_epoch
         self.start_offset = start_offset
+        self.delivery_complete_count = delivery_complete_count
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
@@ -76,7 +84,7 @@ class ReadShareGroupStateSummaryResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 87
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     results: list[ReadStateSummaryResult]
@@ -97,7 +105,9 @@ PartitionResult.SCHEMA = (
     F("error_code", "int16", 0, MAX),
     F("error_message", "string", 0, MAX, nullable=(0, MAX)),
     F("state_epoch", "int32", 0, MAX),
+    F("leader_epoch", "int32", 0, MAX),
     F("start_offset", "int64", 0, MAX),
+    F("delivery_complete_count", "int32", 1, MAX, ignorable=True),
 )
 
 

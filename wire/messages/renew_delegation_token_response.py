@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["RenewDelegationTokenResponse"]
 
@@ -17,7 +17,7 @@ class RenewDelegationTokenResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 39
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 2)
     FLEXIBLE_MIN: ClassVar[int | None] = 2
 
     error_code: int

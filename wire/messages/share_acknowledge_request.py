@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["AcknowledgePartition", "AcknowledgeTopic", "AcknowledgementBatch", "ShareAcknowledgeRequest"]
 
@@ -90,17 +90,19 @@ class ShareAcknowledgeRequest(StructBase):
         "group_id",
         "member_id",
         "share_session_epoch",
+        "is_renew_ack",
         "topics",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 79
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 2)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     group_id: str | None
     member_id: str | None
     share_session_epoch: int
+    is_renew_ack: bool
     topics: list[AcknowledgeTopic]
     unknown_tagged_fields: dict[int, bytes]
 
@@ -110,12 +112,14 @@ class ShareAcknowledgeRequest(StructBase):
         group_id: str | None = None,
         member_id: str | None = "",
         share_session_epoch: int = 0,
+        is_renew_ack: bool = False,
         topics: list[AcknowledgeTopic] = FACTORY,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.group_id = group_id
         self.member_id = member_id
         self.share_session_epoch = share_session_epoch
+        self.is_renew_ack = is_renew_ack
         self.topics = [] if topics is FACTORY else topics
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
@@ -143,5 +147,6 @@ ShareAcknowledgeRequest.SCHEMA = (
     F("group_id", "string", 0, MAX, nullable=(0, MAX)),
     F("member_id", "string", 0, MAX, nullable=(0, MAX)),
     F("share_session_epoch", "int32", 0, MAX),
+    F("is_renew_ack", "bool", 2, MAX),
     F("topics", "struct", 0, MAX, array=True, struct=AcknowledgeTopic),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["LeaderIdAndEpoch", "NodeEndpoint", "PartitionData", "ShareAcknowledgeResponse", "ShareAcknowledgeTopicResponse"]
 
@@ -126,18 +126,20 @@ class ShareAcknowledgeResponse(StructBase):
         "throttle_time_ms",
         "error_code",
         "error_message",
+        "acquisition_lock_timeout_ms",
         "responses",
         "node_endpoints",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 79
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 2)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     throttle_time_ms: int
     error_code: int
     error_message: str | None
+    acquisition_lock_timeout_ms: int
     responses: list[ShareAcknowledgeTopicResponse]
     node_endpoints: list[NodeEndpoint]
     unknown_tagged_fields: dict[int, bytes]
@@ -148,6 +150,7 @@ class ShareAcknowledgeResponse(StructBase):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = None,
+        acquisition_lock_timeout_ms: int = 0,
         responses: list[ShareAcknowledgeTopicResponse] = FACTORY,
         node_endpoints: list[NodeEndpoint] = FACTORY,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
@@ -155,6 +158,7 @@ class ShareAcknowledgeResponse(StructBase):
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
+        self.acquisition_lock_timeout_ms = acquisition_lock_timeout_ms
         self.responses = [] if responses is FACTORY else responses
         self.node_endpoints = [] if node_endpoints is FACTORY else node_endpoints
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
@@ -175,7 +179,7 @@ PartitionData.SCHEMA = (
 
 
 ShareAcknowledgeTopicResponse.SCHEMA = (
-    F("topic_id", "uuid", 0, MAX, ignorable=True),
+    F("topic_id", "uuid", 0, MAX),
     F("partitions", "struct", 0, MAX, array=True, struct=PartitionData),
 )
 
@@ -189,9 +193,10 @@ NodeEndpoint.SCHEMA = (
 
 
 ShareAcknowledgeResponse.SCHEMA = (
-    F("throttle_time_ms", "int32", 0, MAX, ignorable=True),
-    F("error_code", "int16", 0, MAX, ignorable=True),
+    F("throttle_time_ms", "int32", 0, MAX),
+    F("error_code", "int16", 0, MAX),
     F("error_message", "string", 0, MAX, nullable=(0, MAX)),
+    F("acquisition_lock_timeout_ms", "int32", 2, MAX, ignorable=True),
     F("responses", "struct", 0, MAX, array=True, struct=ShareAcknowledgeTopicResponse),
     F("node_endpoints", "struct", 0, MAX, array=True, struct=NodeEndpoint),
 )

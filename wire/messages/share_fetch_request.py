@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["AcknowledgementBatch", "FetchPartition", "FetchTopic", "ForgottenTopic", "ShareFetchRequest"]
 
@@ -121,13 +121,17 @@ class ShareFetchRequest(StructBase):
         "max_wait_ms",
         "min_bytes",
         "max_bytes",
+        "max_records",
+        "batch_size",
+        "share_acquire_mode",
+        "is_renew_ack",
         "topics",
         "forgotten_topics_data",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 78
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 2)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     group_id: str | None
@@ -136,6 +140,10 @@ class ShareFetchRequest(StructBase):
     max_wait_ms: int
     min_bytes: int
     max_bytes: int
+    max_records: int
+    batch_size: int
+    share_acquire_mode: int
+    is_renew_ack: bool
     topics: list[FetchTopic]
     forgotten_topics_data: list[ForgottenTopic]
     unknown_tagged_fields: dict[int, bytes]
@@ -149,6 +157,10 @@ class ShareFetchRequest(StructBase):
         max_wait_ms: int = 0,
         min_bytes: int = 0,
         max_bytes: int = 2147483647,
+        max_records: int = 0,
+        batch_size: int = 0,
+        share_acquire_mode: int = 0,
+        is_renew_ack: bool = False,
         topics: list[FetchTopic] = FACTORY,
         forgotten_topics_data: list[ForgottenTopic] = FACTORY,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
@@ -159,6 +171,10 @@ class ShareFetchRequest(StructBase):
         self.max_wait_ms = max_wait_ms
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
+        self.max_records = max_records
+        self.batch_size = batch_size
+        self.share_acquire_mode = share_acquire_mode
+        self.is_renew_ack = is_renew_ack
         self.topics = [] if topics is FACTORY else topics
         self.forgotten_topics_data = [] if forgotten_topics_data is FACTORY else forgotten_topics_data
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
@@ -173,7 +189,7 @@ AcknowledgementBatch.SCHEMA = (
 
 FetchPartition.SCHEMA = (
     F("partition_index", "int32", 0, MAX),
-    F("partition_max_bytes", "int32", 0, MAX),
+    F("partition_max_bytes", "int32", 0, 0),
     F("acknowledgement_batches", "struct", 0, MAX, array=True, struct=AcknowledgementBatch),
 )
 
@@ -197,6 +213,10 @@ ShareFetchRequest.SCHEMA = (
     F("max_wait_ms", "int32", 0, MAX),
     F("min_bytes", "int32", 0, MAX),
     F("max_bytes", "int32", 0, MAX),
+    F("max_records", "int32", 1, MAX),
+    F("batch_size", "int32", 1, MAX),
+    F("share_acquire_mode", "int8", 2, MAX, ignorable=True),
+    F("is_renew_ack", "bool", 2, MAX),
     F("topics", "struct", 0, MAX, array=True, struct=FetchTopic),
     F("forgotten_topics_data", "struct", 0, MAX, array=True, struct=ForgottenTopic),
 )

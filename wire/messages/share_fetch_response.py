@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["AcquiredRecords", "LeaderIdAndEpoch", "NodeEndpoint", "PartitionData", "ShareFetchResponse", "ShareFetchableTopicResponse"]
 
@@ -170,18 +170,20 @@ class ShareFetchResponse(StructBase):
         "throttle_time_ms",
         "error_code",
         "error_message",
+        "acquisition_lock_timeout_ms",
         "responses",
         "node_endpoints",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 78
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 2)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     throttle_time_ms: int
     error_code: int
     error_message: str | None
+    acquisition_lock_timeout_ms: int
     responses: list[ShareFetchableTopicResponse]
     node_endpoints: list[NodeEndpoint]
     unknown_tagged_fields: dict[int, bytes]
@@ -192,6 +194,7 @@ class ShareFetchResponse(StructBase):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = None,
+        acquisition_lock_timeout_ms: int = 0,
         responses: list[ShareFetchableTopicResponse] = FACTORY,
         node_endpoints: list[NodeEndpoint] = FACTORY,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
@@ -199,6 +202,7 @@ class ShareFetchResponse(StructBase):
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
+        self.acquisition_lock_timeout_ms = acquisition_lock_timeout_ms
         self.responses = [] if responses is FACTORY else responses
         self.node_endpoints = [] if node_endpoints is FACTORY else node_endpoints
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
@@ -224,7 +228,7 @@ PartitionData.SCHEMA = (
     F("acknowledge_error_code", "int16", 0, MAX),
     F("acknowledge_error_message", "string", 0, MAX, nullable=(0, MAX)),
     F("current_leader", "struct", 0, MAX, struct=LeaderIdAndEpoch),
-    F("records", "records", 0, MAX, nullable=(0, MAX)),
+    F("records", "records", 0, MAX, nullable=(0, 0)),
     F("acquired_records", "struct", 0, MAX, array=True, struct=AcquiredRecords),
 )
 
@@ -247,6 +251,7 @@ ShareFetchResponse.SCHEMA = (
     F("throttle_time_ms", "int32", 0, MAX),
     F("error_code", "int16", 0, MAX),
     F("error_message", "string", 0, MAX, nullable=(0, MAX)),
+    F("acquisition_lock_timeout_ms", "int32", 1, MAX),
     F("responses", "struct", 0, MAX, array=True, struct=ShareFetchableTopicResponse),
     F("node_endpoints", "struct", 0, MAX, array=True, struct=NodeEndpoint),
 )

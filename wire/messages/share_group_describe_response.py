@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["Assignment", "DescribedGroup", "Member", "ShareGroupDescribeResponse", "TopicPartitions"]
 
@@ -161,7 +161,7 @@ class ShareGroupDescribeResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 77
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (1, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     throttle_time_ms: int

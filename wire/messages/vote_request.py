@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["PartitionData", "TopicData", "VoteRequest"]
 
@@ -12,44 +12,48 @@ __all__ = ["PartitionData", "TopicData", "VoteRequest"]
 class PartitionData(StructBase):
     __slots__ = (
         "partition_index",
-        "candidate_epoch",
-        "candidate_id",
-        "candidate_directory_id",
+        "replica_epoch",
+        "replica_id",
+        "replica_directory_id",
         "voter_directory_id",
         "last_offset_epoch",
         "last_offset",
+        "pre_vote",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
 
     partition_index: int
-    candidate_epoch: int
-    candidate_id: int
-    candidate_directory_id: UUID
+    replica_epoch: int
+    replica_id: int
+    replica_directory_id: UUID
     voter_directory_id: UUID
     last_offset_epoch: int
     last_offset: int
+    pre_vote: bool
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
-        candidate_epoch: int = 0,
-        candidate_id: int = 0,
-        candidate_directory_id: UUID = ZERO_UUID,
+        replica_epoch: int = 0,
+        replica_id: int = 0,
+        replica_directory_id: UUID = ZERO_UUID,
         voter_directory_id: UUID = ZERO_UUID,
         last_offset_epoch: int = 0,
         last_offset: int = 0,
+        pre_vote: bool = False,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.partition_index = partition_index
-        self.candidate_epoch = candidate_epoch
-        self.candidate_id = candidate_id
-        self.candidate_directory_id = candidate_directory_id
+        self.replica_epoch = replica_epoch
+        self.replica_id = replica_id
+        self.replica_directory_id = replica_directory_id
         self.voter_directory_id = voter_directory_id
         self.last_offset_epoch = last_offset_epoch
         self.last_offset = last_offset
+        self.pre_vote = pre_vote
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
@@ -86,7 +90,7 @@ class VoteRequest(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 52
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     cluster_id: str | None
@@ -110,12 +114,13 @@ class VoteRequest(StructBase):
 
 PartitionData.SCHEMA = (
     F("partition_index", "int32", 0, MAX),
-    F("candidate_epoch", "int32", 0, MAX),
-    F("candidate_id", "int32", 0, MAX),
-    F("candidate_directory_id", "uuid", 1, MAX, ignorable=True),
+    F("replica_epoch", "int32", 0, MAX),
+    F("replica_id", "int32", 0, MAX),
+    F("replica_directory_id", "uuid", 1, MAX, ignorable=True),
     F("voter_directory_id", "uuid", 1, MAX, ignorable=True),
     F("last_offset_epoch", "int32", 0, MAX),
     F("last_offset", "int64", 0, MAX),
+    F("pre_vote", "bool", 2, MAX),
 )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["NodeEndpoint", "PartitionData", "TopicData", "VoteResponse"]
 
@@ -105,7 +105,7 @@ class VoteResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 52
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     error_code: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["PartitionData", "StateBatch", "WriteShareGroupStateRequest", "WriteStateData"]
 
@@ -47,6 +47,7 @@ class PartitionData(StructBase):
         "state_epoch",
         "leader_epoch",
         "start_offset",
+        "delivery_complete_count",
         "state_batches",
         "unknown_tagged_fields",
     )
@@ -56,6 +57,7 @@ class PartitionData(StructBase):
     state_epoch: int
     leader_epoch: int
     start_offset: int
+    delivery_complete_count: int
     state_batches: list[StateBatch]
     unknown_tagged_fields: dict[int, bytes]
 
@@ -66,6 +68,7 @@ class PartitionData(StructBase):
         state_epoch: int = 0,
         leader_epoch: int = 0,
         start_offset: int = 0,
+        delivery_complete_count: int = -1,
         state_batches: list[StateBatch] = FACTORY,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
@@ -73,6 +76,7 @@ class PartitionData(StructBase):
         self.state_epoch = state_epoch
         self.leader_epoch = leader_epoch
         self.start_offset = start_offset
+        self.delivery_complete_count = delivery_complete_count
         self.state_batches = [] if state_batches is FACTORY else state_batches
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
@@ -109,7 +113,7 @@ class WriteShareGroupStateRequest(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 85
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     group_id: str
@@ -141,6 +145,7 @@ PartitionData.SCHEMA = (
     F("state_epoch", "int32", 0, MAX),
     F("leader_epoch", "int32", 0, MAX),
     F("start_offset", "int64", 0, MAX),
+    F("delivery_complete_count", "int32", 1, MAX, ignorable=True),
     F("state_batches", "struct", 0, MAX, array=True, struct=StateBatch),
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["PartitionResult", "WriteShareGroupStateResponse", "WriteStateResult"]
 
@@ -68,7 +68,7 @@ class WriteShareGroupStateResponse(StructBase):
     )
     SCHEMA: ClassVar[tuple[F, ...]]
     API_KEY: ClassVar[int] = 85
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     results: list[WriteStateResult]

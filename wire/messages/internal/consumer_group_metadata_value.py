@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["ConsumerGroupMetadataValue"]
 
@@ -11,25 +11,31 @@ __all__ = ["ConsumerGroupMetadataValue"]
 class ConsumerGroupMetadataValue(StructBase):
     __slots__ = (
         "epoch",
+        "metadata_hash",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
+    API_KEY: ClassVar[int] = 3
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
     epoch: int
+    metadata_hash: int
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
         self,
         *,
         epoch: int = 0,
+        metadata_hash: int = 0,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.epoch = epoch
+        self.metadata_hash = metadata_hash
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
 ConsumerGroupMetadataValue.SCHEMA = (
     F("epoch", "int32", 0, MAX),
+    F("metadata_hash", "int64", 0, MAX, tag=0, tagged=(0, MAX)),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["ConsumerGroupTargetAssignmentMemberValue", "TopicPartition"]
 
@@ -39,6 +39,7 @@ class ConsumerGroupTargetAssignmentMemberValue(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
+    API_KEY: ClassVar[int] = 7
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 

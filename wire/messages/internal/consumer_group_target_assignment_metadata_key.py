@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, F, StructBase
+from kbroker.wire.schema import FACTORY, F, StructBase
 
 __all__ = ["ConsumerGroupTargetAssignmentMetadataKey"]
 
@@ -14,7 +14,8 @@ class ConsumerGroupTargetAssignmentMetadataKey(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (6, 6)
+    API_KEY: ClassVar[int] = 6
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = None
 
     group_id: str
@@ -31,5 +32,5 @@ class ConsumerGroupTargetAssignmentMetadataKey(StructBase):
 
 
 ConsumerGroupTargetAssignmentMetadataKey.SCHEMA = (
-    F("group_id", "string", 6, 6),
+    F("group_id", "string", 0, 0),
 )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["ConsumerGroupTargetAssignmentMetadataValue"]
 
@@ -14,6 +14,7 @@ class ConsumerGroupTargetAssignmentMetadataValue(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
+    API_KEY: ClassVar[int] = 6
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 

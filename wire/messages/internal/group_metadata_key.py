@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, F, StructBase
+from kbroker.wire.schema import FACTORY, F, StructBase
 
 __all__ = ["GroupMetadataKey"]
 
@@ -14,7 +14,8 @@ class GroupMetadataKey(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (2, 2)
+    API_KEY: ClassVar[int] = 2
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = None
 
     group: str
@@ -31,5 +32,5 @@ class GroupMetadataKey(StructBase):
 
 
 GroupMetadataKey.SCHEMA = (
-    F("group", "string", 2, 2),
+    F("group", "string", 0, 0),
 )

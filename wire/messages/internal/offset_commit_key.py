@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, F, StructBase
+from kbroker.wire.schema import FACTORY, F, StructBase
 
 __all__ = ["OffsetCommitKey"]
 
@@ -16,7 +16,8 @@ class OffsetCommitKey(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
+    API_KEY: ClassVar[int] = 1
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = None
 
     group: str
@@ -39,7 +40,7 @@ class OffsetCommitKey(StructBase):
 
 
 OffsetCommitKey.SCHEMA = (
-    F("group", "string", 0, 1),
-    F("topic", "string", 0, 1),
-    F("partition", "int32", 0, 1),
+    F("group", "string", 0, 0),
+    F("topic", "string", 0, 0),
+    F("partition", "int32", 0, 0),
 )

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from typing import ClassVar
+from uuid import UUID
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["OffsetCommitValue"]
 
@@ -15,9 +16,11 @@ class OffsetCommitValue(StructBase):
         "metadata",
         "commit_timestamp",
         "expire_timestamp",
+        "topic_id",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
+    API_KEY: ClassVar[int] = 1
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
     FLEXIBLE_MIN: ClassVar[int | None] = 4
 
@@ -26,6 +29,7 @@ class OffsetCommitValue(StructBase):
     metadata: str
     commit_timestamp: int
     expire_timestamp: int
+    topic_id: UUID
     unknown_tagged_fields: dict[int, bytes]
 
     def __init__(
@@ -36,6 +40,7 @@ class OffsetCommitValue(StructBase):
         metadata: str = "",
         commit_timestamp: int = 0,
         expire_timestamp: int = -1,
+        topic_id: UUID = ZERO_UUID,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
         self.offset = offset
@@ -43,6 +48,7 @@ class OffsetCommitValue(StructBase):
         self.metadata = metadata
         self.commit_timestamp = commit_timestamp
         self.expire_timestamp = expire_timestamp
+        self.topic_id = topic_id
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
 
 
@@ -52,4 +58,5 @@ OffsetCommitValue.SCHEMA = (
     F("metadata", "string", 0, MAX),
     F("commit_timestamp", "int64", 0, MAX),
     F("expire_timestamp", "int64", 1, 1, ignorable=True),
+    F("topic_id", "uuid", 4, MAX, tag=0, tagged=(4, MAX), ignorable=True),
 )

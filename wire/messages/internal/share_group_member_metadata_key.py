@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, F, StructBase
+from kbroker.wire.schema import FACTORY, F, StructBase
 
 __all__ = ["ShareGroupMemberMetadataKey"]
 
@@ -15,7 +15,8 @@ class ShareGroupMemberMetadataKey(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (10, 10)
+    API_KEY: ClassVar[int] = 10
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = None
 
     group_id: str
@@ -35,6 +36,6 @@ class ShareGroupMemberMetadataKey(StructBase):
 
 
 ShareGroupMemberMetadataKey.SCHEMA = (
-    F("group_id", "string", 10, 10),
-    F("member_id", "string", 10, 10),
+    F("group_id", "string", 0, 0),
+    F("member_id", "string", 0, 0),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, ZERO_UUID, F, StructBase
 
 __all__ = ["ShareGroupStatePartitionMetadataValue", "TopicInfo", "TopicPartitionsInfo"]
 
@@ -63,14 +63,17 @@ class TopicInfo(StructBase):
 
 class ShareGroupStatePartitionMetadataValue(StructBase):
     __slots__ = (
+        "initializing_topics",
         "initialized_topics",
         "deleting_topics",
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
+    API_KEY: ClassVar[int] = 15
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = 0
 
+    initializing_topics: list[TopicPartitionsInfo]
     initialized_topics: list[TopicPartitionsInfo]
     deleting_topics: list[TopicInfo]
     unknown_tagged_fields: dict[int, bytes]
@@ -78,10 +81,12 @@ class ShareGroupStatePartitionMetadataValue(StructBase):
     def __init__(
         self,
         *,
+        initializing_topics: list[TopicPartitionsInfo] = FACTORY,
         initialized_topics: list[TopicPartitionsInfo] = FACTORY,
         deleting_topics: list[TopicInfo] = FACTORY,
         unknown_tagged_fields: dict[int, bytes] = FACTORY,
     ) -> None:
+        self.initializing_topics = [] if initializing_topics is FACTORY else initializing_topics
         self.initialized_topics = [] if initialized_topics is FACTORY else initialized_topics
         self.deleting_topics = [] if deleting_topics is FACTORY else deleting_topics
         self.unknown_tagged_fields = {} if unknown_tagged_fields is FACTORY else unknown_tagged_fields
@@ -101,6 +106,7 @@ TopicInfo.SCHEMA = (
 
 
 ShareGroupStatePartitionMetadataValue.SCHEMA = (
+    F("initializing_topics", "struct", 0, MAX, array=True, struct=TopicPartitionsInfo),
     F("initialized_topics", "struct", 0, MAX, array=True, struct=TopicPartitionsInfo),
     F("deleting_topics", "struct", 0, MAX, array=True, struct=TopicInfo),
 )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, F, StructBase
+from kbroker.wire.schema import FACTORY, F, StructBase
 
 __all__ = ["ShareGroupTargetAssignmentMemberKey"]
 
@@ -15,7 +15,8 @@ class ShareGroupTargetAssignmentMemberKey(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
-    VALID_VERSIONS: ClassVar[tuple[int, int]] = (13, 13)
+    API_KEY: ClassVar[int] = 13
+    VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = None
 
     group_id: str
@@ -35,6 +36,6 @@ class ShareGroupTargetAssignmentMemberKey(StructBase):
 
 
 ShareGroupTargetAssignmentMemberKey.SCHEMA = (
-    F("group_id", "string", 13, 13),
-    F("member_id", "string", 13, 13),
+    F("group_id", "string", 0, 0),
+    F("member_id", "string", 0, 0),
 )

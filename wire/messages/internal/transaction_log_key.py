@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, F, StructBase
+from kbroker.wire.schema import FACTORY, F, StructBase
 
 __all__ = ["TransactionLogKey"]
 
@@ -14,6 +14,7 @@ class TransactionLogKey(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
+    API_KEY: ClassVar[int] = 0
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
     FLEXIBLE_MIN: ClassVar[int | None] = None
 

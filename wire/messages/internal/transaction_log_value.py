@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wire.schema import FACTORY, MAX, F, StructBase
+from kbroker.wire.schema import FACTORY, MAX, F, StructBase
 
 __all__ = ["PartitionsSchema", "TransactionLogValue"]
 
@@ -38,6 +38,7 @@ class TransactionLogValue(StructBase):
         "previous_producer_id",
         "next_producer_id",
         "producer_epoch",
+        "next_producer_epoch",
         "transaction_timeout_ms",
         "transaction_status",
         "transaction_partitions",
@@ -47,6 +48,7 @@ class TransactionLogValue(StructBase):
         "unknown_tagged_fields",
     )
     SCHEMA: ClassVar[tuple[F, ...]]
+    API_KEY: ClassVar[int] = 0
     VALID_VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
     FLEXIBLE_MIN: ClassVar[int | None] = 1
 
@@ -54,6 +56,7 @@ class TransactionLogValue(StructBase):
     previous_producer_id: int
     next_producer_id: int
     producer_epoch: int
+    next_producer_epoch: int
     transaction_timeout_ms: int
     transaction_status: int
     transaction_partitions: list[PartitionsSchema] | None
@@ -69,6 +72,7 @@ class TransactionLogValue(StructBase):
         previous_producer_id: int = -1,
         next_producer_id: int = -1,
         producer_epoch: int = 0,
+        next_producer_epoch: int = -1,
         transaction_timeout_ms: int = 0,
         transaction_status: int = 0,
         transaction_partitions: list[PartitionsSchema] | None = FACTORY,
@@ -81,6 +85,7 @@ class TransactionLogValue(StructBase):
         self.previous_producer_id = previous_producer_id
         self.next_producer_id = next_producer_id
         self.producer_epoch = producer_epoch
+        self.next_producer_epoch = next_producer_epoch
         self.transaction_timeout_ms = transaction_timeout_ms
         self.transaction_status = transaction_status
         self.transaction_partitions = [] if transaction_partitions is FACTORY else transaction_partitions
@@ -101,6 +106,7 @@ TransactionLogValue.SCHEMA = (
     F("previous_producer_id", "int64", 1, MAX, tag=0, tagged=(1, MAX)),
     F("next_producer_id", "int64", 1, MAX, tag=1, tagged=(1, MAX)),
     F("producer_epoch", "int16", 0, MAX),
+    F("next_producer_epoch", "int16", 1, MAX, tag=3, tagged=(1, MAX)),
     F("transaction_timeout_ms", "int32", 0, MAX),
     F("transaction_status", "int8", 0, MAX),
     F("transaction_partitions", "struct", 0, MAX, array=True, struct=PartitionsSchema, nullable=(0, MAX)),
