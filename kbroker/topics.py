@@ -29,9 +29,10 @@ logger = logging.getLogger(__name__)
 # each partition here is a directory with open files, so one request may not ask for more.
 MAX_PARTITIONS_PER_TOPIC = 10_000
 
-# Values topic configs must take, beyond their type.
+# Values topic configs must take, beyond their type.  An empty cleanup.policy is allowed
+# (Kafka 4.2): neither deletion nor compaction, the log is kept whole.
 _ENUMS = {
-    "cleanup.policy": {"delete", "compact", "compact,delete", "delete,compact"},
+    "cleanup.policy": {"", "delete", "compact", "compact,delete", "delete,compact"},
     "message.timestamp.type": {"CreateTime", "LogAppendTime"},
     "compression.type": {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"},
 }

@@ -5,6 +5,8 @@ Version notes:
   topic's overrides are replaced by exactly the given set.
 - IncrementalAlterConfigs v0-v1: operations SET (0), DELETE (1); APPEND (2) and
   SUBTRACT (3) apply to list configs (cleanup.policy) only, else INVALID_CONFIG.
+  SUBTRACT may leave the list empty: Kafka 4.2 accepts an empty cleanup.policy (no
+  deletion, no compaction) and DescribeConfigs then reports it as "".
 - validate_only checks everything and changes nothing.
 - Topics only: broker configs are static in kbroker (INVALID_REQUEST for BROKER resources).
 """

@@ -5,20 +5,69 @@ Version notes:
   kafka-python v8, librdkafka 2.16 v9).  Generation/member checks, metadata size, commit
   timestamps and retention are the coordinator's; commits with generation -1 from
   non-members (simple consumers, admin) are accepted for Empty groups.
+- Every version: a partition that does not exist (unknown topic, or an index beyond the
+  topic's partition count) is answered UNKNOWN_TOPIC_OR_PARTITION and not committed, as
+  Kafka's KafkaApis does before the coordinator; the other partitions are committed.
 """
 
 from __future__ import annotations
 
+import copy
+
+from kbroker.handlers._committed_topics import missing_partitions
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
-from kbroker.wire.messages.offset_commit_request import OffsetCommitRequest
-from kbroker.wire.messages.offset_commit_response import OffsetCommitResponse
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.offset_commit_request import (
+    OffsetCommitRequest,
+    OffsetCommitRequestTopic,
+)
+from kbroker.wire.messages.offset_commit_response import (
+    OffsetCommitResponse,
+    OffsetCommitResponsePartition,
+    OffsetCommitResponseTopic,
+)
 
 
 @handler(ApiKey.OFFSET_COMMIT, 2, 9)
 async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse:
     runtime = ctx.broker.groups
     assert runtime.coordinator is not None
-    response = runtime.finish(runtime.coordinator.commit_offsets(req, api_version=ctx.api_version))
-    assert response is not None
-    return response
+    missing = missing_partitions(ctx.broker.metadata, ((t.name, (p.partition_index for p in t.partitions)) for t in req.topics))
+    if not missing:
+        response = runtime.finish(runtime.coordinator.commit_offsets(req, api_version=ctx.api_version))
+        assert response is not None
+        return response
+    existing = copy.copy(req)
+    existing.topics = [
+        OffsetCommitRequestTopic(
+            name=t.name,
+            topic_id=t.topic_id,
+            partitions=[p for p in t.partitions if (t.name, p.partition_index) not in missing],
+        )
+        for t in req.topics
+    ]
+    existing.topics = [t for t in existing.topics if t.partitions]
+    answered: dict[tuple[str, int], int] = {}
+    if existing.topics:
+        response = runtime.finish(runtime.coordinator.commit_offsets(existing, api_version=ctx.api_version))
+        assert response is not None
+        answered = {(t.name, p.partition_index): p.error_code for t in response.topics for p in t.partitions}
+    return OffsetCommitResponse(
+        topics=[
+            OffsetCommitResponseTopic(
+                name=t.name,
+                topic_id=t.topic_id,
+                partitions=[
+                    OffsetCommitResponsePartition(
+                        partition_index=p.partition_index,
+                        error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                        if (t.name, p.partition_index) in missing
+                        else answered[(t.name, p.partition_index)],
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in req.topics
+        ]
+    )

@@ -3,6 +3,9 @@
 Version notes:
 - v0-v3 served (aiokafka v0, kafkajs v1, librdkafka/kafka-python v3).  v3 adds the group
   generation/member checks (KIP-447).
+- Every version: a partition that does not exist (unknown topic, or an index beyond the
+  topic's partition count) is answered UNKNOWN_TOPIC_OR_PARTITION first, as Kafka's
+  KafkaApis does; only the other partitions go on to the transaction and group checks.
 - The group's __consumer_offsets partition must have been added to the producer's ongoing
   transaction (AddOffsetsToTxn); otherwise every partition gets the transaction
   coordinator's answer (INVALID_TXN_STATE, PRODUCER_FENCED / INVALID_PRODUCER_EPOCH before
@@ -11,12 +14,18 @@ Version notes:
 
 from __future__ import annotations
 
+import copy
+
 from kbroker.coordinator.records import partition_for
+from kbroker.handlers._committed_topics import missing_partitions
 from kbroker.metadata import OFFSETS_TOPIC
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
-from kbroker.wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
+from kbroker.wire.messages.txn_offset_commit_request import (
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitRequestTopic,
+)
 from kbroker.wire.messages.txn_offset_commit_response import (
     TxnOffsetCommitResponse,
     TxnOffsetCommitResponsePartition,
@@ -24,8 +33,9 @@ from kbroker.wire.messages.txn_offset_commit_response import (
 )
 
 
-@handler(ApiKey.TXN_OFFSET_COMMIT, 0, 3)
-async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+def _commit_existing(ctx: RequestContext, req: TxnOffsetCommitRequest) -> dict[tuple[str, int], int]:
+    """Verify the transaction and commit ``req`` (every partition of which exists);
+    the error code of each (topic, partition)."""
     broker = ctx.broker
     groups = broker.groups
     assert groups.coordinator is not None
@@ -34,15 +44,38 @@ async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequ
     if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 2:
         code = ErrorCode.INVALID_PRODUCER_EPOCH
     if code != ErrorCode.NONE:
-        return TxnOffsetCommitResponse(
-            topics=[
-                TxnOffsetCommitResponseTopic(
-                    name=t.name,
-                    partitions=[TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code) for p in t.partitions],
-                )
-                for t in req.topics
-            ]
-        )
+        return {(t.name, p.partition_index): code for t in req.topics for p in t.partitions}
     response = groups.finish(groups.coordinator.commit_transactional_offsets(req, api_version=ctx.api_version))
     assert response is not None
-    return response
+    return {(t.name, p.partition_index): p.error_code for t in response.topics for p in t.partitions}
+
+
+@handler(ApiKey.TXN_OFFSET_COMMIT, 0, 3)
+async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+    missing = missing_partitions(ctx.broker.metadata, ((t.name, (p.partition_index for p in t.partitions)) for t in req.topics))
+    existing = req
+    if missing:
+        existing = copy.copy(req)
+        existing.topics = [
+            TxnOffsetCommitRequestTopic(name=t.name, partitions=[p for p in t.partitions if (t.name, p.partition_index) not in missing])
+            for t in req.topics
+        ]
+        existing.topics = [t for t in existing.topics if t.partitions]
+    answered = _commit_existing(ctx, existing) if existing.topics else {}
+    return TxnOffsetCommitResponse(
+        topics=[
+            TxnOffsetCommitResponseTopic(
+                name=t.name,
+                partitions=[
+                    TxnOffsetCommitResponsePartition(
+                        partition_index=p.partition_index,
+                        error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                        if (t.name, p.partition_index) in missing
+                        else answered[(t.name, p.partition_index)],
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in req.topics
+        ]
+    )
