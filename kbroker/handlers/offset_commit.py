@@ -34,10 +34,12 @@ async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest) ->
     runtime = ctx.broker.groups
     assert runtime.coordinator is not None
     missing = missing_partitions(ctx.broker.metadata, ((t.name, (p.partition_index for p in t.partitions)) for t in req.topics))
-    if not missing:
+    if not missing and req.topics:
         response = runtime.finish(runtime.coordinator.commit_offsets(req, api_version=ctx.api_version))
         assert response is not None
         return response
+    # Only what exists reaches the coordinator; nothing at all if nothing exists (Kafka
+    # then answers without touching the group: no generation check, no session reset).
     existing = copy.copy(req)
     existing.topics = [
         OffsetCommitRequestTopic(

@@ -54,7 +54,7 @@ def _commit_existing(ctx: RequestContext, req: TxnOffsetCommitRequest) -> dict[t
 async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     missing = missing_partitions(ctx.broker.metadata, ((t.name, (p.partition_index for p in t.partitions)) for t in req.topics))
     existing = req
-    if missing:
+    if missing:  # only what exists goes on to the transaction and group checks
         existing = copy.copy(req)
         existing.topics = [
             TxnOffsetCommitRequestTopic(name=t.name, partitions=[p for p in t.partitions if (t.name, p.partition_index) not in missing])

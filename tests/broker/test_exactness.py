@@ -32,6 +32,7 @@ from kbroker.wire.messages.incremental_alter_configs_request import (
     IncrementalAlterConfigsRequest,
 )
 from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
+from kbroker.wire.messages.list_groups_request import ListGroupsRequest
 from kbroker.wire.messages.offset_commit_request import (
     OffsetCommitRequest,
     OffsetCommitRequestPartition,
@@ -124,6 +125,13 @@ def test_offset_commit_naming_only_missing_partitions_leaves_the_group_alone(cli
     resp = client.request(req, 8)
     assert [(t.name, [(p.partition_index, p.error_code) for p in t.partitions]) for t in resp.topics] == [("ghost", [(0, UNKNOWN)])]
     assert committed(client, "lonely", "ghost", [0]) == {0: -1}
+    # Generation -1 (admin, simple consumer) would create a simple group; with nothing that
+    # exists to commit, or nothing at all, Kafka creates none.
+    for group, topics in (("simple-ghost", req.topics), ("simple-empty", [])):
+        plain = OffsetCommitRequest(group_id=group, generation_id_or_member_epoch=-1, member_id="", topics=topics)
+        assert [p.error_code for t in client.request(plain, 8).topics for p in t.partitions] == [UNKNOWN] * len(topics)
+    listed = {g.group_id for g in client.request(ListGroupsRequest(), 4).groups}
+    assert not listed & {"lonely", "simple-ghost", "simple-empty"}, listed
 
 
 # -- TxnOffsetCommit -------------------------------------------------------------------------
