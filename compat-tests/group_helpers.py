@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from clients import kcat_path
 from helpers import wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -250,7 +251,7 @@ class Members:
         session_ms: int,
     ) -> Member:
         argv = [
-            "kcat", "-b", bootstrap, "-G", group, topic,
+            kcat_path(), "-b", bootstrap, "-G", group, topic,
             "-X", "auto.offset.reset=earliest", "-u", "-f", "%p %o %s\\n",
             "-X", f"client.id={name}",
             "-X", f"session.timeout.ms={session_ms}",
