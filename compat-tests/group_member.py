@@ -55,6 +55,29 @@ class Owned:
         emit(ev=kind, tps=sorted(parts), now=sorted(self.now))
 
 
+# How long a kafka-python member may take to learn its topic's partitions before joining.
+METADATA_WAIT_S = 30.0
+
+
+def know_partitions_before_joining(consumer: Any, topic: str) -> None:
+    """Block until a kafka-python 3.0.12 consumer's metadata has ``topic``'s partitions.
+
+    Call after ``subscribe`` and before the first ``poll``.  kafka-python 3.0.12 races its
+    first JoinGroup against its first metadata fetch (its coordinator handles that race,
+    KAFKA-3949, for pattern subscriptions only).  A leader that assigns before the
+    metadata has arrived hands out nothing, then rejoins when the metadata changes; if a
+    ``poll(timeout_ms)`` then expires while that rejoin's SyncGroup is in flight, the
+    answer is never applied and the member goes silent for good (compat-tests/FINDINGS.md,
+    "Group members that go silent").  Knowing the partitions first means the first
+    assignment is the right one and no metadata-triggered rejoin happens.
+    """
+    deadline = time.monotonic() + METADATA_WAIT_S
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no partitions for {topic} after {METADATA_WAIT_S} s")
+        time.sleep(0.1)
+
+
 def run_kafka_python(cfg: dict[str, Any], stop: threading.Event) -> None:
     from kafka import ConsumerRebalanceListener, KafkaConsumer
     from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
@@ -94,6 +117,8 @@ def run_kafka_python(cfg: dict[str, Any], stop: threading.Event) -> None:
         request_timeout_ms=30_000,
     )
     consumer.subscribe([cfg["topic"]], listener=Listener())
+    if not cfg.get("join_before_metadata"):
+        know_partitions_before_joining(consumer, cfg["topic"])
     emit(ev="started")
     try:
         while not stop.is_set():
@@ -239,6 +264,8 @@ def main() -> None:
         level=getattr(logging, cfg.get("log_level", "INFO")),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for name, level in cfg.get("logger_levels", {}).items():  # e.g. one client logger at DEBUG
+        logging.getLogger(name).setLevel(getattr(logging, level))
     stop = threading.Event()
     threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
     if cfg.get("max_runtime_s"):  # never outlive a test that forgot us
