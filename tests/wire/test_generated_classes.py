@@ -4,6 +4,7 @@ field-wise equality, a dataclass-style repr, ``__slots__`` and no ``__dict__``."
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 import subprocess
@@ -236,14 +237,20 @@ def test_generated_modules_do_no_code_generation_at_import() -> None:
         elif event == "c_call" and frame.f_code.co_filename == current:
             c_calls.add(getattr(arg, "__qualname__", repr(arg)))
 
-    for name, filename, code in codes:
-        namespace = {"__name__": name}
-        current = filename
-        sys.setprofile(profile)
-        try:
-            exec(code, namespace)
-        finally:
-            sys.setprofile(None)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection would run gc.callbacks (hypothesis installs one) in between
+    try:
+        for name, filename, code in codes:
+            namespace = {"__name__": name}
+            current = filename
+            sys.setprofile(profile)
+            try:
+                exec(code, namespace)
+            finally:
+                sys.setprofile(None)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     assert not foreign, foreign[:10]
     assert c_calls == {"__build_class__"}, c_calls
     assert f_inits == schema_entries
