@@ -57,6 +57,13 @@ class Owned:
 
 # How long a kafka-python member may take to learn its topic's partitions before joining.
 METADATA_WAIT_S = 30.0
+# kafka-python 3.0.12 drives a join from inside poll() and stops waiting for it when poll's
+# timer ends; a join whose answer lands before the next poll looks at it is thrown away
+# and the member rejoins (one extra rebalance), see FINDINGS.md.  A poll longer than a
+# join (about a second here; a session timeout, 3 s, when the broker waits for a dead
+# member) rarely ends in the middle of one.  poll returns as soon as records come, so the
+# only cost is that an idle member notices "leave" up to this late.
+KAFKA_PYTHON_POLL_MS = 5_000
 
 
 def know_partitions_before_joining(consumer: Any, topic: str) -> None:
@@ -122,7 +129,7 @@ def run_kafka_python(cfg: dict[str, Any], stop: threading.Event) -> None:
     emit(ev="started")
     try:
         while not stop.is_set():
-            batches = consumer.poll(timeout_ms=200)
+            batches = consumer.poll(timeout_ms=cfg.get("poll_ms", KAFKA_PYTHON_POLL_MS))
             recs = [
                 [r.partition, r.offset, r.value.decode()] for rs in batches.values() for r in rs
             ]
