@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from clients import kcat_path
 from helpers import wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -217,7 +218,9 @@ class Members:
         assignor: str = "range",
         instance_id: str | None = None,
         session_ms: int = SESSION_MS,
+        **extra: Any,
     ) -> Member:
+        """``extra`` goes into the member's config as is (group_member.py reads it)."""
         if client == "kcat":
             return self._start_kcat(
                 name, bootstrap, topic, group, assignor, instance_id, session_ms
@@ -234,6 +237,10 @@ class Members:
             "heartbeat_ms": HEARTBEAT_MS,
             "max_poll_ms": max(MAX_POLL_MS, session_ms),
             "max_runtime_s": MEMBER_MAX_RUNTIME_S,
+            # Dev aid: KBROKER_COMPAT_MEMBER_LOG_LEVEL=DEBUG puts the client's own debug log
+            # (every request and response) in each member's stderr file.
+            "log_level": os.environ.get("KBROKER_COMPAT_MEMBER_LOG_LEVEL", "INFO"),
+            **extra,
         }
         m = Member(name, [sys.executable, str(MEMBER_SCRIPT), json.dumps(cfg)], self.log_dir)
         self.all.append(m)
@@ -250,7 +257,7 @@ class Members:
         session_ms: int,
     ) -> Member:
         argv = [
-            "kcat", "-b", bootstrap, "-G", group, topic,
+            kcat_path(), "-b", bootstrap, "-G", group, topic,
             "-X", "auto.offset.reset=earliest", "-u", "-f", "%p %o %s\\n",
             "-X", f"client.id={name}",
             "-X", f"session.timeout.ms={session_ms}",

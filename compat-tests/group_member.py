@@ -55,6 +55,36 @@ class Owned:
         emit(ev=kind, tps=sorted(parts), now=sorted(self.now))
 
 
+# How long a kafka-python member may take to learn its topic's partitions before joining.
+METADATA_WAIT_S = 30.0
+# kafka-python 3.0.12 drives a join from inside poll() and stops waiting for it when poll's
+# timer ends; a join whose answer lands before the next poll looks at it is thrown away
+# and the member rejoins (one extra rebalance), see FINDINGS.md.  A poll longer than a
+# join (about a second here; a session timeout, 3 s, when the broker waits for a dead
+# member) rarely ends in the middle of one.  poll returns as soon as records come, so the
+# only cost is that an idle member notices "leave" up to this late.
+KAFKA_PYTHON_POLL_MS = 5_000
+
+
+def know_partitions_before_joining(consumer: Any, topic: str) -> None:
+    """Block until a kafka-python 3.0.12 consumer's metadata has ``topic``'s partitions.
+
+    Call after ``subscribe`` and before the first ``poll``.  kafka-python 3.0.12 races its
+    first JoinGroup against its first metadata fetch (its coordinator handles that race,
+    KAFKA-3949, for pattern subscriptions only).  A leader that assigns before the
+    metadata has arrived hands out nothing, then rejoins when the metadata changes; if a
+    ``poll(timeout_ms)`` then expires while that rejoin's SyncGroup is in flight, the
+    answer is never applied and the member goes silent for good (compat-tests/FINDINGS.md,
+    "Group members that go silent").  Knowing the partitions first means the first
+    assignment is the right one and no metadata-triggered rejoin happens.
+    """
+    deadline = time.monotonic() + METADATA_WAIT_S
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no partitions for {topic} after {METADATA_WAIT_S} s")
+        time.sleep(0.1)
+
+
 def run_kafka_python(cfg: dict[str, Any], stop: threading.Event) -> None:
     from kafka import ConsumerRebalanceListener, KafkaConsumer
     from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
@@ -94,10 +124,12 @@ def run_kafka_python(cfg: dict[str, Any], stop: threading.Event) -> None:
         request_timeout_ms=30_000,
     )
     consumer.subscribe([cfg["topic"]], listener=Listener())
+    if not cfg.get("join_before_metadata"):
+        know_partitions_before_joining(consumer, cfg["topic"])
     emit(ev="started")
     try:
         while not stop.is_set():
-            batches = consumer.poll(timeout_ms=200)
+            batches = consumer.poll(timeout_ms=cfg.get("poll_ms", KAFKA_PYTHON_POLL_MS))
             recs = [
                 [r.partition, r.offset, r.value.decode()] for rs in batches.values() for r in rs
             ]
@@ -239,6 +271,8 @@ def main() -> None:
         level=getattr(logging, cfg.get("log_level", "INFO")),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for name, level in cfg.get("logger_levels", {}).items():  # e.g. one client logger at DEBUG
+        logging.getLogger(name).setLevel(getattr(logging, level))
     stop = threading.Event()
     threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
     if cfg.get("max_runtime_s"):  # never outlive a test that forgot us

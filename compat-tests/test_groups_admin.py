@@ -26,12 +26,7 @@ from group_helpers import (
 )
 from helpers import unique_topic, wait_until
 
-# Known intermittent stall (compat-tests/FINDINGS.md, "group members that go silent"):
-# under heavy CPU load a kafka-python 3.0.12 member now and then stops sending anything
-# (no heartbeat, no fetch) right after a rebalance, until its session expires; the broker
-# log shows every request it received answered.  Root cause not found yet; until it is,
-# a failed run is tried again, at most twice.
-pytestmark = [pytest.mark.compat, pytest.mark.timeout(120), pytest.mark.flaky(reruns=2)]
+pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
 PER_PARTITION = 4
 EMPTY_GROUP_OFFSET = 2

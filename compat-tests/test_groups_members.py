@@ -29,12 +29,7 @@ from group_helpers import (
 )
 from helpers import unique_topic
 
-# Known intermittent stall (compat-tests/FINDINGS.md, "group members that go silent"):
-# under heavy CPU load a kafka-python 3.0.12 member now and then stops sending anything
-# (no heartbeat, no fetch) right after a rebalance, until its session expires; the broker
-# log shows every request it received answered.  Root cause not found yet; until it is,
-# a failed run is tried again, at most twice.
-pytestmark = [pytest.mark.compat, pytest.mark.timeout(180), pytest.mark.flaky(reruns=2)]
+pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 
 CLIENTS = ["kafka-python", "aiokafka", "confluent", "kcat"]
 

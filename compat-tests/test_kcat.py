@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
+from clients import kcat_path
 from helpers import (
     CODECS,
     PARTITIONS,
@@ -29,7 +29,6 @@ from helpers import (
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
-KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 KCAT_TIMEOUT_S = 30
 # -Q output: "<topic> [<partition>] offset <offset>"
 QUERY_LINE = re.compile(r"^(?P<topic>\S+) \[(?P<partition>\d+)\]\s+offset (?P<offset>-?\d+)\s*$")
@@ -37,9 +36,7 @@ QUERY_LINE = re.compile(r"^(?P<topic>\S+) \[(?P<partition>\d+)\]\s+offset (?P<of
 
 @pytest.fixture(scope="module")
 def kcat() -> str:
-    if KCAT is None:
-        pytest.skip("kcat is not installed (apt-get install kcat)")
-    return KCAT
+    return kcat_path()  # skips locally, fails in CI when kcat is missing
 
 
 def run_kcat(kcat: str, bootstrap: str, args: list[str], stdin: str | None = None) -> str:

@@ -33,9 +33,7 @@ from txn_helpers import (
     values,
 )
 
-# The workers consume in a group: the same intermittent kafka-python member stall as the
-# group tests (compat-tests/FINDINGS.md) can hit them, so a failed run is tried again (twice).
-pytestmark = [pytest.mark.compat, pytest.mark.timeout(180), pytest.mark.flaky(reruns=2)]
+pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 
 INPUT_RECORDS = 60
 BATCH = 5

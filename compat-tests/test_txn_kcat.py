@@ -12,26 +12,23 @@ until some did.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import uuid
 
 import pytest
+from clients import kcat_path
 from helpers import wait_until
 from txn_helpers import TXN_BROKER_SETTINGS, Rec, check_exactly, ck_read, lso_and_hwm
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
-KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 KCAT_TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="module")
 def kcat() -> str:
-    if KCAT is None:
-        pytest.skip("kcat is not installed (apt-get install kcat)")
-    return KCAT
+    return kcat_path()  # skips locally, fails in CI when kcat is missing
 
 
 def lines(phase: str, count: int) -> list[str]:

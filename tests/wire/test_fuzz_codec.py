@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -75,15 +74,14 @@ def test_hostile_array_length_allocates_nothing(version: int) -> None:
     else:
         body = b"\x00" + struct.pack(">hi", 1, 1000) + b"\xff\xff\xff\xff\x0f"
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(DecodeError, match="exceeds"):
             codec.decode(ProduceRequest, version, body)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    # nothing was allocated for the announced 2**31 elements: the length is refused first
     assert peak < 1 << 20
-    assert time.perf_counter() - start < 1
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """Record batches from real clients, in every compression codec, parse and verify.
 
-Each client (kafka-python, aiokafka, confluent-kafka; kafkajs when the compat suite's
-node_modules are there) produces the same few records -- keys, values, headers -- to one
-topic per codec through the loopback recorder of test_golden.py, which answers Produce
-with success.  For every captured Produce request, each partition's records blob must walk
+Each client (kafka-python, aiokafka, confluent-kafka, and kafkajs from the compat suite's
+node_modules, installed from its lock file when missing) produces the same few records --
+keys, values, headers -- to one topic per codec through the loopback recorder of
+test_golden.py, which answers Produce with success.  For every captured Produce request, each partition's records blob must walk
 (``iter_batches``) into whole batches that fill it exactly, every batch's CRC-32C must
 verify, its compression attribute must be the codec asked for, and ``decode_records`` must
 give back exactly the records sent, in order.
@@ -36,7 +36,6 @@ from kbroker.wire.records import BATCH_HEADER_SIZE, Compression, decode_records,
 
 HERE = Path(__file__).resolve().parent
 FIXTURES_DIR = HERE / "golden" / "batches"
-NODE_MODULES = HERE.parents[1] / "compat-tests" / "js" / "node_modules"
 
 CODECS = {
     "none": Compression.NONE,
@@ -59,6 +58,7 @@ def _load_golden() -> ModuleType:
 
 
 golden = _load_golden()
+NODE_MODULES = golden.clients.NODE_MODULES
 
 
 def topic_of(codec_name: str) -> str:
@@ -269,8 +269,10 @@ def check_client_frames(client: str, frames: list[bytes]) -> dict[str, bytes]:
 @pytest.mark.parametrize("client", sorted(CLIENTS))
 def test_live_client_batches_parse_and_verify_in_every_codec(client: str) -> None:
     available, _, _ = CLIENTS[client]
-    if not available():
-        pytest.skip(f"{client} is not installed")
+    if client == "kafkajs":
+        golden.clients.kafkajs_node_modules()  # installs it from the lock file when missing
+    elif not available():
+        golden.clients.missing(f"{client} is not installed (pip install -e '.[test]')")
     start = time.monotonic()
     frames = record(client)
     check_client_frames(client, frames)
