@@ -1,0 +1,166 @@
+"""Compacted topics in the broker: keyless records refused, cleaner configs validated, the
+cleaner running on its worker thread and swapping on the loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from broker_harness import RawClient
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.create_topics_request import (
+    CreatableTopic,
+    CreatableTopicConfig,
+    CreateTopicsRequest,
+)
+from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kbroker.wire.records import decode_records, iter_batches, make_batch
+
+from kbroker.config import ConfigError, build_config
+from kbroker.testing import BrokerThread
+
+# Bounded waits for the cleaner thread (it normally finishes within a second or two).
+CLEANER_WAIT_S = 60.0
+
+
+def _create(c: RawClient, name: str, configs: dict[str, str]) -> int:
+    topic = CreatableTopic(
+        name=name,
+        num_partitions=1,
+        replication_factor=-1,
+        configs=[CreatableTopicConfig(name=k, value=v) for k, v in configs.items()],
+    )
+    return c.request(CreateTopicsRequest(topics=[topic]), 7).topics[0].error_code
+
+
+def _produce(c: RawClient, name: str, batch: bytes):
+    req = ProduceRequest(
+        acks=-1,
+        timeout_ms=5000,
+        topic_data=[
+            TopicProduceData(
+                name=name, partition_data=[PartitionProduceData(index=0, records=bytes(batch))]
+            )
+        ],
+    )
+    return c.request(req, 9).responses[0].partition_responses[0]
+
+
+def _read_all(c: RawClient, name: str) -> list[tuple[int, bytes | None, bytes | None]]:
+    out: list[tuple[int, bytes | None, bytes | None]] = []
+    offset = 0
+    for _ in range(10_000):
+        req = FetchRequest(
+            replica_id=-1,
+            max_wait_ms=0,
+            min_bytes=1,
+            max_bytes=1 << 20,
+            isolation_level=0,
+            topics=[
+                FetchTopic(
+                    topic=name,
+                    partitions=[
+                        FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=1 << 20)
+                    ],
+                )
+            ],
+        )
+        part = c.request(req, 12).responses[0].partitions[0]
+        views = list(iter_batches(bytes(part.records)))
+        if not views:
+            break
+        for v in views:
+            out += [
+                (v.base_offset + r.offset_delta, r.key, r.value)
+                for r in decode_records(v)
+                if v.base_offset + r.offset_delta >= offset
+            ]
+            offset = max(offset, v.next_offset)
+    return out
+
+
+COMPACT = {"cleanup.policy": "compact", "internal.segment.bytes": "2000"}
+
+
+def test_keyless_records_are_refused_on_compacted_topics(client: RawClient) -> None:
+    assert _create(client, "c", COMPACT) == ErrorCode.NONE
+    assert _create(client, "d", {}) == ErrorCode.NONE
+    bad = make_batch([b"x", b"y"], [b"k", None])
+    r = _produce(client, "c", bad)
+    assert r.error_code == ErrorCode.INVALID_RECORD
+    assert [e.batch_index for e in r.record_errors] == [1]
+    assert "without key" in (r.error_message or "")
+    assert _produce(client, "d", bad).error_code == ErrorCode.NONE  # delete topics take it
+    assert _produce(client, "c", make_batch([b"x"], [b"k"])).error_code == ErrorCode.NONE
+    assert [(o, k) for o, k, _ in _read_all(client, "c")] == [(0, b"k")]
+
+
+def test_topic_config_ranges(client: RawClient) -> None:
+    assert _create(client, "a", {"segment.bytes": "1048575"}) == ErrorCode.INVALID_CONFIG
+    assert _create(client, "b", {"segment.bytes": "1048576"}) == ErrorCode.NONE
+    assert _create(client, "c", {"min.cleanable.dirty.ratio": "1.5"}) == ErrorCode.INVALID_CONFIG
+    assert _create(client, "d", {"max.compaction.lag.ms": "0"}) == ErrorCode.INVALID_CONFIG
+    assert _create(client, "e", {"delete.retention.ms": "-1"}) == ErrorCode.INVALID_CONFIG
+    assert _create(client, "f", {"internal.segment.bytes": "2"}) == ErrorCode.INVALID_CONFIG
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "log.cleaner.threads=-1",
+        "log.cleaner.backoff.ms=-1",
+        "log.cleaner.min.cleanable.ratio=1.1",
+        "log.cleaner.max.compaction.lag.ms=0",
+        "log.cleaner.delete.retention.ms=-5",
+        "log.cleaner.dedupe.buffer.size=1048576",  # must exceed 1 MiB per thread
+        "log.cleaner.threads=abc",
+        "transaction.state.log.segment.bytes=0",
+    ],
+)
+def test_bad_cleaner_broker_configs_are_refused(setting: str) -> None:
+    with pytest.raises(ConfigError):
+        build_config(overrides=[setting], environ={})
+
+
+def test_cleaner_compacts_on_its_thread(tmp_path: Path) -> None:
+    bt = BrokerThread(tmp_path / "data", {"log.cleaner.backoff.ms": "0"})
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        assert _create(c, "c", {**COMPACT, "delete.retention.ms": "0"}) == ErrorCode.NONE
+        expected: dict[bytes, bytes | None] = {}
+        for i in range(400):
+            key, value = b"k%d" % (i % 20), (None if i % 7 == 6 else b"v%d" % i)
+            expected[key] = value
+            assert _produce(c, "c", make_batch([value], [key])).error_code == ErrorCode.NONE
+        broker = bt.broker
+        assert broker is not None and broker.topics.cleaner is not None
+        cleaner = broker.topics.cleaner
+        deadline = time.monotonic() + CLEANER_WAIT_S
+        while cleaner.passes_completed == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cleaner.passes_completed >= 1, cleaner.last_error
+        records = _read_all(c, "c")
+        offsets = [o for o, _, _ in records]
+        assert offsets == sorted(set(offsets)) and len(records) < 400
+        latest = {k: v for _, k, v in records}
+        for key, value in expected.items():
+            if value is not None:
+                assert latest[key] == value
+            else:
+                assert latest.get(key) is None
+        assert (tmp_path / "data" / "cleaner-offset-checkpoint").exists()
+        # a restart keeps the cleaned log and its checkpoint
+        bt.restart()
+        c.close()
+        c = RawClient(bt.address)
+        assert _read_all(c, "c") == records
+    finally:
+        c.close()
+        bt.close()
