@@ -106,6 +106,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("log.cleaner.io.buffer.load.factor", _T.DOUBLE, "0.9"),
         _d("log.cleaner.io.max.bytes.per.second", _T.DOUBLE, "1.7976931348623157E308"),
         _d("transaction.state.log.segment.bytes", _T.INT, "104857600"),
+        _d("producer.id.expiration.check.interval.ms", _T.INT, "600000"),
         # -- end of log cleaner ----------------------------------------------------------
         _d("log.segment.delete.delay.ms", _T.LONG, "60000"),
         _d("log.message.timestamp.before.max.ms", _T.LONG, str(LONG_MAX)),
@@ -147,6 +148,8 @@ CLEANER_CONFIG_RANGES: dict[str, tuple[float, float]] = {
     "log.cleaner.max.compaction.lag.ms": (1, LONG_MAX),
     "offsets.topic.segment.bytes": (1, INT_MAX),
     "transaction.state.log.segment.bytes": (1, INT_MAX),
+    "producer.id.expiration.ms": (1, INT_MAX),
+    "producer.id.expiration.check.interval.ms": (1, INT_MAX),
 }
 # KafkaConfig.validateValues: the dedupe buffer must exceed 1 MiB per cleaner thread.
 MIN_DEDUPE_BUFFER_PER_THREAD_BYTES = 1024 * 1024

@@ -95,6 +95,8 @@ class TopicManager:
             offset_checkpoint_interval_ms=config.get_int("log.flush.offset.checkpoint.interval.ms"),
             start_offset_checkpoint_interval_ms=config.get_int("log.flush.start.offset.checkpoint.interval.ms"),
             retention_check_interval_ms=config.get_int("log.retention.check.interval.ms"),
+            producer_id_expiration_ms=config.get_int("producer.id.expiration.ms"),
+            producer_id_expiration_check_interval_ms=config.get_int("producer.id.expiration.check.interval.ms"),
         )
         self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
         self.cleaner = LogCleanerService(str(config.data_dir), self.logs, cleaner_config(config))

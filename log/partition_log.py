@@ -733,6 +733,10 @@ class PartitionLog:
                     os.unlink(path + DELETED_SUFFIX)
         self._pending_deletes = keep
 
+    def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """producer.id.expiration.ms: forget idle producers (see producer_state)."""
+        return self.producer_state.remove_expired_producers(now_ms, expiration_ms)
+
     def replace_segments(
         self,
         base_offset: int,

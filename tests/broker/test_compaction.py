@@ -164,3 +164,67 @@ def test_cleaner_compacts_on_its_thread(tmp_path: Path) -> None:
     finally:
         c.close()
         bt.close()
+
+
+def test_consumer_offsets_are_compacted_and_replayed_after_restart(tmp_path: Path) -> None:
+    from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
+    from kbroker.wire.messages.offset_commit_request import (
+        OffsetCommitRequest,
+        OffsetCommitRequestPartition,
+        OffsetCommitRequestTopic,
+    )
+    from kbroker.wire.messages.offset_fetch_request import (
+        OffsetFetchRequest,
+        OffsetFetchRequestTopic,
+    )
+
+    from kbroker.metadata import OFFSETS_TOPIC
+
+    settings = {
+        "offsets.topic.num.partitions": "1",
+        "offsets.topic.segment.bytes": "8192",
+        "log.cleaner.backoff.ms": "0",
+    }
+    bt = BrokerThread(tmp_path / "data", settings)
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        assert _create(c, "t", {}) == ErrorCode.NONE
+        assert c.request(FindCoordinatorRequest(key="g", key_type=0), 3).error_code == ErrorCode.NONE
+        for i in range(1500):
+            partitions = [
+                OffsetCommitRequestPartition(partition_index=0, committed_offset=i),
+            ]
+            commit = OffsetCommitRequest(
+                group_id="g",
+                generation_id_or_member_epoch=-1,
+                member_id="",
+                retention_time_ms=-1,
+                topics=[OffsetCommitRequestTopic(name="t", partitions=partitions)],
+            )
+            r = c.request(commit, 7)
+            assert r.topics[0].partitions[0].error_code == ErrorCode.NONE
+        broker = bt.broker
+        assert broker is not None and broker.topics.cleaner is not None
+        log = broker.topics.log(OFFSETS_TOPIC, 0)
+        assert log is not None
+        written = log.size_bytes
+        deadline = time.monotonic() + CLEANER_WAIT_S
+        while broker.topics.cleaner.passes_completed == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert broker.topics.cleaner.passes_completed >= 1, broker.topics.cleaner.last_error
+        # one live key: what remains is the active segment plus the latest commit
+        assert log.size_bytes < written / 4
+        c.close()
+        bt.restart()
+        c = RawClient(bt.address)
+        fetched = c.request(
+            OffsetFetchRequest(
+                group_id="g", topics=[OffsetFetchRequestTopic(name="t", partition_indexes=[0])]
+            ),
+            5,
+        )
+        assert fetched.topics[0].partitions[0].committed_offset == 1499
+    finally:
+        c.close()
+        bt.close()

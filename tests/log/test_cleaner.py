@@ -408,3 +408,43 @@ def test_throttler_sleeps_to_the_rate():
     total_bytes = 5000
     assert now[0] >= total_bytes / 1000 * 0.8
     assert slept
+
+
+def test_expired_producers_are_forgotten_and_their_last_batch_goes(open_log, cleaner):
+    log = open_log(CFG)
+    w = cm.Writer(log)
+    last = w.put([(b"k", b"idempotent")], mode="idempotent")
+    w.put([(b"t", b"open")], mode="txn")  # an open transaction never expires
+    w.end_txn(commit=True)
+    w.put([(b"t2", b"open")], mode="txn")
+    assert log.remove_expired_producers(now_ms=99, expiration_ms=100) == 0
+    assert log.remove_expired_producers(now_ms=100, expiration_ms=100) == 1
+    assert set(log.producer_state.producers) == {cm.TXN_PID}
+    w.end_txn(commit=True)
+    for i in range(80):
+        w.put([(b"k", b"plain%d" % i)])
+    cleaner.clean_now(KEY, log, now_ms=200)
+    assert last not in {v.base_offset for v in cm.scan_batches(log)}
+    check_against_model(log, w)
+
+
+def test_log_manager_expires_producers_at_its_interval(tmp_path):
+    from kbroker.log import LogManager
+    from kbroker.wire.records import make_batch
+
+    manager = LogManager(
+        str(tmp_path),
+        CFG,
+        0,
+        producer_id_expiration_ms=1000,
+        producer_id_expiration_check_interval_ms=5000,
+    )
+    manager.open_all()
+    log = manager.create("t", 0)
+    batch = make_batch([b"v"], [b"k"], producer_id=3, producer_epoch=0, base_sequence=0)
+    log.append(batch, leader_epoch=0, now_ms=0)
+    manager.run_periodic(4999)
+    assert 3 in log.producer_state.producers
+    manager.run_periodic(5000)
+    assert 3 not in log.producer_state.producers
+    manager.close()
