@@ -599,8 +599,10 @@ class _BatchCleaner:
         self.stats.records_kept += len(kept)
         marker_for_empty_txn = can_discard and view.is_control
         has_tombstones = not view.is_control and any(r.value is None for r in kept)
-        set_horizon = (has_tombstones or marker_for_empty_txn) and not view.has_delete_horizon
-        if view.has_delete_horizon and kept:
+        removable_later = has_tombstones or marker_for_empty_txn
+        set_horizon = removable_later and not view.has_delete_horizon
+        if removable_later and view.has_delete_horizon:
+            # only horizons guarding something removable call for a later pass
             self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
         if len(kept) == len(records) and not set_horizon:
             return view.buffer()

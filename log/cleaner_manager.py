@@ -102,7 +102,13 @@ class LogCleanerManager:
         if best is None:
             # Quiet logs: remove tombstones and markers whose horizon has passed.
             for key, horizon in sorted(self.delete_horizons.items(), key=lambda kv: kv[1]):
-                if horizon <= now_ms and key not in self.in_progress and key in logs:
+                log = logs.get(key)
+                if (
+                    horizon <= now_ms
+                    and key not in self.in_progress
+                    and log is not None
+                    and log.config.is_compacted
+                ):
                     best = (False, 0.0, key)
                     break
         if best is None:

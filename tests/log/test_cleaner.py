@@ -186,6 +186,8 @@ def test_tombstones_stay_until_the_delete_horizon_then_go(open_log, cleaner):
     got = check_against_model(log, w)
     assert not [k for k, (_, v) in got.items() if v is None]
     assert set(got) == {b"k0", b"k5", b"k6", b"k7", b"k8", b"k9"}
+    # nothing removable is left: a quiet log is not picked again
+    assert cleaner.begin({KEY: log}, now_ms=w.now_ms + 10**6) is None
 
 
 def test_map_full_cleans_in_rounds(open_log, tmp_path):
@@ -448,3 +450,18 @@ def test_log_manager_expires_producers_at_its_interval(tmp_path):
     manager.run_periodic(5000)
     assert 3 not in log.producer_state.producers
     manager.close()
+
+
+def test_a_kept_batch_with_an_expired_horizon_does_not_call_for_more_passes(open_log, cleaner):
+    log = open_log(CFG)
+    w = cm.Writer(log)
+    w.put([(b"x", None), (b"y", b"live")])
+    fill(w, n=60, keys=2)
+    cleaner.clean_now(KEY, log, now_ms=w.now_ms)
+    assert cleaner.delete_horizons[KEY] == w.now_ms + CFG.delete_retention_ms
+    picked = cleaner.begin({KEY: log}, now_ms=w.now_ms + CFG.delete_retention_ms)
+    assert picked is not None
+    cleaner.finish(KEY, log, cleaner.build(picked[1]))
+    [batch] = [v for v in cm.scan_batches(log) if v.base_offset == 0]
+    assert batch.has_delete_horizon and [r.key for r in decode_records(batch)] == [b"y"]
+    assert cleaner.begin({KEY: log}, now_ms=w.now_ms + 10**6) is None
