@@ -102,12 +102,12 @@ class LogCleanerManager:
         if best is None:
             # Quiet logs: remove tombstones and markers whose horizon has passed.
             for key, horizon in sorted(self.delete_horizons.items(), key=lambda kv: kv[1]):
-                log = logs.get(key)
+                quiet = logs.get(key)
                 if (
                     horizon <= now_ms
                     and key not in self.in_progress
-                    and log is not None
-                    and log.config.is_compacted
+                    and quiet is not None
+                    and quiet.config.is_compacted
                 ):
                     best = (False, 0.0, key)
                     break
