@@ -60,7 +60,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from crc32c import crc32c
 from kbroker.log.config import LogConfig
@@ -75,6 +75,9 @@ from kbroker.log.segment import (
 )
 from kbroker.log.swap import CLEANED_SUFFIX, discard_cleaned
 from kbroker.log.txn_index import TXN_INDEX_SUFFIX, AbortedTxn, TransactionIndex
+from kbroker.wire._records_varint import read_varint  # the records codec's own varint reader
+from kbroker.wire.compression import decompress
+from kbroker.wire.exceptions import DecodeError
 from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
     ControlRecordType,
@@ -310,6 +313,70 @@ def _marker_kind(records: list[Record]) -> ControlRecordType | None:
 # -- reading segments (worker) -----------------------------------------------------------
 
 
+class RecordKey(NamedTuple):
+    """What the cleaner needs to judge a record: its offset delta, key, and whether it
+    has a value (a tombstone has none)."""
+
+    offset_delta: int
+    key: bytes | None
+    has_value: bool
+
+
+def scan_record_keys(view: RecordBatchView) -> list[RecordKey]:
+    """The keys of a data batch's records without building the records: per record
+    four varints are read and the rest skipped (``decode_records`` reads every field).
+    CorruptRecordBatch on a malformed batch."""
+    try:
+        data = decompress(view.compression, view.buffer()[BATCH_HEADER_SIZE:])
+    except DecodeError as exc:
+        raise CorruptRecordBatch(str(exc)) from exc
+    varint = read_varint
+    out: list[RecordKey] = []
+    append = out.append
+    pos = 0
+    try:
+        # Varints of one byte (most lengths and deltas) are decoded inline.
+        for _ in range(view.record_count):
+            b = data[pos]
+            if b < 0x80:
+                length, pos = (b >> 1) ^ -(b & 1), pos + 1
+            else:
+                length, pos = varint(data, pos)
+            end = pos + length
+            p = pos + 1  # attributes (1 byte), then the timestamp delta
+            b = data[p]
+            p = p + 1 if b < 0x80 else varint(data, p)[1]
+            b = data[p]
+            if b < 0x80:
+                offset_delta, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                offset_delta, p = varint(data, p)
+            b = data[p]
+            if b < 0x80:
+                key_length, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                key_length, p = varint(data, p)
+            if key_length >= 0:
+                key: bytes | None = data[p : p + key_length]
+                p += key_length
+            else:
+                key = None
+            b = data[p]
+            if b < 0x80:
+                value_length, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                value_length, p = varint(data, p)
+            if p > end:
+                raise CorruptRecordBatch("record fields run past the record")
+            append(RecordKey(offset_delta, key, value_length >= 0))
+            pos = end
+    except (IndexError, DecodeError) as exc:
+        raise CorruptRecordBatch(f"record runs past the end of the batch: {exc}") from None
+    if pos != len(data):
+        raise CorruptRecordBatch(f"{len(data) - pos} bytes left after the records")
+    return out
+
+
 class Throttler:
     """Sleeps to keep a byte rate (``log.cleaner.io.max.bytes.per.second``), measured
     over windows of ``WINDOW_MS`` like Kafka's Throttler.  ``clock`` returns seconds."""
@@ -381,7 +448,7 @@ def build_offset_map(
             base = view.base_offset
             keyed = [
                 (key_digest(r.key), base + r.offset_delta)
-                for r in decode_records(view)
+                for r in scan_record_keys(view)
                 if r.key is not None and base + r.offset_delta >= start
             ]
             if not offset_map.has_room_for({d for d, _ in keyed}):
@@ -565,7 +632,7 @@ class _BatchCleaner:
             return view.last_offset == last_data_offset
         return view.is_control and view.producer_epoch == epoch
 
-    def _keep_record(self, view: RecordBatchView, record: Record) -> bool:
+    def _keep_record(self, view: RecordBatchView, record: RecordKey) -> bool:
         offset = view.base_offset + record.offset_delta
         if offset >= self.end_offset:
             return True
@@ -573,42 +640,52 @@ class _BatchCleaner:
             return False
         if offset < self.map.get(key_digest(record.key)):
             return False
-        if record.value is not None:
+        if record.has_value:
             return True
         return not view.has_delete_horizon or self.now_ms < view.base_timestamp
 
     def clean(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
-        """The batch to write in place of ``view`` (None: drop it)."""
-        records = decode_records(view)
-        self.stats.records_read += len(records)
+        """The batch to write in place of ``view`` (None: drop it).  Data batches are
+        judged on their scanned keys; only a batch that changes is decoded in full."""
+        records: list[Record] | None = None
         if view.is_control:
+            records = decode_records(view)
+            keys = [RecordKey(r.offset_delta, r.key, r.value is not None) for r in records]
             can_discard = self.txns.on_control_batch(view, _marker_kind(records))
             horizon_passed = view.has_delete_horizon and view.base_timestamp <= self.now_ms
             discard_records = can_discard and horizon_passed
         else:
+            keys = scan_record_keys(view)
             can_discard = discard_records = self.txns.on_data_batch(view)
+        self.stats.records_read += len(keys)
         retain_empty = view.has_producer_id and self._is_last_of_producer(view)
         if discard_records and not retain_empty:
             return None
         if discard_records:
-            kept: list[Record] = []
+            keep = [False] * len(keys)
         elif view.is_control:
-            kept = records
+            keep = [True] * len(keys)
         else:
-            kept = [r for r in records if self._keep_record(view, r)]
-        self.stats.records_kept += len(kept)
+            keep = [self._keep_record(view, k) for k in keys]
+        kept_count = sum(keep)
+        self.stats.records_kept += kept_count
         marker_for_empty_txn = can_discard and view.is_control
-        has_tombstones = not view.is_control and any(r.value is None for r in kept)
+        has_tombstones = not view.is_control and any(
+            k and not r.has_value for k, r in zip(keep, keys, strict=True)
+        )
         removable_later = has_tombstones or marker_for_empty_txn
         set_horizon = removable_later and not view.has_delete_horizon
         if removable_later and view.has_delete_horizon:
             # only horizons guarding something removable call for a later pass
             self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
-        if len(kept) == len(records) and not set_horizon:
+        if kept_count == len(keys) and not set_horizon:
             return view.buffer()
         self.stats.batches_rewritten += 1
-        if not kept:
+        if not kept_count:
             return _empty_batch(view) if retain_empty else None
+        if records is None:
+            records = decode_records(view)
+        kept = [r for k, r in zip(keep, records, strict=True) if k]
         horizon = self.now_ms + self.plan.config.delete_retention_ms if set_horizon else None
         if horizon is not None:
             self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)

@@ -5,8 +5,9 @@ threads): each slot holds a 16-byte MD5 of the key plus an 8-byte offset, and th
 counts as full at ``log.cleaner.io.buffer.load.factor`` (0.9) of its slots.  This map
 keeps the same arithmetic -- ``capacity = int(buffer_bytes // 24 * load_factor)`` keys --
 so a configuration behaves the same way here (one round of cleaning covers as many
-distinct keys as it would in Kafka).  Keys are stored as their 16-byte digest, as in
-Kafka: two keys colliding in MD5 would merge, which Kafka accepts too.
+distinct keys as it would in Kafka).  Keys longer than 16 bytes are stored as their MD5
+digest, as in Kafka (two keys colliding in MD5 would merge, which Kafka accepts too);
+shorter ones as themselves (see :func:`key_digest`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ DEFAULT_LOAD_FACTOR = 0.9
 
 
 def key_digest(key: bytes) -> bytes:
+    """The map's name for ``key``: the key itself up to 16 bytes (hashing costs more
+    than it saves there), else its MD5 -- so an entry never holds more than 16 key
+    bytes, as in Kafka.  A short key equal to another key's digest would take an MD5
+    preimage, the same odds Kafka accepts for two digests colliding."""
+    if len(key) <= DIGEST_BYTES:
+        return key
     return hashlib.md5(key, usedforsecurity=False).digest()
 
 

@@ -465,3 +465,36 @@ def test_a_kept_batch_with_an_expired_horizon_does_not_call_for_more_passes(open
     [batch] = [v for v in cm.scan_batches(log) if v.base_offset == 0]
     assert batch.has_delete_horizon and [r.key for r in decode_records(batch)] == [b"y"]
     assert cleaner.begin({KEY: log}, now_ms=w.now_ms + 10**6) is None
+
+
+@pytest.mark.parametrize("codec", list(Compression))
+def test_key_scan_agrees_with_the_records_codec(codec):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from kbroker.log.cleaner import scan_record_keys
+    from kbroker.wire.records import RecordBatchView, build_record_batch
+
+    record = st.tuples(
+        st.one_of(st.none(), st.binary(max_size=300)),
+        st.one_of(st.none(), st.binary(max_size=300)),
+        st.lists(st.tuples(st.text(max_size=5), st.one_of(st.none(), st.binary(max_size=9))), max_size=3),
+        st.integers(0, 2**40),
+    )
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(record, min_size=1, max_size=70))
+    def check(items):
+        view = RecordBatchView(build_record_batch(items, compression=codec))
+        scanned = scan_record_keys(view)
+        decoded = decode_records(view)
+        assert [(s.offset_delta, s.key, s.has_value) for s in scanned] == [
+            (r.offset_delta, r.key, r.value is not None) for r in decoded
+        ]
+
+    check()
+
+
+def test_short_keys_are_their_own_digest():
+    assert key_digest(b"k" * 16) == b"k" * 16
+    long_key = b"k" * 17
+    assert len(key_digest(long_key)) == 16 and key_digest(long_key) != long_key[:16]
