@@ -228,3 +228,31 @@ def test_consumer_offsets_are_compacted_and_replayed_after_restart(tmp_path: Pat
     finally:
         c.close()
         bt.close()
+
+
+def test_describe_configs_reports_the_cleaner_configs_with_sources(tmp_path: Path) -> None:
+    from kbroker.wire.messages.describe_configs_request import (
+        DescribeConfigsRequest,
+        DescribeConfigsResource,
+    )
+
+    bt = BrokerThread(tmp_path / "data", {"log.cleaner.threads": "2"})
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        names = ["log.cleaner.threads", "log.cleaner.dedupe.buffer.size", "log.cleaner.enable"]
+        req = DescribeConfigsRequest(
+            resources=[DescribeConfigsResource(resource_type=4, resource_name="1", configuration_keys=names)]
+        )
+        [result] = c.request(req, 4).results
+        got = {e.name: (e.value, e.config_source) for e in result.configs}
+        assert got == {
+            "log.cleaner.threads": ("2", 4),  # STATIC_BROKER_CONFIG
+            "log.cleaner.dedupe.buffer.size": ("134217728", 5),  # DEFAULT_CONFIG
+            "log.cleaner.enable": ("true", 5),
+        }
+        assert bt.broker is not None and bt.broker.topics.cleaner is not None
+        assert bt.broker.topics.cleaner.config.threads == 2
+    finally:
+        c.close()
+        bt.close()
