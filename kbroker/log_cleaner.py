@@ -31,7 +31,8 @@ from multiprocessing.pool import Pool
 
 from kbroker.config import BrokerConfig
 from kbroker.log import LogManager, PartitionLog
-from kbroker.log.cleaner import CleanOutcome, CleanPlan, Throttler, build_clean
+from kbroker.log.cleaner import CleanOutcome, CleanPlan, build_clean
+from kbroker.log.cleaner_io import Throttler
 from kbroker.log.cleaner_manager import CleanerConfig, LogCleanerManager
 from kbroker.log.swap import CLEANED_SUFFIX
 

@@ -22,11 +22,11 @@ from kbroker.log.checkpoints import read_offset_checkpoint, write_offset_checkpo
 from kbroker.log.cleaner import (
     CleanOutcome,
     CleanPlan,
-    Throttler,
     build_clean,
     cleanable_stats,
     plan_clean,
 )
+from kbroker.log.cleaner_io import Throttler
 from kbroker.log.offset_map import DEFAULT_LOAD_FACTOR, OffsetMap
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.swap import FaultHook, discard_cleaned

@@ -11,10 +11,10 @@ import pytest
 from kbroker.log import LogConfig
 from kbroker.log.cleaner import (
     CleanerBufferTooSmallError,
-    Throttler,
     cleanable_stats,
     plan_clean,
 )
+from kbroker.log.cleaner_io import Throttler
 from kbroker.log.cleaner_manager import CLEANER_CHECKPOINT, CleanerConfig, LogCleanerManager
 from kbroker.log.offset_map import ENTRY_BYTES, OffsetMap, key_digest
 from kbroker.wire.compression import Compression
@@ -471,7 +471,7 @@ def test_a_kept_batch_with_an_expired_horizon_does_not_call_for_more_passes(open
 def test_key_scan_agrees_with_the_records_codec(codec):
     from hypothesis import given, settings
     from hypothesis import strategies as st
-    from kbroker.log.cleaner import scan_record_keys
+    from kbroker.log.cleaner_io import scan_record_keys
     from kbroker.wire.records import RecordBatchView, build_record_batch
 
     record = st.tuples(
