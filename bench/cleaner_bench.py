@@ -308,6 +308,23 @@ def render(th: dict[str, float], st: dict[str, float], su: dict[str, float], mib
         f"| cleaner off | {su['uncleaned_mib']:.1f} | {su['uncleaned_startup_ms']:,.0f} |",
         f"| after cleaning | {su['cleaned_mib']:.1f} | {su['cleaned_startup_ms']:,.0f} |",
         "",
+        "Reading the figures against the issue's goals:",
+        "",
+        "- Cleaner MB/s vs reading: against a raw `pread` (page cache) the cleaner is far "
+        "below the 0.3 goal -- a pass must look at every record's key, and CPython parses "
+        "records at tens of MB/s while `pread` copies GB/s.  Against reading *and decoding* "
+        "the same bytes (the least any key-aware pass does) it is at the ratio above: the key "
+        "map pass only scans keys (four varints per record), and only batches that change are "
+        "decoded in full and re-encoded.  Reaching 0.3 of `pread` would need the record "
+        "scanning in C.",
+        "- Event-loop stall: a cleaner *thread* holds the GIL while it parses, and the loop "
+        "waits up to a switch interval (5 ms) per wake-up, more under CPU contention; the "
+        "broker therefore runs passes in worker *processes* (`log.cleaner.threads` of "
+        "them), which leaves the loop's p99 near its idle value.  The max includes the "
+        "machine's own scheduling noise (see the idle row).",
+        "- Start-up: `__consumer_offsets` replay reads every record of the topic, so start-up "
+        "follows its size; after cleaning only the live keys (and the active segments) remain.",
+        "",
     ]
     return "\n".join(lines)
 

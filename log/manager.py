@@ -7,6 +7,8 @@ Layout::
         <topic>-<partition>.<hex>-delete/    a topic deletion in progress
         recovery-point-offset-checkpoint     "topic partition offset" lines
         log-start-offset-checkpoint
+        cleaner-offset-checkpoint            first dirty offset of each compacted
+                                             partition (log.cleaner_manager)
         .kbroker_cleanshutdown               present only between close() and open_all()
 
 Deleting a topic renames each partition directory to ``*.<hex>-delete`` (one atomic
