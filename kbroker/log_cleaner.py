@@ -55,9 +55,19 @@ def cleaner_config(config: BrokerConfig) -> CleanerConfig:
     )
 
 
-def build_in_worker(plan: CleanPlan, config: CleanerConfig) -> CleanOutcome | None:
-    """The worker process's side of a pass (module level: the pool pickles it by name)."""
-    return build_clean(plan, config.new_offset_map(), Throttler(config.io_max_bytes_per_second))
+def build_in_worker(
+    plan: CleanPlan, config: CleanerConfig, broker_pid: int | None = None
+) -> CleanOutcome | None:
+    """The worker process's side of a pass (module level: the pool pickles it by name).
+    A worker whose broker died (SIGKILL) stops at the next batch instead of writing
+    ``.cleaned`` files into a directory a new broker may own by then."""
+
+    def broker_gone() -> bool:
+        return broker_pid is not None and os.getppid() != broker_pid
+
+    return build_clean(
+        plan, config.new_offset_map(), Throttler(config.io_max_bytes_per_second), broker_gone
+    )
 
 
 @dataclass
@@ -125,7 +135,7 @@ class LogCleanerService:
             hand_back = _HandBack(self, asyncio.get_running_loop(), job)
             self._pool.apply_async(
                 build_in_worker,
-                (plan, self.config),
+                (plan, self.config, os.getpid()),
                 callback=hand_back.done,
                 error_callback=hand_back.failed,
             )

@@ -256,3 +256,32 @@ def test_describe_configs_reports_the_cleaner_configs_with_sources(tmp_path: Pat
     finally:
         c.close()
         bt.close()
+
+
+def test_a_worker_whose_broker_died_stops_and_leaves_no_files(tmp_path: Path) -> None:
+    import os
+
+    from kbroker.log import LogConfig, PartitionLog
+    from kbroker.log.cleaner import plan_clean
+    from kbroker.log.cleaner_manager import CleanerConfig
+
+    from kbroker.log_cleaner import build_in_worker
+
+    cfg = LogConfig(segment_bytes=2000, cleanup_policy="compact")
+    log = PartitionLog(str(tmp_path / "t-0"), cfg, now_ms=0)
+    try:
+        for i in range(200):
+            log.append(make_batch([b"v%d" % i], [b"k%d" % (i % 5)]), leader_epoch=0, now_ms=0)
+        plan = plan_clean(log, 0, 0, force=True)
+        assert plan is not None
+        # our parent is alive: the pass runs
+        outcome = build_in_worker(plan, CleanerConfig(), os.getppid())
+        assert outcome is not None and outcome.groups
+        for name in os.listdir(log.directory):
+            if name.endswith(".cleaned"):
+                os.unlink(os.path.join(log.directory, name))
+        # a "broker" that is not our parent any more: the pass gives up
+        assert build_in_worker(plan, CleanerConfig(), os.getppid() + 1) is None
+        assert not [n for n in os.listdir(log.directory) if n.endswith(".cleaned")]
+    finally:
+        log.close()
