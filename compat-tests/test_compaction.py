@@ -281,3 +281,53 @@ def test_keyless_record_is_refused(broker_factory: Any) -> None:
     producer.produce(topic, value=b"no key", on_delivery=lambda err, msg: errors.append(err))
     assert producer.flush(CLIENT_TIMEOUT_S) == 0
     assert errors and errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD
+
+
+def test_cleaner_broker_configs_alter_live_with_admin_clients(broker_factory: Any) -> None:
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ConfigSource,
+    )
+
+    broker = broker_factory(BROKER_SETTINGS)
+    admin = AdminClient(ck_common(broker.bootstrap))
+    node = str(admin.describe_cluster(request_timeout=15).result(30).nodes[0].id)
+    resource = ConfigResource(
+        ConfigResource.Type.BROKER,
+        node,
+        incremental_configs=[
+            ConfigEntry("log.cleaner.backoff.ms", "2500", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    [f] = admin.incremental_alter_configs([resource], request_timeout=15).values()
+    f.result(30)
+    [f] = admin.describe_configs([ConfigResource(ConfigResource.Type.BROKER, node)], request_timeout=15).values()
+    entry = f.result(30)["log.cleaner.backoff.ms"]
+    assert (entry.value, entry.source) == ("2500", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    assert not entry.is_read_only
+    # a static-only property is refused
+    bad = ConfigResource(
+        ConfigResource.Type.BROKER,
+        node,
+        incremental_configs=[ConfigEntry("log.retention.ms", "1", incremental_operation=AlterConfigOpType.SET)],
+    )
+    [f] = admin.incremental_alter_configs([bad], request_timeout=15).values()
+    with pytest.raises(Exception, match="dynamically"):
+        f.result(30)
+    # kafka-python reads the same value and source
+    from kafka.admin import ConfigResource as KpResource
+    from kafka.admin import ConfigResourceType, KafkaAdminClient
+
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        brk = kp.describe_configs(
+            [KpResource(ConfigResourceType.BROKER, node, {"log.cleaner.backoff.ms": None})],
+            config_filter="all",
+        )["broker"][node]
+        got = brk["log.cleaner.backoff.ms"]
+        assert (got["value"], got["config_source"]) == ("2500", "DYNAMIC_BROKER_CONFIG")
+    finally:
+        kp.close()

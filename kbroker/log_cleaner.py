@@ -103,6 +103,7 @@ class LogCleanerService:
         self.manager = LogCleanerManager(data_dir, config)
         self.config = config
         self._pool: Pool | None = None
+        self._retired_pools: list[Pool] = []
         self._jobs: dict[tuple[str, int], _Job] = {}
         self._stopping = False
         self._idle_until_ms = 0
@@ -158,6 +159,17 @@ class LogCleanerService:
         if outcome is not None and log is not None:
             self.passes_completed += 1
 
+    def reconfigure(self, config: CleanerConfig) -> None:
+        """Dynamic broker configs changed: passes started from now on use ``config``
+        (running ones finish with the old; a new thread count gets a new pool)."""
+        if config.threads != self.config.threads and self._pool is not None:
+            self._pool.close()  # its running passes still hand back their results
+            self._retired_pools.append(self._pool)
+            self._pool = None
+        self.config = config
+        self.manager.config = config
+        self._idle_until_ms = 0
+
     def forget(self, topic: str) -> None:
         """A topic was deleted: drop its checkpoint entries."""
         for key in [k for k in self.manager.checkpoints if k[0] == topic]:
@@ -166,10 +178,11 @@ class LogCleanerService:
     def stop(self) -> None:
         """Terminate the workers; the files of passes cut short are removed."""
         self._stopping = True
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        for pool in [*self._retired_pools, *([self._pool] if self._pool is not None else [])]:
+            pool.terminate()
+            pool.join()
+        self._pool = None
+        self._retired_pools.clear()
         for job in list(self._jobs.values()):
             self.manager.finish(job.key, None, None)
             with contextlib.suppress(OSError):

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType, check_value
+from kbroker.dynamic_configs import DynamicConfigs
 from kbroker.errors import KafkaError
 from kbroker.log import LogConfig, LogManager, PartitionLog
 from kbroker.log_cleaner import LogCleanerService, cleaner_config
@@ -83,6 +84,7 @@ class TopicManager:
         self.broker = broker
         self.logs: LogManager | None = None
         self.cleaner: LogCleanerService | None = None
+        self.dynamic: DynamicConfigs | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -99,7 +101,10 @@ class TopicManager:
             producer_id_expiration_check_interval_ms=config.get_int("producer.id.expiration.check.interval.ms"),
         )
         self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
-        self.cleaner = LogCleanerService(str(config.data_dir), self.logs, cleaner_config(config))
+        self.dynamic = DynamicConfigs(config.data_dir, config.node_id)
+        self.cleaner = LogCleanerService(
+            str(config.data_dir), self.logs, cleaner_config(self.dynamic.effective(config))
+        )
         orphans = {topic for topic, _ in self.logs.logs} - {t.name for t in self.broker.metadata}
         for topic in sorted(orphans):
             logger.warning("removing the logs of %s: no such topic in the metadata", topic)
@@ -109,6 +114,11 @@ class TopicManager:
                 if self.logs.get(t.name, p) is None:
                     self.logs.create(t.name, p, self._log_config(t.configs))
             self._start_leader_epochs(t)
+
+    def apply_dynamic_configs(self) -> None:
+        """AlterConfigs changed a dynamic broker config: apply it now."""
+        if self.cleaner is not None and self.dynamic is not None:
+            self.cleaner.reconfigure(cleaner_config(self.dynamic.effective(self.broker.config)))
 
     def close(self) -> None:
         if self.cleaner is not None:

@@ -285,3 +285,100 @@ def test_a_worker_whose_broker_died_stops_and_leaves_no_files(tmp_path: Path) ->
         assert not [n for n in os.listdir(log.directory) if n.endswith(".cleaned")]
     finally:
         log.close()
+
+
+def _describe_broker(c: RawClient, name: str, keys: list[str] | None) -> dict[str, tuple[str | None, int, bool]]:
+    from kbroker.wire.messages.describe_configs_request import (
+        DescribeConfigsRequest,
+        DescribeConfigsResource,
+    )
+
+    req = DescribeConfigsRequest(
+        resources=[DescribeConfigsResource(resource_type=4, resource_name=name, configuration_keys=keys)]
+    )
+    [result] = c.request(req, 4).results
+    assert result.error_code == ErrorCode.NONE
+    return {e.name: (e.value, e.config_source, e.read_only) for e in result.configs}
+
+
+def _incremental(c: RawClient, name: str, ops: list[tuple[str, int, str | None]], version: int = 1) -> int:
+    from kbroker.wire.messages.incremental_alter_configs_request import (
+        AlterableConfig,
+        AlterConfigsResource,
+        IncrementalAlterConfigsRequest,
+    )
+
+    req = IncrementalAlterConfigsRequest(
+        resources=[
+            AlterConfigsResource(
+                resource_type=4,
+                resource_name=name,
+                configs=[AlterableConfig(name=n, config_operation=op, value=v) for n, op, v in ops],
+            )
+        ]
+    )
+    return c.request(req, version).responses[0].error_code
+
+
+def test_cleaner_broker_configs_change_live_and_persist(tmp_path: Path) -> None:
+    from kbroker.wire.messages.alter_configs_request import (
+        AlterableConfig,
+        AlterConfigsRequest,
+        AlterConfigsResource,
+    )
+
+    bt = BrokerThread(tmp_path / "data")
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        assert bt.broker is not None
+        service = bt.broker.topics.cleaner
+        assert service is not None
+        keys = ["log.cleaner.backoff.ms", "log.cleaner.io.max.bytes.per.second", "log.cleaner.threads"]
+        assert _incremental(c, "1", [("log.cleaner.backoff.ms", 0, "1234")]) == ErrorCode.NONE
+        assert _incremental(c, "", [("log.cleaner.io.max.bytes.per.second", 0, "1000000")]) == ErrorCode.NONE
+        assert service.config.backoff_ms == 1234 and service.config.io_max_bytes_per_second == 1e6
+        got = _describe_broker(c, "1", keys)
+        assert got["log.cleaner.backoff.ms"] == ("1234", 2, False)  # DYNAMIC_BROKER_CONFIG
+        assert got["log.cleaner.io.max.bytes.per.second"] == ("1000000", 3, False)  # DYNAMIC_DEFAULT
+        assert got["log.cleaner.threads"] == ("1", 5, False)
+        assert _describe_broker(c, "", None) == {"log.cleaner.io.max.bytes.per.second": ("1000000", 3, False)}
+        # refused: not dynamic here, a bad value, another broker's id
+        assert _incremental(c, "1", [("log.retention.ms", 0, "1")]) == ErrorCode.INVALID_REQUEST
+        assert _incremental(c, "1", [("log.cleaner.threads", 0, "-1")]) == ErrorCode.INVALID_CONFIG
+        assert _incremental(c, "7", [("log.cleaner.threads", 0, "2")]) == ErrorCode.INVALID_REQUEST
+        assert service.config.threads == 1
+        # a new thread count takes effect for the next pass
+        assert _incremental(c, "1", [("log.cleaner.threads", 0, "2")]) == ErrorCode.NONE
+        assert service.config.threads == 2
+        # AlterConfigs (legacy) replaces the broker's set: backoff and threads go back
+        legacy = AlterConfigsRequest(
+            resources=[
+                AlterConfigsResource(
+                    resource_type=4,
+                    resource_name="1",
+                    configs=[AlterableConfig(name="log.cleaner.dedupe.buffer.size", value="268435456")],
+                )
+            ]
+        )
+        assert c.request(legacy, 1).responses[0].error_code == ErrorCode.NONE
+        assert (service.config.backoff_ms, service.config.threads) == (15000, 1)
+        # persisted: a restart keeps the dynamic values
+        c.close()
+        bt.restart()
+        c = RawClient(bt.address)
+        got = _describe_broker(c, "1", ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.max.bytes.per.second"])
+        assert got == {
+            "log.cleaner.dedupe.buffer.size": ("268435456", 2, False),
+            "log.cleaner.io.max.bytes.per.second": ("1000000", 3, False),
+        }
+        assert bt.broker.topics.cleaner is not None
+        assert bt.broker.topics.cleaner.config.dedupe_buffer_size == 268435456
+        # DELETE falls back to the static value
+        assert _incremental(c, "1", [("log.cleaner.dedupe.buffer.size", 1, None)]) == ErrorCode.NONE
+        assert _describe_broker(c, "1", ["log.cleaner.dedupe.buffer.size"]) == {
+            "log.cleaner.dedupe.buffer.size": ("134217728", 5, False)
+        }
+    finally:
+        c.close()
+        bt.close()
