@@ -269,10 +269,7 @@ def test_coordinator_transactional_writes_carry_no_sequence(open_log):
     offsets = build_record_batch(
         [(b"k", b"v", [], 7)], producer_id=42, producer_epoch=3, is_transactional=True
     )
-    assert (
-        log.append(offsets, leader_epoch=0, now_ms=0, origin=AppendOrigin.COORDINATOR).base_offset
-        == 0
-    )
+    assert log.append(offsets, leader_epoch=0, now_ms=0, origin=AppendOrigin.COORDINATOR).base_offset == 0
     assert log.last_stable_offset == 0
     Producer(log, 42, epoch=3).end(commit=True)
     assert log.last_stable_offset == 2
