@@ -348,9 +348,7 @@ class PartitionLog:
                 # Sequence checks are for producers; the coordinators' own transactional
                 # writes (offset commits) carry no sequence, as in Kafka.
                 check = origin is AppendOrigin.CLIENT or marker is not None
-                done = self.producer_state.prepare(
-                    view, offset, pending, check=check, marker=marker
-                )
+                done = self.producer_state.prepare(view, offset, pending, check=check, marker=marker)
                 if done is not None and done.is_aborted:
                     if aborted is None:
                         aborted = []
