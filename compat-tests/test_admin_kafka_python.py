@@ -262,9 +262,12 @@ def test_alter_configs_and_the_log_uses_max_message_bytes(broker, incremental: b
 
     producer = producer_for(broker.bootstrap, max_request_size=1_000_000, retries=0)
     try:
-        assert producer.send(topic, value=b"s" * 100, partition=0).get(timeout=10).offset == 0
+        # the topic is compact,delete now: records need a key (INVALID_RECORD otherwise)
+        assert producer.send(topic, key=b"k", value=b"s" * 100, partition=0).get(timeout=10).offset == 0
+        with pytest.raises(Errors.InvalidRecordError):
+            producer.send(topic, value=b"s" * 100, partition=0).get(timeout=10)
         with pytest.raises(Errors.MessageSizeTooLargeError):
-            producer.send(topic, value=b"L" * 4000, partition=0).get(timeout=10)
+            producer.send(topic, key=b"k", value=b"L" * 4000, partition=0).get(timeout=10)
     finally:
         producer.close(timeout=5)
 

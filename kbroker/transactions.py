@@ -112,7 +112,11 @@ class TransactionRuntime:
             self.broker,
             TRANSACTION_STATE_TOPIC,
             self.num_partitions,
-            {"cleanup.policy": "compact", "segment.bytes": "104857600", "min.insync.replicas": "1"},
+            {
+                "cleanup.policy": "compact",
+                "segment.bytes": self.broker.config.get("transaction.state.log.segment.bytes") or "104857600",
+                "min.insync.replicas": "1",
+            },
             now,
         )
         by_partition: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)

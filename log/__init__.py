@@ -3,7 +3,8 @@
 Public API: :class:`LogManager`, :class:`PartitionLog`, :class:`LogConfig`, the
 results :class:`AppendResult`, :class:`FetchSlice`, :class:`TimestampAndOffset`,
 :class:`EpochEndOffset`, :class:`ActiveProducer`, :class:`AppendOrigin`; exceptions live
-in ``log.errors``.
+in ``log.errors``.  Compaction: ``log.cleaner_manager`` (see ``log.cleaner`` for the
+algorithm and ``log.swap`` for the crash-safe segment swap).
 """
 
 from kbroker.log.config import LogConfig

@@ -22,6 +22,10 @@ _PROPERTY_FIELDS: dict[str, str] = {
     "message.timestamp.type": "message_timestamp_type",
     "file.delete.delay.ms": "file_delete_delay_ms",
     "cleanup.policy": "cleanup_policy",
+    "delete.retention.ms": "delete_retention_ms",
+    "min.compaction.lag.ms": "min_compaction_lag_ms",
+    "max.compaction.lag.ms": "max_compaction_lag_ms",
+    "min.cleanable.dirty.ratio": "min_cleanable_dirty_ratio",
     "kbroker.fsync.every.append": "fsync_every_append",
 }
 
@@ -36,9 +40,12 @@ class LogConfig:
     Defaults are Kafka's.  ``flush_messages`` / ``flush_ms`` of None mean "leave it
     to the page cache" (fsync still happens on segment roll and clean shutdown);
     ``fsync_every_append`` fsyncs the segment before an append returns.
-    ``cleanup_policy`` is recorded only: compaction is not implemented, so "compact"
-    behaves like "delete" without the time/size deletion (Kafka's behaviour for a
-    compact-only topic).
+    ``cleanup_policy`` "compact" hands the log to the cleaner (``log.cleaner``) and,
+    without "delete", turns off deletion by time and size (Kafka's behaviour).
+    ``delete_retention_ms`` is how long a tombstone or transaction marker outlives
+    the cleaning pass that first saw it; ``min/max_compaction_lag_ms`` bound how soon
+    and how late a record becomes cleanable; ``min_cleanable_dirty_ratio`` is the
+    share of uncleaned bytes that makes a log worth cleaning.
     """
 
     segment_bytes: int = 1024 * 1024 * 1024
@@ -54,6 +61,10 @@ class LogConfig:
     file_delete_delay_ms: int = 60_000
     cleanup_policy: str = "delete"
     fsync_every_append: bool = False
+    delete_retention_ms: int = DAY_MS
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = _LONG_MAX
+    min_cleanable_dirty_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         if self.segment_bytes < 14:
@@ -72,6 +83,12 @@ class LogConfig:
             raise ValueError("flush_messages must be >= 1 or None")
         if self.flush_ms is not None and self.flush_ms < 0:
             raise ValueError("flush_ms must be >= 0 or None")
+        if self.delete_retention_ms < 0 or self.min_compaction_lag_ms < 0:
+            raise ValueError("delete_retention_ms and min_compaction_lag_ms must be >= 0")
+        if self.max_compaction_lag_ms < 1:
+            raise ValueError("max_compaction_lag_ms must be >= 1")
+        if not 0.0 <= self.min_cleanable_dirty_ratio <= 1.0:
+            raise ValueError("min_cleanable_dirty_ratio must be in [0, 1]")
 
     @property
     def is_log_append_time(self) -> bool:
@@ -81,6 +98,20 @@ class LogConfig:
     def deletes_by_retention(self) -> bool:
         """True unless cleanup.policy is compact-only."""
         return "delete" in self.cleanup_policy.split(",")
+
+    @property
+    def max_segment_ms(self) -> int:
+        """How old the active segment may get before the next append rolls it: a
+        compacted log also rolls by ``max.compaction.lag.ms`` (Kafka's maxSegmentMs),
+        since the active segment is never cleaned."""
+        if self.is_compacted and self.max_compaction_lag_ms > 0:
+            return min(self.max_compaction_lag_ms, self.segment_ms)
+        return self.segment_ms
+
+    @property
+    def is_compacted(self) -> bool:
+        """True if cleanup.policy includes compact."""
+        return "compact" in self.cleanup_policy.split(",")
 
     @classmethod
     def from_properties(cls, props: dict[str, str], base: LogConfig | None = None) -> LogConfig:
@@ -95,6 +126,8 @@ class LogConfig:
             value: Any
             if "bool" in kind:
                 value = raw.strip().lower() == "true"
+            elif "float" in kind:
+                value = float(raw)
             elif "int" in kind:
                 number = int(raw)
                 if name in ("flush_messages", "flush_ms") and number >= _LONG_MAX:

@@ -7,6 +7,8 @@ Layout::
         <topic>-<partition>.<hex>-delete/    a topic deletion in progress
         recovery-point-offset-checkpoint     "topic partition offset" lines
         log-start-offset-checkpoint
+        cleaner-offset-checkpoint            first dirty offset of each compacted
+                                             partition (log.cleaner_manager)
         .kbroker_cleanshutdown               present only between close() and open_all()
 
 Deleting a topic renames each partition directory to ``*.<hex>-delete`` (one atomic
@@ -30,6 +32,8 @@ log.flush.start.offset.checkpoint.     log-start-offset checkpoint
 interval.ms (60 s)
 log.retention.check.interval.ms        retention.ms / retention.bytes deletion
 (300 s)
+producer.id.expiration.check.          producers idle for producer.id.expiration.ms
+interval.ms (600 s)                    (24 h) forgotten
 =====================================  =============================================
 
 A checkpoint whose content has not changed since it was last written is skipped (an
@@ -68,6 +72,8 @@ _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 DEFAULT_OFFSET_CHECKPOINT_INTERVAL_MS = 60_000  # log.flush.offset.checkpoint.interval.ms
 DEFAULT_START_OFFSET_CHECKPOINT_INTERVAL_MS = 60_000  # ...flush.start.offset.checkpoint...
 DEFAULT_RETENTION_CHECK_INTERVAL_MS = 300_000  # log.retention.check.interval.ms
+DEFAULT_PRODUCER_ID_EXPIRATION_MS = 86_400_000  # producer.id.expiration.ms
+DEFAULT_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS = 600_000  # ...expiration.check.interval.ms
 # Kafka's LogManager.InitialTaskDelayMs: scheduled duties first run this long after
 # start-up, so a restart does not pile retention scans onto recovery.
 INITIAL_TASK_DELAY_MS = 30_000
@@ -97,11 +103,15 @@ class LogManager:
         offset_checkpoint_interval_ms: int = DEFAULT_OFFSET_CHECKPOINT_INTERVAL_MS,
         start_offset_checkpoint_interval_ms: int = DEFAULT_START_OFFSET_CHECKPOINT_INTERVAL_MS,
         retention_check_interval_ms: int = DEFAULT_RETENTION_CHECK_INTERVAL_MS,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        producer_id_expiration_check_interval_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS,
     ) -> None:
         for name, value in (
             ("offset_checkpoint_interval_ms", offset_checkpoint_interval_ms),
             ("start_offset_checkpoint_interval_ms", start_offset_checkpoint_interval_ms),
             ("retention_check_interval_ms", retention_check_interval_ms),
+            ("producer_id_expiration_ms", producer_id_expiration_ms),
+            ("producer_id_expiration_check_interval_ms", producer_id_expiration_check_interval_ms),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be positive, not {value}")
@@ -122,6 +132,9 @@ class LogManager:
             INITIAL_TASK_DELAY_MS, start_offset_checkpoint_interval_ms
         )
         self._next_retention_ms = now_ms + min(INITIAL_TASK_DELAY_MS, retention_check_interval_ms)
+        self.producer_id_expiration_ms = producer_id_expiration_ms
+        self.producer_id_expiration_check_interval_ms = producer_id_expiration_check_interval_ms
+        self._next_producer_expiration_ms = now_ms + producer_id_expiration_check_interval_ms
         # The content last written to each checkpoint file (None: write unconditionally).
         self._written: dict[str, dict[tuple[str, int], int] | None] = {
             RECOVERY_POINT_CHECKPOINT: None,
@@ -261,11 +274,18 @@ class LogManager:
         retention_due = now_ms >= self._next_retention_ms
         if retention_due:
             self._next_retention_ms = now_ms + self.retention_check_interval_ms
+        expiration_due = now_ms >= self._next_producer_expiration_ms
+        if expiration_due:
+            self._next_producer_expiration_ms = (
+                now_ms + self.producer_id_expiration_check_interval_ms
+            )
         for log in self.logs.values():
             log.maybe_roll(now_ms)
             log.maybe_flush(now_ms)
             if retention_due:
                 log.enforce_retention(now_ms)
+            if expiration_due:
+                log.remove_expired_producers(now_ms, self.producer_id_expiration_ms)
             log.delete_pending_files(now_ms)
         if now_ms >= self._next_recovery_checkpoint_ms:
             self._next_recovery_checkpoint_ms = now_ms + self.offset_checkpoint_interval_ms

@@ -67,6 +67,7 @@ from kbroker.log.errors import (
     RecordTooLargeError,
     UnsupportedMagicError,
 )
+from kbroker.log.index import IndexCorruptError
 from kbroker.log.producer_state import ProducerEntry, ProducerStateManager, marker_of
 from kbroker.log.recovery import LoadReport, delete_segment_files, load_segments, new_segment
 from kbroker.log.results import (
@@ -78,6 +79,7 @@ from kbroker.log.results import (
     TimestampAndOffset,
 )
 from kbroker.log.segment import DELETED_SUFFIX, Segment, record_timestamps
+from kbroker.log.swap import FaultHook, discard_cleaned, swap_in
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
@@ -364,7 +366,7 @@ class PartitionLog:
         seg = self.segments[-1]
         if seg.size_bytes and (
             seg.size_bytes + size > cfg.segment_bytes
-            or now_ms - seg.rolling_base_ms >= cfg.segment_ms
+            or now_ms - seg.rolling_base_ms >= cfg.max_segment_ms
             or offset - 1 - seg.base_offset > _INT32_MAX
             or len(seg.index.keys) >= seg.index.max_entries
             or len(seg.time_index.keys) >= seg.time_index.max_entries
@@ -407,7 +409,7 @@ class PartitionLog:
             seg.size_bytes + incoming_bytes > self.config.segment_bytes
             or seg.index.is_full
             or seg.time_index.is_full
-            or now_ms - seg.rolling_base_ms >= self.config.segment_ms
+            or now_ms - seg.rolling_base_ms >= self.config.max_segment_ms
             or last_offset - seg.base_offset > _INT32_MAX
         ):
             self.roll(now_ms)
@@ -728,6 +730,55 @@ class PartitionLog:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path + DELETED_SUFFIX)
         self._pending_deletes = keep
+
+    def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """producer.id.expiration.ms: forget idle producers (see producer_state)."""
+        return self.producer_state.remove_expired_producers(now_ms, expiration_ms)
+
+    def replace_segments(
+        self,
+        base_offset: int,
+        end_offset: int,
+        old_bases: tuple[int, ...],
+        fault: FaultHook | None = None,
+    ) -> bool:
+        """Swap in the cleaned segment ``<base_offset>.log.cleaned`` for the segments at
+        ``old_bases`` (covering ``[base_offset, end_offset)``) with the protocol of
+        ``log.swap``; the old files are unlinked ``file.delete.delay.ms`` later.
+
+        False (and the cleaned files removed) if those segments are no longer exactly
+        there -- retention, DeleteRecords or a truncation removed one meanwhile.
+        """
+        self._check_online()
+        i = bisect.bisect_left(self._bases, base_offset)
+        j = i + len(old_bases)
+        if (
+            tuple(self._bases[i:j]) != old_bases
+            or j >= len(self.segments)
+            or self._bases[j] != end_offset
+        ):
+            discard_cleaned(self.directory, base_offset)
+            return False
+        old = self.segments[i:j]
+        swap_in(
+            self.directory,
+            base_offset,
+            end_offset,
+            [seg.rename_for_deletion for seg in old],
+            fault if fault is not None else (lambda phase: None),
+        )
+        cleaned = new_segment(self.directory, base_offset, self.config, self._now_ms)
+        try:
+            cleaned.load_trusted(end_offset)
+        except IndexCorruptError:
+            cleaned.recover(1 << 62)
+        due = self._now_ms + max(self.config.file_delete_delay_ms, 0)
+        for seg in old:
+            seg.close()
+            self._pending_deletes.append((due, seg))
+        self.segments[i:j] = [cleaned]
+        self._bases[i:j] = [base_offset]
+        return True
 
     def truncate_to(self, offset: int) -> None:
         """Remove every offset >= ``offset`` (a batch straddling it goes whole)."""

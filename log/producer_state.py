@@ -42,8 +42,12 @@ O(producers).
 Persistence: ``<offset:020d>.snapshot`` files hold the whole state as of ``offset``
 (taken at segment roll and clean close); loading reads the newest intact snapshot at
 or below a bound (the log end offset, or the base of the first segment whose
-aborted-txn index must be rebuilt) and replays the batches after it.  Producer-id
-expiration (``producer.id.expiration.ms``) is not implemented yet.
+aborted-txn index must be rebuilt) and replays the batches after it.
+
+Expiration (``producer.id.expiration.ms``, Kafka's removeExpiredProducers): a producer
+with no open transaction whose last batch timestamp is that old is forgotten; its next
+batch is then treated as coming from an unknown producer.  The log cleaner in turn
+stops keeping that producer's last batch.
 """
 
 from __future__ import annotations
@@ -242,6 +246,18 @@ class ProducerStateManager:
                 ongoing[pid] = entry.txn_first_offset
             else:
                 ongoing.pop(pid, None)
+
+    def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget producers idle for ``expiration_ms`` with no open transaction; returns
+        how many went."""
+        expired = [
+            pid
+            for pid, e in self.producers.items()
+            if e.txn_first_offset < 0 and now_ms - e.last_timestamp >= expiration_ms
+        ]
+        for pid in expired:
+            del self.producers[pid]
+        return len(expired)
 
     def first_unstable_offset(self) -> int | None:
         """The smallest first offset of an ongoing transaction (None if there is none)."""

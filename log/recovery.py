@@ -9,7 +9,8 @@ Everything at or below the recovery point was fsynced, together with its indexes
 
 ``load_segments`` therefore:
 
-1. removes crash debris: ``*.tmp`` (half-written checkpoints, snapshots, index
+1. finishes or undoes an interrupted clean (``swap.finish_interrupted_swaps``: a
+   ``.log.swap`` is completed, ``.cleaned`` files are dropped), then removes crash debris: ``*.tmp`` (half-written checkpoints, snapshots, index
    rebuilds), ``*.deleted`` (segments whose deletion had begun: the log file is
    renamed first, so a ``.deleted`` log means the segment is gone), and index files
    without a ``.log`` (orphans of such a deletion);
@@ -44,6 +45,7 @@ from kbroker.log.segment import (
     TIME_INDEX_SUFFIX,
     Segment,
 )
+from kbroker.log.swap import finish_interrupted_swaps
 from kbroker.log.txn_index import TXN_INDEX_SUFFIX
 
 # Index entries: 8 bytes in .index, 12 in .timeindex; segment.index.bytes bounds both.
@@ -58,6 +60,7 @@ class LoadReport:
     rebuilt_indexes: int = 0
     truncated_bytes: int = 0
     deleted_segments: int = 0
+    completed_swaps: int = 0
 
 
 def _parse_base(name: str, suffix: str) -> int | None:
@@ -110,6 +113,7 @@ def load_segments(
     report = LoadReport()
     try:
         os.makedirs(directory, exist_ok=True)
+        report.completed_swaps = finish_interrupted_swaps(directory)
         remove_debris(directory)
         bases = sorted(
             b for n in os.listdir(directory) if (b := _parse_base(n, LOG_SUFFIX)) is not None

@@ -8,12 +8,16 @@ Version notes:
   SUBTRACT may leave the list empty: Kafka 4.2 accepts an empty cleanup.policy (no
   deletion, no compaction) and DescribeConfigs then reports it as "".
 - validate_only checks everything and changes nothing.
-- Topics only: broker configs are static in kbroker (INVALID_REQUEST for BROKER resources).
+- BROKER resources (name = this node's id, or "" for the cluster default): only the
+  dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's);
+  any other name is INVALID_REQUEST, a bad value INVALID_CONFIG.  Values are persisted
+  in the data dir and applied at once.
 """
 
 from __future__ import annotations
 
-from kbroker.config import TOPIC_CONFIGS, ConfigType
+from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType
+from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
 from kbroker.registry import RequestContext, handler
 from kbroker.topics import validate_topic_configs
@@ -31,6 +35,31 @@ from kbroker.wire.messages.incremental_alter_configs_response import (
 from kbroker.wire.messages.incremental_alter_configs_response import IncrementalAlterConfigsResponse
 
 RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+
+
+def _broker_scope(ctx: RequestContext, name: str) -> str:
+    if name not in ("", str(ctx.broker.config.node_id)):
+        raise KafkaError(
+            ErrorCode.INVALID_REQUEST,
+            f"Unexpected broker id, expected {ctx.broker.config.node_id} or empty string, but received {name}",
+        )
+    return name
+
+
+def _apply_broker(ctx: RequestContext, scope: str, values: dict[str, str], validate_only: bool) -> None:
+    dynamic = ctx.broker.topics.dynamic
+    assert dynamic is not None
+    refused = sorted(set(values) - DYNAMIC_BROKER_CONFIGS)
+    if refused:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"Cannot update these configs dynamically: {refused}")
+    try:
+        dynamic.effective(ctx.broker.config, {**dynamic.scopes, scope: values})
+    except ConfigError as exc:
+        raise KafkaError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+    if not validate_only:
+        dynamic.replace(scope, values)
+        ctx.broker.topics.apply_dynamic_configs()
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 
 
@@ -57,8 +86,12 @@ async def handle_alter_configs(ctx: RequestContext, req: AlterConfigsRequest) ->
             error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type, resource_name=resource.resource_name
         )
         try:
-            _topic_or_raise(ctx, resource.resource_type, resource.resource_name)
             new = {c.name: c.value for c in resource.configs if c.value is not None}
+            if resource.resource_type == RESOURCE_BROKER:
+                _apply_broker(ctx, _broker_scope(ctx, resource.resource_name), new, req.validate_only)
+                out.append(result)
+                continue
+            _topic_or_raise(ctx, resource.resource_type, resource.resource_name)
             _apply(ctx, resource.resource_name, new, req.validate_only)
         except KafkaError as exc:
             result.error_code, result.error_message = exc.code, exc.message
@@ -76,6 +109,21 @@ async def handle_incremental_alter_configs(
             error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type, resource_name=resource.resource_name
         )
         try:
+            if resource.resource_type == RESOURCE_BROKER:
+                scope = _broker_scope(ctx, resource.resource_name)
+                dynamic = ctx.broker.topics.dynamic
+                assert dynamic is not None
+                values = dict(dynamic.scopes[scope])
+                for c in resource.configs:
+                    if c.config_operation == OP_SET and c.value is not None:
+                        values[c.name] = c.value
+                    elif c.config_operation == OP_DELETE:
+                        values.pop(c.name, None)
+                    else:
+                        raise KafkaError(ErrorCode.INVALID_CONFIG, f"Operation {c.config_operation} is not valid for {c.name}")
+                _apply_broker(ctx, scope, values, req.validate_only)
+                out.append(result)
+                continue
             configs = _topic_or_raise(ctx, resource.resource_type, resource.resource_name)
             effective = ctx.broker.topics.effective_configs(ctx.broker.metadata.get(resource.resource_name))  # type: ignore[arg-type]
             for c in resource.configs:

@@ -7,13 +7,16 @@ Version notes:
   properties, flags or environment) or DEFAULT_CONFIG.
 - v1+ include_synonyms: the chain topic override -> broker property -> default, as Kafka lists it.
 - v3+ config_type; documentation is not carried (null).
-- Resource types: TOPIC (2) and BROKER (4, name = this node's id, or "" for cluster defaults,
-  which are empty: kbroker has no dynamic configs).  Others: INVALID_REQUEST.
+- Resource types: TOPIC (2) and BROKER (4, name = this node's id, or "" for the cluster
+  defaults set by AlterConfigs).  Dynamic values (``kbroker.dynamic_configs``) show as
+  DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG, ahead of the static value in the
+  synonyms.  Others: INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
 from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
+from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -86,8 +89,15 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
     config = ctx.broker.config
     name = resource.resource_name
     result = DescribeConfigsResult(error_code=ErrorCode.NONE, error_message=None, resource_type=RESOURCE_BROKER, resource_name=name)
+    dynamic = ctx.broker.topics.dynamic
     if name == "":
-        return result  # cluster-wide dynamic defaults: none
+        default_source = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
+        for dyn_key, dyn_value in sorted(dynamic.scopes[""].items() if dynamic is not None else []):
+            synonyms = [DescribeConfigsSynonym(name=dyn_key, value=dyn_value, source=default_source)]
+            result.configs.append(
+                _entry(dyn_key, dyn_value, default_source, BROKER_CONFIGS[dyn_key].type, synonyms if with_synonyms else [], False)
+            )
+        return result
     if name != str(config.node_id):
         result.error_code = ErrorCode.INVALID_REQUEST
         result.error_message = f"Unexpected broker id, expected {config.node_id} or empty string, but received {name}"
@@ -101,7 +111,14 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
         chain = [DescribeConfigsSynonym(name=key, value=value, source=source)]
         if source is ConfigSource.STATIC_BROKER_CONFIG and definition.default is not None:
             chain.append(DescribeConfigsSynonym(name=key, value=definition.default, source=ConfigSource.DEFAULT_CONFIG))
-        result.configs.append(_entry(key, value, source, definition.type, chain if with_synonyms else [], definition.read_only))
+        read_only = definition.read_only
+        if dynamic is not None and key in DYNAMIC_BROKER_CONFIGS:
+            read_only = False
+            found = dynamic.lookup(key)
+            if found is not None:
+                value, source = found
+                chain.insert(0, DescribeConfigsSynonym(name=key, value=value, source=source))
+        result.configs.append(_entry(key, value, source, definition.type, chain if with_synonyms else [], read_only))
     return result
 
 

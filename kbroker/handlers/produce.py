@@ -15,6 +15,9 @@ Version notes:
   its ongoing transaction added (AddPartitionsToTxn), else INVALID_TXN_STATE (or the
   coordinator's fencing error).
 - A produce never creates a topic (Kafka auto-creates on Metadata only).
+- Compacted topics (cleanup.policy has compact) refuse a record without a key:
+  INVALID_RECORD with v8+ record_errors naming the record's index in its batch, as
+  Kafka's LogValidator does.  Only these topics pay for decoding the records here.
 - ``kbroker.test.fail.produce.after.append.every`` (fault injection for test suites) answers
   every Nth stored partition with NOT_ENOUGH_REPLICAS_AFTER_APPEND, so clients retry.
 """
@@ -30,11 +33,12 @@ from kbroker.wire.errors import ErrorCode
 from kbroker.wire.exceptions import DecodeError
 from kbroker.wire.messages.produce_request import PartitionProduceData, ProduceRequest
 from kbroker.wire.messages.produce_response import (
+    BatchIndexAndErrorMessage,
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
 )
-from kbroker.wire.records import RecordBatchView
+from kbroker.wire.records import CorruptRecordBatch, RecordBatchView, decode_records, iter_batches
 
 VALID_ACKS = (-1, 0, 1)
 # v0-2 (message formats v0/v1) are advertised for librdkafka 2.0.2's sake, never served.
@@ -57,6 +61,21 @@ def _check_transactional(ctx: RequestContext, transactional_id: str | None, topi
         transactional_id, first.producer_id, first.producer_epoch, topic_name, p.index
     )
     return code
+
+
+def _first_keyless_record(records: bytes | bytearray | memoryview) -> int | None:
+    """The index (within its batch) of the first data record without a key, or None.
+    Undecodable input is left to the log's own validation."""
+    try:
+        for view in iter_batches(records):
+            if view.is_control:
+                continue
+            for index, record in enumerate(decode_records(view)):
+                if record.key is None:
+                    return index
+    except (CorruptRecordBatch, DecodeError):
+        return None
+    return None
 
 
 def _append(
@@ -82,6 +101,14 @@ def _append(
     if code != ErrorCode.NONE:
         out.error_code = code
         return out
+    if log.config.is_compacted:
+        keyless = _first_keyless_record(p.records)
+        if keyless is not None:
+            out.error_code = ErrorCode.INVALID_RECORD
+            out.error_message = f"Compacted topic cannot accept message without key in topic partition {topic_name}-{p.index}."
+            out.record_errors = [BatchIndexAndErrorMessage(batch_index=keyless, batch_index_error_message=out.error_message)]
+            out.log_start_offset = log.log_start_offset
+            return out
     try:
         result = log.append(p.records, leader_epoch=topic.leader_epochs[p.index], now_ms=ctx.now_ms)
     except DuplicateSequence as dup:

@@ -1,0 +1,622 @@
+"""The log cleaner: compaction of ``cleanup.policy=compact`` partitions, as Kafka does it.
+
+Theory of operation
+-------------------
+A compacted log is split at the *first dirty offset* (the ``cleaner-offset-checkpoint``
+of the data directory: everything below it was cleaned before) and the *first
+uncleanable offset*: the smallest of the active segment's base (never cleaned), the
+last stable offset (open transactions) and the base of the first segment holding a
+record younger than ``min.compaction.lag.ms`` -- rounded down to the base of the
+segment holding it, as Kafka does.  A log is worth cleaning when the dirty bytes are
+at least ``min.cleanable.dirty.ratio`` of the total, or when its first dirty segment
+is older than ``max.compaction.lag.ms``.
+
+One cleaning pass runs in three steps, so that the slow middle one can run on a
+worker thread while the log's owner keeps appending and serving reads:
+
+1. :func:`plan_clean` (owner thread) copies what the pass needs: the segments from
+   the log start up to the first uncleanable offset (paths, sizes, aborted
+   transactions from their ``.txnindex``), the last data offset and epoch of every
+   producer, the config and the time.
+2. :func:`build_clean` (any thread) reads only immutable segment files through its own
+   descriptors.  It fills an :class:`~log.offset_map.OffsetMap` with the latest
+   offset of every key in the dirty section -- skipping aborted transactions and
+   control batches -- and stops early when the map is full: the pass then ends at
+   that batch (``end_offset``) and the next pass continues from there ("rounds").
+   It groups the segments below ``end_offset`` by size (at most ``segment.bytes``, an
+   index that fits ``segment.index.bytes``, offsets within 2^31 of the group base) and
+   writes each group as one ``<base>.log.cleaned`` segment with rebuilt indexes.
+3. :meth:`PartitionLog.replace_segments` (owner thread) swaps each cleaned segment in
+   with the crash-safe protocol of ``log.swap``, unless retention or DeleteRecords
+   removed one of its segments meanwhile (the cleaned files are then discarded).
+
+Per batch (Kafka's ``LogCleaner.cleanInto`` / ``MemoryRecords.filterTo``):
+
+* a data batch of an aborted transaction is dropped whole;
+* a record is kept if it is at or past ``end_offset``, or has a key whose latest
+  offset in the map is not after it -- and, if it is a tombstone (no value), only
+  while its batch has no *delete horizon* yet or the horizon is still in the future;
+  records without a key are dropped;
+* a COMMIT/ABORT marker may go once no batch of its transaction was seen in this
+  pass, and only after its batch's delete horizon;
+* the batch holding a live producer's last data offset (or its latest marker) stays,
+  empty if need be, so the producer's sequence and epoch survive (KIP-98);
+* a batch whose records all survive and needs no horizon is copied byte for byte;
+  otherwise it is re-encoded with the same base offset, last offset delta, leader
+  epoch, producer id/epoch/sequence, flags and codec; record timestamps are kept
+  (only the base they are relative to may change);
+* the first time a batch with tombstones or a removable marker is written, its base
+  timestamp becomes the delete horizon ``now + delete.retention.ms`` and the
+  attribute bit 6 is set (KIP-534); a later pass removes them once that has passed.
+
+Records are decoded only here: compaction is about keys.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from crc32c import crc32c
+from kbroker.log.cleaner_io import (
+    CleanedSegmentWriter,
+    RecordKey,
+    Throttler,
+    scan_record_keys,
+)
+from kbroker.log.config import LogConfig
+from kbroker.log.offset_map import OffsetMap, key_digest
+from kbroker.log.segment import (
+    iter_file_batches,
+)
+from kbroker.log.swap import discard_cleaned
+from kbroker.log.txn_index import AbortedTxn
+from kbroker.wire.records import (
+    BATCH_HEADER_SIZE,
+    ControlRecordType,
+    CorruptRecordBatch,
+    Record,
+    RecordBatchView,
+    TimestampType,
+    build_record_batch,
+    decode_records,
+    parse_control_record,
+)
+
+if TYPE_CHECKING:
+    from kbroker.log.partition_log import PartitionLog
+
+_INT32_MAX = 2**31 - 1
+_OFFSET_INDEX_ENTRY_BYTES = 8
+_DELETE_HORIZON_BIT = 0x40
+_ATTRIBUTES_POS = 21
+_CRC_POS = 17
+_ATTRIBUTES = struct.Struct(">h")
+_CRC = struct.Struct(">I")
+
+
+class CleanerBufferTooSmallError(Exception):
+    """One batch holds more distinct keys than the whole offset map (raise the
+    ``log.cleaner.dedupe.buffer.size``)."""
+
+
+# -- the plan (owner thread) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentToClean:
+    """What a cleaning pass needs of one segment, copied on the owner thread."""
+
+    base_offset: int
+    log_path: str
+    size_bytes: int
+    end_offset: int  # the next segment's base offset
+    index_entries: int
+    max_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class CleanPlan:
+    """One pass over one partition (see the module doc, step 1)."""
+
+    directory: str
+    config: LogConfig
+    segments: tuple[SegmentToClean, ...]
+    first_dirty_offset: int
+    first_uncleanable_offset: int
+    aborted: tuple[AbortedTxn, ...]  # by first offset
+    # producer id -> (last data offset or -1, epoch) of every producer the log remembers
+    producers: dict[int, tuple[int, int]]
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CleanableStats:
+    first_dirty_offset: int
+    first_uncleanable_offset: int
+    clean_bytes: int
+    dirty_bytes: int
+    must_clean: bool  # max.compaction.lag.ms has passed for the first dirty segment
+
+    @property
+    def dirty_ratio(self) -> float:
+        total = self.clean_bytes + self.dirty_bytes
+        return self.dirty_bytes / total if total else 0.0
+
+
+def _first_batch_timestamp(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            header = f.read(BATCH_HEADER_SIZE)
+    except OSError:
+        return -1
+    if len(header) < BATCH_HEADER_SIZE:
+        return -1
+    return RecordBatchView(header).max_timestamp
+
+
+def cleanable_stats(log: PartitionLog, checkpoint_offset: int, now_ms: int) -> CleanableStats:
+    """Where the dirty section of ``log`` starts and ends, and how big it is."""
+    cfg = log.config
+    first_dirty = checkpoint_offset
+    if first_dirty < log.log_start_offset or first_dirty > log.log_end_offset:
+        first_dirty = log.log_start_offset
+    segments = log.segments
+    uncleanable = min(log.active_segment.base_offset, log.last_stable_offset)
+    if cfg.min_compaction_lag_ms > 0:
+        for seg in segments[:-1]:
+            if (
+                seg.next_offset > first_dirty
+                and seg.max_timestamp > now_ms - cfg.min_compaction_lag_ms
+            ):
+                uncleanable = min(uncleanable, seg.base_offset)
+                break
+    # Rounded down to the base of the segment holding it (Kafka's calculateCleanableBytes).
+    for seg in reversed(segments):
+        if seg.base_offset <= uncleanable:
+            uncleanable = seg.base_offset
+            break
+    clean = dirty = 0
+    first_dirty_segment = None
+    for i, seg in enumerate(segments):
+        end = segments[i + 1].base_offset if i + 1 < len(segments) else log.log_end_offset
+        if seg.base_offset >= uncleanable:
+            break
+        if end <= first_dirty:
+            clean += seg.size_bytes
+        else:
+            dirty += seg.size_bytes
+            if first_dirty_segment is None:
+                first_dirty_segment = seg
+    must = False
+    if first_dirty_segment is not None and cfg.max_compaction_lag_ms < now_ms:
+        first_ts = _first_batch_timestamp(first_dirty_segment.log_path)
+        if first_ts < 0:
+            first_ts = first_dirty_segment.max_timestamp
+        must = 0 <= first_ts < now_ms - cfg.max_compaction_lag_ms
+    return CleanableStats(first_dirty, uncleanable, clean, dirty, must)
+
+
+def plan_clean(
+    log: PartitionLog, checkpoint_offset: int, now_ms: int, *, force: bool = False
+) -> CleanPlan | None:
+    """Copy what a pass needs (owner thread); None if nothing is cleanable, or the dirty
+    ratio is below ``min.cleanable.dirty.ratio`` and max.compaction.lag.ms has not
+    passed.  ``force`` ignores both and plans a pass even over an empty dirty section:
+    it still removes tombstones and markers whose delete horizon has passed."""
+    stats = cleanable_stats(log, checkpoint_offset, now_ms)
+    if not force and (
+        stats.dirty_bytes == 0
+        or (not stats.must_clean and stats.dirty_ratio < log.config.min_cleanable_dirty_ratio)
+    ):
+        return None
+    if stats.first_uncleanable_offset <= log.segments[0].base_offset:
+        return None
+    segments = []
+    aborted: list[AbortedTxn] = []
+    for i, seg in enumerate(log.segments):
+        aborted += [t for t in seg.txn_index.entries if t.last_offset >= log.log_start_offset]
+        if seg.base_offset >= stats.first_uncleanable_offset:
+            continue
+        segments.append(
+            SegmentToClean(
+                seg.base_offset,
+                seg.log_path,
+                seg.size_bytes,
+                log.segments[i + 1].base_offset,
+                len(seg.index.keys),
+                seg.max_timestamp,
+            )
+        )
+    producers = {
+        pid: (e.batches[-1].last_offset if e.batches else -1, e.producer_epoch)
+        for pid, e in log.producer_state.producers.items()
+    }
+    return CleanPlan(
+        log.directory,
+        log.config,
+        tuple(segments),
+        min(stats.first_dirty_offset, stats.first_uncleanable_offset),
+        stats.first_uncleanable_offset,
+        tuple(sorted(aborted, key=lambda t: t.first_offset)),
+        producers,
+        now_ms,
+    )
+
+
+# -- transactions ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _AbortedState:
+    txn: AbortedTxn
+    has_data: bool = False
+
+
+class _TxnTracker:
+    """Which transactions the batches being read belong to (Kafka's
+    CleanedTransactionMetadata).  Feed it every batch in offset order."""
+
+    def __init__(self, aborted: Sequence[AbortedTxn]) -> None:
+        self._pending = deque(aborted)
+        self._ongoing_aborted: dict[int, _AbortedState] = {}
+        self._ongoing_committed: set[int] = set()
+
+    def _consume_up_to(self, offset: int) -> None:
+        while self._pending and self._pending[0].first_offset <= offset:
+            txn = self._pending.popleft()
+            self._ongoing_aborted[txn.producer_id] = _AbortedState(txn)
+
+    def on_data_batch(self, view: RecordBatchView) -> bool:
+        """True if the batch belongs to an aborted transaction."""
+        self._consume_up_to(view.last_offset)
+        if not view.is_transactional:
+            return False
+        state = self._ongoing_aborted.get(view.producer_id)
+        if state is not None:
+            state.has_data = True
+            return True
+        self._ongoing_committed.add(view.producer_id)
+        return False
+
+    def on_control_batch(self, view: RecordBatchView, kind: ControlRecordType | None) -> bool:
+        """True if the marker may be removed (no data of its transaction seen)."""
+        self._consume_up_to(view.last_offset)
+        pid = view.producer_id
+        if kind is ControlRecordType.ABORT:
+            state = self._ongoing_aborted.pop(pid, None)
+            return state is None or not state.has_data
+        if kind is ControlRecordType.COMMIT:
+            if pid in self._ongoing_committed:
+                self._ongoing_committed.discard(pid)
+                return False
+            return True
+        return False
+
+
+def _marker_kind(records: list[Record]) -> ControlRecordType | None:
+    if len(records) != 1:
+        return None
+    try:
+        return parse_control_record(records[0])[0]
+    except CorruptRecordBatch:
+        return None
+
+
+# -- reading segments (worker) -----------------------------------------------------------
+
+
+def _segment_batches(seg: SegmentToClean) -> Iterator[RecordBatchView]:
+    """Every batch of a segment, read through a descriptor of our own (the owner may
+    rename or close its own meanwhile)."""
+    fd = os.open(seg.log_path, os.O_RDONLY)
+    try:
+        for _, view in iter_file_batches(fd, 0, seg.size_bytes):
+            yield view
+    finally:
+        os.close(fd)
+
+
+def build_offset_map(
+    plan: CleanPlan, offset_map: OffsetMap, throttler: Throttler | None = None
+) -> int:
+    """Fill ``offset_map`` from the dirty section; returns the end offset of this pass
+    (the first offset not mapped)."""
+    offset_map.clear()
+    txns = _TxnTracker(plan.aborted)
+    start = plan.first_dirty_offset
+    end = plan.first_uncleanable_offset
+    mapped_any = False
+    for seg in plan.segments:
+        if seg.end_offset <= start:
+            for view in _segment_batches(seg):
+                _track_only(txns, view)
+            continue
+        for view in _segment_batches(seg):
+            if throttler is not None:
+                throttler.maybe_throttle(view.size_bytes)
+            if view.is_control:
+                _track_only(txns, view)
+                continue
+            if txns.on_data_batch(view) or view.last_offset < start:
+                continue
+            base = view.base_offset
+            keyed = [
+                (key_digest(r.key), base + r.offset_delta)
+                for r in scan_record_keys(view)
+                if r.key is not None and base + r.offset_delta >= start
+            ]
+            if not offset_map.has_room_for({d for d, _ in keyed}):
+                if not mapped_any:
+                    raise CleanerBufferTooSmallError(
+                        f"batch at offset {base} of {plan.directory} has more keys than the"
+                        f" offset map holds ({offset_map.capacity})"
+                    )
+                return base
+            for digest, offset in keyed:
+                offset_map.put(digest, offset)
+            offset_map.update_latest_offset(view.last_offset)
+            mapped_any = True
+    return end
+
+
+def _track_only(txns: _TxnTracker, view: RecordBatchView) -> None:
+    if view.is_control:
+        txns.on_control_batch(view, _marker_kind(decode_records(view)))
+    else:
+        txns.on_data_batch(view)
+
+
+def group_segments(
+    segments: Sequence[SegmentToClean], max_bytes: int, max_index_bytes: int
+) -> list[list[SegmentToClean]]:
+    """Consecutive segments merged while the sum stays within ``segment.bytes``, the
+    index within ``segment.index.bytes`` and offsets within 2^31 of the group's base
+    (Kafka's groupSegmentsBySize)."""
+    groups: list[list[SegmentToClean]] = []
+    i = 0
+    while i < len(segments):
+        group = [segments[i]]
+        size = segments[i].size_bytes
+        index_bytes = segments[i].index_entries * _OFFSET_INDEX_ENTRY_BYTES
+        i += 1
+        while i < len(segments):
+            nxt = segments[i]
+            if (
+                size + nxt.size_bytes > max_bytes
+                or index_bytes + nxt.index_entries * _OFFSET_INDEX_ENTRY_BYTES > max_index_bytes
+                or nxt.end_offset - 1 - group[0].base_offset > _INT32_MAX
+            ):
+                break
+            group.append(nxt)
+            size += nxt.size_bytes
+            index_bytes += nxt.index_entries * _OFFSET_INDEX_ENTRY_BYTES
+            i += 1
+        groups.append(group)
+    return groups
+
+
+@dataclass(slots=True)
+class CleanStats:
+    bytes_read: int = 0
+    bytes_written: int = 0
+    records_read: int = 0
+    records_kept: int = 0
+    batches_rewritten: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CleanedGroup:
+    """A cleaned segment ready to replace ``old_bases`` (``[base_offset, end_offset)``)."""
+
+    base_offset: int
+    end_offset: int
+    old_bases: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class CleanOutcome:
+    end_offset: int
+    groups: list[CleanedGroup] = field(default_factory=list)
+    stats: CleanStats = field(default_factory=CleanStats)
+    latest_delete_horizon: int = -1
+
+
+class _BatchCleaner:
+    """The per-batch rules of the module doc, for one pass."""
+
+    def __init__(self, plan: CleanPlan, offset_map: OffsetMap, end_offset: int) -> None:
+        self.plan = plan
+        self.map = offset_map
+        self.end_offset = end_offset
+        self.now_ms = plan.now_ms
+        self.txns = _TxnTracker(plan.aborted)
+        self.stats = CleanStats()
+        # The largest delete horizon of a batch written (-1: none): when it has passed,
+        # a pass over an otherwise clean log has something to remove.
+        self.latest_delete_horizon = -1
+
+    def _is_last_of_producer(self, view: RecordBatchView) -> bool:
+        last = self.plan.producers.get(view.producer_id)
+        if last is None:
+            return False
+        last_data_offset, epoch = last
+        if last_data_offset >= 0:
+            return view.last_offset == last_data_offset
+        return view.is_control and view.producer_epoch == epoch
+
+    def _keep_record(self, view: RecordBatchView, record: RecordKey) -> bool:
+        offset = view.base_offset + record.offset_delta
+        if offset >= self.end_offset:
+            return True
+        if record.key is None:
+            return False
+        if offset < self.map.get(key_digest(record.key)):
+            return False
+        if record.has_value:
+            return True
+        return not view.has_delete_horizon or self.now_ms < view.base_timestamp
+
+    def clean(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
+        """The batch to write in place of ``view`` (None: drop it).  Data batches are
+        judged on their scanned keys; only a batch that changes is decoded in full."""
+        records: list[Record] | None = None
+        if view.is_control:
+            records = decode_records(view)
+            keys = [RecordKey(r.offset_delta, r.key, r.value is not None) for r in records]
+            can_discard = self.txns.on_control_batch(view, _marker_kind(records))
+            horizon_passed = view.has_delete_horizon and view.base_timestamp <= self.now_ms
+            discard_records = can_discard and horizon_passed
+        else:
+            keys = scan_record_keys(view)
+            can_discard = discard_records = self.txns.on_data_batch(view)
+        self.stats.records_read += len(keys)
+        retain_empty = view.has_producer_id and self._is_last_of_producer(view)
+        if discard_records and not retain_empty:
+            return None
+        if discard_records:
+            keep = [False] * len(keys)
+        elif view.is_control:
+            keep = [True] * len(keys)
+        else:
+            keep = [self._keep_record(view, k) for k in keys]
+        kept_count = sum(keep)
+        self.stats.records_kept += kept_count
+        marker_for_empty_txn = can_discard and view.is_control
+        has_tombstones = not view.is_control and any(
+            k and not r.has_value for k, r in zip(keep, keys, strict=True)
+        )
+        removable_later = has_tombstones or marker_for_empty_txn
+        set_horizon = removable_later and not view.has_delete_horizon
+        if removable_later and view.has_delete_horizon:
+            # only horizons guarding something removable call for a later pass
+            self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
+        if kept_count == len(keys) and not set_horizon:
+            return view.buffer()
+        self.stats.batches_rewritten += 1
+        if not kept_count:
+            return _empty_batch(view) if retain_empty else None
+        if records is None:
+            records = decode_records(view)
+        kept = [r for k, r in zip(keep, records, strict=True) if k]
+        horizon = self.now_ms + self.plan.config.delete_retention_ms if set_horizon else None
+        if horizon is not None:
+            self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)
+        return _rebuild(view, kept, horizon)
+
+
+def _empty_batch(view: RecordBatchView) -> bytearray:
+    """The header of ``view`` with no records (Kafka's writeEmptyHeader)."""
+    return build_record_batch(
+        [],
+        base_offset=view.base_offset,
+        base_timestamp=view.max_timestamp,
+        max_timestamp=view.max_timestamp,
+        last_offset_delta=view.last_offset_delta,
+        producer_id=view.producer_id,
+        producer_epoch=view.producer_epoch,
+        base_sequence=view.base_sequence,
+        is_transactional=view.is_transactional,
+        is_control=view.is_control,
+        partition_leader_epoch=view.partition_leader_epoch,
+        timestamp_type=view.timestamp_type,
+    )
+
+
+def _rebuild(view: RecordBatchView, kept: list[Record], new_horizon: int | None) -> bytearray:
+    """``kept`` re-encoded in a batch like ``view``; ``new_horizon`` sets a delete
+    horizon (an existing one is kept)."""
+    old_base_ts = view.base_timestamp
+    absolute = [old_base_ts + r.timestamp_delta for r in kept]
+    has_horizon = new_horizon is not None or view.has_delete_horizon
+    if new_horizon is not None:
+        base_ts = new_horizon
+    elif view.has_delete_horizon:
+        base_ts = old_base_ts
+    else:
+        base_ts = absolute[0]
+    records = [
+        Record(r.offset_delta, ts - base_ts, r.key, r.value, r.headers, r.attributes)
+        for r, ts in zip(kept, absolute, strict=True)
+    ]
+    if view.timestamp_type == TimestampType.LOG_APPEND_TIME:
+        max_ts = view.max_timestamp
+    else:
+        max_ts = max(absolute)
+    batch = build_record_batch(
+        records,
+        base_offset=view.base_offset,
+        base_timestamp=base_ts,
+        compression=view.compression,
+        producer_id=view.producer_id,
+        producer_epoch=view.producer_epoch,
+        base_sequence=view.base_sequence,
+        is_transactional=view.is_transactional,
+        is_control=view.is_control,
+        partition_leader_epoch=view.partition_leader_epoch,
+        timestamp_type=view.timestamp_type,
+        max_timestamp=max_ts,
+        last_offset_delta=view.last_offset_delta,
+    )
+    if has_horizon:
+        attributes = _ATTRIBUTES.unpack_from(batch, _ATTRIBUTES_POS)[0] | _DELETE_HORIZON_BIT
+        _ATTRIBUTES.pack_into(batch, _ATTRIBUTES_POS, attributes)
+        _CRC.pack_into(batch, _CRC_POS, crc32c(memoryview(batch)[_ATTRIBUTES_POS:]))
+    return batch
+
+
+def build_clean(
+    plan: CleanPlan,
+    offset_map: OffsetMap,
+    throttler: Throttler | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> CleanOutcome | None:
+    """Step 2 of the module doc: map the dirty section, write the cleaned groups as
+    ``.cleaned`` segments.  None if ``should_stop`` said so midway (files removed)."""
+    end_offset = build_offset_map(plan, offset_map, throttler)
+    outcome = CleanOutcome(end_offset)
+    cleaner = _BatchCleaner(plan, offset_map, end_offset)
+    outcome.stats = cleaner.stats
+    to_clean = [s for s in plan.segments if s.base_offset < end_offset]
+    cfg = plan.config
+    groups = group_segments(to_clean, cfg.segment_bytes, cfg.segment_index_bytes)
+    aborted_by_marker = {t.last_offset: t for t in plan.aborted}
+    for group in groups:
+        writer = CleanedSegmentWriter(plan.directory, group[0].base_offset, cfg)
+        try:
+            for seg in group:
+                for view in _segment_batches(seg):
+                    if should_stop():
+                        writer.abandon()
+                        for done in outcome.groups:
+                            discard_cleaned(plan.directory, done.base_offset)
+                        return None
+                    if throttler is not None:
+                        throttler.maybe_throttle(view.size_bytes)
+                    outcome.stats.bytes_read += view.size_bytes
+                    cleaned = cleaner.clean(view)
+                    if cleaned is None:
+                        continue
+                    max_ts = RecordBatchView(cleaned).max_timestamp
+                    writer.append(cleaned, view.base_offset, max_ts)
+                    outcome.stats.bytes_written += len(cleaned)
+                    txn = aborted_by_marker.get(view.last_offset) if view.is_control else None
+                    if txn is not None:
+                        writer.txn_index.append(txn)
+            writer.finish()
+            outcome.latest_delete_horizon = cleaner.latest_delete_horizon
+        except BaseException:
+            writer.abandon()
+            for done in outcome.groups:
+                discard_cleaned(plan.directory, done.base_offset)
+            raise
+        outcome.groups.append(
+            CleanedGroup(
+                group[0].base_offset, group[-1].end_offset, tuple(s.base_offset for s in group)
+            )
+        )
+    return outcome
