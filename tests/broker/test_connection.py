@@ -292,3 +292,40 @@ def test_a_bad_frame_after_good_ones_closes_only_that_connection(bt: BrokerThrea
     finally:
         c.close()
         other.close()
+
+
+def test_a_fetch_parks_until_data_arrives(bt: BrokerThread) -> None:
+    """A Fetch with nothing to return parks for its max_wait_ms and answers when a produce
+    arrives.  On Python 3.12+ this needs the handler to run inside a real task (the long
+    poll's timeout is ``asyncio.timeout``/``wait_for``), which coroutine stepping was not."""
+    c = RawClient(bt.address)
+    producer = RawClient(bt.address)
+    try:
+        _create(c, "parked")
+        c.send_raw(_frame(_fetch_req("parked", 0, max_wait_ms=30_000), 12, 41))
+        _wait_until(lambda: bt.broker is not None and bt.broker.in_flight == 1, "the fetch to park")
+        resp = producer.request(_produce_req("parked", [b"wake"]), 9)
+        assert resp.responses[0].partition_responses[0].error_code == ErrorCode.NONE
+        corr, fetched = _read_answer(c, _fetch_req("parked", 0, 0), 12)
+        assert corr == 41
+        part = fetched.responses[0].partitions[0]
+        assert fetched.error_code == ErrorCode.NONE and part.error_code == ErrorCode.NONE
+        assert [r.value for view in iter_batches(part.records) for r in decode_records(view)] == [b"wake"]
+    finally:
+        c.close()
+        producer.close()
+
+
+def test_a_parked_fetch_answers_empty_when_its_wait_ends(bt: BrokerThread) -> None:
+    c = RawClient(bt.address)
+    try:
+        _create(c, "quiet")
+        for corr in (51, 52):  # twice: the connection serves on after a long poll times out
+            c.send_raw(_frame(_fetch_req("quiet", 0, max_wait_ms=50), 12, corr))
+            got_corr, fetched = _read_answer(c, _fetch_req("quiet", 0, 0), 12)
+            part = fetched.responses[0].partitions[0]
+            assert got_corr == corr
+            assert fetched.error_code == ErrorCode.NONE and part.error_code == ErrorCode.NONE
+            assert part.high_watermark == 0 and not part.records
+    finally:
+        c.close()
