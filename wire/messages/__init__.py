@@ -26,7 +26,7 @@ class LazyClassMap(dict[int, type]):
 
     def _load(self, key: int) -> type:
         row = INDEX[key]
-        module = importlib.import_module(f"wire.messages.{row[self._column]!s}")
+        module = importlib.import_module(f"{__name__}.{row[self._column]!s}")
         cls: type = getattr(module, str(row[self._column + 1]))
         dict.__setitem__(self, key, cls)
         return cls
