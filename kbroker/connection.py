@@ -265,6 +265,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._idle_since = self._loop.time()  # bounded: a peer that never reads is dropped
             return False
         if self._frame is not None:  # a large frame is still arriving
+            if self._eof:
+                self._close()  # ... and never will
             return False
         scratch = self._scratch
         if self._end - self._start >= 4:

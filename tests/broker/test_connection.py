@@ -360,12 +360,16 @@ def test_framing_no_answer_requests_and_end_of_input(loop_kind: str) -> None:
     _run(loop_kind, scenario())
 
 
-def test_framing_a_half_frame_at_end_of_input_closes_without_dispatch(loop_kind: str) -> None:
+@pytest.mark.parametrize("size", [40, DIRECT_FRAME_BYTES * 3])
+def test_framing_a_half_frame_at_end_of_input_closes_without_dispatch(loop_kind: str, size: int) -> None:
+    """Small or large (received into its own buffer), a frame cut short by end of input is
+    dropped and the connection closed at once (not after connections.max.idle.ms)."""
+
     async def scenario() -> None:
         broker = FakeBroker()
         conn, transport = await _connect(broker)
         whole = _sized(_body(0, 40))
-        await _feed(conn, transport, whole + whole[:20], 1)
+        await _feed(conn, transport, whole + _sized(_body(1, size))[: size // 2], 1)
         await _from_loop(conn.eof_received)
         await _settle()
         assert broker.dispatched == [_body(0, 40)]
