@@ -223,12 +223,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     logger.info("%s: closing: %s", self.peer, exc)
                     self._close()
                     return
-                except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-                    raise
                 except ConnectionError:
                     self._close()
                     return
-                except BaseException:  # noqa: BLE001  (a bug: close this connection only)
+                except Exception:  # a bug: close this connection only (CancelledError passes)
                     logger.exception("%s: request failed, closing the connection", self.peer)
                     self._close()
                     return

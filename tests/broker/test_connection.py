@@ -31,7 +31,12 @@ from kbroker.wire.messages.produce_request import (
 )
 from kbroker.wire.records import decode_records, iter_batches, make_batch
 
-from kbroker.connection import DIRECT_FRAME_BYTES, READ_BUFFER_BYTES, KafkaConnection
+from kbroker.connection import (
+    DIRECT_FRAME_BYTES,
+    READ_BUFFER_BYTES,
+    CloseConnection,
+    KafkaConnection,
+)
 from kbroker.testing import BrokerThread
 
 # Every wait in these tests is bounded by this.
@@ -143,7 +148,8 @@ class FakeConfig:
 class FakeBroker:
     """Answers every frame with ``b"re:" + frame``.  A frame starting with ``b"park"`` waits
     until the test releases it, using ``asyncio.timeout`` before its first wait (which needs
-    a running task on Python 3.12+).  A frame starting with ``b"none"`` has no answer."""
+    a running task on Python 3.12+).  A frame starting with ``b"none"`` has no answer;
+    ``b"boom"`` raises a bug, ``b"shut"`` raises CloseConnection."""
 
     def __init__(self, **config: int) -> None:
         self.config = FakeConfig(**config)
@@ -175,6 +181,10 @@ class FakeBroker:
                     await self.release.wait()
             if frame.startswith(b"none"):
                 return None
+            if frame.startswith(b"boom"):
+                raise RuntimeError("a bug in dispatch")
+            if frame.startswith(b"shut"):
+                raise CloseConnection("Kafka would close here")
             return _sized(b"re:" + bytes(frame))
         finally:
             self.concurrent -= 1
@@ -392,6 +402,31 @@ def test_framing_a_bad_size_closes_the_connection(loop_kind: str, size: int) -> 
         assert broker.dispatched == [good]
         assert transport.answers() == [b"re:" + good]
         assert transport.closed and not transport.aborted
+
+    _run(loop_kind, scenario())
+
+
+@pytest.mark.parametrize("tag", [b"boom", b"shut"])
+def test_framing_a_failing_dispatch_closes_only_its_connection(loop_kind: str, tag: bytes) -> None:
+    """A bug in dispatch (logged) or a CloseConnection closes that connection after the
+    answers before it; the frames behind it are not dispatched; another connection serves on."""
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        conn, transport = await _connect(broker)
+        other, other_transport = await _connect(broker)
+        bodies = [_body(0, 20), _body(1, 20, tag=tag), _body(2, 20)]
+        await _feed(conn, transport, b"".join(_sized(b) for b in bodies), 1 << 20)
+        await _settle()
+        assert broker.dispatched == bodies[:2]
+        assert transport.answers() == [b"re:" + bodies[0]]
+        assert transport.closed and broker.in_flight == 0
+        await _from_loop(lambda: conn.connection_lost(None))
+        await _settle()
+        assert broker.connections == {other}
+        await _feed(other, other_transport, _sized(_body(3, 20)), 1 << 20)
+        await _settle()
+        assert other_transport.answers() == [b"re:" + _body(3, 20)]
 
     _run(loop_kind, scenario())
 
