@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 
-from kbroker import __version__
+from kbroker import __version__, eventloop
 from kbroker.config import ConfigError, build_config
 
 
@@ -68,12 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 loop.remove_signal_handler(sig)
             await broker.shutdown()
 
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(run())
-    else:
-        uvloop.run(run())
+    eventloop.run(run())  # uvloop if installed; KBROKER_EVENT_LOOP=asyncio forces asyncio's loop
     return 0
 
 

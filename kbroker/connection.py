@@ -1,12 +1,15 @@
-"""One client connection: buffer bytes, cut frames, dispatch one at a time, write answers.
+"""One client connection: a protocol that buffers bytes and cuts frames, and one task that answers them.
 
 Theory of operation
 -------------------
-A :class:`KafkaConnection` is an ``asyncio.BufferedProtocol``: the event loop asks it for a
-buffer (``get_buffer``), receives into it and reports how much came (``buffer_updated``), and
-tells it when the socket's send buffer fills and drains (``pause_writing``/``resume_writing``).
-There is no per-connection reader coroutine and no await per frame; the connection is a
-small state machine over these facts:
+Two halves, as in uvicorn or hypercorn: the event loop's callbacks (an
+``asyncio.BufferedProtocol``) receive bytes and cut request frames; one task per connection
+(:meth:`KafkaConnection._serve`, created in ``connection_made``) takes the frames one at a
+time, awaits ``broker.dispatch`` for each and writes the answer.  Every handler therefore
+runs inside a real task, on every Python version and event loop: a Fetch long poll, a
+parked JoinGroup, anything that uses ``asyncio.timeout`` or ``asyncio.current_task()``.
+
+Protocol state (changed only by the loop's callbacks and by the task between awaits):
 
 - ``_scratch[_start:_end]``: bytes received and not yet cut into a frame, in a fixed
   ``READ_BUFFER_BYTES`` buffer that is never resized (pending bytes move to its front when
@@ -15,28 +18,28 @@ small state machine over these facts:
   ``bytearray`` and the socket reads straight into it (``_filled`` bytes so far), so a 1 MB
   Produce is not copied at all on the way in; it is dispatched as that ``bytearray``, which
   nothing writes to afterwards;
-- ``_busy``: a request is being answered (one in flight, as Kafka's SocketServer mutes the
-  channel): later frames stay in ``_scratch`` until its answer has been handed to the transport;
+- ``_ready``: a complete frame cut for the task and not yet taken by it;
+- ``_busy``: the task is answering a request (one in flight, as Kafka's SocketServer mutes
+  the channel): later frames stay uncut in ``_scratch`` until its answer has been handed to
+  the transport, so requests of one connection are answered in order;
 - ``_write_blocked``: the transport's send buffer is above its high-water mark (a client
-  that does not read its answers): no further request is dispatched until it drains;
-- ``_reading``: whether the transport is delivering bytes.  Reading stops while the
-  connection cannot dispatch (busy or write-blocked) and ``_scratch`` is full; it resumes
-  when a frame can be dispatched again.  So a connection holds at most ``READ_BUFFER_BYTES``
-  of read-ahead plus one frame being received (bounded by ``socket.request.max.bytes``; a
-  large frame is only started while the connection is free), one request in handling and
-  one transport write buffer.
+  that does not read its answers): the task cuts no further frame until it drains;
+- ``_reading``: whether the transport is delivering bytes.  Reading stops while no frame can
+  be cut (busy, write-blocked or a frame ready) and ``_scratch`` is full; it resumes when the
+  task waits for a frame again.  So a connection holds at most ``READ_BUFFER_BYTES`` of
+  read-ahead plus one frame being received (bounded by ``socket.request.max.bytes``; a large
+  frame is only started while the connection is free), one request in handling and one
+  transport write buffer.
+
+The task's loop: cut the next frame (``_advance``); if there is none, wait on ``_wakeup``, a
+future that ``buffer_updated`` (a frame became complete), ``eof_received``,
+``resume_writing`` and ``connection_lost`` resolve.  With a frame, await the dispatch, write
+the answer (Produce acks=0 has none) and loop: pipelined frames already buffered are
+answered one after another without a wake-up in between.
 
 Cutting frames (``_advance``): the 4-byte size comes first.  A negative size, one below the
 smallest possible request header, or one above ``socket.request.max.bytes`` closes the
-connection.  A complete frame is dispatched with ``await broker.dispatch(frame, peer)``: the
-coroutine is first run inline (``send(None)``), so a request that never waits (Produce,
-Metadata, most others) is answered within ``buffer_updated`` with no task; one that does wait
-(a Fetch long poll, a JoinGroup) continues in a task (``_finish_in_task``), which waits on
-what the coroutine yielded exactly as a task running it from the start would.  Hence the one
-rule for handlers: nothing before their first real wait may need ``asyncio.current_task()``
-(``asyncio.timeout`` does; ``wait_for`` and futures do not).  Its answer is
-written with ``transport.write``; Produce acks=0 has none.  Then the next buffered frame is
-cut, so pipelined requests are answered in order.
+connection.
 
 Time limits: ``connections.max.idle.ms`` bounds the wait for a complete frame, counted from
 when the connection became ready for it (so a stalled half-frame is dropped too), and the
@@ -45,9 +48,11 @@ is not bounded by it.  One timer per connection checks the deadline lazily.
 
 A frame that cannot be decoded, an unknown API key and other ``CloseConnection`` cases close
 this connection only.  End of input closes the connection once the buffered complete
-frames are answered.  Shutdown (``Broker.shutdown`` calls :meth:`KafkaConnection.shutdown`):
-an idle connection closes at once, a busy one after writing the answer it is preparing;
-whatever is still running after the grace period is cancelled (:meth:`abort`).
+frames are answered.  When the transport is lost during a request, the request finishes
+(its answer is dropped) and the task ends.  Shutdown (``Broker.shutdown`` calls
+:meth:`KafkaConnection.shutdown`): an idle connection closes at once, a busy one after
+writing the answer it is preparing; whatever is still running after the grace period is
+cancelled (:meth:`abort`).  The task removes its connection from the broker when it ends.
 """
 
 from __future__ import annotations
@@ -56,9 +61,7 @@ import asyncio
 import logging
 import struct
 import time
-import types
-from collections.abc import Coroutine, Generator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
@@ -88,9 +91,9 @@ class CloseConnection(Exception):
 
 class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = (
-        "broker", "peer", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_busy", "_write_blocked", "_reading",
-        "_eof", "_closed", "_idle_since", "_idle_timer", "_idle_timeout_s", "_max_frame_bytes",
-        "_task", "_debug",
+        "broker", "peer", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
+        "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
+        "_idle_timeout_s", "_max_frame_bytes", "_task", "_wakeup", "_debug",
     )
 
     def __init__(self, broker: Broker) -> None:
@@ -103,6 +106,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._end = 0
         self._frame: bytearray | None = None
         self._filled = 0
+        self._ready: bytes | bytearray | None = None
         self._busy = False
         self._write_blocked = False
         self._reading = True
@@ -113,6 +117,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._idle_timeout_s = broker.config.get_int("connections.max.idle.ms") / 1000
         self._max_frame_bytes = broker.config.get_int("socket.request.max.bytes")
         self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None  # what the task waits on between frames
         self._debug = logger.isEnabledFor(logging.DEBUG)  # per-request lines: --log-level DEBUG
 
     # -- transport callbacks -----------------------------------------------------------
@@ -128,6 +133,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         self._idle_since = self._loop.time()
         self._idle_timer = self._loop.call_at(self._idle_since + self._idle_timeout_s, self._check_idle)
+        self._task = self._loop.create_task(self._serve())
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._frame is not None:
@@ -144,15 +150,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._filled += nbytes
             if self._filled == len(frame):
                 self._frame = None
-                if self._dispatch(frame):
-                    self._advance()
+                self._ready = frame
+                self._wake()
             return
         self._end += nbytes
-        if self._busy or self._write_blocked:
+        if self._busy or self._write_blocked or self._ready is not None:
             if self._end - self._start >= len(self._scratch):
                 self._pause_reading()
             return
-        self._advance()
+        if self._advance():
+            self._wake()
 
     def _compact(self) -> None:
         """Move the pending bytes to the front of the receive buffer (same size: no resize,
@@ -164,41 +171,103 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self._eof = True
-        if not self._busy and not self._write_blocked:
-            self._advance()
+        self._wake()
         return True  # keep the transport open to write pending answers; we close it
 
     def pause_writing(self) -> None:
         self._write_blocked = True
-        if not self._busy:
-            self._idle_since = self._loop.time()  # bounded: a peer that never reads is dropped
 
     def resume_writing(self) -> None:
         self._write_blocked = False
-        if not self._busy:
-            self._advance()
+        self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._frame = None
+        self._ready = None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if not self._busy:
-            self.broker.forget_connection(self)
-        # else: the request in handling finishes (its answer is dropped) and then forgets us.
+        self._wake()  # a waiting task ends; a busy one ends after its request (answer dropped)
 
-    # -- the state machine ---------------------------------------------------------------
+    # -- the task --------------------------------------------------------------------------
 
-    def _advance(self) -> None:
-        """Cut the next complete frame from the buffer and dispatch it, or wait for bytes."""
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _serve(self) -> None:
+        """Answer this connection's frames one at a time, in order, until it closes."""
+        broker = self.broker
+        try:
+            while not self._closed:
+                frame = self._ready
+                if frame is None and self._advance():
+                    frame = self._ready
+                if frame is None:
+                    if self._closed:
+                        return
+                    self._wakeup = self._loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                    continue
+                self._ready = None
+                self._busy = True
+                self._idle_since = None
+                broker.in_flight += 1
+                started = time.monotonic() if self._debug else 0.0
+                try:
+                    response = await broker.dispatch(frame, self.peer)
+                except CloseConnection as exc:
+                    logger.info("%s: closing: %s", self.peer, exc)
+                    self._close()
+                    return
+                except ConnectionError:
+                    self._close()
+                    return
+                except Exception:  # a bug: close this connection only (CancelledError passes)
+                    logger.exception("%s: request failed, closing the connection", self.peer)
+                    self._close()
+                    return
+                finally:
+                    broker.in_flight -= 1
+                    self._busy = False
+                if self._closed:
+                    return
+                if response is not None:
+                    assert self._transport is not None
+                    self._transport.write(response)  # may call pause_writing
+                if self._debug:
+                    key, version, correlation_id = _HEADER.unpack_from(frame)
+                    logger.debug(
+                        "%s: key %d v%d corr %d answered %s in %.1f ms",
+                        self.peer, key, version, correlation_id,
+                        "-" if response is None else f"{len(response)} bytes", (time.monotonic() - started) * 1000,
+                    )
+                del frame, response
+        finally:
+            self._wakeup = None
+            broker.forget_connection(self)
+
+    def _advance(self) -> bool:
+        """Cut the next complete frame into ``_ready`` (True), or get ready to receive it
+        (False: the task waits).  Closes the connection on a bad size, at end of input and
+        when the broker shuts down."""
         if self._closed:
-            return
+            return False
         if self.broker.closing:
             self._close()
-            return
+            return False
+        if self._write_blocked:
+            self._idle_since = self._loop.time()  # bounded: a peer that never reads is dropped
+            return False
+        if self._frame is not None:  # a large frame is still arriving
+            if self._eof:
+                self._close()  # ... and never will
+            return False
         scratch = self._scratch
-        while self._end - self._start >= 4:
+        if self._end - self._start >= 4:
             start = self._start
             size = _SIZE.unpack_from(scratch, start)[0]
             if size < MIN_REQUEST_FRAME_BYTES or size > self._max_frame_bytes:
@@ -206,109 +275,34 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     "%s: frame size %d outside [%d, %d], closing", self.peer, size, MIN_REQUEST_FRAME_BYTES, self._max_frame_bytes
                 )
                 self._close()
-                return
+                return False
             end = start + 4 + size
-            if self._end < end:
-                if size > DIRECT_FRAME_BYTES:
-                    # Receive the rest straight into the frame's own buffer.
-                    have = self._end - start - 4
-                    frame = bytearray(size)
-                    frame[:have] = memoryview(scratch)[start + 4 : self._end]
-                    self._frame, self._filled = frame, have
+            if self._end >= end:
+                self._ready = bytes(memoryview(scratch)[start + 4 : end])
+                if end == self._end:
                     self._start = self._end = 0
-                elif end > len(scratch):
-                    self._compact()
-                break
-            frame_bytes = bytes(memoryview(scratch)[start + 4 : end])
-            if end == self._end:
+                else:
+                    self._start = end
+                return True
+            if size > DIRECT_FRAME_BYTES:
+                # Receive the rest straight into the frame's own buffer.
+                have = self._end - start - 4
+                frame = bytearray(size)
+                frame[:have] = memoryview(scratch)[start + 4 : self._end]
+                self._frame, self._filled = frame, have
                 self._start = self._end = 0
-            else:
-                self._start = end
-            if not self._dispatch(frame_bytes):
-                return  # answered later (in a task), or the connection is closing
-            if self._write_blocked or self._closed:
-                return
+            elif end > len(scratch):
+                self._compact()
         # Waiting for (the rest of) a frame.
         if self._eof:
             self._close()
-            return
+            return False
         self._idle_since = self._loop.time()
         if not self._reading:
             self._reading = True
             assert self._transport is not None
             self._transport.resume_reading()
-
-    def _dispatch(self, frame: bytes | bytearray) -> bool:
-        """Answer ``frame``; True if that is done (answered or nothing to answer), False if
-        the answer comes later from a task or the connection was closed."""
-        self._busy = True
-        self._idle_since = None
-        broker = self.broker
-        broker.in_flight += 1
-        started = time.monotonic()
-        coro = broker.dispatch(frame, self.peer)
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration as stop:
-            return self._answered(frame, stop.value, started)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # noqa: BLE001  (CloseConnection, or a bug: close this one only)
-            self._failed(exc)
-            return False
-        # The handler waits (long poll, rebalance): continue in a task.
-        self._task = self._loop.create_task(self._finish_in_task(coro, waiting_on, frame, started))
         return False
-
-    async def _finish_in_task(
-        self, coro: Coroutine[Any, Any, Response], waiting_on: Any, frame: bytes | bytearray, started: float
-    ) -> None:
-        try:
-            response = await _resume(coro, waiting_on)
-        except BaseException as exc:  # noqa: BLE001
-            self._task = None
-            self._failed(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        self._task = None
-        if self._answered(frame, response, started):
-            self._advance()
-
-    def _answered(self, frame: bytes | bytearray, response: Response, started: float) -> bool:
-        self.broker.in_flight -= 1
-        self._busy = False
-        if self._closed:
-            self.broker.forget_connection(self)
-            return False
-        if response is not None:
-            assert self._transport is not None
-            self._transport.write(response)  # may call pause_writing
-        if self._debug:
-            key, version, correlation_id = _HEADER.unpack_from(frame)
-            logger.debug(
-                "%s: key %d v%d corr %d answered %s in %.1f ms",
-                self.peer, key, version, correlation_id,
-                "-" if response is None else f"{len(response)} bytes", (time.monotonic() - started) * 1000,
-            )
-        if self.broker.closing:
-            self._close()
-            return False
-        if self._write_blocked:
-            self._idle_since = self._loop.time()
-        return True
-
-    def _failed(self, exc: BaseException) -> None:
-        self.broker.in_flight -= 1
-        self._busy = False
-        if isinstance(exc, CloseConnection):
-            logger.info("%s: closing: %s", self.peer, exc)
-        elif not isinstance(exc, (asyncio.CancelledError, ConnectionError)):
-            logger.error("%s: request failed, closing the connection", self.peer, exc_info=exc)
-        if self._closed:
-            self.broker.forget_connection(self)
-        else:
-            self._close()
 
     def _pause_reading(self) -> None:
         if self._reading and not self._closed:
@@ -333,6 +327,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._closed:
             return
         self._closed = True
+        self._wake()
         assert self._transport is not None
         if abort:
             self._transport.abort()
@@ -347,36 +342,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._close()
 
     def abort(self) -> asyncio.Task[None] | None:
-        """End the connection now: cancel its request, drop unsent bytes.  Returns the
-        cancelled task (to await), if a request was running in one."""
+        """End the connection now: cancel its task (and so its request), drop unsent bytes.
+        Returns the cancelled task (to await), if it is still running."""
         task = self._task
-        if task is not None:
+        if task is not None and not task.done():
             task.cancel()
+        else:
+            task = None
         if not self._closed:
             self._close(abort=True)
         return task
-
-
-@types.coroutine
-def _yield(value: Any) -> Generator[Any, None, None]:
-    """Hand ``value`` (what the inline step yielded) to the running task."""
-    yield value
-
-
-async def _resume(coro: Coroutine[Any, Any, Response], waiting_on: Any) -> Response:
-    """Drive ``coro``, whose first step ran outside any task and yielded ``waiting_on``,
-    to its end inside the current task, as the task would have: the task waits on what the
-    coroutine yields, and cancelling the task throws ``CancelledError`` into it."""
-    while True:
-        try:
-            await _yield(waiting_on)
-        except BaseException as exc:  # the task's cancellation: pass it to the coroutine
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            continue
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]

@@ -18,36 +18,44 @@ class DataWaiters:
     """Futures keyed by partition, resolved when that partition gets new data."""
 
     def __init__(self) -> None:
-        self._waiters: dict[TopicPartition, set[asyncio.Future[None]]] = {}
+        self._waiters: dict[TopicPartition, set[asyncio.Future[bool]]] = {}
 
     def notify(self, tp: TopicPartition) -> None:
         futures = self._waiters.pop(tp, None)
         if futures:
             for fut in futures:
-                if not fut.done():
-                    fut.set_result(None)
+                _resolve(fut, True)
 
     def notify_all(self) -> None:
         for tp in list(self._waiters):
             self.notify(tp)
 
     async def wait(self, partitions: Iterable[TopicPartition], timeout_s: float) -> bool:
-        """Wait until one of ``partitions`` is notified or the timeout passes; True if notified."""
+        """Wait until one of ``partitions`` is notified or the timeout passes; True if notified.
+
+        A plain future and a ``call_later`` timer (not ``asyncio.wait_for``/``asyncio.timeout``,
+        whose implementation differs between Python versions): the timer resolves the future
+        with False, a notify with True, whichever comes first."""
         if timeout_s <= 0:
             return False
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
         keys = list(partitions)
         for tp in keys:
             self._waiters.setdefault(tp, set()).add(fut)
+        timer = loop.call_later(timeout_s, _resolve, fut, False)
         try:
-            await asyncio.wait_for(fut, timeout_s)  # fut is ours alone: cancelling it on timeout is fine
-            return True
-        except TimeoutError:
-            return False
+            return await fut
         finally:
+            timer.cancel()
             for tp in keys:
                 waiting = self._waiters.get(tp)
                 if waiting is not None:
                     waiting.discard(fut)
                     if not waiting:
                         del self._waiters[tp]
+
+
+def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)
