@@ -1,5 +1,5 @@
 """kafka-python 3.0.12's KafkaAdminClient against a real broker process: issue 12's single-node
-admin calls (describe_topic_partitions and its pagination, elect_leaders,
+admin calls (describe_topic_partitions and its pagination, elect_leaders, describe_log_dirs,
 alter/list_partition_reassignments, describe_metadata_quorum).  Expected answers are a
 single-node KRaft Kafka 4.1's.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import kafka.errors as Errors
 import pytest
 from helpers import unique_topic
-from kafka import KafkaAdminClient, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
@@ -103,4 +103,33 @@ def test_describe_metadata_quorum(broker) -> None:
         later = admin.describe_metadata_quorum()["topics"][0]["partitions"][0]
         assert later["high_watermark"] > part["high_watermark"]
     finally:
+        admin.close()
+
+
+def test_describe_log_dirs(broker) -> None:
+    admin = admin_for(broker.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_block_ms=10_000, linger_ms=0)
+    try:
+        topic, other = unique_topic("kp-logdirs"), unique_topic("kp-logdirs")
+        admin.create_topics([NewTopic(topic, 2, 1), NewTopic(other, 1, 1)])
+        for _ in range(20):
+            producer.send(topic, value=b"v" * 200, partition=1).get(timeout=10)
+        [answer] = admin.describe_log_dirs({topic: [0, 1]})
+        assert answer["broker"] == NODE_ID
+        [log_dir] = answer["log_dirs"]
+        assert log_dir["error_code"] == 0 and log_dir["log_dir"]
+        assert log_dir["total_bytes"] >= log_dir["usable_bytes"] > 0
+        sizes = {
+            (t["name"], p["partition_index"]): (p["partition_size"], p["offset_lag"], p["is_future_key"])
+            for t in log_dir["topics"]
+            for p in t["partitions"]
+        }
+        assert set(sizes) == {(topic, 0), (topic, 1)}
+        assert sizes[(topic, 0)] == (0, 0, False)
+        assert sizes[(topic, 1)][0] > 20 * 200 and sizes[(topic, 1)][1:] == (0, False)
+        # No topic named: every partition.
+        [every] = admin.describe_log_dirs()[0]["log_dirs"]
+        assert {(t["name"], len(t["partitions"])) for t in every["topics"]} >= {(topic, 2), (other, 1)}
+    finally:
+        producer.close()
         admin.close()

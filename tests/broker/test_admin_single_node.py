@@ -6,6 +6,7 @@ Kafka 4.1's."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from broker_harness import RawClient
@@ -16,6 +17,10 @@ from kbroker.wire.messages.alter_partition_reassignments_request import (
     ReassignableTopic,
 )
 from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from kbroker.wire.messages.describe_log_dirs_request import (
+    DescribableLogDirTopic,
+    DescribeLogDirsRequest,
+)
 from kbroker.wire.messages.describe_quorum_request import (
     DescribeQuorumRequest,
     PartitionData,
@@ -32,6 +37,12 @@ from kbroker.wire.messages.list_partition_reassignments_request import (
     ListPartitionReassignmentsTopics,
 )
 from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kbroker.wire.records import make_batch
 
 from kbroker.testing import BrokerThread
 
@@ -305,3 +316,62 @@ def test_describe_quorum_other_partitions_are_invalid(client: RawClient, version
     ):
         resp = client.request(req, version)
         assert (resp.error_code, resp.topics) == (ErrorCode.INVALID_REQUEST, [])
+
+
+# -- DescribeLogDirs -------------------------------------------------------------------------
+
+
+def log_dirs(c: RawClient, topics: dict[str, list[int]] | None, version: int):
+    req = DescribeLogDirsRequest(
+        topics=None if topics is None else [DescribableLogDirTopic(topic=t, partitions=p) for t, p in topics.items()]
+    )
+    resp = c.request(req, version)
+    assert resp.error_code == ErrorCode.NONE
+    [result] = resp.results
+    return result
+
+
+def segment_bytes_on_disk(data_dir: Path, topic: str, partition: int) -> int:
+    return sum(f.stat().st_size for f in (data_dir / f"{topic}-{partition}").glob("*.log"))
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_describe_log_dirs_sizes(broker_thread: BrokerThread, client: RawClient, version: int) -> None:
+    create(client, "ld-a", 2)
+    create(client, "ld-b", 1)
+    req = ProduceRequest(
+        acks=-1,
+        timeout_ms=5000,
+        topic_data=[
+            TopicProduceData(
+                name="ld-a", partition_data=[PartitionProduceData(index=1, records=bytes(make_batch([b"x" * 500] * 3)))]
+            )
+        ],
+    )
+    assert client.request(req, 9).responses[0].partition_responses[0].error_code == ErrorCode.NONE
+    data_dir = broker_thread.data_dir
+    result = log_dirs(client, None, version)
+    assert (result.error_code, result.log_dir) == (ErrorCode.NONE, str(data_dir.resolve()))
+    sizes = {(t.name, p.partition_index): p.partition_size for t in result.topics for p in t.partitions}
+    assert {k: v for k, v in sizes.items() if k[0].startswith("ld-")} == {
+        ("ld-a", 0): 0,
+        ("ld-a", 1): segment_bytes_on_disk(data_dir, "ld-a", 1),
+        ("ld-b", 0): 0,
+    }
+    assert sizes[("ld-a", 1)] > 1500
+    assert all(p.offset_lag == 0 and not p.is_future_key for t in result.topics for p in t.partitions)
+    if version >= 4:
+        assert result.total_bytes >= result.usable_bytes > 0
+    else:
+        assert (result.total_bytes, result.usable_bytes) == (-1, -1)  # not on the wire: the decoder's default
+
+
+def test_describe_log_dirs_named_partitions(client: RawClient) -> None:
+    create(client, "ldn-a", 3)
+    create(client, "ldn-b", 1)
+    result = log_dirs(client, {"ldn-a": [2, 0, 9], "ldn-none": [0]}, 4)
+    got = {t.name: sorted(p.partition_index for p in t.partitions) for t in result.topics}
+    # Kafka lists every topic of the directory; only the requested, existing partitions.
+    assert got == {"ldn-a": [0, 2], "ldn-b": []}
+    # An empty (not null) list asks for no partition: every topic, none of its partitions.
+    assert {t.name: t.partitions for t in log_dirs(client, {}, 4).topics} == {"ldn-a": [], "ldn-b": []}
