@@ -61,7 +61,7 @@ async def handle_alter_partition_reassignments(
                 message = "This server does not host this topic-partition."
             elif part.replicas is None:
                 error = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS
-                message = "No partition reassignment is in progress for this topic-partition."
+                message = "No partition reassignment is in progress."
             else:
                 message = _replica_error(part.replicas, node_id, check_factor)
                 if message is not None:

@@ -6,10 +6,8 @@ Version notes:
   (KIP-827), read from the file system holding the directory.
 - kbroker has one log directory, the data directory, reported by its absolute path.
 - A null topic list means every partition.  Otherwise the named partitions are reported;
-  names of missing topics or partitions are left out.  As Kafka's ReplicaManager groups the
-  directory's logs by topic before filtering by the requested partitions, every topic in the
-  directory is listed, those with none of the requested partitions with an empty partition
-  list.
+  names of missing topics or partitions are left out, and so is a topic none of whose
+  partitions was asked for (Kafka 3.x+ drops such empty topic entries).
 - partition_size is the partition's bytes on disk (all its segments); offset_lag is 0 (no
   future replica being moved in: is_future_key is always false).
 - A file system too large for a signed 64-bit byte count is reported as INT64_MAX, as Kafka
@@ -63,7 +61,8 @@ async def handle_describe_log_dirs(ctx: RequestContext, req: DescribeLogDirsRequ
                     partition_index=index, partition_size=log.size_bytes, offset_lag=0, is_future_key=False
                 )
             )
-        topics.append(DescribeLogDirsTopic(name=topic.name, partitions=partitions))
+        if partitions:
+            topics.append(DescribeLogDirsTopic(name=topic.name, partitions=partitions))
     total, usable = _file_system_bytes(log_dir)
     result = DescribeLogDirsResult(error_code=ErrorCode.NONE, log_dir=log_dir, topics=topics)
     if ctx.api_version >= 4:

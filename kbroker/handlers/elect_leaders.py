@@ -47,8 +47,10 @@ async def handle_elect_leaders(ctx: RequestContext, req: ElectLeadersRequest) ->
         for index in partitions:
             if not valid_type:
                 error, message = ErrorCode.INVALID_REQUEST, f"unknown election type {election_type}"
-            elif topic is None or not 0 <= index < topic.num_partitions:
-                error, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
+            elif topic is None:
+                error, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {name}"
+            elif not 0 <= index < topic.num_partitions:
+                error, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {name}-{index}"
             else:
                 error, message = ErrorCode.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."
             results.append(PartitionResult(partition_id=index, error_code=error, error_message=message))
