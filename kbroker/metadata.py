@@ -88,6 +88,11 @@ class MetadataStore:
         # of the block is used, so no id is ever handed out twice, even after a crash.
         self._next_producer_id = 0
         self._producer_id_block_end = 0
+        # Stand-ins for the KRaft metadata log (__cluster_metadata) that DescribeQuorum reports:
+        # its epoch, bumped at every start (a single voter elects itself anew), and its end
+        # offset, one record per metadata change written.  Both persisted, never lower.
+        self.quorum_epoch = 0
+        self.metadata_log_end_offset = 0
 
     def load(self, node_id: int) -> None:
         """Read (or create) the cluster id and the topics; bump every leader epoch."""
@@ -110,6 +115,8 @@ class MetadataStore:
         if path.exists():
             doc = json.loads(path.read_text())
             self._next_producer_id = self._producer_id_block_end = doc.get("producer_id_block_end", 0)
+            self.quorum_epoch = doc.get("quorum_epoch", 0)
+            self.metadata_log_end_offset = doc.get("metadata_log_end_offset", 0)
             for t in doc["topics"]:
                 topic = TopicMetadata(
                     name=t["name"],
@@ -118,12 +125,16 @@ class MetadataStore:
                     configs=dict(t["configs"]),
                 )
                 self._add(topic)
+        self.quorum_epoch += 1
         self.save()
 
     def save(self) -> None:
+        self.metadata_log_end_offset += 1
         doc = {
             "version": 1,
             "producer_id_block_end": self._producer_id_block_end,
+            "quorum_epoch": self.quorum_epoch,
+            "metadata_log_end_offset": self.metadata_log_end_offset,
             "topics": [
                 {
                     "name": t.name,

@@ -61,6 +61,12 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.DESCRIBE_PRODUCERS: ("describe_producers", 0, 0),
     ApiKey.DESCRIBE_TRANSACTIONS: ("describe_transactions", 0, 0),
     ApiKey.LIST_TRANSACTIONS: ("list_transactions", 0, 1),
+    ApiKey.DESCRIBE_LOG_DIRS: ("describe_log_dirs", 1, 4),
+    ApiKey.ELECT_LEADERS: ("elect_leaders", 0, 2),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: ("alter_partition_reassignments", 0, 1),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: ("list_partition_reassignments", 0, 0),
+    ApiKey.DESCRIBE_QUORUM: ("describe_quorum", 0, 2),
+    ApiKey.DESCRIBE_TOPIC_PARTITIONS: ("describe_topic_partitions", 0, 0),
 }
 
 

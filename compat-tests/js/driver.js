@@ -92,7 +92,9 @@ const commands = {
         validateOnly: !!op.validateOnly,
         resources: [{ type: ConfigResourceTypes[op.type], name: op.name, configEntries: op.configEntries }]
       }),
-      cluster: () => admin.describeCluster()
+      cluster: () => admin.describeCluster(),
+      alterReassignments: (op) => admin.alterPartitionReassignments({ topics: op.topics, timeout: 10000 }),
+      listReassignments: (op) => admin.listPartitionReassignments({ topics: op.topics === undefined ? null : op.topics, timeout: 10000 })
     }
     const results = []
     for (const op of req.ops) {

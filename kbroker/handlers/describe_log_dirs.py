@@ -1,0 +1,70 @@
+"""DescribeLogDirs (key 35, KIP-113).
+
+Version notes:
+- v1-v4 served (Kafka 4.1's range; v0 was removed in Kafka 4.0).  v2 is flexible; v3 adds
+  the top-level error_code; v4 adds each directory's total_bytes and usable_bytes
+  (KIP-827), read from the file system holding the directory.
+- kbroker has one log directory, the data directory, reported by its absolute path.
+- A null topic list means every partition.  Otherwise the named partitions are reported;
+  names of missing topics or partitions are left out, and so is a topic none of whose
+  partitions was asked for (Kafka 3.x+ drops such empty topic entries).
+- partition_size is the partition's bytes on disk (all its segments); offset_lag is 0 (no
+  future replica being moved in: is_future_key is always false).
+- A file system too large for a signed 64-bit byte count is reported as INT64_MAX, as Kafka
+  does.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kbroker.registry import RequestContext, handler
+from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.describe_log_dirs_request import DescribeLogDirsRequest
+from kbroker.wire.messages.describe_log_dirs_response import (
+    DescribeLogDirsPartition,
+    DescribeLogDirsResponse,
+    DescribeLogDirsResult,
+    DescribeLogDirsTopic,
+)
+
+INT64_MAX = (1 << 63) - 1
+
+
+def _file_system_bytes(path: str) -> tuple[int, int]:
+    """(total, usable) bytes of the file system holding ``path``."""
+    st = os.statvfs(path)
+    total = st.f_blocks * st.f_frsize
+    usable = st.f_bavail * st.f_frsize
+    return min(total, INT64_MAX), min(usable, INT64_MAX)
+
+
+@handler(ApiKey.DESCRIBE_LOG_DIRS, 1, 4)
+async def handle_describe_log_dirs(ctx: RequestContext, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
+    broker = ctx.broker
+    log_dir = os.path.abspath(broker.config.data_dir)
+    wanted: set[tuple[str, int]] | None = None
+    if req.topics is not None:
+        wanted = {(t.topic, p) for t in req.topics for p in t.partitions}
+    topics: list[DescribeLogDirsTopic] = []
+    for topic in sorted(broker.metadata, key=lambda t: t.name):
+        partitions: list[DescribeLogDirsPartition] = []
+        for index in range(topic.num_partitions):
+            if wanted is not None and (topic.name, index) not in wanted:
+                continue
+            log = broker.topics.log(topic.name, index)
+            if log is None:
+                continue
+            partitions.append(
+                DescribeLogDirsPartition(
+                    partition_index=index, partition_size=log.size_bytes, offset_lag=0, is_future_key=False
+                )
+            )
+        if partitions:
+            topics.append(DescribeLogDirsTopic(name=topic.name, partitions=partitions))
+    total, usable = _file_system_bytes(log_dir)
+    result = DescribeLogDirsResult(error_code=ErrorCode.NONE, log_dir=log_dir, topics=topics)
+    if ctx.api_version >= 4:
+        result.total_bytes, result.usable_bytes = total, usable
+    return DescribeLogDirsResponse(error_code=ErrorCode.NONE, results=[result])
