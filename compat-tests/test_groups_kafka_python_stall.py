@@ -20,9 +20,9 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import BrokerFactory
 from faultproxy import FaultProxy
 from group_helpers import (
     GROUP_BROKER_SETTINGS,
@@ -65,7 +65,7 @@ def members(tmp_path: Path) -> Iterator[Members]:
 
 
 @pytest.fixture
-def slow_answers(broker_factory: BrokerFactory) -> Iterator[tuple[str, str]]:
+def slow_answers(broker_factory: Any) -> Iterator[tuple[str, str]]:
     """(bootstrap through the proxy, topic with records): Metadata and SyncGroup answers slow."""
     proxy = FaultProxy()
     try:
