@@ -7,12 +7,15 @@ without a traceback: before the broker serves, through KeyboardInterrupt (or asy
 cancellation of the start-up, which undoes what was done); once it serves, through a
 graceful shutdown.  SIGTERM shuts down gracefully and exits 0.
 
-Only ``sys`` is imported before ``main`` guards against KeyboardInterrupt; the rest is
-imported inside it.
+Only ``sys`` and ``signal`` are imported before ``main`` guards against KeyboardInterrupt;
+the rest is imported inside it.  ``python -m kbroker`` guards the call of ``main`` too.  What
+no program can guard is CPython's own start-up (its ``site`` import, the first few ms): a
+SIGINT then is the interpreter's to report.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -44,13 +47,16 @@ def _parser() -> argparse.ArgumentParser:
             _error(f"{message} (see kbroker --help)", EXIT_USAGE)
             raise SystemExit(EXIT_USAGE)
 
-    dev = ", ".join(f"{k}={v}" for k, v in DEV_PRESET.items())
+    dev = "\n".join(f"  {k}={v}" for k, v in DEV_PRESET.items())
     p = Parser(
         prog="kbroker",
-        description="A Kafka-wire-compatible broker. Environment: KBROKER_LISTEN, KBROKER_ADVERTISE, "
-        "KBROKER_DATA_DIR, KBROKER_CONFIG, and KBROKER_PROP_<NAME> for any property "
-        "(KBROKER_PROP_NUM_PARTITIONS=3 sets num.partitions). Precedence, lowest first: defaults, "
-        "--dev, --config, KBROKER_PROP_*, KBROKER_LISTEN/KBROKER_ADVERTISE, --set, --listen/--advertise.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A Kafka-wire-compatible broker.\n\n"
+        "Environment: KBROKER_LISTEN, KBROKER_ADVERTISE, KBROKER_DATA_DIR, KBROKER_CONFIG, and\n"
+        "KBROKER_PROP_<NAME> for any property (KBROKER_PROP_NUM_PARTITIONS=3 sets num.partitions).\n"
+        "Precedence, lowest first: defaults, --dev, --config, KBROKER_PROP_*,\n"
+        "KBROKER_LISTEN/KBROKER_ADVERTISE, --set, --listen/--advertise.",
+        epilog=f"--dev sets:\n{dev}",
     )
     p.add_argument(
         "--listen",
@@ -67,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="where logs and metadata live (default ./kbroker-data)")
     p.add_argument("--config", metavar="FILE", help="Kafka server.properties-style file (Java properties syntax)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a property (repeatable)")
-    p.add_argument("--dev", action="store_true", help=f"developer preset, under every other setting: {dev}")
+    p.add_argument("--dev", action="store_true", help="developer preset, under every other setting (listed below)")
     p.add_argument(
         "--log-level",
         default="WARNING",
@@ -82,9 +88,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(argv)
+        code = _main(argv)
     except KeyboardInterrupt:
-        return EXIT_SIGINT
+        code = EXIT_SIGINT
+    # On the way out a late Ctrl-C is moot: ignore it rather than let it become a traceback
+    # in the caller (the check for a pending signal runs after this call, and finds SIG_IGN).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 def _main(argv: list[str] | None) -> int:
@@ -144,7 +154,6 @@ def _run(coro: Coroutine[Any, Any, str]) -> str:
 async def _serve(config: BrokerConfig) -> str:
     """Start, serve until SIGINT or SIGTERM, shut down; returns the signal's name."""
     import asyncio
-    import signal
 
     from kbroker import __version__
     from kbroker.config import format_address

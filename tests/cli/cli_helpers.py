@@ -22,8 +22,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "kbroker", *args]
+def command(*args: str, python_flags: tuple[str, ...] = ()) -> list[str]:
+    return [sys.executable, *python_flags, "-m", "kbroker", *args]
 
 
 def run_kbroker(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -48,9 +48,11 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, fra
 class Running:
     """A ``kbroker`` process started in the background; ``lines`` is its stderr so far."""
 
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None, python_flags: tuple[str, ...] = ()
+    ) -> None:
         self.proc = subprocess.Popen(
-            command(*args), cwd=cwd, env=env or clean_env(), stdin=subprocess.DEVNULL,
+            command(*args, python_flags=python_flags), cwd=cwd, env=env or clean_env(), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self.lines: list[str] = []
