@@ -132,6 +132,9 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:  # reading the metadata or the logs
         where = f": {exc.filename}" if exc.filename else ""
         return _error(f"{exc.strerror or exc}{where}", EXIT_RUNTIME)
+    except Exception as exc:  # e.g. damaged metadata: still one line; the traceback is opt-in
+        logging.getLogger("kbroker").debug("the broker failed", exc_info=True)
+        return _error(f"{type(exc).__name__}: {exc} (--log-level debug shows where)", EXIT_RUNTIME)
     return EXIT_SIGINT if stopped_by == "SIGINT" else 0
 
 

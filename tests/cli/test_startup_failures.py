@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import assert_one_line_error, clean_env, run_kbroker
+
+from kbroker.metadata import METADATA_FILE
 
 USAGE, RUNTIME = 2, 1
 
@@ -125,3 +128,34 @@ def test_two_plaintext_listeners_are_refused(tmp_path: Path) -> None:
 def test_malformed_listen_address(tmp_path: Path) -> None:
     proc = run_kbroker("--listen", "::1:9092", cwd=tmp_path)
     assert_one_line_error(proc, USAGE, "--listen must be HOST:PORT (IPv6 as [ADDR]:PORT)")
+
+
+@pytest.mark.parametrize("uvloop", ["installed", "blocked"])
+def test_damaged_metadata_is_one_line_and_debug_shows_where(tmp_path: Path, uvloop: str) -> None:
+    """With or without uvloop; the traceback --log-level debug shows is not chained to the
+    ModuleNotFoundError of a missing uvloop (the loop no longer runs inside that handler)."""
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / METADATA_FILE).write_text("{not json")
+    block = "sys.modules['uvloop'] = None; " if uvloop == "blocked" else ""
+    args = ["--listen", "127.0.0.1:0", "--data-dir", str(data)]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        code = f"import sys; {block}from kbroker.cli import main; sys.exit(main({[*args, *extra]!r}))"
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60
+        )
+
+    assert_one_line_error(run(), RUNTIME, "JSONDecodeError")
+    debug = run("--log-level", "debug")
+    assert debug.returncode == RUNTIME
+    assert "Traceback" in debug.stderr
+    assert "During handling of the above exception" not in debug.stderr
+    assert "No module named 'uvloop'" not in debug.stderr
+
+
+def test_unreadable_metadata_file_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    (data / METADATA_FILE).mkdir(parents=True)  # a directory where the file should be
+    proc = run_kbroker("--listen", "127.0.0.1:0", "--data-dir", str(data), cwd=tmp_path)
+    assert_one_line_error(proc, RUNTIME, f"Is a directory: {data / METADATA_FILE}")
