@@ -1,3 +1,9 @@
-from kbroker.cli import main
+"""``python -m kbroker``: the kbroker command (a Ctrl-C while it loads exits 130 too)."""
 
-raise SystemExit(main())
+try:
+    from kbroker.cli import main
+
+    code = main()
+except KeyboardInterrupt:
+    code = 130
+raise SystemExit(code)

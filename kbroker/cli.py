@@ -1,37 +1,111 @@
-"""The ``kbroker`` command."""
+"""The ``kbroker`` command.
+
+Every start-up failure is one line on stderr, ``kbroker: error: ...``, and an exit status:
+2 for a usage or configuration mistake, 1 for what the machine refused (port in use, data
+dir not writable or locked by another broker...).  SIGINT (Ctrl-C) at any moment exits 130
+without a traceback: before the broker serves, through KeyboardInterrupt (or asyncio's
+cancellation of the start-up, which undoes what was done); once it serves, through a
+graceful shutdown.  SIGTERM shuts down gracefully and exits 0.
+
+Only ``sys`` and ``signal`` are imported before ``main`` guards against KeyboardInterrupt;
+the rest is imported inside it.  ``python -m kbroker`` guards the call of ``main`` too.  What
+no program can guard is CPython's own start-up (its ``site`` import, the first few ms): a
+SIGINT then is the interpreter's to report.
+"""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
 import signal
 import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from kbroker import __version__, eventloop
-from kbroker.config import ConfigError, build_config
+if TYPE_CHECKING:
+    import argparse
+    from asyncio import AbstractEventLoop
+    from collections.abc import Callable, Coroutine
+
+    from kbroker.config import BrokerConfig
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for a process Ctrl-C stopped
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _error(message: str, code: int) -> int:
+    print(f"kbroker: error: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    import argparse
+
+    from kbroker import __version__
+    from kbroker.config import DEV_PRESET
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, not usage + message
+            _error(f"{message} (see kbroker --help)", EXIT_USAGE)
+            raise SystemExit(EXIT_USAGE)
+
+    dev = "\n".join(f"  {k}={v}" for k, v in DEV_PRESET.items())
+    p = Parser(
         prog="kbroker",
-        description="A Kafka-wire-compatible broker. Environment: KBROKER_LISTEN, KBROKER_ADVERTISE, "
-        "KBROKER_DATA_DIR, KBROKER_CONFIG, and KBROKER_PROP_<NAME> for any property "
-        "(KBROKER_PROP_NUM_PARTITIONS=3 sets num.partitions).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A Kafka-wire-compatible broker.\n\n"
+        "Environment: KBROKER_LISTEN, KBROKER_ADVERTISE, KBROKER_DATA_DIR, KBROKER_CONFIG, and\n"
+        "KBROKER_PROP_<NAME> for any property (KBROKER_PROP_NUM_PARTITIONS=3 sets num.partitions).\n"
+        "Precedence, lowest first: defaults, --dev, --config, KBROKER_PROP_*,\n"
+        "KBROKER_LISTEN/KBROKER_ADVERTISE, --set, --listen/--advertise.",
+        epilog=f"--dev sets:\n{dev}",
     )
-    p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default 127.0.0.1:9092; port 0 picks a free one)")
-    p.add_argument("--advertise", metavar="HOST:PORT", help="address clients are told to connect to (default: the listen address)")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="shorthand for listeners=PLAINTEXT://HOST:PORT (default 127.0.0.1:9092; port 0 picks a "
+        "free one; an empty HOST is every interface; IPv6 as [::1]:9092)",
+    )
+    p.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        help="shorthand for advertised.listeners: the address clients are told to connect to "
+        "(default: the listen address)",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="where logs and metadata live (default ./kbroker-data)")
-    p.add_argument("--config", metavar="FILE", help="Kafka-style .properties file")
+    p.add_argument("--config", metavar="FILE", help="Kafka server.properties-style file (Java properties syntax)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a property (repeatable)")
-    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    p.add_argument("--dev", action="store_true", help="developer preset, under every other setting (listed below)")
+    p.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)",
+    )
     p.add_argument("--version", action="version", version=f"kbroker {__version__}")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:
+        code = EXIT_SIGINT
+    # On the way out a late Ctrl-C is moot: ignore it rather than let it become a traceback
+    # in the caller (the check for a pending signal runs after this call, and finds SIG_IGN).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import logging
+
+    from kbroker.config import ConfigError, build_config
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = build_config(
             listen=args.listen,
@@ -39,37 +113,82 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir,
             config_file=args.config,
             overrides=args.set,
+            dev=args.dev,
         )
-    except (ConfigError, OSError) as exc:
-        print(f"kbroker: {exc}", file=sys.stderr)
-        return 2
-
-    from kbroker.server import Broker
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        broker = Broker(config)
-        await broker.start()
-        host, port = broker.listen_address
-        adv_host, adv_port = broker.config.advertised
+    except ConfigError as exc:
+        return _error(str(exc), EXIT_USAGE)
+    if config.ignored:
         print(
-            f"kbroker {__version__} serving on {host}:{port} (advertised {adv_host}:{adv_port}), "
-            f"data dir {config.data_dir}",
+            f"kbroker: warning: ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}",
             file=sys.stderr,
             flush=True,
         )
-        try:
-            await stop.wait()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await broker.shutdown()
 
-    eventloop.run(run())  # uvloop if installed; KBROKER_EVENT_LOOP=asyncio forces asyncio's loop
-    return 0
+    from kbroker import eventloop
+    from kbroker.startup import StartupError
+
+    try:
+        loop_factory = eventloop.loop_factory()
+    except (ValueError, ImportError) as exc:
+        return _error(f"{eventloop.EVENT_LOOP_ENV}: {exc}", EXIT_USAGE)
+    try:
+        stopped_by = _run(_serve(config), loop_factory)
+    except StartupError as exc:
+        return _error(str(exc), EXIT_RUNTIME)
+    except OSError as exc:  # reading the metadata or the logs
+        where = f": {exc.filename}" if exc.filename else ""
+        return _error(f"{exc.strerror or exc}{where}", EXIT_RUNTIME)
+    except Exception as exc:  # e.g. damaged metadata: still one line; the traceback is opt-in
+        logging.getLogger("kbroker").debug("the broker failed", exc_info=True)
+        return _error(f"{type(exc).__name__}: {exc} (--log-level debug shows where)", EXIT_RUNTIME)
+    return EXIT_SIGINT if stopped_by == "SIGINT" else 0
+
+
+def _run(coro: Coroutine[Any, Any, str], loop_factory: Callable[[], AbstractEventLoop]) -> str:
+    """Run ``coro`` on a loop from ``loop_factory`` (``kbroker.eventloop``: uvloop when installed,
+    ``KBROKER_EVENT_LOOP=asyncio`` forces asyncio's).  The Runner turns a Ctrl-C into the main
+    task's cancellation, re-raised here as KeyboardInterrupt once the task has unwound."""
+    import asyncio
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(coro)
+
+
+async def _serve(config: BrokerConfig) -> str:
+    """Start, serve until SIGINT or SIGTERM, shut down; returns the signal's name."""
+    import asyncio
+
+    from kbroker import __version__
+    from kbroker.config import format_address
+    from kbroker.server import Broker
+
+    broker = Broker(config)
+    await broker.start()
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[str] = loop.create_future()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stopped.done():
+            stopped.set_result(sig.name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Kept through the shutdown, so a second Ctrl-C cannot cut the flush short
+        # (the shutdown is bounded by GRACEFUL_SHUTDOWN_S).
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        host, port = broker.listen_address
+        print(
+            f"kbroker {__version__} serving on {format_address(host, port)} "
+            f"(advertised {format_address(*broker.config.advertised)}), data dir {config.data_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+        name: str = await stopped
+    finally:
+        await broker.shutdown()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return name
 
 
 if __name__ == "__main__":

@@ -11,11 +11,17 @@ Topic-level configs (``retention.ms``...) default to their broker-level synonym
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
+
+import javaproperties
+
+from kbroker.kafka_properties import KAFKA_BROKER_PROPERTIES, is_kafka_property
 
 LONG_MAX = 9223372036854775807
 INT_MAX = 2147483647
@@ -49,54 +55,87 @@ class ConfigSource(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class ConfigDef:
+    """One broker property.  ``min``/``max``/``choices`` are Kafka's validators for it
+    (``atLeast``, ``between``, ``in``); a value outside them is refused at start-up.
+    ``honoured`` False: reported by DescribeConfigs with its fixed value, but setting it
+    changes nothing (kbroker warns that it ignores it)."""
+
     name: str
     type: ConfigType
     default: str | None
     read_only: bool = True
     sensitive: bool = False
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    honoured: bool = True
 
 
-def _d(name: str, type_: ConfigType, default: str | None, read_only: bool = True) -> ConfigDef:
-    return ConfigDef(name, type_, default, read_only)
+def _d(
+    name: str,
+    type_: ConfigType,
+    default: str | None,
+    *,
+    min: float | None = None,  # noqa: A002 - Kafka's validator name
+    max: float | None = None,  # noqa: A002
+    choices: tuple[str, ...] = (),
+    honoured: bool = True,
+) -> ConfigDef:
+    return ConfigDef(name, type_, default, True, False, min, max, choices, honoured)
 
 
 _T = ConfigType
+# kbroker listens on loopback unless told otherwise (Kafka's default, PLAINTEXT://:9092, is
+# every interface): a developer's broker is not exposed to the network by accident.
+DEFAULT_LISTENERS = "PLAINTEXT://127.0.0.1:9092"
 # Broker properties kbroker reads or reports.  Defaults are Kafka 4.x's unless noted.
 BROKER_CONFIGS: dict[str, ConfigDef] = {
     d.name: d
     for d in [
-        _d("node.id", _T.INT, "1"),
-        _d("broker.id", _T.INT, "1"),
-        _d("process.roles", _T.LIST, "broker,controller"),
-        _d("num.partitions", _T.INT, "1"),
-        _d("default.replication.factor", _T.INT, "1"),
+        _d("node.id", _T.INT, "1", min=0),
+        # Kafka 4: a synonym of node.id (DescribeConfigs reports node.id's value).
+        _d("broker.id", _T.INT, "1", min=0),
+        # kbroker is always one combined broker and controller.
+        _d("process.roles", _T.LIST, "broker,controller", honoured=False),
+        _d("listeners", _T.STRING, DEFAULT_LISTENERS),
+        # Kafka's default (null) means "as listeners"; so does kbroker's.
+        _d("advertised.listeners", _T.STRING, None),
+        _d("num.partitions", _T.INT, "1", min=1),
+        _d("default.replication.factor", _T.INT, "1", min=1),
         _d("auto.create.topics.enable", _T.BOOLEAN, "true"),
         _d("delete.topic.enable", _T.BOOLEAN, "true"),
-        _d("message.max.bytes", _T.INT, "1048588"),
+        _d("message.max.bytes", _T.INT, "1048588", min=0),
         # Largest request frame accepted; a larger size prefix closes the connection.
-        _d("socket.request.max.bytes", _T.INT, "104857600"),
+        _d("socket.request.max.bytes", _T.INT, "104857600", min=1),
         _d("connections.max.idle.ms", _T.LONG, "600000"),
         # Kafka's default is unlimited; each connection costs a file descriptor and a task,
         # so kbroker refuses connections past this many (new ones are closed at once).
-        _d("max.connections", _T.INT, "10000"),
+        _d("max.connections", _T.INT, "10000", min=0),
         _d("log.dirs", _T.STRING, None),
-        _d("log.segment.bytes", _T.INT, "1073741824"),
-        _d("log.roll.ms", _T.LONG, "604800000"),
-        _d("log.retention.ms", _T.LONG, "604800000"),
+        # Kafka's default is /tmp/kafka-logs; kbroker's data dir defaults to ./kbroker-data.
+        _d("log.dir", _T.STRING, "kbroker-data"),
+        # kbroker keeps Kafka 3.x's minimum (one legacy record's overhead).
+        _d("log.segment.bytes", _T.INT, "1073741824", min=14),
+        _d("log.roll.ms", _T.LONG, "604800000", min=1),
+        _d("log.roll.hours", _T.INT, "168", min=1),
+        _d("log.retention.ms", _T.LONG, "604800000", min=-1),
+        _d("log.retention.minutes", _T.INT, None),
+        _d("log.retention.hours", _T.INT, "168"),
         _d("log.retention.bytes", _T.LONG, "-1"),
-        _d("log.retention.check.interval.ms", _T.LONG, "300000"),
-        _d("log.flush.offset.checkpoint.interval.ms", _T.INT, "60000"),
-        _d("log.flush.start.offset.checkpoint.interval.ms", _T.INT, "60000"),
-        _d("log.flush.interval.messages", _T.LONG, str(LONG_MAX)),
-        _d("log.flush.interval.ms", _T.LONG, str(LONG_MAX)),
-        _d("log.index.interval.bytes", _T.INT, "4096"),
-        _d("log.index.size.max.bytes", _T.INT, "10485760"),
-        _d("log.message.timestamp.type", _T.STRING, "CreateTime"),
-        _d("log.cleanup.policy", _T.LIST, "delete"),
-        _d("log.cleaner.delete.retention.ms", _T.LONG, "86400000"),
-        _d("log.cleaner.min.compaction.lag.ms", _T.LONG, "0"),
-        _d("log.cleaner.max.compaction.lag.ms", _T.LONG, str(LONG_MAX)),
-        _d("log.cleaner.min.cleanable.ratio", _T.DOUBLE, "0.5"),
+        _d("log.retention.check.interval.ms", _T.LONG, "300000", min=1),
+        # Kafka allows 0; kbroker's log manager needs a positive interval.
+        _d("log.flush.offset.checkpoint.interval.ms", _T.INT, "60000", min=1),
+        _d("log.flush.start.offset.checkpoint.interval.ms", _T.INT, "60000", min=1),
+        _d("log.flush.interval.messages", _T.LONG, str(LONG_MAX), min=1),
+        _d("log.flush.interval.ms", _T.LONG, str(LONG_MAX), min=0),
+        _d("log.index.interval.bytes", _T.INT, "4096", min=0),
+        _d("log.index.size.max.bytes", _T.INT, "10485760", min=4),
+        _d("log.message.timestamp.type", _T.STRING, "CreateTime", choices=("CreateTime", "LogAppendTime")),
+        _d("log.cleanup.policy", _T.LIST, "delete", choices=("delete", "compact")),
+        _d("log.cleaner.delete.retention.ms", _T.LONG, "86400000", min=0),
+        _d("log.cleaner.min.compaction.lag.ms", _T.LONG, "0", min=0),
+        _d("log.cleaner.max.compaction.lag.ms", _T.LONG, str(LONG_MAX), min=1),
+        _d("log.cleaner.min.cleanable.ratio", _T.DOUBLE, "0.5", min=0, max=1),
         # -- log cleaner (issue 13); ranges in CLEANER_CONFIG_RANGES --------------------
         _d("log.cleaner.enable", _T.BOOLEAN, "true"),
         _d("log.cleaner.threads", _T.INT, "1"),
@@ -108,32 +147,39 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("transaction.state.log.segment.bytes", _T.INT, "104857600"),
         _d("producer.id.expiration.check.interval.ms", _T.INT, "600000"),
         # -- end of log cleaner ----------------------------------------------------------
-        _d("log.segment.delete.delay.ms", _T.LONG, "60000"),
-        _d("log.message.timestamp.before.max.ms", _T.LONG, str(LONG_MAX)),
-        _d("log.message.timestamp.after.max.ms", _T.LONG, "3600000"),
-        _d("compression.type", _T.STRING, "producer"),
-        _d("min.insync.replicas", _T.INT, "1"),
+        _d("log.segment.delete.delay.ms", _T.LONG, "60000", min=0),
+        _d("log.message.timestamp.before.max.ms", _T.LONG, str(LONG_MAX), min=0),
+        _d("log.message.timestamp.after.max.ms", _T.LONG, "3600000", min=0),
+        _d(
+            "compression.type",
+            _T.STRING,
+            "producer",
+            choices=("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+        ),
+        _d("min.insync.replicas", _T.INT, "1", min=1),
         _d("unclean.leader.election.enable", _T.BOOLEAN, "false"),
-        _d("group.initial.rebalance.delay.ms", _T.INT, "3000"),
-        _d("group.min.session.timeout.ms", _T.INT, "6000"),
-        _d("group.max.session.timeout.ms", _T.INT, "1800000"),
-        _d("group.max.size", _T.INT, str(INT_MAX)),
-        _d("offsets.retention.minutes", _T.INT, "10080"),
-        _d("offsets.retention.check.interval.ms", _T.LONG, "600000"),
-        _d("offsets.topic.num.partitions", _T.INT, "50"),
+        # Kafka's code default is 3000, but the server.properties it ships sets 0, which is
+        # what everyone running the distribution gets: groups form at once.
+        _d("group.initial.rebalance.delay.ms", _T.INT, "0", min=0),
+        _d("group.min.session.timeout.ms", _T.INT, "6000", min=0),
+        _d("group.max.session.timeout.ms", _T.INT, "1800000", min=0),
+        _d("group.max.size", _T.INT, str(INT_MAX), min=1),
+        _d("offsets.retention.minutes", _T.INT, "10080", min=1),
+        _d("offsets.retention.check.interval.ms", _T.LONG, "600000", min=1),
+        _d("offsets.topic.num.partitions", _T.INT, "50", min=1),
         # Kafka's default is 3; a single node can only hold one replica.
-        _d("offsets.topic.replication.factor", _T.SHORT, "1"),
-        _d("offsets.topic.segment.bytes", _T.INT, "104857600"),
-        _d("transaction.state.log.num.partitions", _T.INT, "50"),
-        _d("transaction.state.log.replication.factor", _T.SHORT, "1"),
-        _d("transaction.max.timeout.ms", _T.INT, "900000"),
-        _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, "10000"),
-        _d("transactional.id.expiration.ms", _T.INT, "604800000"),
-        _d("producer.id.expiration.ms", _T.INT, "86400000"),
+        _d("offsets.topic.replication.factor", _T.SHORT, "1", min=1),
+        _d("offsets.topic.segment.bytes", _T.INT, "104857600", min=1),
+        _d("transaction.state.log.num.partitions", _T.INT, "50", min=1),
+        _d("transaction.state.log.replication.factor", _T.SHORT, "1", min=1),
+        _d("transaction.max.timeout.ms", _T.INT, "900000", min=1),
+        _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, "10000", min=1),
+        _d("transactional.id.expiration.ms", _T.INT, "604800000", min=1),
+        _d("producer.id.expiration.ms", _T.INT, "86400000", min=1),
         # Fault injection for client test suites (0 = off): every Nth partition append of a
         # Produce is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND although it was stored, so the
         # client retries a batch the log already has (idempotence must absorb it).
-        _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0"),
+        _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0", min=0),
     ]
 }
 
@@ -167,6 +213,22 @@ def check_cleaner_configs(config: BrokerConfig) -> None:
         raise ConfigError("log.cleaner.dedupe.buffer.size must be at least 1MB per cleaner thread.")
 
 
+# ``kbroker --dev``: what a developer running a local substitute expects, applied over the
+# defaults and under every other source.  Each is listed in --help.
+DEV_PRESET: dict[str, str] = {
+    # Groups form at once (already the default; stated so the preset is complete).
+    "group.initial.rebalance.delay.ms": "0",
+    # One partition each for the internal topics: 2 files to create and replay, not 100.
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.num.partitions": "1",
+    # Producing to or consuming from a new name just works.
+    "auto.create.topics.enable": "true",
+    # Lets a test consumer use a short session.timeout.ms (clients default to 45 s).
+    "group.min.session.timeout.ms": "500",
+    # A timed-out transaction is aborted within a second instead of ten.
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+}
+
 # topic config -> broker synonym (whose value is the topic default), type
 TOPIC_CONFIGS: dict[str, tuple[str | None, ConfigType]] = {
     "cleanup.policy": ("log.cleanup.policy", _T.LIST),
@@ -197,25 +259,44 @@ _DERIVED_MS = {
     "log.retention.ms": [("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000)],
     "log.roll.ms": [("log.roll.hours", 3_600_000)],
 }
+_DERIVED_COARSE = {coarse for pairs in _DERIVED_MS.values() for coarse, _ in pairs}
 
 
 class ConfigError(ValueError):
-    """A property has a value of the wrong type or an unknown name where names are checked."""
+    """A property has a value of the wrong type or out of range, or an unknown name."""
+
+
+# The int types' own bounds, as Java's parsers enforce them.
+_TYPE_BOUNDS = {
+    ConfigType.SHORT: (-(2**15), 2**15 - 1),
+    ConfigType.INT: (-(2**31), INT_MAX),
+    ConfigType.LONG: (-(2**63), LONG_MAX),
+}
 
 
 def parse_properties(text: str) -> dict[str, str]:
-    """Parse Java-style ``.properties`` text (``key=value`` or ``key: value``, # and ! comments)."""
-    props: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#!":
-            continue
-        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
-        if sep < 0:
-            props[line] = ""
-        else:
-            props[line[:sep].strip()] = line[sep + 1 :].strip()
-    return props
+    """Parse Java ``.properties`` text: ``=``, ``:`` or whitespace separators, ``#``/``!``
+    comments, ``\\`` continuations, escapes and ``\\uXXXX``, as ``java.util.Properties``."""
+    return dict(javaproperties.loads(text))
+
+
+def read_properties_file(path: str) -> dict[str, str]:
+    """The properties of ``path``; ConfigError (one line) when it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # what java.util.Properties.load(InputStream) reads
+    try:
+        return parse_properties(text)
+    except ValueError as exc:  # a malformed \\u escape
+        raise ConfigError(f"cannot parse config file {path}: {exc}") from None
+
+
+ENV_PREFIX = "KBROKER_PROP_"
 
 
 def env_properties(environ: Mapping[str, str]) -> dict[str, str]:
@@ -223,19 +304,25 @@ def env_properties(environ: Mapping[str, str]) -> dict[str, str]:
 
     As Confluent's images do: ``_`` becomes ``.`` and ``__`` becomes ``_``.
     """
+    return {name: value for name, (_var, value) in _env_properties(environ).items()}
+
+
+def _env_properties(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     props = {}
     for key, value in environ.items():
-        if key.startswith("KBROKER_PROP_"):
-            name = key[len("KBROKER_PROP_") :].lower().replace("__", "\0").replace("_", ".")
-            props[name.replace("\0", "_")] = value
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower().replace("__", "\0").replace("_", ".")
+            props[name.replace("\0", "_")] = (key, value)
     return props
 
 
 def check_value(type_: ConfigType, name: str, value: str) -> None:
     """Raise ConfigError when ``value`` does not parse as ``type_``."""
     try:
-        if type_ in (ConfigType.INT, ConfigType.SHORT, ConfigType.LONG):
-            int(value)
+        if type_ in _TYPE_BOUNDS:
+            lo, hi = _TYPE_BOUNDS[type_]
+            if not lo <= int(value) <= hi:
+                raise ValueError(value)
         elif type_ is ConfigType.DOUBLE:
             float(value)
         elif type_ is ConfigType.BOOLEAN and value.lower() not in ("true", "false"):
@@ -244,23 +331,188 @@ def check_value(type_: ConfigType, name: str, value: str) -> None:
         raise ConfigError(f"invalid value {value!r} for {name} ({type_.name.lower()})") from None
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def check_definition(definition: ConfigDef, value: str) -> None:
+    """Type, range and choices, as Kafka's validators check them; ConfigError if not."""
+    name = definition.name
+    check_value(definition.type, name, value)
+    if definition.type in _TYPE_BOUNDS or definition.type is ConfigType.DOUBLE:
+        number = float(value)
+        lo, hi = definition.min, definition.max
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            if lo is not None and hi is not None:
+                rule = f"value must be between {_number(lo)} and {_number(hi)}"
+            elif lo is not None:
+                rule = f"value must be at least {_number(lo)}"
+            else:
+                rule = f"value must be no more than {_number(hi)}"  # type: ignore[arg-type]
+            raise ConfigError(f"invalid value {value} for {name}: {rule}")
+    if definition.choices:
+        items = [v.strip() for v in value.split(",")] if definition.type is ConfigType.LIST else [value]
+        bad = [v for v in items if v not in definition.choices]
+        if bad:
+            raise ConfigError(
+                f"invalid value {value!r} for {name}: must be one of {', '.join(definition.choices)}"
+            )
+
+
+def classify_property(name: str) -> str:
+    """``"kbroker"`` (implemented), ``"ignored"`` (a Kafka property kbroker does not
+    implement) or ``"unknown"`` (in neither: a typo)."""
+    definition = BROKER_CONFIGS.get(name)
+    if definition is not None:
+        return "kbroker" if definition.honoured else "ignored"
+    if name in _DERIVED_COARSE:
+        return "kbroker"
+    if name.startswith("kbroker."):
+        return "unknown"
+    return "ignored" if is_kafka_property(name) else "unknown"
+
+
+def suggest_property(name: str) -> str | None:
+    """The known property name closest to ``name``, if any is close."""
+    candidates = sorted(set(BROKER_CONFIGS) | KAFKA_BROKER_PROPERTIES)
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_property_error(name: str, origin: str) -> ConfigError:
+    hint = suggest_property(name)
+    where = f" (from {origin})" if origin else ""
+    if hint is None:
+        return ConfigError(f"unknown property {name!r}{where}: not a kbroker or Kafka broker property")
+    return ConfigError(f"unknown property {name!r}{where}; did you mean {hint!r}?")
+
+
+# -- listeners ------------------------------------------------------------------------------
+
+# Kafka's default listener.security.protocol.map.
+DEFAULT_PROTOCOL_MAP = {p: p for p in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
+SUPPORTED_PROTOCOLS = ("PLAINTEXT",)
+_LISTENER_CONTEXT = ("listener.security.protocol.map", "controller.listener.names")
+_LISTENER = re.compile(r"^(?P<name>[A-Za-z0-9_]+)://(?P<host>\[[^\]]*\]|[^:/\[\]]*):(?P<port>\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    host: str  # "" = every interface
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.name}://{format_address(self.host, self.port)}"
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with IPv6 addresses bracketed: ``[::1]:9092``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_port(port: int, text: str, what: str) -> int:
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} out of range 0-65535 in {text!r}")
+    return port
+
+
+def parse_listeners(value: str, what: str) -> list[Listener]:
+    """``NAME://HOST:PORT`` entries, comma-separated, as Kafka's listeners take them."""
+    out = []
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        m = _LISTENER.match(item)
+        if m is None:
+            raise ConfigError(f"{what}: {item!r} is not LISTENER_NAME://HOST:PORT")
+        port = _check_port(int(m["port"]), item, what)
+        out.append(Listener(m["name"].upper(), m["host"].strip("[]"), port))
+    names = [listener.name for listener in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{what}: each listener name may appear once, got {value!r}")
+    return out
+
+
+def _protocol_map(props: Mapping[str, str]) -> dict[str, str]:
+    text = props.get("listener.security.protocol.map")
+    if not text:
+        return dict(DEFAULT_PROTOCOL_MAP)
+    out = {}
+    for item in (v.strip() for v in text.split(",")):
+        name, sep, protocol = item.partition(":")
+        if item and (not sep or not name.strip() or not protocol.strip()):
+            raise ConfigError(f"listener.security.protocol.map: {item!r} is not NAME:PROTOCOL")
+        if item:
+            out[name.strip().upper()] = protocol.strip().upper()
+    return out
+
+
+def _broker_listener(props: Mapping[str, str]) -> Listener:
+    """The one listener kbroker serves: the PLAINTEXT one among ``listeners``, leaving out
+    controller listeners (``controller.listener.names``: kbroker has no separate controller)."""
+    listeners = parse_listeners(props.get("listeners") or DEFAULT_LISTENERS, "listeners")
+    controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
+    protocols = _protocol_map(props)
+    serving = [listener for listener in listeners if listener.name not in controller]
+    if not serving:
+        raise ConfigError("listeners: no broker listener (all are controller.listener.names)")
+    for listener in serving:
+        protocol = protocols.get(listener.name)
+        if protocol is None:
+            raise ConfigError(
+                f"listeners: {listener.name} has no security protocol in listener.security.protocol.map"
+            )
+        if protocol not in SUPPORTED_PROTOCOLS:
+            raise ConfigError(
+                f"listeners: {listener} uses {protocol}; kbroker serves PLAINTEXT only for now"
+            )
+    if len(serving) > 1:
+        names = ", ".join(str(listener) for listener in serving)
+        raise ConfigError(f"listeners: kbroker serves one listener, got {len(serving)}: {names}")
+    return serving[0]
+
+
+def _advertised_for(props: Mapping[str, str], listener: Listener) -> Listener | None:
+    text = props.get("advertised.listeners")
+    if not text:
+        return None
+    for entry in parse_listeners(text, "advertised.listeners"):
+        if entry.name == listener.name:
+            return entry
+    raise ConfigError(f"advertised.listeners has no entry for listener {listener.name}: {text!r}")
+
+
+def split_host_port(text: str, *, what: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (every interface, as Kafka's empty host)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or (":" in host and not host.startswith("[")):
+        raise ConfigError(f"{what} must be HOST:PORT (IPv6 as [ADDR]:PORT), got {text!r}")
+    return host.strip("[]"), _check_port(int(port), text, what)
+
+
 @dataclass(frozen=True)
 class BrokerConfig:
     """Everything the broker needs to start; immutable once built."""
 
-    listen_host: str = "127.0.0.1"
+    listen_host: str = "127.0.0.1"  # "" = every interface
     listen_port: int = 9092
     advertised_host: str | None = None
     advertised_port: int | None = None
     data_dir: Path = Path("kbroker-data")
     # Properties explicitly set by a file, the environment or --set (the rest are defaults).
     properties: Mapping[str, str] = field(default_factory=dict)
+    listener_name: str = "PLAINTEXT"
+    # Kafka properties that were set but that kbroker does not implement (warned about).
+    ignored: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, value in self.properties.items():
             definition = BROKER_CONFIGS.get(name)
             if definition is not None:
-                check_value(definition.type, name, value)
+                check_definition(definition, value)
+            elif name in _DERIVED_COARSE:
+                check_value(ConfigType.INT, name, value)
         check_cleaner_configs(self)
 
     def get(self, name: str) -> str | None:
@@ -285,10 +537,28 @@ class BrokerConfig:
         explicit = name in self.properties or any(
             coarse in self.properties for coarse, _ in _DERIVED_MS.get(name, ())
         )
+        if name in ("node.id", "broker.id"):
+            explicit = "node.id" in self.properties or "broker.id" in self.properties
         return ConfigSource.STATIC_BROKER_CONFIG if explicit else ConfigSource.DEFAULT_CONFIG
+
+    def describe_value(self, name: str) -> str | None:
+        """The value DescribeConfigs reports: the effective one where kbroker derives it."""
+        if name in ("log.dirs", "log.dir"):
+            return str(self.data_dir)
+        if name in ("node.id", "broker.id"):
+            return str(self.node_id)
+        if name == "listeners":
+            return str(Listener(self.listener_name, self.listen_host, self.listen_port))
+        if name == "advertised.listeners":
+            return str(Listener(self.listener_name, *self.advertised))
+        if name == "process.roles":
+            return BROKER_CONFIGS[name].default
+        return self.get(name)
 
     @property
     def node_id(self) -> int:
+        if "node.id" not in self.properties and "broker.id" in self.properties:
+            return self.get_int("broker.id")
         return self.get_int("node.id")
 
     @property
@@ -297,6 +567,10 @@ class BrokerConfig:
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return host, self.advertised_port or self.listen_port
+
+    @property
+    def listen_address_text(self) -> str:
+        return format_address(self.listen_host, self.listen_port)
 
     def topic_defaults(self) -> dict[str, str]:
         """The topic-level config values a topic without overrides has."""
@@ -310,17 +584,7 @@ class BrokerConfig:
     def with_listen_port(self, port: int) -> BrokerConfig:
         """The same config, bound to the actual port (after listening on port 0)."""
         advertised_port = self.advertised_port if self.advertised_port else port
-        return BrokerConfig(
-            self.listen_host, port, self.advertised_host, advertised_port, self.data_dir, self.properties
-        )
-
-
-def split_host_port(text: str, *, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"{what} must be HOST:PORT, got {text!r}")
-    host = host.strip("[]")
-    return host or "127.0.0.1", int(port)
+        return replace(self, listen_port=port, advertised_port=advertised_port)
 
 
 def build_config(
@@ -331,30 +595,67 @@ def build_config(
     config_file: str | None = None,
     overrides: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
+    dev: bool = False,
 ) -> BrokerConfig:
-    """Merge the sources in precedence order and validate them."""
+    """Merge the sources in precedence order and validate them.
+
+    Precedence, lowest first: defaults, the ``--dev`` preset, the properties file,
+    ``KBROKER_PROP_*``, ``KBROKER_LISTEN``/``KBROKER_ADVERTISE``, ``--set``, then the
+    ``listen``/``advertise`` shorthands.  Unknown names raise ConfigError with a suggestion;
+    Kafka properties kbroker does not implement end up in ``BrokerConfig.ignored``.
+    """
     env = os.environ if environ is None else environ
-    props: dict[str, str] = {}
+    props: dict[str, str] = dict(DEV_PRESET) if dev else {}
+    origin: dict[str, str] = {name: "--dev" for name in props}
     config_file = config_file or env.get("KBROKER_CONFIG")
     if config_file:
-        props.update(parse_properties(Path(config_file).read_text()))
-    props.update(env_properties(env))
+        for name, value in read_properties_file(config_file).items():
+            props[name], origin[name] = value, config_file
+    for name, (var, value) in _env_properties(env).items():
+        props[name], origin[name] = value, var
+    shorthands = {"listen": env.get("KBROKER_LISTEN"), "advertise": env.get("KBROKER_ADVERTISE")}
     for item in overrides:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ConfigError(f"--set takes key=value, got {item!r}")
-        props[name.strip()] = value.strip()
+        props[name.strip()], origin[name.strip()] = value.strip(), "--set"
+        if name.strip() == "listeners":
+            shorthands["listen"] = None
+        if name.strip() == "advertised.listeners":
+            shorthands["advertise"] = None
+    shorthands = {"listen": listen or shorthands["listen"], "advertise": advertise or shorthands["advertise"]}
 
-    listen = listen or env.get("KBROKER_LISTEN") or "127.0.0.1:9092"
-    host, port = split_host_port(listen, what="--listen")
-    advertise = advertise or env.get("KBROKER_ADVERTISE")
-    adv_host, adv_port = split_host_port(advertise, what="--advertise") if advertise else (None, None)
+    ignored = []
+    # Kafka properties kbroker consults only to pick its listener (not warned about).
+    context = {name: props[name] for name in _LISTENER_CONTEXT if name in props}
+    for name in list(props):
+        kind = classify_property(name)
+        if kind == "unknown":
+            raise unknown_property_error(name, origin.get(name, ""))
+        if kind == "ignored":
+            if name not in _LISTENER_CONTEXT:
+                ignored.append(name)
+            del props[name]
+
+    if shorthands["listen"]:
+        host, port = split_host_port(shorthands["listen"], what="--listen")
+        props["listeners"] = str(Listener("PLAINTEXT", host, port))
+        context = {}
+    listener = _broker_listener({**props, **context})
+    if shorthands["advertise"]:
+        host, port = split_host_port(shorthands["advertise"], what="--advertise")
+        props["advertised.listeners"] = str(Listener(listener.name, host, port))
+    adv = _advertised_for(props, listener)
     data = data_dir or env.get("KBROKER_DATA_DIR") or props.get("log.dirs") or props.get("log.dir")
+    if data and "," in data and not data_dir:
+        raise ConfigError(f"log.dirs: kbroker keeps its data in one directory, got {data!r}")
     return BrokerConfig(
-        listen_host=host,
-        listen_port=port,
-        advertised_host=adv_host,
-        advertised_port=adv_port,
-        data_dir=Path(data.split(",")[0] if data else "kbroker-data"),
+        listen_host=listener.host,
+        listen_port=listener.port,
+        advertised_host=adv.host if adv else None,
+        advertised_port=adv.port if adv else None,
+        data_dir=Path(data or "kbroker-data"),
         properties=props,
+        listener_name=listener.name,
+        ignored=tuple(sorted(ignored)),
     )

@@ -1,12 +1,14 @@
 """The broker: listener, connections, dispatch, and the state handlers share.
 
-Lifecycle: :meth:`Broker.start` loads the metadata and opens (recovering if needed) every
+Lifecycle: :meth:`Broker.start` locks the data dir (``kbroker.startup``), binds the
+listening socket, loads the metadata and opens (recovering if needed) every
 partition log, starts the group and transaction coordinators whose internal topics exist
 (the others start on the first request that needs them: :attr:`Broker.groups`,
 :attr:`Broker.transactions`), then listens.  Handler modules are imported on their key's
 first request (``kbroker.registry.load_handler``).  :meth:`Broker.shutdown` closes the listener, lets each
 connection finish the request it is serving (up to ``GRACEFUL_SHUTDOWN_S``), cancels what
-remains, then flushes and closes the logs, which writes the clean-shutdown marker.
+remains, then flushes and closes the logs, which writes the clean-shutdown marker, and
+unlocks the data dir.
 
 All state is changed on the event-loop thread only; log calls are synchronous and
 bounded.  Tests can run a broker in-process: ``await Broker(config).start()`` on port 0.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -26,8 +29,9 @@ from kbroker.config import BrokerConfig
 from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
-from kbroker.metadata import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
+from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
+from kbroker.startup import DataDirLock, bind_listener, prepare_data_dir
 from kbroker.topics import TopicManager
 from kbroker.wire.codec import decode_from
 from kbroker.wire.errors import ErrorCode
@@ -64,28 +68,73 @@ class Broker:
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
         self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
         self._produce_appends = 0
+        self._lock = DataDirLock(config.data_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.metadata.load(self.config.node_id)
-        self.topics.open(now_ms())
-        # A coordinator with state on disk starts now: its timers (member sessions, offset
-        # expiry, transaction timeouts) and the markers of prepared transactions cannot wait
-        # for a client.  Otherwise it starts on the first request that needs it.
-        if self.metadata.get(OFFSETS_TOPIC) is not None:
-            _ = self.groups
-        if self.metadata.get(TRANSACTION_STATE_TOPIC) is not None:
-            _ = self.transactions
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: KafkaConnection(self), self.config.listen_host, self.config.listen_port, reuse_address=True
-        )
-        sock = self._server.sockets[0].getsockname()
-        self.listen_address = (sock[0], sock[1])
+        """Lock the data dir, bind, load and recover, then serve.  A failure raises
+        StartupError (or the OSError of the metadata/logs) with everything undone."""
+        data_dir = self.config.data_dir
+        prepare_data_dir(data_dir)
+        self._lock.acquire()
+        sock = None
+        logs_open = False
+        try:
+            # Bind before loading anything: a port in use fails in a blink, not after recovery.
+            sock = bind_listener(self.config.listen_host, self.config.listen_port)
+            existing = (data_dir / META_PROPERTIES).exists()
+            self.metadata.load(self.config.node_id)
+            self.topics.open(now_ms())
+            logs_open = True
+            if existing:
+                self._log_recovery()
+            # A coordinator with state on disk starts now: its timers (member sessions, offset
+            # expiry, transaction timeouts) and the markers of prepared transactions cannot wait
+            # for a client.  Otherwise it starts on the first request that needs it.
+            if self.metadata.get(OFFSETS_TOPIC) is not None:
+                _ = self.groups
+            if self.metadata.get(TRANSACTION_STATE_TOPIC) is not None:
+                _ = self.transactions
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(lambda: KafkaConnection(self), sock=sock)
+        except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
+            self._undo_start(sock, logs_open)
+            raise
+        name = sock.getsockname()
+        self.listen_address = (name[0], name[1])
         if self.config.listen_port == 0:
-            self.config = self.config.with_listen_port(sock[1])
+            self.config = self.config.with_listen_port(name[1])
         self._spawn(self._housekeeping())
+
+    def _undo_start(self, sock: socket.socket | None, logs_open: bool) -> None:
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        elif sock is not None:
+            sock.close()
+        if self._transactions is not None:
+            self._transactions.close()
+        if self._groups is not None:
+            self._groups.close()
+        if logs_open:  # fully loaded: closing them cleanly is true (and saves a rescan)
+            self.topics.close()
+        self._lock.release()
+
+    def _log_recovery(self) -> None:
+        logs = self.topics.logs
+        if logs is None or logs.had_clean_shutdown:
+            return
+        report = logs.load_report
+        logger.info(
+            "recovered after an unclean stop: %d partitions loaded, %d segments and %d bytes "
+            "scanned, %d bytes truncated, %d segments deleted",
+            logs.loaded_partitions,
+            report.recovered_segments,
+            report.scanned_bytes,
+            report.truncated_bytes,
+            report.deleted_segments,
+        )
 
     @property
     def groups(self) -> GroupRuntime:
@@ -155,6 +204,8 @@ class Broker:
         if self._groups is not None:
             self._groups.close()
         self.topics.close()
+        self._lock.release()
+        logger.info("stopped: logs flushed, clean-shutdown marker written, data dir %s unlocked", self.config.data_dir)
 
     def should_inject_produce_fault(self) -> bool:
         """Fault injection for test suites: see ``kbroker.test.fail.produce.after.append.every``."""

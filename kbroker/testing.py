@@ -9,7 +9,9 @@
 
 The broker has its own event loop in a daemon thread, so synchronous clients
 (kafka-python, confluent-kafka) and asyncio clients on the test's own loop (aiokafka) can
-both talk to it.  ``settings`` are broker properties, as ``--set`` takes them.  The pytest
+both talk to it.  ``settings`` are broker properties, as ``--set`` takes them.  Like the
+command, the broker locks its data directory (``.lock``) from start to stop, so two brokers
+never share one; ``restart()`` releases and takes the lock again.  The pytest
 fixture ``kbroker`` (registered through the ``pytest11`` entry point) does the same with
 a temporary data directory.
 """
@@ -28,7 +30,8 @@ from kbroker.server import Broker
 
 # How long start/stop may take before the caller is told something is wrong.
 CALL_TIMEOUT_S = 30.0
-# Test-friendly defaults: groups form at once instead of after Kafka's 3 s delay.
+# Test-friendly defaults: groups form at once (also kbroker's default now; kept explicit so a
+# change of the broker default cannot slow every test down).
 TEST_DEFAULTS = {"group.initial.rebalance.delay.ms": "0"}
 
 

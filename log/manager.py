@@ -60,6 +60,7 @@ from kbroker.log.checkpoints import (
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogStorageError, UnknownPartitionError
 from kbroker.log.partition_log import PartitionLog
+from kbroker.log.recovery import LoadReport
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
@@ -120,6 +121,9 @@ class LogManager:
         self.topic_configs: dict[str, LogConfig] = {}
         self.logs: dict[tuple[str, int], PartitionLog] = {}
         self.had_clean_shutdown = False
+        # What open_all found: partitions loaded and the sum of their load reports.
+        self.loaded_partitions = 0
+        self.load_report = LoadReport()
         self.offset_checkpoint_interval_ms = offset_checkpoint_interval_ms
         self.start_offset_checkpoint_interval_ms = start_offset_checkpoint_interval_ms
         self.retention_check_interval_ms = retention_check_interval_ms
@@ -177,6 +181,8 @@ class LogManager:
             )
             log.on_log_start_offset_moved = self._log_start_offset_moved
             self.logs[parsed] = log
+            self.loaded_partitions += 1
+            self.load_report.add(log.load_report)
         self.checkpoint()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(marker)

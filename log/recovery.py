@@ -56,11 +56,21 @@ OFFSET_INDEX_ENTRY_BYTES = 8
 class LoadReport:
     """What loading found (for logs and tests)."""
 
-    recovered_segments: int = 0
+    recovered_segments: int = 0  # segments rescanned batch by batch
     rebuilt_indexes: int = 0
     truncated_bytes: int = 0
     deleted_segments: int = 0
     completed_swaps: int = 0
+    scanned_bytes: int = 0  # bytes of the rescanned segments, before any truncation
+
+    def add(self, other: LoadReport) -> None:
+        """Accumulate ``other`` into this report (a whole data dir's totals)."""
+        self.recovered_segments += other.recovered_segments
+        self.rebuilt_indexes += other.rebuilt_indexes
+        self.truncated_bytes += other.truncated_bytes
+        self.deleted_segments += other.deleted_segments
+        self.scanned_bytes += other.scanned_bytes
+        self.completed_swaps += other.completed_swaps
 
 
 def _parse_base(name: str, suffix: str) -> int | None:
@@ -146,6 +156,7 @@ def load_segments(
             except IndexCorruptError:
                 report.rebuilt_indexes += 1
         report.recovered_segments += 1
+        report.scanned_bytes += seg.size_bytes
         truncated = seg.recover(max_batch_bytes)
         report.truncated_bytes += truncated
         kept.append(seg)

@@ -106,7 +106,7 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
     for key, definition in sorted(BROKER_CONFIGS.items()):
         if keys is not None and key not in keys:
             continue
-        value = str(config.data_dir) if key == "log.dirs" else config.get(key)
+        value = config.describe_value(key)
         source = config.source_of(key)
         chain = [DescribeConfigsSynonym(name=key, value=value, source=source)]
         if source is ConfigSource.STATIC_BROKER_CONFIG and definition.default is not None:

@@ -1,0 +1,8 @@
+"""The CLI tests run ``python -m kbroker`` as a user would (see cli_helpers.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
