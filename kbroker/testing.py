@@ -95,3 +95,39 @@ def running_broker(data_dir: Path, settings: Mapping[str, str] | None = None) ->
         yield bt
     finally:
         bt.close()
+
+
+class BrokerFactory:
+    """Starts any number of brokers, each with its own data directory under ``base_dir``
+    (``broker-1``, ``broker-2``, ...); :meth:`close` stops them all.
+
+        with BrokerFactory(tmp_path) as make:
+            a, b = make(), make({"num.partitions": "3"})
+    """
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = Path(base_dir)
+        self.brokers: list[BrokerThread] = []
+
+    def __call__(self, settings: Mapping[str, str] | None = None) -> BrokerThread:
+        bt = BrokerThread(self.base_dir / f"broker-{len(self.brokers) + 1}", settings)
+        self.brokers.append(bt)  # listed before start, so close() also ends its loop thread
+        bt.start()
+        return bt
+
+    def close(self) -> None:
+        """Stop every broker made; the first failure is raised once all were tried."""
+        errors: list[BaseException] = []
+        for bt in self.brokers:
+            try:
+                bt.close()
+            except BaseException as exc:  # keep stopping the others
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> BrokerFactory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
