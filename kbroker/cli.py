@@ -7,6 +7,13 @@ without a traceback: before the broker serves, through KeyboardInterrupt (or asy
 cancellation of the start-up, which undoes what was done); once it serves, through a
 graceful shutdown.  SIGTERM shuts down gracefully and exits 0.
 
+``--log-format json`` makes every stderr line one JSON object with a ``message`` field
+(python-json-logger's formatter): log records, the ready line (``"event": "ready"``, with the
+addresses and data dir as fields), the ignored-properties warning and the errors (``"event":
+"error"``, with ``exit_code``).  It is looked for in the arguments before they are parsed, so
+even a usage error comes out as JSON (unless the option itself is abbreviated).  ``text``,
+the default, keeps the lines as they always were.
+
 Only ``sys`` and ``signal`` are imported before ``main`` guards against KeyboardInterrupt;
 the rest is imported inside it.  ``python -m kbroker`` guards the call of ``main`` too.  What
 no program can guard is CPython's own start-up (its ``site`` import, the first few ms): a
@@ -30,10 +37,69 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for a process Ctrl-C stopped
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The command's own lines (ready, warnings, errors) in JSON mode; always shown, whatever
+# --log-level says, as the text lines are.
+STATUS_LOGGER = "kbroker.cli"
+
+_json_logs = False  # set by _setup_logging
+
+
+def _scan_log_format(argv: list[str]) -> str:
+    """The --log-format argv asks for (the last one wins, as in argparse), before parsing."""
+    found = "text"
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--log-format" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--log-format="):
+            found = arg.partition("=")[2]
+    return found if found in LOG_FORMATS else "text"
+
+
+def _setup_logging(log_format: str, level: str) -> None:
+    import logging
+
+    global _json_logs
+    _json_logs = log_format == "json"
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    if _json_logs:
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}",
+                style="{",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp="time",  # ISO 8601, UTC
+            )
+        )
+        logging.captureWarnings(True)  # a Python warning is one more JSON line, not raw text
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger(STATUS_LOGGER).setLevel(logging.INFO)
+
+
+def _status(level: int, message: str, **fields: object) -> None:
+    import logging
+
+    logging.getLogger(STATUS_LOGGER).log(level, message, extra=fields)
 
 
 def _error(message: str, code: int) -> int:
-    print(f"kbroker: error: {message}", file=sys.stderr, flush=True)
+    if _json_logs:
+        import logging
+
+        _status(logging.ERROR, message, event="error", exit_code=code)
+    else:
+        print(f"kbroker: error: {message}", file=sys.stderr, flush=True)
     return code
 
 
@@ -83,6 +149,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LEVEL",
         help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)",
     )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="text for people (default), json for machines: every stderr line one JSON object "
+        "with a 'message' field, the ready line and errors included",
+    )
     p.add_argument("--version", action="version", version=f"kbroker {__version__}")
     return p
 
@@ -99,13 +172,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    _setup_logging(_scan_log_format(argv), "WARNING")  # so that a usage error has the format
     args = _parser().parse_args(argv)
+    _setup_logging(args.log_format, args.log_level)
 
     import logging
 
     from kbroker.config import ConfigError, build_config
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = build_config(
             listen=args.listen,
@@ -118,11 +194,11 @@ def _main(argv: list[str] | None) -> int:
     except ConfigError as exc:
         return _error(str(exc), EXIT_USAGE)
     if config.ignored:
-        print(
-            f"kbroker: warning: ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        ignoring = f"ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}"
+        if _json_logs:
+            _status(logging.WARNING, ignoring, event="ignored_properties", properties=list(config.ignored))
+        else:
+            print(f"kbroker: warning: {ignoring}", file=sys.stderr, flush=True)
 
     from kbroker import eventloop
     from kbroker.startup import StartupError
@@ -177,12 +253,18 @@ async def _serve(config: BrokerConfig) -> str:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         host, port = broker.listen_address
-        print(
-            f"kbroker {__version__} serving on {format_address(host, port)} "
-            f"(advertised {format_address(*broker.config.advertised)}), data dir {config.data_dir}",
-            file=sys.stderr,
-            flush=True,
-        )
+        listen = format_address(host, port)
+        advertised = format_address(*broker.config.advertised)
+        ready = f"kbroker {__version__} serving on {listen} (advertised {advertised}), data dir {config.data_dir}"
+        if _json_logs:
+            import logging
+
+            _status(
+                logging.INFO, ready, event="ready", version=__version__, listen=listen,
+                advertised=advertised, data_dir=str(config.data_dir),
+            )
+        else:
+            print(ready, file=sys.stderr, flush=True)
         name: str = await stopped
     finally:
         await broker.shutdown()
