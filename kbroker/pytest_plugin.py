@@ -55,6 +55,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A marker meant for a broker the test does not get is a mistake, not a no-op."""
+    if item.get_closest_marker(MARKER) is None:
+        return
+    names = getattr(item, "fixturenames", ())
+    if "kbroker" not in names and ("kbroker_session" in names or "kbroker_factory" in names):
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER} sets the properties of the kbroker fixture, which {item.name} does "
+            "not use (kbroker_session is shared and takes no marker; kbroker_factory takes config= per call)"
+        )
+
+
 def _property_value(value: object) -> str:
     if isinstance(value, bool):  # a Python True means Kafka's "true"
         return "true" if value else "false"

@@ -92,6 +92,24 @@ def test_positional(kbroker):
     result.stdout.fnmatch_lines(["*takes one keyword, config=*"])
 
 
+def test_the_marker_on_a_test_without_the_function_fixture_is_refused(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, _seen = _run(pytester, monkeypatch, """
+import pytest
+
+@pytest.mark.kbroker(config={"num.partitions": "5"})
+def test_session(kbroker_session):
+    pass
+
+@pytest.mark.kbroker(config={"num.partitions": "5"})
+def test_factory(kbroker_factory):
+    pass
+""")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*sets the properties of the kbroker fixture, which test_session does not use*"])
+
+
 def test_session_fixture_is_one_broker_for_the_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     result, seen = _run(pytester, monkeypatch, """
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
