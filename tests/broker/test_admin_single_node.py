@@ -50,6 +50,9 @@ NODE_ID = 1
 ZERO_UUID = uuid.UUID(int=0)
 
 
+BIG_CREATE_TIMEOUT_S = 120.0
+
+
 def create(c: RawClient, name: str, partitions: int) -> None:
     topic = CreatableTopic(name=name, num_partitions=partitions, replication_factor=-1)
     resp = c.request(CreateTopicsRequest(topics=[topic], timeout_ms=5000), 7)
@@ -151,6 +154,9 @@ def test_describe_topic_partitions_limit_is_at_least_one_and_capped(client: RawC
         resp = describe(client, ["lim"], limit)
         assert [p.partition_index for p in resp.topics[0].partitions] == [0]
         assert resp.next_cursor.partition_index == 1
+    # Creating 2,001 partitions takes seconds (a directory and files each; ~9.5 s on a loaded
+    # 2-core machine), more than the harness's default socket timeout: give it room.
+    client.sock.settimeout(BIG_CREATE_TIMEOUT_S)
     create(client, "big", 2001)
     resp = describe(client, ["big"], 5000)
     assert len(resp.topics[0].partitions) == 2000
