@@ -52,7 +52,8 @@ class HttpListener:
         return f"http://{format_address(host, self.port)}"
 
     async def start(self) -> None:
-        runner = web.ServerRunner(web.Server(self._dispatch), handle_signals=False)
+        # No access log: a scrape every few seconds would fill an info-level log.
+        runner = web.ServerRunner(web.Server(self._dispatch, access_log=None), handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host or None, self.port, reuse_address=True)
         try:
