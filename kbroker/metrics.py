@@ -1,7 +1,8 @@
 """Broker metrics: cheap counters on the hot path, folded into Prometheus at scrape time.
 
 Theory of operation: the request path only does plain ``dict``/``int`` increments on a
-:class:`BrokerStats` (one per broker, touched on the event-loop thread only).  Nothing
+``kbroker.stats.BrokerStats`` (one per broker, touched on the event-loop thread only; that
+module imports no metrics library, and this one is imported only with the HTTP listener).  Nothing
 Prometheus-specific runs per request.  A scrape of ``/metrics`` calls
 :meth:`BrokerCollector.collect`, which turns those counters into metric families and reads
 the gauges that are cheaper to compute on demand than to maintain (partition offsets and
@@ -17,7 +18,6 @@ rather than the JMX ``TotalTimeMs`` percentiles.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -30,16 +30,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from kbroker.stats import LATENCY_BUCKETS_S, BrokerStats
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
 
-# Upper bounds (seconds) of the request-latency histogram's buckets (+Inf is implied).
-LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -56,50 +53,6 @@ def error_name(code: int) -> str:
         return ErrorCode(code).name
     except ValueError:
         return str(code)
-
-
-class _RequestStats:
-    """One API key's figures: count, latency sum and per-bucket (non-cumulative) counts."""
-
-    __slots__ = ("count", "seconds", "buckets")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.seconds = 0.0
-        self.buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
-
-
-class BrokerStats:
-    """The counters the broker bumps while serving (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.requests: dict[int, _RequestStats] = {}
-        self.errors: dict[tuple[int, int], int] = {}  # (api key, error code) -> count
-        self.messages_in: dict[str, int] = {}
-        self.bytes_in: dict[str, int] = {}
-        self.bytes_out: dict[str, int] = {}
-        self.connections_accepted = 0
-
-    def request(self, api_key: int, error_code: int, elapsed_s: float) -> None:
-        stats = self.requests.get(api_key)
-        if stats is None:
-            stats = self.requests[api_key] = _RequestStats()
-        stats.count += 1
-        stats.seconds += elapsed_s
-        stats.buckets[bisect.bisect_left(LATENCY_BUCKETS_S, elapsed_s)] += 1
-        if error_code:
-            self.error(api_key, error_code)
-
-    def error(self, api_key: int, error_code: int) -> None:
-        key = (api_key, error_code)
-        self.errors[key] = self.errors.get(key, 0) + 1
-
-    def produced(self, topic: str, record_count: int, size_bytes: int) -> None:
-        self.messages_in[topic] = self.messages_in.get(topic, 0) + record_count
-        self.bytes_in[topic] = self.bytes_in.get(topic, 0) + size_bytes
-
-    def fetched(self, topic: str, size_bytes: int) -> None:
-        self.bytes_out[topic] = self.bytes_out.get(topic, 0) + size_bytes
 
 
 def _counter(name: str, doc: str, label: str, values: dict[str, int]) -> CounterMetricFamily:

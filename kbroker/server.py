@@ -30,9 +30,9 @@ from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
-from kbroker.metrics import BrokerStats
 from kbroker.registry import RequestContext, load_handler
 from kbroker.startup import DataDirLock, bind_listener, prepare_data_dir
+from kbroker.stats import BrokerStats
 from kbroker.topics import TopicManager
 from kbroker.wire.codec import decode_from
 from kbroker.wire.errors import ErrorCode
