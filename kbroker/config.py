@@ -180,6 +180,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # Produce is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND although it was stored, so the
         # client retries a batch the log already has (idempotence must absorb it).
         _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0", min=0),
+        # HOST:PORT of the HTTP listener (/healthz, /readyz, /metrics); unset = off, port 0 = a free port.
+        _d("kbroker.http.listen", _T.STRING, None),
     ]
 }
 
@@ -513,6 +515,8 @@ class BrokerConfig:
                 check_definition(definition, value)
             elif name in _DERIVED_COARSE:
                 check_value(ConfigType.INT, name, value)
+        if self.properties.get("kbroker.http.listen"):
+            split_host_port(self.properties["kbroker.http.listen"], what="kbroker.http.listen")
         check_cleaner_configs(self)
 
     def get(self, name: str) -> str | None:

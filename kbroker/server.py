@@ -32,6 +32,7 @@ from kbroker.errors import KafkaError, fill_error
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.startup import DataDirLock, bind_listener, prepare_data_dir
+from kbroker.stats import BrokerStats
 from kbroker.topics import TopicManager
 from kbroker.wire.codec import decode_from
 from kbroker.wire.errors import ErrorCode
@@ -40,6 +41,7 @@ from kbroker.wire.headers import decode_request_header, encode_response, peek_re
 
 if TYPE_CHECKING:
     from kbroker.groups import GroupRuntime
+    from kbroker.http import HttpListener
     from kbroker.transactions import TransactionRuntime
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,13 @@ class Broker:
         self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
         self._produce_appends = 0
         self._lock = DataDirLock(config.data_dir)
+        self.stats = BrokerStats()
+        self.http: HttpListener | None = None  # kbroker.http.listen (aiohttp imported only then)
+        if config.get("kbroker.http.listen"):
+            from kbroker.http import HttpListener
+
+            self.http = HttpListener(self, config.get("kbroker.http.listen") or "")
+        self.ready = False  # logs recovered and the Kafka listener accepting (/readyz)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -83,6 +92,8 @@ class Broker:
         try:
             # Bind before loading anything: a port in use fails in a blink, not after recovery.
             sock = bind_listener(self.config.listen_host, self.config.listen_port)
+            if self.http is not None:  # before recovery: /healthz answers, /readyz says 503
+                await self.http.start()
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
             self.topics.open(now_ms())
@@ -100,12 +111,15 @@ class Broker:
             self._server = await loop.create_server(lambda: KafkaConnection(self), sock=sock)
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
             self._undo_start(sock, logs_open)
+            if self.http is not None:
+                await self.http.stop()
             raise
         name = sock.getsockname()
         self.listen_address = (name[0], name[1])
         if self.config.listen_port == 0:
             self.config = self.config.with_listen_port(name[1])
         self._spawn(self._housekeeping())
+        self.ready = True
 
     def _undo_start(self, sock: socket.socket | None, logs_open: bool) -> None:
         self.closing = True
@@ -165,7 +179,16 @@ class Broker:
         if len(self._connections) >= self._max_connections or self.closing:
             return False
         self._connections.add(conn)
+        self.stats.connections_accepted += 1
         return True
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    @property
+    def group_runtime_if_started(self) -> GroupRuntime | None:
+        return self._groups
 
     def forget_connection(self, conn: KafkaConnection) -> None:
         self._connections.discard(conn)
@@ -185,6 +208,9 @@ class Broker:
 
     async def shutdown(self) -> None:
         self.closing = True
+        self.ready = False
+        if self.http is not None:
+            await self.http.stop()
         if self._server is not None:
             self._server.close()
         self.waiters.notify_all()  # parked fetches answer now
@@ -242,6 +268,7 @@ class Broker:
             logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())
             raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
         ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms())
+        started = time.perf_counter()
         try:
             response = await handler.fn(ctx, request)
         except KafkaError as exc:
@@ -255,6 +282,7 @@ class Broker:
             response = handler.response_cls()
             if not fill_error(response, ErrorCode.UNKNOWN_SERVER_ERROR):
                 raise CloseConnection("internal error") from None
+        self.stats.request(api_key, getattr(response, "error_code", 0), time.perf_counter() - started)
         if response is None:
             return None
         try:

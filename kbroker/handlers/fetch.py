@@ -20,6 +20,7 @@ Version notes:
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
@@ -29,6 +30,9 @@ from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest
+
+if TYPE_CHECKING:
+    from kbroker.server import Broker
 from kbroker.wire.messages.fetch_response import (
     AbortedTransaction,
     FetchableTopicResponse,
@@ -109,6 +113,18 @@ def _partition_keys(ctx: RequestContext, req: FetchRequest) -> list[tuple[str, i
     return keys
 
 
+def _count(broker: Broker, response: FetchResponse) -> None:
+    """Bytes out per topic and partition-level errors, for /metrics."""
+    stats = broker.stats
+    for t in response.responses:
+        for p in t.partitions:
+            if p.records:
+                topic = broker.metadata.by_id(t.topic_id) if not t.topic else None
+                stats.fetched(topic.name if topic is not None else t.topic, len(p.records))
+            if p.error_code:
+                stats.error(ApiKey.FETCH, p.error_code)
+
+
 @handler(ApiKey.FETCH, 4, 17)
 async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
     if ctx.api_version >= 7 and req.session_id != 0:
@@ -119,6 +135,7 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
         response, size, errored = _read_all(ctx, req)
         remaining = deadline - time.monotonic()
         if size >= req.min_bytes or errored or remaining <= 0 or broker.closing:
+            _count(broker, response)
             return response
         await broker.waiters.wait(_partition_keys(ctx, req), remaining)
 

@@ -121,6 +121,7 @@ def _append(
         out.log_start_offset = log.log_start_offset
         return out
     broker.waiters.notify((topic_name, p.index))
+    broker.stats.produced(topic_name, result.record_count, result.size_bytes)
     if broker.should_inject_produce_fault():
         out.error_code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
         return out
@@ -147,6 +148,11 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
             TopicProduceResponse(name=t.name, partition_responses=[_append(ctx, t.name, p, acks_ok, req.transactional_id) for p in t.partition_data])
             for t in req.topic_data
         ]
+    stats = ctx.broker.stats
+    for t in responses:
+        for p in t.partition_responses:
+            if p.error_code:
+                stats.error(ApiKey.PRODUCE, p.error_code)
     if req.acks == 0:
         return None
     return ProduceResponse(responses=responses)

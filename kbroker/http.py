@@ -1,0 +1,92 @@
+"""The broker's one HTTP listener (``kbroker.http.listen``): health, readiness, metrics.
+
+Served by aiohttp's low-level server (``aiohttp.web.Server``) on the broker's own event loop:
+no extra thread, no routing framework.  Routes are exact paths registered with
+:meth:`HttpListener.add_route`; other modules (the console, ...) add theirs the same way
+before or after start.  Only GET and HEAD are served; anything else is 405.
+
+Start-up order (see ``Broker.start``): the HTTP listener binds before the logs are loaded,
+so ``/healthz`` answers during a long recovery while ``/readyz`` says 503 until the
+Kafka listener accepts connections (``Broker.ready``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from kbroker.config import format_address, split_host_port
+from kbroker.metrics import CONTENT_TYPE, exposition, new_registry
+
+if TYPE_CHECKING:
+    from kbroker.server import Broker
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+# How long stopping waits for HTTP requests in progress.
+HTTP_SHUTDOWN_TIMEOUT_S = 2.0
+
+
+class HttpListener:
+    def __init__(self, broker: Broker, listen: str) -> None:
+        self.broker = broker
+        self.host, self.port = split_host_port(listen, what="kbroker.http.listen")
+        self.routes: dict[str, Handler] = {}
+        self.registry = new_registry(broker)
+        self._runner: web.ServerRunner | None = None
+        self.add_route("/healthz", self._healthz)
+        self.add_route("/readyz", self._readyz)
+        self.add_route("/metrics", self._metrics)
+
+    def add_route(self, path: str, handler: Handler) -> None:
+        """Serve GET/HEAD ``path`` (exact match) with ``handler``; a later call replaces it."""
+        self.routes[path] = handler
+
+    @property
+    def url(self) -> str:
+        host = self.host or "0.0.0.0"
+        return f"http://{format_address(host, self.port)}"
+
+    async def start(self) -> None:
+        # No access log: a scrape every few seconds would fill an info-level log.
+        runner = web.ServerRunner(web.Server(self._dispatch, access_log=None), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host or None, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        if runner.addresses:  # the bound port (port 0 = a free one)
+            self.port = runner.addresses[0][1]
+        logger.info("HTTP listener on %s (/healthz /readyz /metrics)", self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.shutdown()
+            await runner.cleanup()
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        handler = self.routes.get(request.path)
+        if handler is None:
+            return web.Response(status=404, text="not found\n")
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
+        return await handler(request)
+
+    async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.BaseRequest) -> web.StreamResponse:
+        if self.broker.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    async def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(body=exposition(self.registry), headers={"Content-Type": CONTENT_TYPE})
