@@ -160,11 +160,54 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# How long the way out may take once it has begun (a SIGINT/SIGTERM, a failed start, or main
+# returning) before the process ends itself with its exit status.  Longer than the broker's
+# graceful shutdown bound (server.GRACEFUL_SHUTDOWN_S, 5 s) with room for a loaded machine.
+# Why it exists: a Ctrl-C landing during start-up was seen, rarely and only under load, to leave
+# the process waiting forever on its way out (not reproduced in isolation; cause unknown).
+EXIT_WATCHDOG_S = 15.0
+_watchdog_armed = False
+# Only the program's own entry (run(): the console script and ``python -m kbroker``) arms it:
+# main() called inside another program must never end that program.
+_watchdog_enabled = False
+
+
+def _arm_exit_watchdog(code: int) -> None:
+    """Bound the exit: a daemon thread ends the process with ``code`` after EXIT_WATCHDOG_S
+    unless it has exited by then (it runs while the main thread waits in the event loop's
+    close, a thread join or the interpreter's shutdown)."""
+    global _watchdog_armed
+    if _watchdog_armed or not _watchdog_enabled:
+        return
+    _watchdog_armed = True
+    import os
+    import threading
+    import time
+
+    def expire() -> None:
+        time.sleep(EXIT_WATCHDOG_S)
+        os.write(2, f"kbroker: error: shutdown did not finish within {EXIT_WATCHDOG_S:g} s; exiting\n".encode())
+        os._exit(code)
+
+    threading.Thread(target=expire, name="kbroker-exit-watchdog", daemon=True).start()
+
+
+def run() -> int:
+    """The program's entry (console script ``kbroker``, ``python -m kbroker``): main() with
+    its way out bounded by the exit watchdog."""
+    global _watchdog_enabled
+    _watchdog_enabled = True
+    code = main()
+    _arm_exit_watchdog(code)  # the interpreter's own shutdown is bounded too
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
     except KeyboardInterrupt:
         code = EXIT_SIGINT
+        _arm_exit_watchdog(code)
     # On the way out a late Ctrl-C is moot: ignore it rather than let it become a traceback
     # in the caller (the check for a pending signal runs after this call, and finds SIG_IGN).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -239,13 +282,18 @@ async def _serve(config: BrokerConfig) -> str:
     from kbroker.server import Broker
 
     broker = Broker(config)
-    await broker.start()
+    try:
+        await broker.start()
+    except asyncio.CancelledError:  # Ctrl-C while starting: asyncio.Runner cancels this task
+        _arm_exit_watchdog(EXIT_SIGINT)
+        raise
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[str] = loop.create_future()
 
     def on_signal(sig: signal.Signals) -> None:
         if not stopped.done():
             stopped.set_result(sig.name)
+            _arm_exit_watchdog(EXIT_SIGINT if sig == signal.SIGINT else 0)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Kept through the shutdown, so a second Ctrl-C cannot cut the flush short

@@ -134,4 +134,4 @@ def test_only_kbroker_is_importable_at_top_level_after_a_clean_install(
     assert installed["top_level.txt"] == ["kbroker"]
     assert installed["files_top"] == ["kbroker"]
     assert "pytest11:kbroker=kbroker.pytest_plugin" in installed["entry_points"]  # type: ignore[operator]
-    assert "console_scripts:kbroker=kbroker.cli:main" in installed["entry_points"]  # type: ignore[operator]
+    assert "console_scripts:kbroker=kbroker.cli:run" in installed["entry_points"]  # type: ignore[operator]

@@ -42,7 +42,7 @@ def partitions_after_auto_create(bootstrap, topic):
 def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str) -> tuple[pytest.RunResult, dict]:
     record = pytester.path / "record.json"
     monkeypatch.setenv("KBROKER_FIXTURE_RECORD", str(record))
-    pytester.makepyfile(helpers=_RECORD + _PARTITIONS)
+    pytester.makepyfile(kbroker_fixture_helpers=_RECORD + _PARTITIONS)  # not "helpers": compat-tests has one
     pytester.makepyfile(source)
     result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
     return result, json.loads(record.read_text()) if record.exists() else {}
@@ -60,7 +60,7 @@ def _assert_stopped(seen: dict) -> None:
 def test_marker_sets_the_function_fixture_s_properties(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     result, seen = _run(pytester, monkeypatch, """
 import pytest
-from helpers import partitions_after_auto_create, record
+from kbroker_fixture_helpers import partitions_after_auto_create, record
 
 @pytest.mark.kbroker(config={"num.partitions": "5"})
 def test_five(kbroker):
@@ -113,7 +113,7 @@ def test_factory(kbroker_factory):
 def test_session_fixture_is_one_broker_for_the_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     result, seen = _run(pytester, monkeypatch, """
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from helpers import record
+from kbroker_fixture_helpers import record
 
 first = []
 
@@ -141,7 +141,7 @@ def test_second(kbroker_session):
 def test_factory_brokers_are_distinct_and_all_stop(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     result, seen = _run(pytester, monkeypatch, """
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from helpers import partitions_after_auto_create, record
+from kbroker_fixture_helpers import partitions_after_auto_create, record
 
 def test_three(kbroker_factory):
     brokers = [kbroker_factory(), kbroker_factory(), kbroker_factory({"num.partitions": "3"})]
