@@ -295,10 +295,19 @@ async def _serve(config: BrokerConfig) -> str:
             stopped.set_result(sig.name)
             _arm_exit_watchdog(EXIT_SIGINT if sig == signal.SIGINT else 0)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Kept through the shutdown, so a second Ctrl-C cannot cut the flush short
-        # (the shutdown is bounded by GRACEFUL_SHUTDOWN_S).
-        loop.add_signal_handler(sig, on_signal, sig)
+    # The signals are blocked while the handlers change hands (asyncio.Runner's SIGINT handler
+    # -> the loop's): signal.signal() runs a pending handler right after installing the new
+    # one, so a Ctrl-C landing inside add_signal_handler went to the loop's no-op Python-level
+    # handler and was lost (seen in CI: a broker left serving after its SIGINT).  Blocked, it
+    # stays pending in the kernel and is delivered, to the loop, when the mask is restored.
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Kept through the shutdown, so a second Ctrl-C cannot cut the flush short
+            # (the shutdown is bounded by GRACEFUL_SHUTDOWN_S).
+            loop.add_signal_handler(sig, on_signal, sig)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     try:
         host, port = broker.listen_address
         listen = format_address(host, port)
