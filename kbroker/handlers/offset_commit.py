@@ -12,16 +12,15 @@ Version notes:
 
 from __future__ import annotations
 
-import copy
-
-from kbroker.handlers._committed_topics import missing_partitions
+from kbroker.handlers._committed_topics import (
+    error_code,
+    missing_partitions,
+    requested,
+    without_missing,
+)
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
-from kbroker.wire.errors import ErrorCode
-from kbroker.wire.messages.offset_commit_request import (
-    OffsetCommitRequest,
-    OffsetCommitRequestTopic,
-)
+from kbroker.wire.messages.offset_commit_request import OffsetCommitRequest
 from kbroker.wire.messages.offset_commit_response import (
     OffsetCommitResponse,
     OffsetCommitResponsePartition,
@@ -33,23 +32,14 @@ from kbroker.wire.messages.offset_commit_response import (
 async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse:
     runtime = ctx.broker.groups
     assert runtime.coordinator is not None
-    missing = missing_partitions(ctx.broker.metadata, ((t.name, (p.partition_index for p in t.partitions)) for t in req.topics))
+    missing = missing_partitions(ctx.broker.metadata, requested(req))
     if not missing and req.topics:
         response = runtime.finish(runtime.coordinator.commit_offsets(req, api_version=ctx.api_version))
         assert response is not None
         return response
     # Only what exists reaches the coordinator; nothing at all if nothing exists (Kafka
     # then answers without touching the group: no generation check, no session reset).
-    existing = copy.copy(req)
-    existing.topics = [
-        OffsetCommitRequestTopic(
-            name=t.name,
-            topic_id=t.topic_id,
-            partitions=[p for p in t.partitions if (t.name, p.partition_index) not in missing],
-        )
-        for t in req.topics
-    ]
-    existing.topics = [t for t in existing.topics if t.partitions]
+    existing = without_missing(req, missing)
     answered: dict[tuple[str, int], int] = {}
     if existing.topics:
         response = runtime.finish(runtime.coordinator.commit_offsets(existing, api_version=ctx.api_version))
@@ -63,9 +53,7 @@ async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest) ->
                 partitions=[
                     OffsetCommitResponsePartition(
                         partition_index=p.partition_index,
-                        error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                        if (t.name, p.partition_index) in missing
-                        else answered[(t.name, p.partition_index)],
+                        error_code=error_code(missing, answered, t.name, p.partition_index),
                     )
                     for p in t.partitions
                 ],

@@ -14,18 +14,18 @@ Version notes:
 
 from __future__ import annotations
 
-import copy
-
 from kbroker.coordinator.records import partition_for
-from kbroker.handlers._committed_topics import missing_partitions
+from kbroker.handlers._committed_topics import (
+    error_code,
+    missing_partitions,
+    requested,
+    without_missing,
+)
 from kbroker.metadata import OFFSETS_TOPIC
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
-from kbroker.wire.messages.txn_offset_commit_request import (
-    TxnOffsetCommitRequest,
-    TxnOffsetCommitRequestTopic,
-)
+from kbroker.wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
 from kbroker.wire.messages.txn_offset_commit_response import (
     TxnOffsetCommitResponse,
     TxnOffsetCommitResponsePartition,
@@ -52,15 +52,9 @@ def _commit_existing(ctx: RequestContext, req: TxnOffsetCommitRequest) -> dict[t
 
 @handler(ApiKey.TXN_OFFSET_COMMIT, 0, 3)
 async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
-    missing = missing_partitions(ctx.broker.metadata, ((t.name, (p.partition_index for p in t.partitions)) for t in req.topics))
-    existing = req
-    if missing:  # only what exists goes on to the transaction and group checks
-        existing = copy.copy(req)
-        existing.topics = [
-            TxnOffsetCommitRequestTopic(name=t.name, partitions=[p for p in t.partitions if (t.name, p.partition_index) not in missing])
-            for t in req.topics
-        ]
-        existing.topics = [t for t in existing.topics if t.partitions]
+    missing = missing_partitions(ctx.broker.metadata, requested(req))
+    # only what exists goes on to the transaction and group checks
+    existing = without_missing(req, missing) if missing else req
     answered = _commit_existing(ctx, existing) if existing.topics else {}
     return TxnOffsetCommitResponse(
         topics=[
@@ -69,9 +63,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequ
                 partitions=[
                     TxnOffsetCommitResponsePartition(
                         partition_index=p.partition_index,
-                        error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                        if (t.name, p.partition_index) in missing
-                        else answered[(t.name, p.partition_index)],
+                        error_code=error_code(missing, answered, t.name, p.partition_index),
                     )
                     for p in t.partitions
                 ],
