@@ -127,11 +127,17 @@ class Broker:
             self._server.close()
         elif sock is not None:
             sock.close()
+        # logs fully loaded: closing them cleanly is true (and saves a rescan)
+        self._close_state(logs_open=logs_open)
+
+    def _close_state(self, *, logs_open: bool) -> None:
+        """Close the coordinators, the logs (when they were opened) and unlock the data dir:
+        the end of both a shutdown and an undone start."""
         if self._transactions is not None:
             self._transactions.close()
         if self._groups is not None:
             self._groups.close()
-        if logs_open:  # fully loaded: closing them cleanly is true (and saves a rescan)
+        if logs_open:
             self.topics.close()
         self._lock.release()
 
@@ -225,12 +231,7 @@ class Broker:
         for task in cancelled + list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._transactions is not None:
-            self._transactions.close()
-        if self._groups is not None:
-            self._groups.close()
-        self.topics.close()
-        self._lock.release()
+        self._close_state(logs_open=True)
         logger.info("stopped: logs flushed, clean-shutdown marker written, data dir %s unlocked", self.config.data_dir)
 
     def should_inject_produce_fault(self) -> bool:
