@@ -63,6 +63,8 @@ import struct
 import time
 from typing import TYPE_CHECKING, cast
 
+from kbroker.session import Session
+
 if TYPE_CHECKING:
     from kbroker.server import Broker
 
@@ -91,7 +93,7 @@ class CloseConnection(Exception):
 
 class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = (
-        "broker", "peer", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
+        "broker", "peer", "session", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
         "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
         "_idle_timeout_s", "_max_frame_bytes", "_task", "_wakeup", "_debug",
     )
@@ -99,6 +101,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.peer = "?"
+        self.session = Session()
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._scratch = bytearray(READ_BUFFER_BYTES)
@@ -127,6 +130,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        self.session.client_host = str(peername[0]) if isinstance(peername, tuple) else ""
         if not self.broker.accept_connection(self):
             self._closed = True
             transport.close()
@@ -218,7 +222,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 broker.in_flight += 1
                 started = time.monotonic() if self._debug else 0.0
                 try:
-                    response = await broker.dispatch(frame, self.peer)
+                    response = await broker.dispatch(frame, self.peer, self.session)
                 except CloseConnection as exc:
                     logger.info("%s: closing: %s", self.peer, exc)
                     self._close()

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kbroker.session import Session
 from kbroker.wire.api import ApiKey
 from kbroker.wire.messages import REQUESTS, RESPONSES
 
@@ -81,6 +82,8 @@ class RequestContext:
     client_id: str | None
     peer: str
     now_ms: int
+    # The connection's security facts (principal, client host, listener).
+    session: Session = field(default_factory=Session)
 
 
 HandlerFn = Callable[[RequestContext, Any], Awaitable[Any]]

@@ -31,6 +31,7 @@ from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
+from kbroker.session import Session
 from kbroker.startup import DataDirLock, bind_listener, prepare_data_dir
 from kbroker.stats import BrokerStats
 from kbroker.topics import TopicManager
@@ -243,7 +244,7 @@ class Broker:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def dispatch(self, frame: bytes | bytearray, peer: str) -> bytes | bytearray | None:
+    async def dispatch(self, frame: bytes | bytearray, peer: str, session: Session | None = None) -> bytes | bytearray | None:
         """Answer one request frame; None for no answer (Produce acks=0)."""
         try:
             api_key, api_version, correlation_id = peek_request_header(frame)
@@ -268,7 +269,7 @@ class Broker:
         except DecodeError as exc:
             logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())
             raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
-        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms())
+        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session or Session())
         started = time.perf_counter()
         try:
             response = await handler.fn(ctx, request)

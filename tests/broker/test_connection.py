@@ -168,7 +168,7 @@ class FakeBroker:
     def forget_connection(self, conn: KafkaConnection) -> None:
         self.connections.discard(conn)
 
-    async def dispatch(self, frame: bytes | bytearray, peer: str) -> bytes | None:
+    async def dispatch(self, frame: bytes | bytearray, peer: str, session: object = None) -> bytes | None:
         assert asyncio.current_task() is not None, "a handler must run inside a task"
         self.dispatched.append(bytes(frame))
         self.concurrent += 1

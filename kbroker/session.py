@@ -1,0 +1,24 @@
+"""Who is on the other end of a connection: the security facts a handler may need.
+
+One :class:`Session` lives on each Kafka connection and is handed to every handler through
+``RequestContext.session``.  Without security it stays as created: the anonymous principal on
+the PLAINTEXT listener, as Kafka's ``KafkaPrincipal.ANONYMOUS``.  The listener and
+authentication code fill it in (principal after TLS or SASL); the authorizer reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ANONYMOUS_PRINCIPAL = "User:ANONYMOUS"
+
+
+@dataclass(slots=True)
+class Session:
+    # "Type:name", as Kafka writes a KafkaPrincipal (e.g. "User:alice").
+    principal: str = ANONYMOUS_PRINCIPAL
+    # The client's address without the port, as ACL host matching sees it.
+    client_host: str = ""
+    # The listener the connection came in on, and its security protocol.
+    listener_name: str = "PLAINTEXT"
+    security_protocol: str = "PLAINTEXT"
