@@ -1,7 +1,8 @@
 """Authorized-operations bit sets reported in Metadata and DescribeCluster.
 
-kbroker has no authorizer: everything is allowed, so when a client asks for authorized
-operations it gets every operation that applies to the resource type.  Codes are Kafka's
+Each set is every operation that applies to the resource type.  Without an authorizer
+everything is allowed, so a client asking for authorized operations gets the whole set; with
+one, ``kbroker.acl.check.authorized_operations`` keeps the allowed ones.  Codes are Kafka's
 AclOperation codes.
 """
 

@@ -85,6 +85,8 @@ def _d(
 
 
 _T = ConfigType
+# The one authorizer kbroker implements (authorizer.class.name), under Kafka's class name.
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 # kbroker listens on loopback unless told otherwise (Kafka's default, PLAINTEXT://:9092, is
 # every interface): a developer's broker is not exposed to the network by accident.
 DEFAULT_LISTENERS = "PLAINTEXT://127.0.0.1:9092"
@@ -182,6 +184,12 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0", min=0),
         # HOST:PORT of the HTTP listener (/healthz, /readyz, /metrics); unset = off, port 0 = a free port.
         _d("kbroker.http.listen", _T.STRING, None),
+        # -- ACLs (issue 11): Kafka's StandardAuthorizer; unset = no authorizer, all allowed --
+        _d("authorizer.class.name", _T.STRING, "", choices=("", STANDARD_AUTHORIZER)),
+        # "User:admin;User:bob": principals allowed everything.
+        _d("super.users", _T.STRING, None),
+        _d("allow.everyone.if.no.acl.found", _T.BOOLEAN, "false"),
+        # -- end of ACLs --------------------------------------------------------------------
     ]
 }
 

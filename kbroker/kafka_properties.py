@@ -343,6 +343,11 @@ KAFKA_BROKER_PROPERTIES: frozenset[str] = _names(
     unstable.api.versions.enable
     unstable.feature.versions.enable
     """
+) | _names(
+    # -- ACLs (issue 11): the StandardAuthorizer's own settings, read from server.properties --
+    """
+    allow.everyone.if.no.acl.found
+    """
 )
 
 REMOVED_IN_KAFKA_4: frozenset[str] = _names(

@@ -68,6 +68,10 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: ("list_partition_reassignments", 0, 0),
     ApiKey.DESCRIBE_QUORUM: ("describe_quorum", 0, 2),
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: ("describe_topic_partitions", 0, 0),
+    # ACLs (issue 11)
+    ApiKey.DESCRIBE_ACLS: ("describe_acls", 1, 3),
+    ApiKey.CREATE_ACLS: ("create_acls", 1, 3),
+    ApiKey.DELETE_ACLS: ("delete_acls", 1, 3),
 }
 
 

@@ -32,7 +32,7 @@ from kbroker.errors import KafkaError, fill_error
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.session import Session
-from kbroker.startup import DataDirLock, bind_listener, prepare_data_dir
+from kbroker.startup import DataDirLock, StartupError, bind_listener, prepare_data_dir
 from kbroker.stats import BrokerStats
 from kbroker.topics import TopicManager
 from kbroker.wire.codec import decode_from
@@ -41,6 +41,7 @@ from kbroker.wire.exceptions import DecodeError, WireError
 from kbroker.wire.headers import decode_request_header, encode_response, peek_request_header
 
 if TYPE_CHECKING:
+    from kbroker.acl.authorizer import StandardAuthorizer
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
     from kbroker.transactions import TransactionRuntime
@@ -79,6 +80,9 @@ class Broker:
 
             self.http = HttpListener(self, config.get("kbroker.http.listen") or "")
         self.ready = False  # logs recovered and the Kafka listener accepting (/readyz)
+        # The ACL authorizer (kbroker.acl), loaded at start when authorizer.class.name asks for
+        # it; None means every request is allowed, and is all a handler checks then.
+        self.authorizer: StandardAuthorizer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -97,6 +101,7 @@ class Broker:
                 await self.http.start()
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
+            self._load_authorizer()
             self.topics.open(now_ms())
             logs_open = True
             if existing:
@@ -121,6 +126,16 @@ class Broker:
             self.config = self.config.with_listen_port(name[1])
         self._spawn(self._housekeeping())
         self.ready = True
+
+    def _load_authorizer(self) -> None:
+        if self.config.get("authorizer.class.name"):
+            from kbroker.acl.authorizer import authorizer_from_config
+            from kbroker.acl.store import AclStoreError
+
+            try:
+                self.authorizer = authorizer_from_config(self.config)
+            except AclStoreError as exc:
+                raise StartupError(str(exc)) from None
 
     def _undo_start(self, sock: socket.socket | None, logs_open: bool) -> None:
         self.closing = True

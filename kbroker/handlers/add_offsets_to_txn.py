@@ -3,10 +3,14 @@
 Version notes:
 - v0-v3 served (aiokafka/librdkafka v0, kafkajs v1, kafka-python v3): adds the group's
   __consumer_offsets partition to the transaction, so TxnOffsetCommit may follow.
+- ACLs: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the
+  group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import GROUP, TRANSACTIONAL_ID, require
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
@@ -15,6 +19,8 @@ from kbroker.wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnRes
 
 @handler(ApiKey.ADD_OFFSETS_TO_TXN, 0, 3)
 async def handle_add_offsets_to_txn(ctx: RequestContext, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
+    require(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id)
+    require(ctx, AclOperation.READ, GROUP, req.group_id)
     runtime = ctx.broker.transactions
     assert runtime.coordinator is not None
     response = runtime.finish(runtime.coordinator.add_offsets_to_txn(req, api_version=ctx.api_version))

@@ -12,10 +12,14 @@ Version notes:
   dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's);
   any other name is INVALID_REQUEST, a bad value INVALID_CONFIG.  Values are persisted
   in the data dir and applied at once.
+- ACLs: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the
+  cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import require_configs
+from kbroker.acl.model import AclOperation
 from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
@@ -86,6 +90,7 @@ async def handle_alter_configs(ctx: RequestContext, req: AlterConfigsRequest) ->
             error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type, resource_name=resource.resource_name
         )
         try:
+            require_configs(ctx, AclOperation.ALTER_CONFIGS, resource.resource_type, resource.resource_name)
             new = {c.name: c.value for c in resource.configs if c.value is not None}
             if resource.resource_type == RESOURCE_BROKER:
                 _apply_broker(ctx, _broker_scope(ctx, resource.resource_name), new, req.validate_only)
@@ -109,6 +114,7 @@ async def handle_incremental_alter_configs(
             error_code=ErrorCode.NONE, error_message=None, resource_type=resource.resource_type, resource_name=resource.resource_name
         )
         try:
+            require_configs(ctx, AclOperation.ALTER_CONFIGS, resource.resource_type, resource.resource_name)
             if resource.resource_type == RESOURCE_BROKER:
                 scope = _broker_scope(ctx, resource.resource_name)
                 dynamic = ctx.broker.topics.dynamic

@@ -10,10 +10,13 @@ Version notes:
 - replicas null cancels a reassignment; none is ever in progress, so it is
   NO_REASSIGNMENT_IN_PROGRESS, as Kafka answers.
 - A partition of a missing topic, or an index out of range, is UNKNOWN_TOPIC_OR_PARTITION.
+- ACLs: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import CLUSTER, require
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -48,6 +51,7 @@ def _replica_error(replicas: list[int], node_id: int, check_factor: bool) -> str
 async def handle_alter_partition_reassignments(
     ctx: RequestContext, req: AlterPartitionReassignmentsRequest
 ) -> AlterPartitionReassignmentsResponse:
+    require(ctx, AclOperation.ALTER, CLUSTER)
     node_id = ctx.broker.config.node_id
     check_factor = ctx.api_version >= 1 and not req.allow_replication_factor_change
     responses: list[ReassignableTopicResponse] = []

@@ -5,10 +5,13 @@ Version notes:
 - count is the new total; it must exceed the current count (INVALID_PARTITIONS otherwise).
 - assignments, when given, must name this node only (INVALID_REPLICA_ASSIGNMENT).
 - validate_only checks and changes nothing.
+- ACLs: ALTER on the topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TOPIC, require
+from kbroker.acl.model import AclOperation
 from kbroker.errors import KafkaError
 from kbroker.metadata import INTERNAL_TOPICS
 from kbroker.registry import RequestContext, handler
@@ -26,6 +29,7 @@ from kbroker.wire.messages.create_partitions_response import (
 
 
 def _grow(ctx: RequestContext, t: CreatePartitionsTopic, validate_only: bool) -> None:
+    require(ctx, AclOperation.ALTER, TOPIC, t.name)
     topic = ctx.broker.metadata.get(t.name)
     if topic is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{t.name}' does not exist.")

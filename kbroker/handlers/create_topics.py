@@ -8,12 +8,17 @@ Version notes:
 - v7+ the result carries the new topic id.
 - Replication factor 1 or -1 (the default, 1); more is INVALID_REPLICATION_FACTOR, as a
   one-broker Kafka cluster answers.  Manual assignments must name this node only.
+- ACLs: CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED; v5+ configs
+  need DESCRIBE_CONFIGS on the topic, else topic_config_error_code TOPIC_AUTHORIZATION_FAILED
+  and no configs (as Kafka).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from kbroker.acl.check import CLUSTER, TOPIC, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.config import TOPIC_CONFIGS, ConfigSource
 from kbroker.errors import KafkaError
 from kbroker.metadata import INTERNAL_TOPICS
@@ -48,6 +53,8 @@ def _create_one(ctx: RequestContext, topic: CreatableTopic, validate_only: bool)
     broker = ctx.broker
     if topic.name in INTERNAL_TOPICS:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Creation of internal topic {topic.name} is prohibited.")
+    if not (allowed(ctx, AclOperation.CREATE, CLUSTER) or allowed(ctx, AclOperation.CREATE, TOPIC, topic.name)):
+        raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
     configs = {c.name: c.value for c in topic.configs}
     assigned = _check_assignments(ctx, topic)
     num_partitions = broker.topics.check_new_topic(
@@ -74,6 +81,9 @@ def _create_one(ctx: RequestContext, topic: CreatableTopic, validate_only: bool)
         )
         for name, value in sorted(effective.items())
     ]
+    if not allowed(ctx, AclOperation.DESCRIBE_CONFIGS, TOPIC, topic.name):
+        result.topic_config_error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        result.configs = []
     return result
 
 

@@ -5,10 +5,13 @@ Version notes:
 - offset -1 means the high watermark; an offset beyond the high watermark is
   OFFSET_OUT_OF_RANGE.  The new log start offset (low watermark) is answered; whole
   segments below it are removed by the log's retention pass.
+- ACLs: DELETE on the topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TOPIC, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
 from kbroker.log.errors import LogError
@@ -30,6 +33,9 @@ HIGH_WATERMARK = -1
 
 def _delete(ctx: RequestContext, name: str, p: DeleteRecordsPartition) -> DeleteRecordsPartitionResult:
     out = DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1, error_code=ErrorCode.NONE)
+    if not allowed(ctx, AclOperation.DELETE, TOPIC, name):
+        out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        return out
     try:
         log = find_partition(ctx, ctx.broker.metadata.get(name), p.partition_index)
     except KafkaError as exc:

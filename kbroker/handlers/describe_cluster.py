@@ -5,10 +5,14 @@ Version notes:
 - v1 adds endpoint_type: 1 (brokers) is answered; 2 (controllers) gets
   UNSUPPORTED_ENDPOINT_TYPE, as a broker listener does in Kafka.
 - v2 adds is_fenced: never fenced, a single node.
+- ACLs: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED;
+  cluster_authorized_operations from the authorizer.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import CLUSTER, authorized_operations, require
+from kbroker.acl.model import CLUSTER_NAME, AclOperation
 from kbroker.authz import CLUSTER_OPERATIONS, OPERATIONS_OMITTED
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
@@ -30,6 +34,7 @@ async def handle_describe_cluster(ctx: RequestContext, req: DescribeClusterReque
             endpoint_type=req.endpoint_type,
             cluster_id=broker.metadata.cluster_id,
         )
+    require(ctx, AclOperation.DESCRIBE, CLUSTER)
     host, port = broker.config.advertised
     return DescribeClusterResponse(
         error_code=ErrorCode.NONE,
@@ -38,6 +43,6 @@ async def handle_describe_cluster(ctx: RequestContext, req: DescribeClusterReque
         controller_id=broker.config.node_id,
         brokers=[DescribeClusterBroker(broker_id=broker.config.node_id, host=host, port=port)],
         cluster_authorized_operations=(
-            CLUSTER_OPERATIONS if req.include_cluster_authorized_operations else OPERATIONS_OMITTED
+            authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS) if req.include_cluster_authorized_operations else OPERATIONS_OMITTED
         ),
     )

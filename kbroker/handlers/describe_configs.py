@@ -11,12 +11,17 @@ Version notes:
   defaults set by AlterConfigs).  Dynamic values (``kbroker.dynamic_configs``) show as
   DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG, ahead of the static value in the
   synonyms.  Others: INVALID_REQUEST.
+- ACLs: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the
+  cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import require_configs
+from kbroker.acl.model import AclOperation
 from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
+from kbroker.errors import KafkaError
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -126,6 +131,18 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
 async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse:
     results = []
     for resource in req.resources:
+        try:
+            require_configs(ctx, AclOperation.DESCRIBE_CONFIGS, resource.resource_type, resource.resource_name)
+        except KafkaError as exc:
+            results.append(
+                DescribeConfigsResult(
+                    error_code=exc.code,
+                    error_message=None,
+                    resource_type=resource.resource_type,
+                    resource_name=resource.resource_name,
+                )
+            )
+            continue
         if resource.resource_type == RESOURCE_TOPIC:
             results.append(_topic_configs(ctx, resource, req.include_synonyms))
         elif resource.resource_type == RESOURCE_BROKER:

@@ -12,12 +12,15 @@ Version notes:
   future replica being moved in: is_future_key is always false).
 - A file system too large for a signed 64-bit byte count is reported as INT64_MAX, as Kafka
   does.
+- ACLs: DESCRIBE on the cluster, else no results (and, v3+, CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 import os
 
+from kbroker.acl.check import CLUSTER, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -43,6 +46,9 @@ def _file_system_bytes(path: str) -> tuple[int, int]:
 @handler(ApiKey.DESCRIBE_LOG_DIRS, 1, 4)
 async def handle_describe_log_dirs(ctx: RequestContext, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
     broker = ctx.broker
+    if not allowed(ctx, AclOperation.DESCRIBE, CLUSTER):
+        code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED if ctx.api_version >= 3 else ErrorCode.NONE
+        return DescribeLogDirsResponse(error_code=code, results=[])
     log_dir = os.path.abspath(broker.config.data_dir)
     wanted: set[tuple[str, int]] | None = None
     if req.topics is not None:

@@ -5,10 +5,13 @@ Version notes:
   log's producer state holds (idempotent and transactional), with their epoch, last
   sequence, last timestamp, coordinator epoch and the start offset of an ongoing
   transaction (-1 if none).
+- ACLs: READ on the topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TOPIC, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.errors import KafkaError
 from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
@@ -25,6 +28,9 @@ from kbroker.wire.messages.describe_producers_response import (
 
 def _describe(ctx: RequestContext, name: str, partition: int) -> PartitionResponse:
     out = PartitionResponse(partition_index=partition, error_code=ErrorCode.NONE, error_message=None)
+    if not allowed(ctx, AclOperation.READ, TOPIC, name):
+        out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        return out
     try:
         log = find_partition(ctx, ctx.broker.metadata.get(name), partition)
     except KafkaError as exc:

@@ -14,10 +14,13 @@ Version notes:
 - replica_directory_id is the zero UUID, as Kafka reports voters configured statically
   (controller.quorum.voters, kraft.version 0).  The node's endpoint is the advertised
   listener, under the name CONTROLLER.
+- ACLs: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import CLUSTER, require
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -44,6 +47,7 @@ def _names_the_metadata_partition(req: DescribeQuorumRequest) -> bool:
 
 @handler(ApiKey.DESCRIBE_QUORUM, 0, 2)
 async def handle_describe_quorum(ctx: RequestContext, req: DescribeQuorumRequest) -> DescribeQuorumResponse:
+    require(ctx, AclOperation.DESCRIBE, CLUSTER)
     broker = ctx.broker
     if not _names_the_metadata_partition(req):
         return DescribeQuorumResponse(

@@ -16,11 +16,15 @@ Version notes:
   its name is not legal), with a zero topic id; listing every topic reports no such entries.
 - A single node: leader, replicas and ISR are this node; the eligible-leader-replica lists
   (ELR, KIP-966) are empty, as Kafka reports them when the ISR is complete.
-- topic_authorized_operations: every topic operation (no authorizer).
+- topic_authorized_operations: the topic operations the authorizer allows (all without one).
+- ACLs: DESCRIBE on each topic; a named topic without it is TOPIC_AUTHORIZATION_FAILED,
+  and listing every topic leaves it out.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TOPIC, allowed, authorized_operations
+from kbroker.acl.model import AclOperation
 from kbroker.authz import TOPIC_OPERATIONS
 from kbroker.metadata import topic_name_error
 from kbroker.registry import RequestContext, handler
@@ -63,12 +67,21 @@ async def handle_describe_topic_partitions(
         return _error_response(req, ErrorCode.INVALID_REQUEST)
     names = sorted({t.name for t in broker.metadata} if fetch_all else requested)
     names = [n for n in names if n >= cursor_topic]
+    if broker.authorizer is not None and fetch_all:
+        names = [n for n in names if allowed(ctx, AclOperation.DESCRIBE, TOPIC, n)]
     remaining = max(min(MAX_REQUEST_PARTITION_SIZE_LIMIT, req.response_partition_limit), 1)
     resp = DescribeTopicPartitionsResponse(topics=[], next_cursor=None)
     for name in names:
         if remaining == 0:
             resp.next_cursor = Cursor(topic_name=name, partition_index=0)
             break
+        if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, name):
+            resp.topics.append(
+                DescribeTopicPartitionsResponseTopic(
+                    error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, is_internal=name in INTERNAL_TOPIC_NAMES
+                )
+            )
+            continue
         topic = broker.metadata.get(name)
         if topic is None:
             if not fetch_all:
@@ -78,7 +91,7 @@ async def handle_describe_topic_partitions(
                         error_code=error,
                         name=name,
                         is_internal=name in INTERNAL_TOPIC_NAMES,
-                        topic_authorized_operations=TOPIC_OPERATIONS,
+                        topic_authorized_operations=authorized_operations(ctx, TOPIC, name, TOPIC_OPERATIONS),
                     )
                 )
             continue
@@ -105,7 +118,7 @@ async def handle_describe_topic_partitions(
                 topic_id=topic.topic_id,
                 is_internal=topic.is_internal,
                 partitions=partitions,
-                topic_authorized_operations=TOPIC_OPERATIONS,
+                topic_authorized_operations=authorized_operations(ctx, TOPIC, name, TOPIC_OPERATIONS),
             )
         )
         if upper < topic.num_partitions:

@@ -11,10 +11,14 @@ Version notes:
   that need no election, so here the answer lists nothing.
 - An election type other than 0 or 1 is INVALID_REQUEST (top-level from v1, and on every
   named partition).
+- ACLs: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED (top level from v1, and on
+  every named partition).
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import CLUSTER, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -32,8 +36,11 @@ PREFERRED, UNCLEAN = 0, 1
 async def handle_elect_leaders(ctx: RequestContext, req: ElectLeadersRequest) -> ElectLeadersResponse:
     election_type = req.election_type if ctx.api_version >= 1 else PREFERRED
     valid_type = election_type in (PREFERRED, UNCLEAN)
+    denied = not allowed(ctx, AclOperation.ALTER, CLUSTER)
     resp = ElectLeadersResponse(
-        error_code=ErrorCode.NONE if valid_type else ErrorCode.INVALID_REQUEST, replica_election_results=[]
+        error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED if denied and ctx.api_version >= 1
+        else ErrorCode.NONE if valid_type else ErrorCode.INVALID_REQUEST,
+        replica_election_results=[],
     )
     if req.topic_partitions is None:
         return resp
@@ -45,7 +52,9 @@ async def handle_elect_leaders(ctx: RequestContext, req: ElectLeadersRequest) ->
         topic = ctx.broker.metadata.get(name)
         results: list[PartitionResult] = []
         for index in partitions:
-            if not valid_type:
+            if denied:
+                error, message = ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None
+            elif not valid_type:
                 error, message = ErrorCode.INVALID_REQUEST, f"unknown election type {election_type}"
             elif topic is None:
                 error, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {name}"

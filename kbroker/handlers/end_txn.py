@@ -5,10 +5,13 @@ Version notes:
   the decision is logged (PrepareCommit/PrepareAbort), markers are written to every
   partition of the transaction, then it completes; the answer comes after all of that.
   Retrying a completed outcome answers NONE; the opposite one INVALID_TXN_STATE.
+- ACLs: WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TRANSACTIONAL_ID, require
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.messages.end_txn_request import EndTxnRequest
@@ -17,6 +20,7 @@ from kbroker.wire.messages.end_txn_response import EndTxnResponse
 
 @handler(ApiKey.END_TXN, 0, 3)
 async def handle_end_txn(ctx: RequestContext, req: EndTxnRequest) -> EndTxnResponse:
+    require(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id)
     runtime = ctx.broker.transactions
     assert runtime.coordinator is not None
     response = runtime.finish(runtime.coordinator.end_txn(req, api_version=ctx.api_version))

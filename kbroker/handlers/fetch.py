@@ -15,6 +15,8 @@ Version notes:
   of its partitions wakes it, or max_wait_ms passes.  No polling loop.
 - Batches are returned as stored, whole (a fetch from inside a batch gets that batch); the
   first partition with data gets at least one batch even past max_bytes (KIP-74).
+- ACLs: each topic needs READ (else TOPIC_AUTHORIZATION_FAILED per partition; an unknown
+  topic id stays UNKNOWN_TOPIC_ID).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from kbroker.acl.check import TOPIC, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
 from kbroker.log.errors import LogError, OffsetOutOfRangeError
@@ -88,11 +92,17 @@ def _read_all(ctx: RequestContext, req: FetchRequest) -> tuple[FetchResponse, in
     budget = [max(req.max_bytes, 0), 0]  # [bytes left, bytes so far]
     responses = []
     errored = False
+    check = ctx.broker.authorizer is not None
     for t in req.topics:
         topic = metadata.by_id(t.topic_id) if ctx.api_version >= 13 else metadata.get(t.topic)
+        denied = check and not (topic is None and ctx.api_version >= 13) and not allowed(
+            ctx, AclOperation.READ, TOPIC, topic.name if topic is not None else t.topic
+        )
         parts = []
         for p in t.partitions:
-            if topic is None and ctx.api_version >= 13:
+            if denied:
+                parts.append(PartitionData(partition_index=p.partition, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, high_watermark=-1, records=b""))
+            elif topic is None and ctx.api_version >= 13:
                 parts.append(PartitionData(partition_index=p.partition, error_code=ErrorCode.UNKNOWN_TOPIC_ID, high_watermark=-1, records=b""))
             else:
                 parts.append(_read_partition(ctx, topic, p, read_committed, budget))

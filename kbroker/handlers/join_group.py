@@ -5,10 +5,13 @@ Version notes:
   the coordinator's (``coordinator.group_manager``); this handler only parks the request
   until the coordinator answers it: the response comes when the rebalance completes, or
   at once (MEMBER_ID_REQUIRED for v4+ joins without a member id, errors).
+- ACLs: READ on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import GROUP, require
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.messages.join_group_request import JoinGroupRequest
@@ -17,6 +20,7 @@ from kbroker.wire.messages.join_group_response import JoinGroupResponse
 
 @handler(ApiKey.JOIN_GROUP, 0, 9)
 async def handle_join_group(ctx: RequestContext, req: JoinGroupRequest) -> JoinGroupResponse:
+    require(ctx, AclOperation.READ, GROUP, req.group_id)
     runtime = ctx.broker.groups
     assert runtime.coordinator is not None
     fut, reply = runtime.parked()

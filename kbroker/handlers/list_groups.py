@@ -3,10 +3,13 @@
 Version notes:
 - v0-v5 served (librdkafka's legacy list_groups sends v0).  v4+ states_filter, v5+
   types_filter (all groups here are classic).
+- ACLs: all groups with DESCRIBE on the cluster, else only those the principal may DESCRIBE.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import CLUSTER, GROUP, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.messages.list_groups_request import ListGroupsRequest
@@ -19,4 +22,6 @@ async def handle_list_groups(ctx: RequestContext, req: ListGroupsRequest) -> Lis
     assert runtime.coordinator is not None
     response = runtime.finish(runtime.coordinator.list_groups(req, api_version=ctx.api_version))
     assert response is not None
+    if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.DESCRIBE, CLUSTER):
+        response.groups = [g for g in response.groups if allowed(ctx, AclOperation.DESCRIBE, GROUP, g.group_id)]
     return response

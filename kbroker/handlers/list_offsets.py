@@ -9,10 +9,13 @@ Version notes:
   -5 earliest pending upload (v9+: none, so offset -1).
 - Any other timestamp: the first offset whose timestamp is >= it (time index), or -1/-1.
 - v4+ leader_epoch of the answer and current_leader_epoch fencing.
+- ACLs: DESCRIBE on the topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TOPIC, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.errors import KafkaError
 from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
@@ -31,6 +34,9 @@ READ_COMMITTED = 1
 
 def _lookup(ctx: RequestContext, name: str, p: ListOffsetsPartition, read_committed: bool) -> ListOffsetsPartitionResponse:
     out = ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=ErrorCode.NONE, timestamp=-1, offset=-1)
+    if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, name):
+        out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        return out
     topic = ctx.broker.metadata.get(name)
     try:
         log = find_partition(ctx, topic, p.partition_index, p.current_leader_epoch)

@@ -6,10 +6,13 @@ Version notes:
   only the current replica set), so the answer lists no topics: for a null topic list (all
   reassignments), and for named topics, existing or not (Kafka leaves out topics it does not
   know, and partitions not being reassigned).
+- ACLs: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import CLUSTER, require
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -25,4 +28,5 @@ from kbroker.wire.messages.list_partition_reassignments_response import (
 async def handle_list_partition_reassignments(
     ctx: RequestContext, req: ListPartitionReassignmentsRequest
 ) -> ListPartitionReassignmentsResponse:
+    require(ctx, AclOperation.DESCRIBE, CLUSTER)
     return ListPartitionReassignmentsResponse(error_code=ErrorCode.NONE, error_message=None, topics=[])

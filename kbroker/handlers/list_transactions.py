@@ -3,10 +3,13 @@
 Version notes:
 - v0-v1 served (Kafka 4.0's range): state and producer-id filters; v1 adds the duration
   filter (transactions running longer than it).
+- ACLs: only the transactional ids the principal may DESCRIBE are listed.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TRANSACTIONAL_ID, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.messages.list_transactions_request import ListTransactionsRequest
@@ -19,4 +22,8 @@ async def handle_list_transactions(ctx: RequestContext, req: ListTransactionsReq
     assert runtime.coordinator is not None
     response = runtime.finish(runtime.coordinator.list_transactions(req, api_version=ctx.api_version))
     assert response is not None
+    if ctx.broker.authorizer is not None:
+        response.transaction_states = [
+            s for s in response.transaction_states if allowed(ctx, AclOperation.DESCRIBE, TRANSACTIONAL_ID, s.transactional_id)
+        ]
     return response

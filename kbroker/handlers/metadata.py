@@ -11,11 +11,18 @@ Version notes:
   ``auto.create.topics.enable`` is true; it is answered as created at once (Kafka answers
   LEADER_NOT_AVAILABLE first; a single node has its leader immediately).
 - v8-10 include_cluster_authorized_operations, v8+ include_topic_authorized_operations:
-  everything is allowed (no authorizer).
+  the operations the authorizer allows (all of them without one).
+- ACLs: all-topics requests list only topics the principal may DESCRIBE; a named topic it
+  may not is answered TOPIC_AUTHORIZATION_FAILED (by id too, with a null name).  Auto-creation
+  needs CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+import uuid
+
+from kbroker.acl.check import CLUSTER, TOPIC, allowed, authorized_operations
+from kbroker.acl.model import CLUSTER_NAME, AclOperation
 from kbroker.authz import CLUSTER_OPERATIONS, OPERATIONS_OMITTED, TOPIC_OPERATIONS
 from kbroker.metadata import TopicMetadata, topic_name_error
 from kbroker.registry import RequestContext, handler
@@ -49,8 +56,22 @@ def describe_topic(ctx: RequestContext, topic: TopicMetadata, with_ops: bool) ->
             )
             for index, epoch in enumerate(topic.leader_epochs)
         ],
-        topic_authorized_operations=TOPIC_OPERATIONS if with_ops else OPERATIONS_OMITTED,
+        topic_authorized_operations=(
+            authorized_operations(ctx, TOPIC, topic.name, TOPIC_OPERATIONS) if with_ops else OPERATIONS_OMITTED
+        ),
     )
+
+
+_NO_TOPIC_ID = uuid.UUID(int=0)
+
+
+def _denied(name: str | None, topic_id: uuid.UUID = _NO_TOPIC_ID) -> MetadataResponseTopic:
+    return MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=topic_id)
+
+
+def _may_create(ctx: RequestContext, name: str) -> bool:
+    """Kafka's auto-creation rule: CREATE on the cluster, or on the topic."""
+    return allowed(ctx, AclOperation.CREATE, CLUSTER) or allowed(ctx, AclOperation.CREATE, TOPIC, name)
 
 
 @handler(ApiKey.METADATA, 0, 13)
@@ -59,7 +80,12 @@ async def handle_metadata(ctx: RequestContext, req: MetadataRequest) -> Metadata
     with_ops = ctx.api_version >= 8 and req.include_topic_authorized_operations
     topics: list[MetadataResponseTopic] = []
     if req.topics is None or (ctx.api_version == 0 and not req.topics):
-        topics = [describe_topic(ctx, t, with_ops) for t in broker.metadata]
+        check = broker.authorizer is not None
+        topics = [
+            describe_topic(ctx, t, with_ops)
+            for t in broker.metadata
+            if not check or allowed(ctx, AclOperation.DESCRIBE, TOPIC, t.name)
+        ]
     else:
         allow_create = (req.allow_auto_topic_creation if ctx.api_version >= 4 else True) and broker.config.get_bool(
             "auto.create.topics.enable"
@@ -72,11 +98,20 @@ async def handle_metadata(ctx: RequestContext, req: MetadataRequest) -> Metadata
                         MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=wanted.topic_id)
                     )
                     continue
+                if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, topic.name):
+                    topics.append(_denied(None, wanted.topic_id))
+                    continue
             else:
+                if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, wanted.name):
+                    topics.append(_denied(wanted.name))
+                    continue
                 topic = broker.metadata.get(wanted.name)
                 if topic is None:
                     if topic_name_error(wanted.name):
                         topics.append(MetadataResponseTopic(error_code=ErrorCode.INVALID_TOPIC_EXCEPTION, name=wanted.name))
+                        continue
+                    if allow_create and not _may_create(ctx, wanted.name):
+                        topics.append(_denied(wanted.name))
                         continue
                     if allow_create:
                         topic = broker.topics.auto_create(wanted.name, ctx.now_ms)
@@ -93,7 +128,7 @@ async def handle_metadata(ctx: RequestContext, req: MetadataRequest) -> Metadata
         controller_id=broker.config.node_id,
         topics=topics,
         cluster_authorized_operations=(
-            CLUSTER_OPERATIONS
+            authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
             if 8 <= ctx.api_version <= 10 and req.include_cluster_authorized_operations
             else OPERATIONS_OMITTED
         ),

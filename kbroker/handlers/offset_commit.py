@@ -8,11 +8,14 @@ Version notes:
 - Every version: a partition that does not exist (unknown topic, or an index beyond the
   topic's partition count) is answered UNKNOWN_TOPIC_OR_PARTITION and not committed, as
   Kafka's KafkaApis does before the coordinator; the other partitions are committed.
+- ACLs: READ on the group (else GROUP_AUTHORIZATION_FAILED everywhere) and on each topic
+  (else TOPIC_AUTHORIZATION_FAILED), checked before existence.
 """
 
 from __future__ import annotations
 
 from kbroker.handlers._committed_topics import (
+    denied_partitions,
     error_code,
     missing_partitions,
     requested,
@@ -32,7 +35,8 @@ from kbroker.wire.messages.offset_commit_response import (
 async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse:
     runtime = ctx.broker.groups
     assert runtime.coordinator is not None
-    missing = missing_partitions(ctx.broker.metadata, requested(req))
+    denied = denied_partitions(ctx, req)
+    missing = missing_partitions(ctx.broker.metadata, requested(req)) | denied.keys()
     if not missing and req.topics:
         response = runtime.finish(runtime.coordinator.commit_offsets(req, api_version=ctx.api_version))
         assert response is not None
@@ -53,7 +57,7 @@ async def handle_offset_commit(ctx: RequestContext, req: OffsetCommitRequest) ->
                 partitions=[
                     OffsetCommitResponsePartition(
                         partition_index=p.partition_index,
-                        error_code=error_code(missing, answered, t.name, p.partition_index),
+                        error_code=error_code(missing, answered, t.name, p.partition_index, denied),
                     )
                     for p in t.partitions
                 ],

@@ -7,10 +7,13 @@ Version notes:
   epoch; an epoch older than any known answers the earliest epoch at or after it; unknown
   (newer than ours) answers -1/-1.
 - current_leader_epoch fencing (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+- ACLs: DESCRIBE on the topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TOPIC, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.errors import KafkaError
 from kbroker.handlers._partitions import find_partition
 from kbroker.registry import RequestContext, handler
@@ -29,6 +32,9 @@ from kbroker.wire.messages.offset_for_leader_epoch_response import (
 
 def _end_offset(ctx: RequestContext, name: str, p: OffsetForLeaderPartition) -> EpochEndOffset:
     out = EpochEndOffset(error_code=ErrorCode.NONE, partition=p.partition, leader_epoch=-1, end_offset=-1)
+    if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, name):
+        out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        return out
     topic = ctx.broker.metadata.get(name)
     try:
         log = find_partition(ctx, topic, p.partition, p.current_leader_epoch)

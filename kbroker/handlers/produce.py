@@ -18,12 +18,17 @@ Version notes:
 - Compacted topics (cleanup.policy has compact) refuse a record without a key:
   INVALID_RECORD with v8+ record_errors naming the record's index in its batch, as
   Kafka's LogValidator does.  Only these topics pay for decoding the records here.
+- ACLs (when an authorizer is configured): a transactional id needs WRITE on it, else every
+  partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its
+  partitions are TOPIC_AUTHORIZATION_FAILED (before any existence check, as Kafka).
 - ``kbroker.test.fail.produce.after.append.every`` (fault injection for test suites) answers
   every Nth stored partition with NOT_ENOUGH_REPLICAS_AFTER_APPEND, so clients retry.
 """
 
 from __future__ import annotations
 
+from kbroker.acl.check import TOPIC, TRANSACTIONAL_ID, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
 from kbroker.log.errors import DuplicateSequence, LogError
@@ -135,6 +140,24 @@ def _refuse(p: PartitionProduceData, code: ErrorCode) -> PartitionProduceRespons
     return PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1)
 
 
+def _authorized_produce(ctx: RequestContext, req: ProduceRequest) -> list[TopicProduceResponse]:
+    if req.transactional_id is not None and not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id):
+        code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        return [TopicProduceResponse(name=t.name, partition_responses=[_refuse(p, code) for p in t.partition_data]) for t in req.topic_data]
+    acks_ok = req.acks in VALID_ACKS
+    return [
+        TopicProduceResponse(
+            name=t.name,
+            partition_responses=(
+                [_append(ctx, t.name, p, acks_ok, req.transactional_id) for p in t.partition_data]
+                if allowed(ctx, AclOperation.WRITE, TOPIC, t.name)
+                else [_refuse(p, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in t.partition_data]
+            ),
+        )
+        for t in req.topic_data
+    ]
+
+
 @handler(ApiKey.PRODUCE, 0, 12)
 async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceResponse | None:
     if ctx.api_version < FIRST_SERVED_VERSION:
@@ -142,6 +165,8 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
             TopicProduceResponse(name=t.name, partition_responses=[_refuse(p, ErrorCode.UNSUPPORTED_VERSION) for p in t.partition_data])
             for t in req.topic_data
         ]
+    elif ctx.broker.authorizer is not None:
+        responses = _authorized_produce(ctx, req)
     else:
         acks_ok = req.acks in VALID_ACKS
         responses = [

@@ -10,12 +10,15 @@ Version notes:
   transaction (AddOffsetsToTxn); otherwise every partition gets the transaction
   coordinator's answer (INVALID_TXN_STATE, PRODUCER_FENCED / INVALID_PRODUCER_EPOCH before
   v2, INVALID_PRODUCER_ID_MAPPING).  The offsets stay pending until the COMMIT marker.
+- ACLs: WRITE on the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the
+  group (GROUP_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from kbroker.coordinator.records import partition_for
 from kbroker.handlers._committed_topics import (
+    denied_partitions,
     error_code,
     missing_partitions,
     requested,
@@ -52,7 +55,8 @@ def _commit_existing(ctx: RequestContext, req: TxnOffsetCommitRequest) -> dict[t
 
 @handler(ApiKey.TXN_OFFSET_COMMIT, 0, 3)
 async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
-    missing = missing_partitions(ctx.broker.metadata, requested(req))
+    denied = denied_partitions(ctx, req, req.transactional_id)
+    missing = missing_partitions(ctx.broker.metadata, requested(req)) | denied.keys()
     # only what exists goes on to the transaction and group checks
     existing = without_missing(req, missing) if missing else req
     answered = _commit_existing(ctx, existing) if existing.topics else {}
@@ -63,7 +67,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequ
                 partitions=[
                     TxnOffsetCommitResponsePartition(
                         partition_index=p.partition_index,
-                        error_code=error_code(missing, answered, t.name, p.partition_index),
+                        error_code=error_code(missing, answered, t.name, p.partition_index, denied),
                     )
                     for p in t.partitions
                 ],
