@@ -21,9 +21,13 @@ prefix of N (a hit; continue below P) or not, and then every prefix of N in the 
 a prefix of the common prefix of P and N (any longer one would sort between P and N), so the
 search continues from that.  Each step is a C-speed bisection and most names take one or
 two.  Another dict, per (resource type, principal), serves ``authorize_by_resource_type`` (Kafka's default
-``Authorizer.authorizeByResourceType``, used for idempotent producers).  Every change
-updates the index in place before the call returns; nothing derived from the ACLs is kept
-anywhere else, so no answer can be stale.
+``Authorizer.authorizeByResourceType``, used for idempotent producers).
+
+A request path asks the same question again and again (this principal, host, operation and
+resource), so answers are memoized per question (at most ``MEMO_MAX_ENTRIES``, emptied when
+full).  Every change updates the index and empties the memo before the call returns, and
+nothing derived from the ACLs is kept anywhere else, so no answer can be stale: the next
+request on any connection is decided from the new index.
 
 Changes are written to the :class:`~kbroker.acl.store.AclStore` first, then applied: a
 failed write leaves both unchanged.  Everything runs on the event-loop thread.
@@ -53,6 +57,8 @@ from kbroker.config import STANDARD_AUTHORIZER
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
 
+# Bound of the decision memo (entries); a full memo is emptied, not evicted piecemeal.
+MEMO_MAX_ENTRIES = 65536
 _bisect_right = bisect.bisect_right
 _ALL = AclOperation.ALL
 _ALLOW = PermissionType.ALLOW
@@ -130,6 +136,7 @@ class StandardAuthorizer:
         self._store = store
         self._acls: set[AclBinding] = set()
         self._types: dict[int, _TypeIndex] = {}
+        self._memo: dict[tuple[str, str, int, int, str], bool] = {}
         if store is not None:
             for acl in store.load():
                 self._add(acl)
@@ -137,6 +144,17 @@ class StandardAuthorizer:
     # -- the decision ------------------------------------------------------------------------
 
     def authorize(self, principal: str, host: str, operation: int, resource_type: int, name: str) -> bool:
+        key = (principal, host, operation, resource_type, name)
+        memo = self._memo
+        answer = memo.get(key)
+        if answer is None:
+            answer = self._decide(principal, host, operation, resource_type, name)
+            if len(memo) >= MEMO_MAX_ENTRIES:
+                memo.clear()
+            memo[key] = answer
+        return answer
+
+    def _decide(self, principal: str, host: str, operation: int, resource_type: int, name: str) -> bool:
         if principal in self.super_users:
             return True
         index = self._types.get(resource_type)
@@ -269,6 +287,7 @@ class StandardAuthorizer:
     def _add(self, acl: AclBinding) -> None:
         if acl in self._acls:
             return
+        self._memo.clear()
         self._acls.add(acl)
         index = self._types.get(acl.resource_type)
         if index is None:
@@ -276,6 +295,7 @@ class StandardAuthorizer:
         index.add(acl)
 
     def _remove(self, acl: AclBinding) -> None:
+        self._memo.clear()
         self._acls.discard(acl)
         index = self._types[acl.resource_type]
         index.remove(acl)
