@@ -313,6 +313,12 @@ async def _serve(config: BrokerConfig) -> str:
         listen = format_address(host, port)
         advertised = format_address(*broker.config.advertised)
         ready = f"kbroker {__version__} serving on {listen} (advertised {advertised}), data dir {config.data_dir}"
+        listeners = broker.config.listeners
+        if len(listeners) > 1 or listeners[0].protocol != "PLAINTEXT":
+            # Every listener as NAME=HOST:PORT (PROTOCOL), for scripts that start on port 0.
+            ready += "; listeners " + " ".join(
+                f"{x.name}={format_address(*broker.listen_addresses[x.name])} ({x.protocol})" for x in listeners
+            )
         if _json_logs:
             import logging
 

@@ -30,7 +30,7 @@ async def handle_describe_cluster(ctx: RequestContext, req: DescribeClusterReque
             endpoint_type=req.endpoint_type,
             cluster_id=broker.metadata.cluster_id,
         )
-    host, port = broker.config.advertised
+    host, port = broker.config.advertised_for(ctx.session.listener_name)
     return DescribeClusterResponse(
         error_code=ErrorCode.NONE,
         endpoint_type=1,
