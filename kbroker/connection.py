@@ -170,11 +170,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return False
         return True
 
-    def authenticated(self) -> None:
-        """SASL authentication succeeded: frames go to ``broker.dispatch`` from now on."""
-        self._gate = None
+    def authenticated(self, keep_gate: bool = False) -> None:
+        """SASL authentication succeeded: frames go to ``broker.dispatch`` from now on (or
+        still through the gate, which then only checks the session's expiry)."""
+        if not keep_gate:
+            self._gate = None
         self._max_frame_bytes = self.broker.config.get_int("socket.request.max.bytes")
         self._min_frame_bytes = MIN_REQUEST_FRAME_BYTES
+
+    def expect_raw_tokens(self) -> None:
+        """SaslHandshake v0: the next frames are bare SASL tokens, however short."""
+        self._min_frame_bytes = 0
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._frame is not None:
@@ -284,7 +290,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     assert self._transport is not None
                     self._transport.write(response)  # may call pause_writing
                 if gate is not None and gate.close_after_write:
-                    self._close()  # a failed authentication: the answer, then the end
+                    self._close_later(gate.close_delay_s)  # a failed authentication: the answer, then the end
                     return
                 if self._debug:
                     key, version, correlation_id = _HEADER.unpack_from(frame)
@@ -376,6 +382,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         due = (since if since is not None else now) + self._idle_timeout_s
         self._idle_timer = self._loop.call_at(due, self._check_idle)
+
+    def _close_later(self, delay_s: float) -> None:
+        """Stop reading and close after ``delay_s`` (the answer already written goes first)."""
+        if delay_s <= 0:
+            self._close()
+            return
+        self._pause_reading()
+        self._loop.call_later(delay_s, self._close)
 
     def _close(self, abort: bool = False) -> None:
         if self._closed:

@@ -68,6 +68,11 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: ("list_partition_reassignments", 0, 0),
     ApiKey.DESCRIBE_QUORUM: ("describe_quorum", 0, 2),
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: ("describe_topic_partitions", 0, 0),
+    # -- security (issue 11): SASL and SCRAM credentials
+    ApiKey.SASL_HANDSHAKE: ("sasl_handshake", 0, 1),
+    ApiKey.SASL_AUTHENTICATE: ("sasl_authenticate", 0, 2),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: ("describe_user_scram_credentials", 0, 0),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: ("alter_user_scram_credentials", 0, 0),
 }
 
 

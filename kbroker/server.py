@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
     from kbroker.security.listener import ListenerSecurity
+    from kbroker.security.scram import ScramStore
     from kbroker.transactions import TransactionRuntime
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class Broker:
         self.topics = TopicManager(self)
         self._groups: GroupRuntime | None = None
         self._transactions: TransactionRuntime | None = None
+        self._scram: ScramStore | None = None
+        # (mechanism, user, credential) set at start, as kafka-storage format --add-scram.
+        self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
         self.in_flight = 0
         self._servers: list[asyncio.base_events.Server] = []
@@ -100,6 +104,11 @@ class Broker:
                 socks.append(bind_listener(listener.host, listener.port))
             if self.http is not None:  # before recovery: /healthz answers, /readyz says 503
                 await self.http.start()
+            if self.scram_seed:
+                store = self.scram_credentials
+                for mechanism, user, credential in self.scram_seed:
+                    store.upsert(user, mechanism, credential)
+                store.save()
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
             self.topics.open(now_ms())
@@ -185,6 +194,18 @@ class Broker:
             report.truncated_bytes,
             report.deleted_segments,
         )
+
+    @property
+    def scram_credentials(self) -> ScramStore:
+        """The SCRAM credentials (``kbroker.security.scram``); the first use reads them
+        from the data dir."""
+        if self._scram is None:
+            from kbroker.security.scram import ScramStore
+
+            store = ScramStore(self.config.data_dir)
+            store.load()
+            self._scram = store
+        return self._scram
 
     @property
     def groups(self) -> GroupRuntime:

@@ -53,7 +53,7 @@ class ListenerSecurity:
         return "User:" + self.principal_mapper.principal_name(subject)
 
 
-def build_listener_security(config: BrokerConfig, listener: ServedListener, scram_store: Any = None) -> ListenerSecurity:
+def build_listener_security(config: BrokerConfig, listener: ServedListener, broker: Any = None) -> ListenerSecurity:
     """The security of ``listener``; ConfigError when its properties are not usable."""
 
     def get(name: str) -> str | None:
@@ -75,7 +75,7 @@ def build_listener_security(config: BrokerConfig, listener: ServedListener, scra
     if listener.protocol in SASL_PROTOCOLS:
         from kbroker.security.sasl import build_sasl_listener
 
-        security.sasl = build_sasl_listener(config, listener, scram_store)
+        security.sasl = build_sasl_listener(config, listener, broker)
     return security
 
 
