@@ -1,0 +1,140 @@
+"""Real clients over SASL_PLAINTEXT PLAIN, SASL_SSL SCRAM-SHA-256/512 and SSL with a client
+certificate: produce, consume in a group; wrong password, unknown user and an unsupported
+mechanism give each client's own authentication error."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from security_broker import SecureBroker
+
+pytestmark = pytest.mark.compat
+
+# How long one client may take to produce and consume a record (bounded loops).
+CLIENT_TIMEOUT_S = 30.0
+
+SCENARIOS = {
+    "sasl_plain": ("SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret"),
+    "scram_sha256": ("SASL_SSL", "SCRAM-SHA-256", "alice", "alice-secret"),
+    "scram_sha512": ("SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret"),
+    "ssl_client_cert": ("SSL", None, None, None),
+}
+FAILURES = {
+    "wrong_password": ("SASL_SSL", "SCRAM-SHA-256", "alice", "not-it"),
+    "unknown_user": ("SASL_PLAINTEXT", "PLAIN", "mallory", "x"),
+    "unsupported_mechanism": ("SASL_PLAINTEXT", "SCRAM-SHA-512", "alice", "alice-secret"),
+}
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
+    broker = SecureBroker(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+def confluent_conf(broker: SecureBroker, listener: str, mechanism: str | None, user: str | None, password: str | None) -> dict[str, Any]:
+    conf: dict[str, Any] = {"bootstrap.servers": broker.address(listener), "security.protocol": listener}
+    if mechanism:
+        conf.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password})
+    if listener in ("SSL", "SASL_SSL"):
+        conf["ssl.ca.location"] = str(broker.pki.ca_cert)
+    if listener == "SSL":
+        cert, key = broker.pki.clients["alice"]
+        conf.update({"ssl.certificate.location": str(cert), "ssl.key.location": str(key)})
+    return conf
+
+
+def kafka_python_conf(broker: SecureBroker, listener: str, mechanism: str | None, user: str | None, password: str | None) -> dict[str, Any]:
+    conf: dict[str, Any] = {"bootstrap_servers": broker.address(listener), "security_protocol": listener}
+    if mechanism:
+        conf.update({"sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": password})
+    if listener in ("SSL", "SASL_SSL"):
+        conf["ssl_cafile"] = str(broker.pki.ca_cert)
+    if listener == "SSL":
+        cert, key = broker.pki.clients["alice"]
+        conf.update({"ssl_certfile": str(cert), "ssl_keyfile": str(key)})
+    return conf
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_confluent_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    conf = confluent_conf(secure_broker, *SCENARIOS[scenario])
+    topic, value = f"sec-{uuid.uuid4().hex[:8]}", f"hello {scenario}".encode()
+    producer = Producer(conf)
+    producer.produce(topic, value)
+    assert producer.flush(CLIENT_TIMEOUT_S) == 0
+    consumer = Consumer({**conf, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    got = None
+    deadline = time.monotonic() + CLIENT_TIMEOUT_S
+    while got is None and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is not None and msg.error() is None:
+            got = msg.value()
+    consumer.close()
+    assert got == value
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_confluent_authentication_errors(secure_broker: SecureBroker, failure: str) -> None:
+    from confluent_kafka import KafkaError, Producer
+
+    errors: list[Any] = []
+    conf = {**confluent_conf(secure_broker, *FAILURES[failure]), "error_cb": errors.append}
+    producer = Producer(conf)
+    deadline = time.monotonic() + CLIENT_TIMEOUT_S
+    while not any(e.code() == KafkaError._AUTHENTICATION for e in errors) and time.monotonic() < deadline:
+        producer.poll(0.2)
+    auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+    assert auth, errors
+    expected = {
+        "wrong_password": "Invalid user credentials",
+        "unknown_user": "Invalid username or password",
+        "unsupported_mechanism": "SCRAM-SHA-512",
+    }[failure]
+    assert expected in auth[0].str()
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_kafka_python_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    conf = kafka_python_conf(secure_broker, *SCENARIOS[scenario])
+    topic, value = f"sec-{uuid.uuid4().hex[:8]}", f"hello {scenario}".encode()
+    producer = KafkaProducer(**conf)
+    producer.send(topic, value).get(CLIENT_TIMEOUT_S)
+    producer.close()
+    consumer = KafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest", consumer_timeout_ms=int(CLIENT_TIMEOUT_S * 1000), **conf)
+    got = next(iter(consumer)).value
+    consumer.close()
+    assert got == value
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_kafka_python_authentication_errors(secure_broker: SecureBroker, failure: str, caplog: pytest.LogCaptureFixture) -> None:
+    """kafka-python retries the bootstrap until its own timeout; the error it logs for each
+    attempt is its own class for the broker's error code."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaTimeoutError
+
+    conf = kafka_python_conf(secure_broker, *FAILURES[failure])
+    expected = "UnsupportedSaslMechanismError" if failure == "unsupported_mechanism" else "SaslAuthenticationFailedError"
+    with caplog.at_level(logging.WARNING, logger="kafka"), pytest.raises(KafkaTimeoutError):
+        producer = KafkaProducer(**conf, max_block_ms=5000)
+        try:
+            producer.send("never", b"x").get(5)
+        finally:
+            producer.close(0)
+    assert any(expected in record.getMessage() for record in caplog.records)
