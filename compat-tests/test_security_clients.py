@@ -138,3 +138,73 @@ def test_kafka_python_authentication_errors(secure_broker: SecureBroker, failure
         finally:
             producer.close(0)
     assert any(expected in record.getMessage() for record in caplog.records)
+
+
+def aiokafka_conf(broker: SecureBroker, listener: str, mechanism: str | None, user: str | None, password: str | None) -> dict[str, Any]:
+    import ssl
+
+    conf: dict[str, Any] = {"bootstrap_servers": broker.address(listener), "security_protocol": listener}
+    if mechanism:
+        conf.update({"sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": password})
+    if listener in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(broker.pki.ca_cert))
+        if listener == "SSL":
+            cert, key = broker.pki.clients["alice"]
+            context.load_cert_chain(str(cert), str(key))
+        conf["ssl_context"] = context
+    return conf
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_aiokafka_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    conf = aiokafka_conf(secure_broker, *SCENARIOS[scenario])
+    topic, value = f"sec-{uuid.uuid4().hex[:8]}", f"hello {scenario}".encode()
+
+    async def go() -> bytes:
+        producer = AIOKafkaProducer(**conf)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest", **conf)
+        await consumer.start()
+        try:
+            msg = await asyncio.wait_for(consumer.getone(), CLIENT_TIMEOUT_S)
+        finally:
+            await consumer.stop()
+        return bytes(msg.value or b"")
+
+    assert asyncio.run(go()) == value
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_aiokafka_authentication_errors(secure_broker: SecureBroker, failure: str, caplog: pytest.LogCaptureFixture) -> None:
+    """aiokafka's start() fails with "Unable to bootstrap"; the error it logs is its own
+    class for the broker's code, with the broker's message."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
+
+    conf = aiokafka_conf(secure_broker, *FAILURES[failure])
+    expected = {
+        "wrong_password": "[Error 58] SaslAuthenticationFailed: Authentication failed: Invalid user credentials",
+        "unknown_user": "[Error 58] SaslAuthenticationFailed: Authentication failed: Invalid username or password",
+        "unsupported_mechanism": "[Error 33] UnsupportedSaslMechanismError",
+    }[failure]
+
+    async def go() -> None:
+        producer = AIOKafkaProducer(**conf)
+        try:
+            await asyncio.wait_for(producer.start(), CLIENT_TIMEOUT_S)
+        finally:
+            await producer.stop()
+
+    with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
+        asyncio.run(go())
+    assert any(expected in record.getMessage() for record in caplog.records)
