@@ -208,3 +208,51 @@ def test_aiokafka_authentication_errors(secure_broker: SecureBroker, failure: st
     with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
         asyncio.run(go())
     assert any(expected in record.getMessage() for record in caplog.records)
+
+
+def kcat_args(broker: SecureBroker, listener: str, mechanism: str | None, user: str | None, password: str | None) -> list[str]:
+    args = ["-b", broker.address(listener), "-X", f"security.protocol={listener}"]
+    if mechanism:
+        args += ["-X", f"sasl.mechanism={mechanism}", "-X", f"sasl.username={user}", "-X", f"sasl.password={password}"]
+    if listener in ("SSL", "SASL_SSL"):
+        args += ["-X", f"ssl.ca.location={broker.pki.ca_cert}"]
+    if listener == "SSL":
+        cert, key = broker.pki.clients["alice"]
+        args += ["-X", f"ssl.certificate.location={cert}", "-X", f"ssl.key.location={key}"]
+    return args
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_kcat_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
+    """Debian's kcat (an older librdkafka): SCRAM works under the default nonce rule."""
+    import subprocess
+
+    from clients import kcat_path
+
+    kcat = kcat_path()
+    args = kcat_args(secure_broker, *SCENARIOS[scenario])
+    topic, value = f"sec-{uuid.uuid4().hex[:8]}", f"hello {scenario}"
+    produced = subprocess.run([kcat, *args, "-P", "-t", topic], input=value + "\n", capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
+    assert produced.returncode == 0, produced.stderr
+    consumed = subprocess.run(
+        [kcat, *args, "-C", "-t", topic, "-o", "beginning", "-c", "1", "-e", "-q"], capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S
+    )
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout.strip() == value
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_kcat_authentication_errors(secure_broker: SecureBroker, failure: str) -> None:
+    import subprocess
+
+    from clients import kcat_path
+
+    args = kcat_args(secure_broker, *FAILURES[failure])
+    proc = subprocess.run([kcat_path(), *args, "-L", "-m", "5"], capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
+    assert proc.returncode != 0
+    expected = {
+        "wrong_password": "Invalid user credentials",
+        "unknown_user": "Invalid username or password",
+        "unsupported_mechanism": "SCRAM-SHA-512",
+    }[failure]
+    assert expected in proc.stderr, proc.stderr
