@@ -256,3 +256,60 @@ def test_kcat_authentication_errors(secure_broker: SecureBroker, failure: str) -
         "unsupported_mechanism": "SCRAM-SHA-512",
     }[failure]
     assert expected in proc.stderr, proc.stderr
+
+
+def kafkajs_request(broker: SecureBroker, listener: str, mechanism: str | None, user: str | None, password: str | None) -> dict[str, Any]:
+    req: dict[str, Any] = {"bootstrap": broker.address(listener)}
+    if mechanism:
+        req["sasl"] = {"mechanism": mechanism.lower(), "username": user, "password": password}
+    if listener in ("SSL", "SASL_SSL"):
+        req["ssl"] = {"ca": str(broker.pki.ca_cert)}
+    if listener == "SSL":
+        cert, key = broker.pki.clients["alice"]
+        req["ssl"].update({"cert": str(cert), "key": str(key)})
+    return req
+
+
+def run_kafkajs(command: str, request: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+    import json
+    import os
+    import subprocess
+
+    from clients import JS_DIR, kafkajs_node_modules
+
+    kafkajs_node_modules()
+    proc = subprocess.run(
+        ["node", str(JS_DIR / "driver.js"), command], input=json.dumps(request), capture_output=True, text=True,
+        timeout=CLIENT_TIMEOUT_S * 2, cwd=JS_DIR, env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"},
+    )
+    lines = proc.stdout.strip().splitlines()
+    return proc.returncode, json.loads(lines[-1]) if lines else {}, proc.stderr
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_kafkajs_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
+    import base64
+
+    req = kafkajs_request(secure_broker, *SCENARIOS[scenario])
+    topic, value = f"sec-{uuid.uuid4().hex[:8]}", f"hello {scenario}".encode()
+    code, result, err = run_kafkajs("create", {**req, "topic": topic, "partitions": 1})
+    assert code == 0 and "error" not in result, err[-2000:]
+    message = {"key": None, "value": base64.b64encode(value).decode(), "headers": [], "timestamp": None}
+    code, result, err = run_kafkajs("produce", {**req, "topic": topic, "messages": [message]})
+    assert code == 0 and "error" not in result, err[-2000:]
+    code, result, err = run_kafkajs("consume", {**req, "topic": topic, "group": f"g-{topic}", "want": 1, "timeoutMs": 20000})
+    assert code == 0 and "error" not in result, err[-2000:]
+    assert [base64.b64decode(r["value"]) for r in result["records"]] == [value]
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_kafkajs_authentication_errors(secure_broker: SecureBroker, failure: str) -> None:
+    req = kafkajs_request(secure_broker, *FAILURES[failure])
+    code, result, _err = run_kafkajs("list", req)
+    expected = {
+        "wrong_password": ("KafkaJSSASLAuthenticationError", "Invalid user credentials"),
+        "unknown_user": ("KafkaJSSASLAuthenticationError", "Invalid username or password"),
+        "unsupported_mechanism": ("KafkaJSProtocolError", "SASL mechanism"),
+    }[failure]
+    assert code != 0 or "error" in result
+    assert result.get("type") == expected[0] and expected[1] in result.get("error", ""), result
