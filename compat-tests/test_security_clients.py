@@ -313,3 +313,31 @@ def test_kafkajs_authentication_errors(secure_broker: SecureBroker, failure: str
     }[failure]
     assert code != 0 or "error" in result
     assert result.get("type") == expected[0] and expected[1] in result.get("error", ""), result
+
+
+def test_confluent_oauthbearer_unsecured_jwt(secure_broker: SecureBroker) -> None:
+    """librdkafka's built-in unsecured JWT against Kafka's default (unsecured) validator."""
+    from confluent_kafka import Consumer, Producer
+
+    conf = {
+        "bootstrap.servers": secure_broker.address("SASL_SSL"),
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(secure_broker.pki.ca_cert),
+        "sasl.mechanism": "OAUTHBEARER",
+        "enable.sasl.oauthbearer.unsecure.jwt": True,
+        "sasl.oauthbearer.config": "principal=alice",
+    }
+    topic, value = f"sec-{uuid.uuid4().hex[:8]}", b"hello oauthbearer"
+    producer = Producer(conf)
+    producer.produce(topic, value)
+    assert producer.flush(CLIENT_TIMEOUT_S) == 0
+    consumer = Consumer({**conf, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    got = None
+    deadline = time.monotonic() + CLIENT_TIMEOUT_S
+    while got is None and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is not None and msg.error() is None:
+            got = msg.value()
+    consumer.close()
+    assert got == value

@@ -214,6 +214,11 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # false (the default) accepts any client-final nonce that ends with the server's nonce,
         # as Kafka 3.8.1-3.9 did (librdkafka < 2.6.1, e.g. Debian's kcat, needs this).
         _d("kbroker.sasl.scram.exact.nonce", _T.BOOLEAN, "false"),
+        # OAUTHBEARER, unsecured JWTs (Kafka's default validator).
+        _d("sasl.oauthbearer.expected.audience", _T.LIST, ""),
+        _d("sasl.oauthbearer.expected.issuer", _T.STRING, None),
+        _d("sasl.oauthbearer.sub.claim.name", _T.STRING, "sub"),
+        _d("sasl.oauthbearer.clock.skew.seconds", _T.INT, "30", min=0),
     ]
 }
 

@@ -25,8 +25,8 @@ State table (request or event -> next state)::
     FAILED                 the answer is written, then the connection is closed
 
 Mechanisms: PLAIN (users from the listener's ``plain.sasl.jaas.config``: ``user_<name>=
-"<password>"``) and SCRAM-SHA-256/512 (:mod:`kbroker.security.scram`, credentials from the
-broker's store).  An unsupported mechanism is answered UNSUPPORTED_SASL_MECHANISM with the
+"<password>"``), SCRAM-SHA-256/512 (:mod:`kbroker.security.scram`, credentials from the
+broker's store) and OAUTHBEARER with unsecured JWTs (:mod:`kbroker.security.oauthbearer`).  An unsupported mechanism is answered UNSUPPORTED_SASL_MECHANISM with the
 enabled list, and the connection closed.  A failed authentication is answered
 SASL_AUTHENTICATION_FAILED with a message at once, and the connection is closed
 ``connection.failed.authentication.delay.ms`` later (nothing more is read meanwhile).
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
+SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
 _SIZE = struct.Struct(">i")
 
 
@@ -156,6 +156,31 @@ class _Scram:
             raise SaslFailure(str(exc)) from None
 
 
+class _OAuth:
+    """OAuthBearerExchange under the Exchange protocol."""
+
+    def __init__(self, get: Any) -> None:
+        from kbroker.security.oauthbearer import OAuthBearerExchange
+
+        self.exchange = OAuthBearerExchange(get)
+
+    @property
+    def user(self) -> str:
+        return self.exchange.user
+
+    @property
+    def complete(self) -> bool:
+        return self.exchange.complete
+
+    def step(self, message: bytes) -> bytes:
+        from kbroker.security.oauthbearer import OAuthFailure
+
+        try:
+            return self.exchange.step(message)
+        except OAuthFailure as exc:
+            raise SaslFailure(str(exc)) from None
+
+
 class SaslListener:
     """A SASL listener's settings, read once at start-up."""
 
@@ -165,6 +190,7 @@ class SaslListener:
 
         self.broker = broker
         self.listener = listener
+        self._get = get
         self.mechanisms = mechanisms
         self.plain_users = plain_users
         self.max_receive_bytes = int(get("sasl.server.max.receive.size") or "524288")
@@ -180,6 +206,8 @@ class SaslListener:
     def exchange(self, mechanism: str) -> Exchange:
         if mechanism == "PLAIN":
             return PlainExchange(self.plain_users)
+        if mechanism == "OAUTHBEARER":
+            return _OAuth(self._get)
         store: ScramStore = self.broker.scram_credentials
         return _Scram(ScramExchange(mechanism, store, exact_nonce=self.exact_nonce))
 
