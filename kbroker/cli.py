@@ -140,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="where logs and metadata live (default ./kbroker-data)")
     p.add_argument("--config", metavar="FILE", help="Kafka server.properties-style file (Java properties syntax)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a property (repeatable)")
+    p.add_argument(
+        "--add-scram",
+        metavar="CREDENTIAL",
+        action="append",
+        default=[],
+        help="a SCRAM credential set at start, in kafka-storage format's syntax: "
+        "'SCRAM-SHA-256=[name=alice,password=alice-secret]' (repeatable)",
+    )
     p.add_argument("--dev", action="store_true", help="developer preset, under every other setting (listed below)")
     p.add_argument(
         "--log-level",
@@ -236,6 +244,14 @@ def _main(argv: list[str] | None) -> int:
         )
     except ConfigError as exc:
         return _error(str(exc), EXIT_USAGE)
+    scram_seed = []
+    if args.add_scram:
+        from kbroker.security.scram import parse_add_scram
+
+        try:
+            scram_seed = [parse_add_scram(text) for text in args.add_scram]
+        except ValueError as exc:
+            return _error(str(exc), EXIT_USAGE)
     if config.ignored:
         ignoring = f"ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}"
         if _json_logs:
@@ -251,7 +267,7 @@ def _main(argv: list[str] | None) -> int:
     except (ValueError, ImportError) as exc:
         return _error(f"{eventloop.EVENT_LOOP_ENV}: {exc}", EXIT_USAGE)
     try:
-        stopped_by = _run(_serve(config), loop_factory)
+        stopped_by = _run(_serve(config, scram_seed), loop_factory)
     except StartupError as exc:
         return _error(str(exc), EXIT_RUNTIME)
     except OSError as exc:  # reading the metadata or the logs
@@ -273,7 +289,7 @@ def _run(coro: Coroutine[Any, Any, str], loop_factory: Callable[[], AbstractEven
         return runner.run(coro)
 
 
-async def _serve(config: BrokerConfig) -> str:
+async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | None = None) -> str:
     """Start, serve until SIGINT or SIGTERM, shut down; returns the signal's name."""
     import asyncio
 
@@ -282,6 +298,7 @@ async def _serve(config: BrokerConfig) -> str:
     from kbroker.server import Broker
 
     broker = Broker(config)
+    broker.scram_seed = list(scram_seed or [])
     try:
         await broker.start()
     except asyncio.CancelledError:  # Ctrl-C while starting: asyncio.Runner cancels this task
@@ -313,6 +330,12 @@ async def _serve(config: BrokerConfig) -> str:
         listen = format_address(host, port)
         advertised = format_address(*broker.config.advertised)
         ready = f"kbroker {__version__} serving on {listen} (advertised {advertised}), data dir {config.data_dir}"
+        listeners = broker.config.listeners
+        if len(listeners) > 1 or listeners[0].protocol != "PLAINTEXT":
+            # Every listener as NAME=HOST:PORT (PROTOCOL), for scripts that start on port 0.
+            ready += "; listeners " + " ".join(
+                f"{x.name}={format_address(*broker.listen_addresses[x.name])} ({x.protocol})" for x in listeners
+            )
         if _json_logs:
             import logging
 

@@ -84,6 +84,11 @@ def _d(
     return ConfigDef(name, type_, default, True, False, min, max, choices, honoured)
 
 
+def _secret(name: str) -> ConfigDef:
+    """A PASSWORD property: DescribeConfigs reports it sensitive, with no value."""
+    return ConfigDef(name, ConfigType.PASSWORD, None, True, True)
+
+
 _T = ConfigType
 # The one authorizer kbroker implements (authorizer.class.name), under Kafka's class name.
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -190,8 +195,43 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("super.users", _T.STRING, None),
         _d("allow.everyone.if.no.acl.found", _T.BOOLEAN, "false"),
         # -- end of ACLs --------------------------------------------------------------------
+        # -- security (issue 11): TLS and SASL listeners.  Each may be set per listener as
+        # listener.name.<listener>.<name> (kbroker.security.listener reads them that way).
+        # Kafka's default keystore/truststore type is JKS, which kbroker cannot read (it says so).
+        _d("ssl.keystore.type", _T.STRING, "JKS", choices=("JKS", "PKCS12", "PEM")),
+        _d("ssl.keystore.location", _T.STRING, None),
+        _secret("ssl.keystore.password"),
+        _secret("ssl.key.password"),
+        _secret("ssl.keystore.key"),
+        _d("ssl.keystore.certificate.chain", _T.STRING, None),
+        _d("ssl.truststore.type", _T.STRING, "JKS", choices=("JKS", "PKCS12", "PEM")),
+        _d("ssl.truststore.location", _T.STRING, None),
+        _secret("ssl.truststore.password"),
+        _d("ssl.truststore.certificates", _T.STRING, None),
+        _d("ssl.client.auth", _T.STRING, "none", choices=("none", "requested", "required")),
+        _d("ssl.enabled.protocols", _T.LIST, "TLSv1.2,TLSv1.3", choices=("TLSv1.2", "TLSv1.3")),
+        _d("ssl.cipher.suites", _T.LIST, ""),
+        _d("ssl.principal.mapping.rules", _T.STRING, "DEFAULT"),
+        _d("sasl.enabled.mechanisms", _T.LIST, "GSSAPI"),
+        # The largest frame a connection may send before it has authenticated (SASL listeners):
+        # a bigger size prefix closes the connection before any of it is read.
+        _d("sasl.server.max.receive.size", _T.INT, "524288", min=1),
+        _d("connections.max.reauth.ms", _T.LONG, "0", min=0),
+        _d("connection.failed.authentication.delay.ms", _T.INT, "100", min=0),
+        # Kafka 4's SCRAM rule: the client-final nonce must equal client nonce + server nonce.
+        # false (the default) accepts any client-final nonce that ends with the server's nonce,
+        # as Kafka 3.8.1-3.9 did (librdkafka < 2.6.1, e.g. Debian's kcat, needs this).
+        _d("kbroker.sasl.scram.exact.nonce", _T.BOOLEAN, "false"),
+        # OAUTHBEARER, unsecured JWTs (Kafka's default validator).
+        _d("sasl.oauthbearer.expected.audience", _T.LIST, ""),
+        _d("sasl.oauthbearer.expected.issuer", _T.STRING, None),
+        _d("sasl.oauthbearer.sub.claim.name", _T.STRING, "sub"),
+        _d("sasl.oauthbearer.clock.skew.seconds", _T.INT, "30", min=0),
     ]
 }
+
+# listener.name.<l>.<mechanism>.sasl.jaas.config: the broker's login module options (PLAIN users).
+_JAAS_CONFIG = ConfigDef("sasl.jaas.config", ConfigType.PASSWORD, None, True, True)
 
 # KafkaConfig.validateValues: the dedupe buffer must exceed 1 MiB per cleaner thread.
 MIN_DEDUPE_BUFFER_PER_THREAD_BYTES = 1024 * 1024
@@ -351,9 +391,26 @@ def check_definition(definition: ConfigDef, value: str) -> None:
             )
 
 
+# listener.name.<listener>.[<mechanism>.]<name>: a per-listener security override.
+_PER_LISTENER = re.compile(r"^listener\.name\.[a-z0-9_]+\.(?:(?P<mechanism>[a-z0-9-]+)\.)??(?P<name>(?:ssl|sasl)\..+|connections\.max\.reauth\.ms)$")
+
+
+def per_listener_definition(name: str) -> ConfigDef | None:
+    """The definition a ``listener.name.<l>.[<mechanism>.]<property>`` override is checked
+    against, for the security properties kbroker implements (None otherwise)."""
+    m = _PER_LISTENER.match(name)
+    if m is None:
+        return None
+    if m["mechanism"] is not None:  # <mechanism>.sasl.jaas.config (the only per-mechanism one kbroker reads)
+        return _JAAS_CONFIG if m["name"] == "sasl.jaas.config" else None
+    return BROKER_CONFIGS.get(m["name"])
+
+
 def classify_property(name: str) -> str:
     """``"kbroker"`` (implemented), ``"ignored"`` (a Kafka property kbroker does not
     implement) or ``"unknown"`` (in neither: a typo)."""
+    if name.startswith("listener.name.") and per_listener_definition(name) is not None:
+        return "kbroker"
     definition = BROKER_CONFIGS.get(name)
     if definition is not None:
         return "kbroker" if definition.honoured else "ignored"
@@ -383,7 +440,7 @@ def unknown_property_error(name: str, origin: str) -> ConfigError:
 
 # Kafka's default listener.security.protocol.map.
 DEFAULT_PROTOCOL_MAP = {p: p for p in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
-SUPPORTED_PROTOCOLS = ("PLAINTEXT",)
+SUPPORTED_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _LISTENER_CONTEXT = ("listener.security.protocol.map", "controller.listener.names")
 _LISTENER = re.compile(r"^(?P<name>[A-Za-z0-9_]+)://(?P<host>\[[^\]]*\]|[^:/\[\]]*):(?P<port>\d+)$")
 
@@ -440,8 +497,8 @@ def _protocol_map(props: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _broker_listener(props: Mapping[str, str]) -> Listener:
-    """The one listener kbroker serves: the PLAINTEXT one among ``listeners``, leaving out
+def _broker_listeners(props: Mapping[str, str]) -> list[tuple[Listener, str]]:
+    """The listeners kbroker serves, each with its security protocol: ``listeners`` less the
     controller listeners (``controller.listener.names``: kbroker has no separate controller)."""
     listeners = parse_listeners(props.get("listeners") or DEFAULT_LISTENERS, "listeners")
     controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
@@ -449,6 +506,7 @@ def _broker_listener(props: Mapping[str, str]) -> Listener:
     serving = [listener for listener in listeners if listener.name not in controller]
     if not serving:
         raise ConfigError("listeners: no broker listener (all are controller.listener.names)")
+    out = []
     for listener in serving:
         protocol = protocols.get(listener.name)
         if protocol is None:
@@ -457,12 +515,10 @@ def _broker_listener(props: Mapping[str, str]) -> Listener:
             )
         if protocol not in SUPPORTED_PROTOCOLS:
             raise ConfigError(
-                f"listeners: {listener} uses {protocol}; kbroker serves PLAINTEXT only for now"
+                f"listeners: {listener} uses {protocol}; the protocols are {', '.join(SUPPORTED_PROTOCOLS)}"
             )
-    if len(serving) > 1:
-        names = ", ".join(str(listener) for listener in serving)
-        raise ConfigError(f"listeners: kbroker serves one listener, got {len(serving)}: {names}")
-    return serving[0]
+        out.append((listener, protocol))
+    return out
 
 
 def _advertised_for(props: Mapping[str, str], listener: Listener) -> Listener | None:
@@ -474,6 +530,29 @@ def _advertised_for(props: Mapping[str, str], listener: Listener) -> Listener | 
             return entry
     raise ConfigError(f"advertised.listeners has no entry for listener {listener.name}: {text!r}")
 
+
+@dataclass(frozen=True, slots=True)
+class ServedListener:
+    """One listener the broker serves: where it binds, its security protocol and the
+    address Metadata/FindCoordinator/DescribeCluster give to clients that came in on it."""
+
+    name: str
+    protocol: str
+    host: str  # "" = every interface
+    port: int
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        host = self.advertised_host or self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return host, self.advertised_port or self.port
+
+    def bound_to(self, port: int) -> ServedListener:
+        """This listener after binding port 0 to ``port``."""
+        return replace(self, port=port, advertised_port=self.advertised_port or port)
 
 def split_host_port(text: str, *, what: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (every interface, as Kafka's empty host)."""
@@ -497,14 +576,24 @@ class BrokerConfig:
     listener_name: str = "PLAINTEXT"
     # Kafka properties that were set but that kbroker does not implement (warned about).
     ignored: tuple[str, ...] = ()
+    # Every listener served, the first one being the one the fields above describe (they
+    # stay its source of truth: __post_init__ rebuilds it from them).
+    listeners: tuple[ServedListener, ...] = ()
 
     def __post_init__(self) -> None:
+        protocol = self.listeners[0].protocol if self.listeners else "PLAINTEXT"
+        first = ServedListener(
+            self.listener_name, protocol, self.listen_host, self.listen_port, self.advertised_host, self.advertised_port
+        )
+        object.__setattr__(self, "listeners", (first, *self.listeners[1:]))
         for name, value in self.properties.items():
             definition = BROKER_CONFIGS.get(name)
             if definition is not None:
                 check_definition(definition, value)
             elif name in _DERIVED_COARSE:
                 check_value(ConfigType.INT, name, value)
+            elif name.startswith("listener.name.") and (per_listener := per_listener_definition(name)) is not None:
+                check_definition(replace(per_listener, name=name), value)
         if self.properties.get("kbroker.http.listen"):
             split_host_port(self.properties["kbroker.http.listen"], what="kbroker.http.listen")
         check_cleaner_configs(self)
@@ -542,9 +631,9 @@ class BrokerConfig:
         if name in ("node.id", "broker.id"):
             return str(self.node_id)
         if name == "listeners":
-            return str(Listener(self.listener_name, self.listen_host, self.listen_port))
+            return ",".join(str(Listener(x.name, x.host, x.port)) for x in self.listeners)
         if name == "advertised.listeners":
-            return str(Listener(self.listener_name, *self.advertised))
+            return ",".join(str(Listener(x.name, *x.advertised)) for x in self.listeners)
         if name == "process.roles":
             return BROKER_CONFIGS[name].default
         return self.get(name)
@@ -557,10 +646,20 @@ class BrokerConfig:
 
     @property
     def advertised(self) -> tuple[str, int]:
-        host = self.advertised_host or self.listen_host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return host, self.advertised_port or self.listen_port
+        """The first listener's advertised address."""
+        return self.listeners[0].advertised
+
+    def advertised_for(self, listener_name: str) -> tuple[str, int]:
+        """The advertised address of ``listener_name`` (the listener a request came in on)."""
+        for listener in self.listeners:
+            if listener.name == listener_name:
+                return listener.advertised
+        return self.listeners[0].advertised
+
+    def listener_property(self, listener_name: str, name: str) -> str | None:
+        """``listener.name.<listener>.<name>`` if set, else ``name`` (Kafka's per-listener override)."""
+        value = self.properties.get(f"listener.name.{listener_name.lower()}.{name}")
+        return value if value is not None else self.get(name)
 
     @property
     def listen_address_text(self) -> str:
@@ -579,6 +678,13 @@ class BrokerConfig:
         """The same config, bound to the actual port (after listening on port 0)."""
         advertised_port = self.advertised_port if self.advertised_port else port
         return replace(self, listen_port=port, advertised_port=advertised_port)
+
+    def with_bound_ports(self, ports: Mapping[str, int]) -> BrokerConfig:
+        """The same config with each listener named in ``ports`` bound to its actual port."""
+        first = self.listeners[0]
+        rest = tuple(x.bound_to(ports[x.name]) if x.name in ports else x for x in self.listeners[1:])
+        config = replace(self, listeners=(first, *rest))
+        return config.with_listen_port(ports[first.name]) if first.name in ports else config
 
 
 def build_config(
@@ -635,21 +741,32 @@ def build_config(
         host, port = split_host_port(shorthands["listen"], what="--listen")
         props["listeners"] = str(Listener("PLAINTEXT", host, port))
         context = {}
-    listener = _broker_listener({**props, **context})
+    served = _broker_listeners({**props, **context})
     if shorthands["advertise"]:
+        if len(served) > 1:
+            raise ConfigError("--advertise names one listener's address; with several listeners set advertised.listeners")
         host, port = split_host_port(shorthands["advertise"], what="--advertise")
-        props["advertised.listeners"] = str(Listener(listener.name, host, port))
-    adv = _advertised_for(props, listener)
+        props["advertised.listeners"] = str(Listener(served[0][0].name, host, port))
+    listeners = []
+    for listener, protocol in served:
+        adv = _advertised_for(props, listener)
+        listeners.append(
+            ServedListener(
+                listener.name, protocol, listener.host, listener.port, adv.host if adv else None, adv.port if adv else None
+            )
+        )
+    first = listeners[0]
     data = data_dir or env.get("KBROKER_DATA_DIR") or props.get("log.dirs") or props.get("log.dir")
     if data and "," in data and not data_dir:
         raise ConfigError(f"log.dirs: kbroker keeps its data in one directory, got {data!r}")
     return BrokerConfig(
-        listen_host=listener.host,
-        listen_port=listener.port,
-        advertised_host=adv.host if adv else None,
-        advertised_port=adv.port if adv else None,
+        listen_host=first.host,
+        listen_port=first.port,
+        advertised_host=first.advertised_host,
+        advertised_port=first.advertised_port,
         data_dir=Path(data or "kbroker-data"),
         properties=props,
-        listener_name=listener.name,
+        listener_name=first.name,
         ignored=tuple(sorted(ignored)),
+        listeners=tuple(listeners),
     )

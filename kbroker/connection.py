@@ -39,7 +39,14 @@ answered one after another without a wake-up in between.
 
 Cutting frames (``_advance``): the 4-byte size comes first.  A negative size, one below the
 smallest possible request header, or one above ``socket.request.max.bytes`` closes the
-connection.
+connection (a TLS ClientHello on a PLAINTEXT listener is one: it is logged as such).
+
+Security (``kbroker.security``): a TLS listener's connection is already decrypted by the
+transport.  On a SASL listener the connection has a ``_gate``, its authenticator: until
+authentication succeeds every frame goes to the gate instead of ``broker.dispatch``
+(frames are bounded by ``sasl.server.max.receive.size`` meanwhile), and the gate may ask
+for the connection to be closed after its answer.  Authenticated, the gate is gone and the
+loop is the PLAINTEXT one.
 
 Time limits: ``connections.max.idle.ms`` bounds the wait for a complete frame, counted from
 when the connection became ready for it (so a stalled half-frame is dropped too), and the
@@ -66,6 +73,8 @@ from typing import TYPE_CHECKING, cast
 from kbroker.session import Session
 
 if TYPE_CHECKING:
+    from kbroker.security.listener import ListenerSecurity
+    from kbroker.security.sasl import Authenticator
     from kbroker.server import Broker
 
 logger = logging.getLogger(__name__)
@@ -81,6 +90,10 @@ READ_BUFFER_BYTES = 64 * 1024
 # copy out of the receive buffer is cheaper than an extra recv call per frame.
 DIRECT_FRAME_BYTES = 16 * 1024
 
+# The first byte of a TLS ClientHello (a handshake record, then version major 3): what a
+# TLS client sends to a PLAINTEXT listener, read there as a size of about 369 million.
+TLS_HANDSHAKE_RECORD = 0x16
+
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
 
@@ -95,13 +108,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = (
         "broker", "peer", "session", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
         "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
-        "_idle_timeout_s", "_max_frame_bytes", "_task", "_wakeup", "_debug",
+        "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
     )
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, security: ListenerSecurity | None = None) -> None:
         self.broker = broker
         self.peer = "?"
-        self.session = Session()
+        self.security = security
+        self.session = Session() if security is None else security.new_session()
+        self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._scratch = bytearray(READ_BUFFER_BYTES)
@@ -119,6 +134,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_timeout_s = broker.config.get_int("connections.max.idle.ms") / 1000
         self._max_frame_bytes = broker.config.get_int("socket.request.max.bytes")
+        self._min_frame_bytes = MIN_REQUEST_FRAME_BYTES
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # what the task waits on between frames
         self._debug = logger.isEnabledFor(logging.DEBUG)  # per-request lines: --log-level DEBUG
@@ -131,13 +147,40 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.session.client_host = str(peername[0]) if isinstance(peername, tuple) else ""
-        if not self.broker.accept_connection(self):
+        if (self.security is not None and self.security.listener.protocol != "PLAINTEXT" and not self._secure()) or not self.broker.accept_connection(self):
             self._closed = True
             transport.close()
             return
         self._idle_since = self._loop.time()
         self._idle_timer = self._loop.call_at(self._idle_since + self._idle_timeout_s, self._check_idle)
         self._task = self._loop.create_task(self._serve())
+
+    def _secure(self) -> bool:
+        """TLS principal or SASL authenticator for a new connection; False: refuse it."""
+        security = self.security
+        assert security is not None and self._transport is not None
+        if security.sasl is not None:
+            self._gate = security.sasl.authenticator(self)
+            self._max_frame_bytes = min(self._max_frame_bytes, security.sasl.max_receive_bytes)
+            return True
+        try:
+            self.session.principal = security.tls_principal(self._transport)
+        except ValueError as exc:  # NoMatchingRule, or a certificate that does not parse
+            logger.warning("%s: refusing the TLS client: %s", self.peer, exc)
+            return False
+        return True
+
+    def authenticated(self, keep_gate: bool = False) -> None:
+        """SASL authentication succeeded: frames go to ``broker.dispatch`` from now on (or
+        still through the gate, which then only checks the session's expiry)."""
+        if not keep_gate:
+            self._gate = None
+        self._max_frame_bytes = self.broker.config.get_int("socket.request.max.bytes")
+        self._min_frame_bytes = MIN_REQUEST_FRAME_BYTES
+
+    def expect_raw_tokens(self) -> None:
+        """SaslHandshake v0: the next frames are bare SASL tokens, however short."""
+        self._min_frame_bytes = 0
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._frame is not None:
@@ -221,8 +264,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._idle_since = None
                 broker.in_flight += 1
                 started = time.monotonic() if self._debug else 0.0
+                gate = self._gate
                 try:
-                    response = await broker.dispatch(frame, self.peer, self.session)
+                    if gate is None:
+                        response = await broker.dispatch(frame, self.peer, self.session)
+                    else:
+                        response = await gate.handle(frame)
                 except CloseConnection as exc:
                     logger.info("%s: closing: %s", self.peer, exc)
                     self._close()
@@ -242,6 +289,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if response is not None:
                     assert self._transport is not None
                     self._transport.write(response)  # may call pause_writing
+                if gate is not None and gate.close_after_write:
+                    self._close_later(gate.close_delay_s)  # a failed authentication: the answer, then the end
+                    return
                 if self._debug:
                     key, version, correlation_id = _HEADER.unpack_from(frame)
                     logger.debug(
@@ -274,10 +324,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._end - self._start >= 4:
             start = self._start
             size = _SIZE.unpack_from(scratch, start)[0]
-            if size < MIN_REQUEST_FRAME_BYTES or size > self._max_frame_bytes:
-                logger.warning(
-                    "%s: frame size %d outside [%d, %d], closing", self.peer, size, MIN_REQUEST_FRAME_BYTES, self._max_frame_bytes
-                )
+            if size < self._min_frame_bytes or size > self._max_frame_bytes:
+                if scratch[start] == TLS_HANDSHAKE_RECORD and scratch[start + 1] == 3 and self.session.security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+                    logger.warning(
+                        "%s: a TLS handshake on %s listener %s (the client uses TLS, the listener does not), closing",
+                        self.peer, self.session.security_protocol, self.session.listener_name,
+                    )
+                else:
+                    logger.warning(
+                        "%s: frame size %d outside [%d, %d], closing", self.peer, size, self._min_frame_bytes, self._max_frame_bytes
+                    )
                 self._close()
                 return False
             end = start + 4 + size
@@ -326,6 +382,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         due = (since if since is not None else now) + self._idle_timeout_s
         self._idle_timer = self._loop.call_at(due, self._check_idle)
+
+    def _close_later(self, delay_s: float) -> None:
+        """Stop reading and close after ``delay_s`` (the answer already written goes first)."""
+        if delay_s <= 0:
+            self._close()
+            return
+        self._pause_reading()
+        self._loop.call_later(delay_s, self._close)
 
     def _close(self, abort: bool = False) -> None:
         if self._closed:

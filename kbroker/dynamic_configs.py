@@ -13,6 +13,7 @@ INVALID_REQUEST, as Kafka refuses a read-only one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -64,14 +65,7 @@ class DynamicConfigs:
         """``static`` with the dynamic values laid over it (validated: ConfigError)."""
         scopes = self.scopes if scopes is None else scopes
         merged = {**static.properties, **scopes[DEFAULT_SCOPE], **scopes[self.node_scope]}
-        return BrokerConfig(
-            static.listen_host,
-            static.listen_port,
-            static.advertised_host,
-            static.advertised_port,
-            static.data_dir,
-            merged,
-        )
+        return dataclasses.replace(static, properties=merged)
 
     def replace(self, scope: str, values: dict[str, str]) -> None:
         """Make ``values`` the whole set of ``scope`` and persist it."""

@@ -72,6 +72,11 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.DESCRIBE_ACLS: ("describe_acls", 1, 3),
     ApiKey.CREATE_ACLS: ("create_acls", 1, 3),
     ApiKey.DELETE_ACLS: ("delete_acls", 1, 3),
+    # -- security (issue 11): SASL and SCRAM credentials
+    ApiKey.SASL_HANDSHAKE: ("sasl_handshake", 0, 1),
+    ApiKey.SASL_AUTHENTICATE: ("sasl_authenticate", 0, 2),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: ("describe_user_scram_credentials", 0, 0),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: ("alter_user_scram_credentials", 0, 0),
 }
 
 

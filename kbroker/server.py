@@ -1,7 +1,7 @@
 """The broker: listener, connections, dispatch, and the state handlers share.
 
 Lifecycle: :meth:`Broker.start` locks the data dir (``kbroker.startup``), binds the
-listening socket, loads the metadata and opens (recovering if needed) every
+listening sockets (one per listener, each with its security: ``kbroker.security``), loads the metadata and opens (recovering if needed) every
 partition log, starts the group and transaction coordinators whose internal topics exist
 (the others start on the first request that needs them: :attr:`Broker.groups`,
 :attr:`Broker.transactions`), then listens.  Handler modules are imported on their key's
@@ -21,11 +21,11 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from kbroker.clock import now_ms
-from kbroker.config import BrokerConfig
+from kbroker.config import BrokerConfig, ConfigError
 from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
 from kbroker.errors import KafkaError, fill_error
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from kbroker.acl.authorizer import StandardAuthorizer
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
+    from kbroker.security.listener import ListenerSecurity
+    from kbroker.security.scram import ScramStore
     from kbroker.transactions import TransactionRuntime
 
 logger = logging.getLogger(__name__)
@@ -63,13 +65,18 @@ class Broker:
         self.topics = TopicManager(self)
         self._groups: GroupRuntime | None = None
         self._transactions: TransactionRuntime | None = None
+        self._scram: ScramStore | None = None
+        # (mechanism, user, credential) set at start, as kafka-storage format --add-scram.
+        self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
         self.in_flight = 0
-        self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.base_events.Server] = []
         self._connections: set[KafkaConnection] = set()
         self._max_connections = config.get_int("max.connections")
         self._background: set[asyncio.Task[None]] = set()
+        # The first listener's bound address, and every listener's by name.
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
+        self.listen_addresses: dict[str, tuple[str, int]] = {x.name: (x.host, x.port) for x in config.listeners}
         self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
         self._produce_appends = 0
         self._lock = DataDirLock(config.data_dir)
@@ -92,13 +99,20 @@ class Broker:
         data_dir = self.config.data_dir
         prepare_data_dir(data_dir)
         self._lock.acquire()
-        sock = None
+        socks: list[socket.socket] = []
         logs_open = False
         try:
+            security = self._listener_security()
             # Bind before loading anything: a port in use fails in a blink, not after recovery.
-            sock = bind_listener(self.config.listen_host, self.config.listen_port)
+            for listener in self.config.listeners:
+                socks.append(bind_listener(listener.host, listener.port))
             if self.http is not None:  # before recovery: /healthz answers, /readyz says 503
                 await self.http.start()
+            if self.scram_seed:
+                store = self.scram_credentials
+                for mechanism, user, credential in self.scram_seed:
+                    store.upsert(user, mechanism, credential)
+                store.save()
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
             self._load_authorizer()
@@ -114,16 +128,24 @@ class Broker:
             if self.metadata.get(TRANSACTION_STATE_TOPIC) is not None:
                 _ = self.transactions
             loop = asyncio.get_running_loop()
-            self._server = await loop.create_server(lambda: KafkaConnection(self), sock=sock)
+            for listener, sock in zip(self.config.listeners, socks, strict=True):
+                secured = security[listener.name]
+                context = secured.ssl_context if secured is not None else None
+                self._servers.append(await loop.create_server(self._connection_factory(secured), sock=sock, ssl=context))
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
-            self._undo_start(sock, logs_open)
+            self._undo_start(socks, logs_open)
             if self.http is not None:
                 await self.http.stop()
             raise
-        name = sock.getsockname()
-        self.listen_address = (name[0], name[1])
-        if self.config.listen_port == 0:
-            self.config = self.config.with_listen_port(name[1])
+        bound = {}
+        for listener, sock in zip(self.config.listeners, socks, strict=True):
+            name = sock.getsockname()
+            self.listen_addresses[listener.name] = (name[0], name[1])
+            if listener.port == 0:
+                bound[listener.name] = name[1]
+        self.listen_address = self.listen_addresses[self.config.listeners[0].name]
+        if bound:
+            self.config = self.config.with_bound_ports(bound)
         self._spawn(self._housekeeping())
         self.ready = True
 
@@ -137,11 +159,27 @@ class Broker:
             except AclStoreError as exc:
                 raise StartupError(str(exc)) from None
 
-    def _undo_start(self, sock: socket.socket | None, logs_open: bool) -> None:
+    def _connection_factory(self, security: ListenerSecurity | None) -> Callable[[], KafkaConnection]:
+        return lambda: KafkaConnection(self, security)
+
+    def _listener_security(self) -> dict[str, ListenerSecurity | None]:
+        """Each listener's security (for a PLAINTEXT listener only its name, which the
+        sessions carry); a property that is not usable is a StartupError."""
+        from kbroker.security.listener import build_listener_security
+
+        out: dict[str, ListenerSecurity | None] = {}
+        for listener in self.config.listeners:
+            try:
+                out[listener.name] = build_listener_security(self.config, listener, self)
+            except ConfigError as exc:
+                raise StartupError(str(exc)) from None
+        return out
+
+    def _undo_start(self, socks: list[socket.socket], logs_open: bool) -> None:
         self.closing = True
-        if self._server is not None:
-            self._server.close()
-        elif sock is not None:
+        for server in self._servers:
+            server.close()
+        for sock in socks[len(self._servers) :]:
             sock.close()
         # logs fully loaded: closing them cleanly is true (and saves a rescan)
         self._close_state(logs_open=logs_open)
@@ -171,6 +209,18 @@ class Broker:
             report.truncated_bytes,
             report.deleted_segments,
         )
+
+    @property
+    def scram_credentials(self) -> ScramStore:
+        """The SCRAM credentials (``kbroker.security.scram``); the first use reads them
+        from the data dir."""
+        if self._scram is None:
+            from kbroker.security.scram import ScramStore
+
+            store = ScramStore(self.config.data_dir)
+            store.load()
+            self._scram = store
+        return self._scram
 
     @property
     def groups(self) -> GroupRuntime:
@@ -233,8 +283,8 @@ class Broker:
         self.ready = False
         if self.http is not None:
             await self.http.stop()
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         self.waiters.notify_all()  # parked fetches answer now
         for conn in list(self._connections):
             conn.shutdown()  # idle ones close now, busy ones after writing their answer

@@ -9,6 +9,7 @@ authentication code fill it in (principal after TLS or SASL); the authorizer rea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 ANONYMOUS_PRINCIPAL = "User:ANONYMOUS"
 
@@ -22,3 +23,6 @@ class Session:
     # The listener the connection came in on, and its security protocol.
     listener_name: str = "PLAINTEXT"
     security_protocol: str = "PLAINTEXT"
+    # The connection's SASL authenticator (kbroker.security.sasl.Authenticator) on a SASL
+    # listener, for the SaslHandshake/SaslAuthenticate handlers; None elsewhere.
+    sasl: Any = None

@@ -11,8 +11,24 @@ const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
 const b64 = (buf) => (buf === null || buf === undefined ? null : Buffer.from(buf).toString('base64'))
 const unb64 = (s) => (s === null || s === undefined ? null : Buffer.from(s, 'base64'))
 
+// req.ssl: { ca, cert?, key? } file paths; req.sasl: kafkajs's { mechanism, username, password }.
+function security (req) {
+  const out = {}
+  if (req.ssl) {
+    const fs = require('fs')
+    out.ssl = { ca: [fs.readFileSync(req.ssl.ca)], servername: 'localhost' }
+    if (req.ssl.cert) {
+      out.ssl.cert = fs.readFileSync(req.ssl.cert)
+      out.ssl.key = fs.readFileSync(req.ssl.key)
+    }
+  }
+  if (req.sasl) out.sasl = req.sasl
+  return out
+}
+
 function client (req) {
   return new Kafka({
+    ...security(req),
     clientId: 'compat-kafkajs',
     brokers: [req.bootstrap],
     connectionTimeout: 5000,

@@ -35,7 +35,7 @@ async def handle_describe_cluster(ctx: RequestContext, req: DescribeClusterReque
             cluster_id=broker.metadata.cluster_id,
         )
     require(ctx, AclOperation.DESCRIBE, CLUSTER)
-    host, port = broker.config.advertised
+    host, port = broker.config.advertised_for(ctx.session.listener_name)
     return DescribeClusterResponse(
         error_code=ErrorCode.NONE,
         endpoint_type=1,

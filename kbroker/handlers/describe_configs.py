@@ -47,13 +47,17 @@ def _entry(
     type_: ConfigType,
     synonyms: list[DescribeConfigsSynonym],
     read_only: bool,
+    sensitive: bool = False,
 ) -> DescribeConfigsResourceResult:
+    if sensitive:  # passwords and keys: reported, never their value (as Kafka)
+        value = None
+        synonyms = [DescribeConfigsSynonym(name=s.name, value=None, source=s.source) for s in synonyms]
     return DescribeConfigsResourceResult(
         name=name,
         value=value,
         read_only=read_only,
         config_source=source,
-        is_sensitive=False,
+        is_sensitive=sensitive,
         synonyms=synonyms,
         config_type=type_,
         documentation=None,
@@ -123,7 +127,9 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
             if found is not None:
                 value, source = found
                 chain.insert(0, DescribeConfigsSynonym(name=key, value=value, source=source))
-        result.configs.append(_entry(key, value, source, definition.type, chain if with_synonyms else [], read_only))
+        result.configs.append(
+            _entry(key, value, source, definition.type, chain if with_synonyms else [], read_only, definition.sensitive)
+        )
     return result
 
 

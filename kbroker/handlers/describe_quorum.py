@@ -62,7 +62,7 @@ async def handle_describe_quorum(ctx: RequestContext, req: DescribeQuorumRequest
         last_fetch_timestamp=ctx.now_ms,
         last_caught_up_timestamp=ctx.now_ms,
     )
-    host, port = broker.config.advertised
+    host, port = broker.config.advertised_for(ctx.session.listener_name)
     return DescribeQuorumResponse(
         error_code=ErrorCode.NONE,
         error_message=None,

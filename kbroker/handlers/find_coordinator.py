@@ -57,5 +57,5 @@ async def handle_find_coordinator(ctx: RequestContext, req: FindCoordinatorReque
             return denied
     if ctx.api_version == 0 or req.key_type == GROUP_KEY_TYPE:
         broker.groups.ensure_offsets_topic()
-    host, port = broker.config.advertised
+    host, port = broker.config.advertised_for(ctx.session.listener_name)
     return find_coordinator(req, api_version=ctx.api_version, node_id=broker.config.node_id, host=host, port=port)

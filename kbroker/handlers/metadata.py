@@ -121,7 +121,7 @@ async def handle_metadata(ctx: RequestContext, req: MetadataRequest) -> Metadata
                         )
                         continue
             topics.append(describe_topic(ctx, topic, with_ops))
-    host, port = broker.config.advertised
+    host, port = broker.config.advertised_for(ctx.session.listener_name)
     return MetadataResponse(
         brokers=[MetadataResponseBroker(node_id=broker.config.node_id, host=host, port=port, rack=None)],
         cluster_id=broker.metadata.cluster_id,

@@ -1,0 +1,102 @@
+"""SASL/OAUTHBEARER (RFC 7628) with Kafka's default validation of unsecured JWTs.
+
+The client's one message is ``n,,\\x01auth=Bearer <token>\\x01[key=value\\x01]...\\x01``.
+The token is a JWT whose header says ``"alg": "none"`` (Kafka's
+OAuthBearerUnsecuredValidatorCallbackHandler): no signature is checked, the claims are:
+``exp`` required and in the future (``sasl.oauthbearer.clock.skew.seconds`` allowed),
+``iat`` if present not in the future, the principal from ``sub`` (or
+``sasl.oauthbearer.sub.claim.name``), ``sasl.oauthbearer.expected.audience`` /
+``.expected.issuer`` when set.  Signed tokens (JWKS) are not served yet.
+
+On a bad token the server answers a JSON error challenge (``{"status":"invalid_token"}``);
+the client then sends ``\\x01`` and the authentication fails with the reason, as Kafka does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+MAX_TOKEN_BYTES = 64 * 1024
+
+
+class OAuthFailure(ValueError):
+    """The token is refused; the text is sent to the client."""
+
+
+def _b64url_json(part: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise OAuthFailure("malformed JWT: not base64url JSON") from None
+
+
+class OAuthBearerExchange:
+    """One OAUTHBEARER authentication (kbroker.security.sasl's Exchange protocol)."""
+
+    def __init__(self, get: Any) -> None:
+        self.get = get
+        self.user = ""
+        self.complete = False
+        self.expires_at_ms: int | None = None
+        self._failed: str | None = None
+
+    def step(self, message: bytes) -> bytes:
+        if self._failed is not None:  # the client's %x01 after the error challenge
+            raise OAuthFailure(self._failed)
+        try:
+            self._validate(message)
+        except OAuthFailure as exc:
+            self._failed = f"Authentication failed: {exc}"
+            return json.dumps({"status": "invalid_token"}).encode()
+        self.complete = True
+        return b""
+
+    def _validate(self, message: bytes) -> None:
+        if len(message) > MAX_TOKEN_BYTES:
+            raise OAuthFailure("token too long")
+        try:
+            text = message.decode("utf-8")
+        except UnicodeDecodeError:
+            raise OAuthFailure("not UTF-8") from None
+        gs2, sep, rest = text.partition("\x01")
+        if not sep or not gs2.startswith(("n,", "y,")):
+            raise OAuthFailure("invalid OAUTHBEARER client message")
+        auth = next((kv[5:] for kv in rest.split("\x01") if kv.startswith("auth=")), None)
+        if auth is None or not auth.startswith("Bearer "):
+            raise OAuthFailure("no 'auth=Bearer <token>' in the client message")
+        parts = auth[7:].strip().split(".")
+        if len(parts) != 3:
+            raise OAuthFailure("malformed JWT: expected three dot-separated parts")
+        header, claims = _b64url_json(parts[0]), _b64url_json(parts[1])
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise OAuthFailure("malformed JWT")
+        if header.get("alg") != "none":
+            raise OAuthFailure("only unsecured JWTs (alg none) are accepted (signed tokens need sasl.oauthbearer.jwks.endpoint.url, not served yet)")
+        now_s = time.time()
+        skew = int(self.get("sasl.oauthbearer.clock.skew.seconds") or "30")
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)):
+            raise OAuthFailure("the token has no numeric exp claim")
+        if exp + skew < now_s:
+            raise OAuthFailure("the token has expired")
+        iat = claims.get("iat")
+        if isinstance(iat, (int, float)) and iat - skew > now_s:
+            raise OAuthFailure("the token was issued in the future")
+        sub_claim = self.get("sasl.oauthbearer.sub.claim.name") or "sub"
+        sub = claims.get(sub_claim)
+        if not isinstance(sub, str) or not sub.strip():
+            raise OAuthFailure(f"the token has no {sub_claim} claim")
+        audience = [a.strip() for a in (self.get("sasl.oauthbearer.expected.audience") or "").split(",") if a.strip()]
+        if audience:
+            aud = claims.get("aud")
+            auds = aud if isinstance(aud, list) else [aud]
+            if not any(a in audience for a in auds):
+                raise OAuthFailure("the token's audience is not expected")
+        issuer = self.get("sasl.oauthbearer.expected.issuer")
+        if issuer and claims.get("iss") != issuer:
+            raise OAuthFailure("the token's issuer is not expected")
+        self.user = sub
+        self.expires_at_ms = int(exp * 1000)
