@@ -22,6 +22,7 @@ from pathlib import Path
 import javaproperties
 
 from kbroker.kafka_properties import KAFKA_BROKER_PROPERTIES, is_kafka_property
+from kbroker.release_versions import RELEASES
 
 LONG_MAX = 9223372036854775807
 INT_MAX = 2147483647
@@ -182,6 +183,11 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0", min=0),
         # HOST:PORT of the HTTP listener (/healthz, /readyz, /metrics); unset = off, port 0 = a free port.
         _d("kbroker.http.listen", _T.STRING, None),
+        # -- version emulation (issue 12) -------------------------------------------------
+        # Answer as this Kafka release's broker did (ApiVersions ranges, features,
+        # behaviour): see kbroker/emulation.py.  Unset: the newest release.
+        _d("kbroker.emulate.version", _T.STRING, None, choices=RELEASES),
+        # -- end of version emulation -----------------------------------------------------
     ]
 }
 
