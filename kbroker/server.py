@@ -30,6 +30,7 @@ from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
+from kbroker.features import FinalizedFeatures
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.session import Session
@@ -75,6 +76,7 @@ class Broker:
         self._lock = DataDirLock(config.data_dir)
         # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
         self.emulation = emulation_for(config.get("kbroker.emulate.version"))
+        self.features: FinalizedFeatures | None = None  # loaded at start (data dir locked)
         self.stats = BrokerStats()
         self.http: HttpListener | None = None  # kbroker.http.listen (aiohttp imported only then)
         if config.get("kbroker.http.listen"):
@@ -100,6 +102,7 @@ class Broker:
                 await self.http.start()
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
+            self.features = FinalizedFeatures(data_dir, self.emulation)
             self.topics.open(now_ms())
             logs_open = True
             if existing:

@@ -13,7 +13,8 @@ Version notes:
 - v3+: client_software_name/version are accepted and not checked.  supported_features
   and finalized_features (tagged) are the emulated release's, capped to what kbroker
   implements; from 3.9, a v3 answer leaves out supported features with minimum 0
-  (KAFKA-17492).  finalized_features_epoch is -1 while nothing is finalized.
+  (KAFKA-17492).  Finalized levels and their epoch are ``kbroker.features``' (changed by
+  UpdateFeatures, durable); the epoch is -1 while nothing is finalized.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ from kbroker.wire.messages.api_versions_response import (
 if TYPE_CHECKING:
     from kbroker.emulation import Emulation
 
-# The epoch of the finalized features; kbroker's are fixed at start-up.
-FINALIZED_FEATURES_EPOCH = 0
-
-
 def _api_keys(emulation: Emulation) -> list[ApiVersion]:
     return [ApiVersion(api_key=k, min_version=lo, max_version=hi) for k, (lo, hi) in emulation.api_ranges.items()]
 
@@ -55,9 +52,11 @@ async def handle_api_versions(ctx: RequestContext, req: ApiVersionsRequest) -> A
             SupportedFeatureKey(name=name, min_version=lo, max_version=hi)
             for name, (lo, hi) in emulation.supported_features_for(ctx.api_version).items()
         ]
+        features = ctx.broker.features
+        assert features is not None  # loaded before the listener opens
+        levels = features.levels()
         out.finalized_features = [
-            FinalizedFeatureKey(name=name, min_version_level=level, max_version_level=level)
-            for name, level in emulation.finalized_features.items()
+            FinalizedFeatureKey(name=name, min_version_level=level, max_version_level=level) for name, level in levels.items()
         ]
-        out.finalized_features_epoch = FINALIZED_FEATURES_EPOCH if emulation.finalized_features else -1
+        out.finalized_features_epoch = features.epoch if levels else -1
     return out
