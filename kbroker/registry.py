@@ -71,6 +71,7 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: ("list_partition_reassignments", 0, 0),
     ApiKey.DESCRIBE_QUORUM: ("describe_quorum", 0, 2),
     ApiKey.UPDATE_FEATURES: ("update_features", 0, 2),
+    ApiKey.LIST_CONFIG_RESOURCES: ("list_config_resources", 0, 1),
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: ("describe_topic_partitions", 0, 0),
 }
 

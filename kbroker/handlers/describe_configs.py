@@ -10,11 +10,18 @@ Version notes:
 - Resource types: TOPIC (2) and BROKER (4, name = this node's id, or "" for the cluster
   defaults set by AlterConfigs).  Dynamic values (``kbroker.dynamic_configs``) show as
   DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG, ahead of the static value in the
-  synonyms.  Others: INVALID_REQUEST.
+  synonyms.  BROKER_LOGGER (8, name = this node's id): every existing Python logger with its
+  effective level in Kafka's names, source DYNAMIC_BROKER_LOGGER_CONFIG (6), root as
+  "root" (``kbroker.broker_loggers``).  Others: INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
+from kbroker.broker_loggers import (
+    DYNAMIC_BROKER_LOGGER_CONFIG,
+    RESOURCE_BROKER_LOGGER,
+    current_levels,
+)
 from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.registry import RequestContext, handler
@@ -122,6 +129,21 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
     return result
 
 
+def _logger_configs(ctx: RequestContext, resource: DescribeConfigsResource) -> DescribeConfigsResult:
+    result = DescribeConfigsResult(
+        error_code=ErrorCode.NONE, error_message=None, resource_type=RESOURCE_BROKER_LOGGER, resource_name=resource.resource_name
+    )
+    if resource.resource_name != str(ctx.broker.config.node_id):
+        result.error_code = ErrorCode.INVALID_REQUEST
+        result.error_message = f"Unexpected broker id, expected {ctx.broker.config.node_id}, but received {resource.resource_name}"
+        return result
+    wanted = resource.configuration_keys
+    for name, level in current_levels().items():
+        if wanted is None or name in wanted:
+            result.configs.append(_entry(name, level, DYNAMIC_BROKER_LOGGER_CONFIG, ConfigType.STRING, [], False))  # type: ignore[arg-type]
+    return result
+
+
 @handler(ApiKey.DESCRIBE_CONFIGS, 1, 4)
 async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse:
     results = []
@@ -130,6 +152,8 @@ async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsReque
             results.append(_topic_configs(ctx, resource, req.include_synonyms))
         elif resource.resource_type == RESOURCE_BROKER:
             results.append(_broker_configs(ctx, resource, req.include_synonyms))
+        elif resource.resource_type == RESOURCE_BROKER_LOGGER:
+            results.append(_logger_configs(ctx, resource))
         else:
             results.append(
                 DescribeConfigsResult(
