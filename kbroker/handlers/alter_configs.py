@@ -9,7 +9,9 @@ Version notes:
   deletion, no compaction) and DescribeConfigs then reports it as "".
 - validate_only checks everything and changes nothing.
 - BROKER resources (name = this node's id, or "" for the cluster default): only the
-  dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's);
+  dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's and
+  the broker-wide defaults of topic configs, e.g. log.retention.ms, which reach every
+  topic without an override at once);
   any other name is INVALID_REQUEST, a bad value INVALID_CONFIG.  Values are persisted
   in the data dir and applied at once.
 - BROKER_LOGGER resources (8, name = this node's id): IncrementalAlterConfigs SET sets a

@@ -81,6 +81,9 @@ def _topic_configs(ctx: RequestContext, resource: DescribeConfigsResource, with_
         if name in topic.configs:
             chain.append(DescribeConfigsSynonym(name=name, value=topic.configs[name], source=ConfigSource.TOPIC_CONFIG))
         if synonym is not None:
+            dynamic = broker.topics.dynamic.lookup(synonym) if broker.topics.dynamic is not None else None
+            if dynamic is not None:
+                chain.append(DescribeConfigsSynonym(name=synonym, value=dynamic[0], source=dynamic[1]))
             if broker.config.source_of(synonym) is ConfigSource.STATIC_BROKER_CONFIG:
                 chain.append(DescribeConfigsSynonym(name=synonym, value=broker.config.get(synonym), source=ConfigSource.STATIC_BROKER_CONFIG))
             default = BROKER_CONFIGS[synonym].default if synonym in BROKER_CONFIGS else None
