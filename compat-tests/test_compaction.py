@@ -312,7 +312,7 @@ def test_cleaner_broker_configs_alter_live_with_admin_clients(broker_factory: An
     bad = ConfigResource(
         ConfigResource.Type.BROKER,
         node,
-        incremental_configs=[ConfigEntry("log.retention.ms", "1", incremental_operation=AlterConfigOpType.SET)],
+        incremental_configs=[ConfigEntry("auto.create.topics.enable", "false", incremental_operation=AlterConfigOpType.SET)],
     )
     [f] = admin.incremental_alter_configs([bad], request_timeout=15).values()
     with pytest.raises(Exception, match="dynamically"):

@@ -22,6 +22,7 @@ from pathlib import Path
 import javaproperties
 
 from kbroker.kafka_properties import KAFKA_BROKER_PROPERTIES, is_kafka_property
+from kbroker.release_versions import RELEASES
 
 LONG_MAX = 9223372036854775807
 INT_MAX = 2147483647
@@ -227,6 +228,11 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("sasl.oauthbearer.expected.issuer", _T.STRING, None),
         _d("sasl.oauthbearer.sub.claim.name", _T.STRING, "sub"),
         _d("sasl.oauthbearer.clock.skew.seconds", _T.INT, "30", min=0),
+        # -- version emulation (issue 12) -------------------------------------------------
+        # Answer as this Kafka release's broker did (ApiVersions ranges, features,
+        # behaviour): see kbroker/emulation.py.  Unset: the newest release.
+        _d("kbroker.emulate.version", _T.STRING, None, choices=RELEASES),
+        # -- end of version emulation -----------------------------------------------------
     ]
 }
 

@@ -7,8 +7,10 @@ its node id, source DYNAMIC_BROKER_CONFIG) wins over the cluster default (resour
 "", source DYNAMIC_DEFAULT_BROKER_CONFIG), which wins over the static properties.
 
 Only properties that Kafka updates dynamically *and* kbroker applies live are accepted
-(:data:`DYNAMIC_BROKER_CONFIGS`: the log cleaner's); others are refused with
-INVALID_REQUEST, as Kafka refuses a read-only one.
+(:data:`DYNAMIC_BROKER_CONFIGS`: the log cleaner's, and the broker-wide defaults of topic
+configs, which Kafka's DynamicLogConfig reconfigures and kbroker applies at once to every
+topic without its own override); others are refused with INVALID_REQUEST, as Kafka
+refuses a read-only one.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import json
 import os
 from pathlib import Path
 
-from kbroker.config import BrokerConfig, ConfigSource
+from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, BrokerConfig, ConfigSource
 
 FILE_NAME = "dynamic-broker-configs.json"
 DEFAULT_SCOPE = ""
 
 # Cluster-wide dynamic in Kafka (LogCleaner.ReconfigurableConfigs) and live here.
-DYNAMIC_BROKER_CONFIGS = frozenset(
+DYNAMIC_CLEANER_CONFIGS = frozenset(
     {
         "log.cleaner.threads",
         "log.cleaner.dedupe.buffer.size",
@@ -34,6 +36,12 @@ DYNAMIC_BROKER_CONFIGS = frozenset(
         "log.cleaner.backoff.ms",
     }
 )
+# The broker properties behind topic configs (Kafka's DynamicLogConfig): a new value is
+# the default of every topic that does not override it, applied to its logs at once.
+DYNAMIC_TOPIC_DEFAULT_CONFIGS = frozenset(
+    synonym for synonym, _type in TOPIC_CONFIGS.values() if synonym is not None and synonym in BROKER_CONFIGS
+)
+DYNAMIC_BROKER_CONFIGS = DYNAMIC_CLEANER_CONFIGS | DYNAMIC_TOPIC_DEFAULT_CONFIGS
 
 
 class DynamicConfigs:

@@ -11,6 +11,9 @@ can code raises too.
 
 A handler may be registered from a version below the schema's minimum, to advertise it
 and answer it with an error (Produce v0-2, as Kafka 4 does: KAFKA-18659).
+
+Version emulation (``kbroker.emulate.version``, see ``kbroker.emulation``) narrows these
+rows to a Kafka release's ranges with :func:`served_ranges`; it never widens them.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ if TYPE_CHECKING:
 
 # api key -> (module in kbroker.handlers, min version, max version).
 API_TABLE: dict[int, tuple[str, int, int]] = {
-    ApiKey.PRODUCE: ("produce", 0, 12),
-    ApiKey.FETCH: ("fetch", 4, 17),
-    ApiKey.LIST_OFFSETS: ("list_offsets", 1, 10),
+    ApiKey.PRODUCE: ("produce", 0, 13),
+    ApiKey.FETCH: ("fetch", 4, 18),
+    ApiKey.LIST_OFFSETS: ("list_offsets", 1, 11),
     ApiKey.METADATA: ("metadata", 0, 13),
     ApiKey.OFFSET_COMMIT: ("offset_commit", 2, 9),
     ApiKey.OFFSET_FETCH: ("offset_fetch", 1, 9),
@@ -48,10 +51,10 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.DELETE_RECORDS: ("delete_records", 0, 2),
     ApiKey.INIT_PRODUCER_ID: ("init_producer_id", 0, 5),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: ("offset_for_leader_epoch", 2, 4),
-    ApiKey.ADD_PARTITIONS_TO_TXN: ("add_partitions_to_txn", 0, 3),
-    ApiKey.ADD_OFFSETS_TO_TXN: ("add_offsets_to_txn", 0, 3),
-    ApiKey.END_TXN: ("end_txn", 0, 3),
-    ApiKey.TXN_OFFSET_COMMIT: ("txn_offset_commit", 0, 3),
+    ApiKey.ADD_PARTITIONS_TO_TXN: ("add_partitions_to_txn", 0, 5),
+    ApiKey.ADD_OFFSETS_TO_TXN: ("add_offsets_to_txn", 0, 4),
+    ApiKey.END_TXN: ("end_txn", 0, 4),
+    ApiKey.TXN_OFFSET_COMMIT: ("txn_offset_commit", 0, 5),
     ApiKey.DESCRIBE_CONFIGS: ("describe_configs", 1, 4),
     ApiKey.ALTER_CONFIGS: ("alter_configs", 0, 2),
     ApiKey.CREATE_PARTITIONS: ("create_partitions", 0, 3),
@@ -61,12 +64,14 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.DESCRIBE_CLUSTER: ("describe_cluster", 0, 2),
     ApiKey.DESCRIBE_PRODUCERS: ("describe_producers", 0, 0),
     ApiKey.DESCRIBE_TRANSACTIONS: ("describe_transactions", 0, 0),
-    ApiKey.LIST_TRANSACTIONS: ("list_transactions", 0, 1),
+    ApiKey.LIST_TRANSACTIONS: ("list_transactions", 0, 2),
     ApiKey.DESCRIBE_LOG_DIRS: ("describe_log_dirs", 1, 4),
     ApiKey.ELECT_LEADERS: ("elect_leaders", 0, 2),
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: ("alter_partition_reassignments", 0, 1),
     ApiKey.LIST_PARTITION_REASSIGNMENTS: ("list_partition_reassignments", 0, 0),
     ApiKey.DESCRIBE_QUORUM: ("describe_quorum", 0, 2),
+    ApiKey.UPDATE_FEATURES: ("update_features", 0, 2),
+    ApiKey.LIST_CONFIG_RESOURCES: ("list_config_resources", 0, 1),
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: ("describe_topic_partitions", 0, 0),
     # ACLs (issue 11)
     ApiKey.DESCRIBE_ACLS: ("describe_acls", 1, 3),
@@ -150,3 +155,20 @@ def load_handler(api_key: int) -> Handler | None:
 def advertised_versions() -> list[tuple[int, int, int]]:
     """(api_key, min_version, max_version) for ApiVersions, sorted by key."""
     return sorted((int(key), lo, hi) for key, (_module, lo, hi) in API_TABLE.items())
+
+
+def served_ranges(release_ranges: dict[int, tuple[int, int]] | None) -> dict[int, tuple[int, int]]:
+    """API key -> (min, max) to advertise and accept: ``API_TABLE``'s rows intersected with
+    a release's ranges (None: the rows as they are).  A key the release lacks, or whose
+    range does not meet kbroker's, is left out."""
+    out: dict[int, tuple[int, int]] = {}
+    for key, (_module, lo, hi) in API_TABLE.items():
+        if release_ranges is not None:
+            theirs = release_ranges.get(int(key))
+            if theirs is None:
+                continue
+            lo, hi = max(lo, theirs[0]), min(hi, theirs[1])
+            if lo > hi:
+                continue
+        out[int(key)] = (lo, hi)
+    return dict(sorted(out.items()))

@@ -28,7 +28,9 @@ from kbroker.clock import now_ms
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.connection import CloseConnection, KafkaConnection
 from kbroker.delayed import DataWaiters
+from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
+from kbroker.features import FinalizedFeatures
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.session import Session
@@ -80,6 +82,9 @@ class Broker:
         self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
         self._produce_appends = 0
         self._lock = DataDirLock(config.data_dir)
+        # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
+        self.emulation = emulation_for(config.get("kbroker.emulate.version"))
+        self.features: FinalizedFeatures | None = None  # loaded at start (data dir locked)
         self.stats = BrokerStats()
         self.http: HttpListener | None = None  # kbroker.http.listen (aiohttp imported only then)
         if config.get("kbroker.http.listen"):
@@ -116,6 +121,7 @@ class Broker:
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
             self._load_authorizer()
+            self.features = FinalizedFeatures(data_dir, self.emulation)
             self.topics.open(now_ms())
             logs_open = True
             if existing:
@@ -315,15 +321,16 @@ class Broker:
             api_key, api_version, correlation_id = peek_request_header(frame)
         except DecodeError as exc:
             raise CloseConnection(f"undecodable request header: {exc}") from None
-        handler = load_handler(api_key)
-        if handler is None:
+        served = self.emulation.api_ranges.get(api_key)
+        handler = None if served is None else load_handler(api_key)
+        if handler is None or served is None:
             # Kafka closes the connection on an API key it does not know.
             raise CloseConnection(f"unknown API key {api_key}")
-        if not handler.min_version <= api_version <= handler.max_version:
+        if not served[0] <= api_version <= served[1]:
             if api_key == 18:  # ApiVersions: answer v0 with the error and our ranges (KIP-511)
                 from kbroker.handlers.api_versions import unsupported_version_response
 
-                return encode_response(correlation_id, api_key, 0, unsupported_version_response())
+                return encode_response(correlation_id, api_key, 0, unsupported_version_response(self.emulation))
             raise CloseConnection(f"API key {api_key} version {api_version} not supported")
         try:
             header, body_offset = decode_request_header(frame)

@@ -91,6 +91,7 @@ class TopicManager:
 
     def open(self, now_ms: int) -> None:
         config = self.broker.config
+        self.dynamic = DynamicConfigs(config.data_dir, config.node_id)
         self.logs = LogManager(
             str(config.data_dir),
             self._log_config({}),
@@ -102,7 +103,6 @@ class TopicManager:
             producer_id_expiration_check_interval_ms=config.get_int("producer.id.expiration.check.interval.ms"),
         )
         self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
-        self.dynamic = DynamicConfigs(config.data_dir, config.node_id)
         self.cleaner = LogCleanerService(
             str(config.data_dir), self.logs, cleaner_config(self.dynamic.effective(config))
         )
@@ -120,6 +120,9 @@ class TopicManager:
         """AlterConfigs changed a dynamic broker config: apply it now."""
         if self.cleaner is not None and self.dynamic is not None:
             self.cleaner.reconfigure(cleaner_config(self.dynamic.effective(self.broker.config)))
+        if self.logs is not None:  # new topic defaults reach every log at once
+            for t in self.broker.metadata:
+                self.logs.update_config(t.name, self._log_config(t.configs))
 
     def close(self) -> None:
         if self.cleaner is not None:
@@ -139,13 +142,19 @@ class TopicManager:
         assert self.logs is not None
         return self.logs.get(topic, partition)
 
+    def topic_defaults(self) -> dict[str, str]:
+        """The topic configs of a topic without overrides: static broker properties with
+        the dynamic ones (AlterConfigs on BROKER) laid over them."""
+        config = self.broker.config if self.dynamic is None else self.dynamic.effective(self.broker.config)
+        return config.topic_defaults()
+
     def effective_configs(self, topic: TopicMetadata) -> dict[str, str]:
-        merged = self.broker.config.topic_defaults()
+        merged = self.topic_defaults()
         merged.update(topic.configs)
         return merged
 
     def _log_config(self, overrides: dict[str, str]) -> LogConfig:
-        merged = self.broker.config.topic_defaults()
+        merged = self.topic_defaults()
         merged.update(overrides)
         if INTERNAL_SEGMENT_BYTES in merged:
             merged["segment.bytes"] = merged[INTERNAL_SEGMENT_BYTES]

@@ -1,8 +1,12 @@
 """AddPartitionsToTxn (key 24).
 
 Version notes:
-- v0-v3 served (aiokafka/librdkafka v0, kafkajs v1, kafka-python v3).  v4+ are the
-  broker-to-broker batched form of KIP-890 and are not advertised.
+- v0-v5 served (aiokafka/librdkafka v0, kafkajs v1, kafka-python v3).  v4+ are the
+  batched form of KIP-890 part 1 that Kafka brokers send their coordinator: several
+  transactions per request, each answered in results_by_transaction; verify_only asks
+  whether the partitions are already in the ongoing transaction without adding them.
+  kafka-python reads v4 as "Kafka 3.6".  v5 only allows TRANSACTION_ABORTABLE, which
+  kbroker never sends.
 - PRODUCER_FENCED from v2 (INVALID_PRODUCER_EPOCH before), CONCURRENT_TRANSACTIONS while a
   previous transaction's markers are pending, UNKNOWN_TOPIC_OR_PARTITION for partitions that
   do not exist (the others then get OPERATION_NOT_ATTEMPTED).
@@ -51,7 +55,7 @@ def _refused(ctx: RequestContext, req: AddPartitionsToTxnRequest) -> AddPartitio
     )
 
 
-@handler(ApiKey.ADD_PARTITIONS_TO_TXN, 0, 3)
+@handler(ApiKey.ADD_PARTITIONS_TO_TXN, 0, 5)
 async def handle_add_partitions_to_txn(ctx: RequestContext, req: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
     if ctx.broker.authorizer is not None:
         refused = _refused(ctx, req)

@@ -9,17 +9,25 @@ Version notes:
   deletion, no compaction) and DescribeConfigs then reports it as "".
 - validate_only checks everything and changes nothing.
 - BROKER resources (name = this node's id, or "" for the cluster default): only the
-  dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's);
+  dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's and
+  the broker-wide defaults of topic configs, e.g. log.retention.ms, which reach every
+  topic without an override at once);
   any other name is INVALID_REQUEST, a bad value INVALID_CONFIG.  Values are persisted
   in the data dir and applied at once.
 - ACLs: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the
   cluster (CLUSTER_AUTHORIZATION_FAILED).
+- BROKER_LOGGER resources (8, name = this node's id): IncrementalAlterConfigs SET sets a
+  logger's level (Kafka's names: TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF, ALL), DELETE
+  makes it inherit again (not for "root": INVALID_REQUEST); an unknown logger or level is
+  INVALID_CONFIG, APPEND/SUBTRACT INVALID_REQUEST.  Applied live, not persisted, as in
+  Kafka (``kbroker.broker_loggers``).  AlterConfigs refuses BROKER_LOGGER (INVALID_REQUEST).
 """
 
 from __future__ import annotations
 
 from kbroker.acl.check import require_configs
 from kbroker.acl.model import AclOperation
+from kbroker.broker_loggers import RESOURCE_BROKER_LOGGER, apply_change, check_change
 from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
@@ -49,6 +57,20 @@ def _broker_scope(ctx: RequestContext, name: str) -> str:
             f"Unexpected broker id, expected {ctx.broker.config.node_id} or empty string, but received {name}",
         )
     return name
+
+
+def _logger_scope(ctx: RequestContext, name: str) -> None:
+    if name != str(ctx.broker.config.node_id):
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unexpected broker id, expected {ctx.broker.config.node_id}, but received {name}")
+
+
+def _alter_loggers(ctx: RequestContext, name: str, configs: list[tuple[str, int, str | None]], validate_only: bool) -> None:
+    _logger_scope(ctx, name)
+    for logger, operation, value in configs:
+        check_change(logger, operation, value)
+    if not validate_only:
+        for logger, operation, value in configs:
+            apply_change(logger, operation, value)
 
 
 def _apply_broker(ctx: RequestContext, scope: str, values: dict[str, str], validate_only: bool) -> None:
@@ -115,6 +137,11 @@ async def handle_incremental_alter_configs(
         )
         try:
             require_configs(ctx, AclOperation.ALTER_CONFIGS, resource.resource_type, resource.resource_name)
+            if resource.resource_type == RESOURCE_BROKER_LOGGER:
+                changes = [(c.name, c.config_operation, c.value) for c in resource.configs]
+                _alter_loggers(ctx, resource.resource_name, changes, req.validate_only)
+                out.append(result)
+                continue
             if resource.resource_type == RESOURCE_BROKER:
                 scope = _broker_scope(ctx, resource.resource_name)
                 dynamic = ctx.broker.topics.dynamic

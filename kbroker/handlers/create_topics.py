@@ -16,6 +16,7 @@ Version notes:
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from kbroker.acl.check import CLUSTER, TOPIC, allowed
 from kbroker.acl.model import AclOperation
@@ -31,6 +32,9 @@ from kbroker.wire.messages.create_topics_response import (
     CreatableTopicResult,
     CreateTopicsResponse,
 )
+
+if TYPE_CHECKING:
+    from kbroker.server import Broker
 
 
 def _check_assignments(ctx: RequestContext, topic: CreatableTopic) -> int | None:
@@ -67,16 +71,14 @@ def _create_one(ctx: RequestContext, topic: CreatableTopic, validate_only: bool)
     if not validate_only:
         created = broker.topics.create_topic(topic.name, num_partitions, overrides, ctx.now_ms)
         result.topic_id = created.topic_id
-    effective = broker.config.topic_defaults()
+    effective = broker.topics.topic_defaults()
     effective.update(overrides)
     result.configs = [
         CreatableTopicConfigs(
             name=name,
             value=value,
             read_only=False,
-            config_source=(
-                ConfigSource.TOPIC_CONFIG if name in overrides else broker.config.source_of(TOPIC_CONFIGS[name][0] or name)
-            ),
+            config_source=ConfigSource.TOPIC_CONFIG if name in overrides else _default_source(broker, TOPIC_CONFIGS[name][0] or name),
             is_sensitive=False,
         )
         for name, value in sorted(effective.items())
@@ -85,6 +87,12 @@ def _create_one(ctx: RequestContext, topic: CreatableTopic, validate_only: bool)
         result.topic_config_error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         result.configs = []
     return result
+
+
+def _default_source(broker: Broker, synonym: str) -> ConfigSource:
+    """Where a topic's default value comes from: a dynamic broker config, else the static one."""
+    dynamic = broker.topics.dynamic.lookup(synonym) if broker.topics.dynamic is not None else None
+    return dynamic[1] if dynamic is not None else broker.config.source_of(synonym)
 
 
 @handler(ApiKey.CREATE_TOPICS, 2, 7)

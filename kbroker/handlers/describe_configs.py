@@ -13,12 +13,20 @@ Version notes:
   synonyms.  Others: INVALID_REQUEST.
 - ACLs: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the
   cluster (CLUSTER_AUTHORIZATION_FAILED).
+  synonyms.  BROKER_LOGGER (8, name = this node's id): every existing Python logger with its
+  effective level in Kafka's names, source DYNAMIC_BROKER_LOGGER_CONFIG (6), root as
+  "root" (``kbroker.broker_loggers``).  Others: INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
 from kbroker.acl.check import require_configs
 from kbroker.acl.model import AclOperation
+from kbroker.broker_loggers import (
+    DYNAMIC_BROKER_LOGGER_CONFIG,
+    RESOURCE_BROKER_LOGGER,
+    current_levels,
+)
 from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
@@ -83,6 +91,9 @@ def _topic_configs(ctx: RequestContext, resource: DescribeConfigsResource, with_
         if name in topic.configs:
             chain.append(DescribeConfigsSynonym(name=name, value=topic.configs[name], source=ConfigSource.TOPIC_CONFIG))
         if synonym is not None:
+            dynamic = broker.topics.dynamic.lookup(synonym) if broker.topics.dynamic is not None else None
+            if dynamic is not None:
+                chain.append(DescribeConfigsSynonym(name=synonym, value=dynamic[0], source=dynamic[1]))
             if broker.config.source_of(synonym) is ConfigSource.STATIC_BROKER_CONFIG:
                 chain.append(DescribeConfigsSynonym(name=synonym, value=broker.config.get(synonym), source=ConfigSource.STATIC_BROKER_CONFIG))
             default = BROKER_CONFIGS[synonym].default if synonym in BROKER_CONFIGS else None
@@ -133,6 +144,21 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
     return result
 
 
+def _logger_configs(ctx: RequestContext, resource: DescribeConfigsResource) -> DescribeConfigsResult:
+    result = DescribeConfigsResult(
+        error_code=ErrorCode.NONE, error_message=None, resource_type=RESOURCE_BROKER_LOGGER, resource_name=resource.resource_name
+    )
+    if resource.resource_name != str(ctx.broker.config.node_id):
+        result.error_code = ErrorCode.INVALID_REQUEST
+        result.error_message = f"Unexpected broker id, expected {ctx.broker.config.node_id}, but received {resource.resource_name}"
+        return result
+    wanted = resource.configuration_keys
+    for name, level in current_levels().items():
+        if wanted is None or name in wanted:
+            result.configs.append(_entry(name, level, DYNAMIC_BROKER_LOGGER_CONFIG, ConfigType.STRING, [], False))  # type: ignore[arg-type]
+    return result
+
+
 @handler(ApiKey.DESCRIBE_CONFIGS, 1, 4)
 async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse:
     results = []
@@ -153,6 +179,8 @@ async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsReque
             results.append(_topic_configs(ctx, resource, req.include_synonyms))
         elif resource.resource_type == RESOURCE_BROKER:
             results.append(_broker_configs(ctx, resource, req.include_synonyms))
+        elif resource.resource_type == RESOURCE_BROKER_LOGGER:
+            results.append(_logger_configs(ctx, resource))
         else:
             results.append(
                 DescribeConfigsResult(

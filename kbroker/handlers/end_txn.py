@@ -1,7 +1,10 @@
 """EndTxn (key 26).
 
 Version notes:
-- v0-v3 served (aiokafka v0, librdkafka/kafkajs v1, kafka-python v3).  Commit or abort:
+- v0-v4 served (aiokafka v0, librdkafka/kafkajs v1, kafka-python v3).  v4 only allows
+  TRANSACTION_ABORTABLE (KIP-890), which kbroker never sends.  v5 (KIP-890 part 2: the
+  producer epoch bumped at every transaction end, transaction.version 2) is not served,
+  so transaction.version is finalized below 2 (kbroker/emulation.py).  Commit or abort:
   the decision is logged (PrepareCommit/PrepareAbort), markers are written to every
   partition of the transaction, then it completes; the answer comes after all of that.
   Retrying a completed outcome answers NONE; the opposite one INVALID_TXN_STATE.
@@ -18,7 +21,7 @@ from kbroker.wire.messages.end_txn_request import EndTxnRequest
 from kbroker.wire.messages.end_txn_response import EndTxnResponse
 
 
-@handler(ApiKey.END_TXN, 0, 3)
+@handler(ApiKey.END_TXN, 0, 4)
 async def handle_end_txn(ctx: RequestContext, req: EndTxnRequest) -> EndTxnResponse:
     require(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id)
     runtime = ctx.broker.transactions

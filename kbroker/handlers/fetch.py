@@ -1,8 +1,10 @@
 """Fetch (key 1).
 
 Version notes:
-- v4-v17 served (kcat/aiokafka/kafkajs v11, kafka-python v12, librdkafka 2.16 v16 when
+- v4-v18 served (kcat/aiokafka/kafkajs v11, kafka-python v12, librdkafka 2.16 v16 when
   Metadata gave it a topic id, else v12).
+- v18's tagged partition high_watermark (KIP-1166) is a follower's; a consumer never sets
+  it and kbroker, having no followers, ignores it.
 - v13+ name topics by topic id; an unknown id is UNKNOWN_TOPIC_ID.
 - isolation_level 1 (read_committed) reads up to the last stable offset and gets the
   aborted transactions of the range (empty while no transaction aborted); 0 reads to the
@@ -135,7 +137,7 @@ def _count(broker: Broker, response: FetchResponse) -> None:
                 stats.error(ApiKey.FETCH, p.error_code)
 
 
-@handler(ApiKey.FETCH, 4, 17)
+@handler(ApiKey.FETCH, 4, 18)
 async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
     if ctx.api_version >= 7 and req.session_id != 0:
         return FetchResponse(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0)

@@ -1,12 +1,14 @@
 """ListOffsets (key 2).
 
 Version notes:
-- v1-v10 served (kcat v2, aiokafka/kafkajs v3, librdkafka 2.16 v7, kafka-python v10 here;
-  Kafka 4.0 advertises 1-10, and kafka-python reads ListOffsets 10 as "Kafka 4.0").
+- v1-v11 served (kcat v2, aiokafka/kafkajs v3, librdkafka 2.16 v7, kafka-python v10 here;
+  Kafka 4.2 advertises 1-11, and kafka-python reads ListOffsets 11 as "Kafka 4.2").
 - Special timestamps: -2 earliest (log start offset), -1 latest (high watermark, or the last
   stable offset for read_committed, v2+), -3 max timestamp (v7+: the offset of the record
   with the largest timestamp), -4 earliest local (v8+: same as earliest, no tiered storage),
-  -5 earliest pending upload (v9+: none, so offset -1).
+  -5 latest tiered (v9+, KIP-1005) and -6 earliest pending upload (v11+, KIP-1023): no
+  tiered storage, so offset -1, timestamp -1, leader epoch -1, as Kafka answers for a
+  topic without remote storage.
 - Any other timestamp: the first offset whose timestamp is >= it (time index), or -1/-1.
 - v4+ leader_epoch of the answer and current_leader_epoch fencing.
 - ACLs: DESCRIBE on the topic, else TOPIC_AUTHORIZATION_FAILED.
@@ -28,7 +30,7 @@ from kbroker.wire.messages.list_offsets_response import (
     ListOffsetsTopicResponse,
 )
 
-LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5, -6
 READ_COMMITTED = 1
 
 
@@ -50,7 +52,7 @@ def _lookup(ctx: RequestContext, name: str, p: ListOffsetsPartition, read_commit
         out.offset = log.log_start_offset
     elif ts == LATEST:
         out.offset = log.last_stable_offset if read_committed else log.high_watermark
-    elif ts == EARLIEST_PENDING_UPLOAD:
+    elif ts in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
         return out
     elif ts == MAX_TIMESTAMP:
         found = log.offset_for_timestamp(MAX_TIMESTAMP)
@@ -71,7 +73,7 @@ def _lookup(ctx: RequestContext, name: str, p: ListOffsetsPartition, read_commit
     return out
 
 
-@handler(ApiKey.LIST_OFFSETS, 1, 10)
+@handler(ApiKey.LIST_OFFSETS, 1, 11)
 async def handle_list_offsets(ctx: RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse:
     read_committed = ctx.api_version >= 2 and req.isolation_level == READ_COMMITTED
     return ListOffsetsResponse(

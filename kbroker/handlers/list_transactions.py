@@ -1,8 +1,10 @@
 """ListTransactions (key 66).
 
 Version notes:
-- v0-v1 served (Kafka 4.0's range): state and producer-id filters; v1 adds the duration
-  filter (transactions running longer than it).
+- v0-v2 served (Kafka 4.2's range): state and producer-id filters; v1 adds the duration
+  filter (transactions running longer than it); v2 the transactional id pattern (a Java
+  regular expression matched against the whole id, KIP-1152; Python's re here, and an
+  invalid one is INVALID_REGULAR_EXPRESSION).
 - ACLs: only the transactional ids the principal may DESCRIBE are listed.
 """
 
@@ -16,7 +18,7 @@ from kbroker.wire.messages.list_transactions_request import ListTransactionsRequ
 from kbroker.wire.messages.list_transactions_response import ListTransactionsResponse
 
 
-@handler(ApiKey.LIST_TRANSACTIONS, 0, 1)
+@handler(ApiKey.LIST_TRANSACTIONS, 0, 2)
 async def handle_list_transactions(ctx: RequestContext, req: ListTransactionsRequest) -> ListTransactionsResponse:
     runtime = ctx.broker.transactions
     assert runtime.coordinator is not None

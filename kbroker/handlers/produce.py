@@ -1,9 +1,11 @@
 """Produce (key 0).
 
 Version notes:
-- v0-v12 advertised, v3-v12 served: Kafka 4 advertises v0-2 because librdkafka 2.0.2 checks
+- v0-v13 advertised, v3-v13 served: Kafka 4 advertises v0-2 because librdkafka 2.0.2 checks
   Produce v0 before it compresses (KAFKA-18659), and answers them UNSUPPORTED_VERSION.
   kcat/aiokafka/kafkajs send v7, kafka-python v9, librdkafka 2.16 v10.
+- v13+ name topics by topic id (KIP-516); an unknown id gets UNKNOWN_TOPIC_ID for each of
+  its partitions, and the answer names topics by id.
 - acks 0 (no response), 1 and -1 (all): with one replica both mean "in this node's log";
   any other value is INVALID_REQUIRED_ACKS.  Durability follows the flush policy.
 - Batches are stored as received: ``log`` checks magic, sizes and CRC-32C on the header view
@@ -13,7 +15,8 @@ Version notes:
 - v2+ log_append_time_ms (-1 for CreateTime topics); v5+ log_start_offset; v8+ error_message.
 - Transactional batches must belong to the request's transactional id and to a partition
   its ongoing transaction added (AddPartitionsToTxn), else INVALID_TXN_STATE (or the
-  coordinator's fencing error).
+  coordinator's fencing error).  Kafka does this from 3.6 (KIP-890 part 1); an emulated
+  older release (``kbroker.emulate.version`` < 3.6) does not check.
 - A produce never creates a topic (Kafka auto-creates on Metadata only).
 - Compacted topics (cleanup.policy has compact) refuse a record without a key:
   INVALID_RECORD with v8+ record_errors naming the record's index in its batch, as
@@ -36,7 +39,11 @@ from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.exceptions import DecodeError
-from kbroker.wire.messages.produce_request import PartitionProduceData, ProduceRequest
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
 from kbroker.wire.messages.produce_response import (
     BatchIndexAndErrorMessage,
     PartitionProduceResponse,
@@ -48,6 +55,8 @@ from kbroker.wire.records import CorruptRecordBatch, RecordBatchView, decode_rec
 VALID_ACKS = (-1, 0, 1)
 # v0-2 (message formats v0/v1) are advertised for librdkafka 2.0.2's sake, never served.
 FIRST_SERVED_VERSION = 3
+# v13+ name topics by topic id (KIP-516).
+TOPIC_ID_VERSION = 13
 
 
 def _check_transactional(ctx: RequestContext, transactional_id: str | None, topic_name: str, p: PartitionProduceData) -> ErrorCode:
@@ -62,6 +71,8 @@ def _check_transactional(ctx: RequestContext, transactional_id: str | None, topi
         return ErrorCode.NONE
     if transactional_id is None:
         return ErrorCode.INVALID_TXN_STATE
+    if not ctx.broker.emulation.verifies_transactional_produce:
+        return ErrorCode.NONE
     code: ErrorCode = ctx.broker.transactions.verify_partition(
         transactional_id, first.producer_id, first.producer_epoch, topic_name, p.index
     )
@@ -140,25 +151,32 @@ def _refuse(p: PartitionProduceData, code: ErrorCode) -> PartitionProduceRespons
     return PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1)
 
 
+def _produce_topic(ctx: RequestContext, t: TopicProduceData, acks_ok: bool, transactional_id: str | None) -> TopicProduceResponse:
+    name: str | None = t.name
+    if ctx.api_version >= TOPIC_ID_VERSION:
+        topic = ctx.broker.metadata.by_id(t.topic_id)
+        name = None if topic is None else topic.name
+    if name is None:
+        return TopicProduceResponse(topic_id=t.topic_id, partition_responses=[_refuse(p, ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_data])
+    if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.WRITE, TOPIC, name):
+        partitions = [_refuse(p, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in t.partition_data]
+    else:
+        partitions = [_append(ctx, name, p, acks_ok, transactional_id) for p in t.partition_data]
+    return TopicProduceResponse(name=name, topic_id=t.topic_id, partition_responses=partitions)
+
+
 def _authorized_produce(ctx: RequestContext, req: ProduceRequest) -> list[TopicProduceResponse]:
     if req.transactional_id is not None and not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id):
         code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-        return [TopicProduceResponse(name=t.name, partition_responses=[_refuse(p, code) for p in t.partition_data]) for t in req.topic_data]
+        return [
+            TopicProduceResponse(name=t.name, topic_id=t.topic_id, partition_responses=[_refuse(p, code) for p in t.partition_data])
+            for t in req.topic_data
+        ]
     acks_ok = req.acks in VALID_ACKS
-    return [
-        TopicProduceResponse(
-            name=t.name,
-            partition_responses=(
-                [_append(ctx, t.name, p, acks_ok, req.transactional_id) for p in t.partition_data]
-                if allowed(ctx, AclOperation.WRITE, TOPIC, t.name)
-                else [_refuse(p, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in t.partition_data]
-            ),
-        )
-        for t in req.topic_data
-    ]
+    return [_produce_topic(ctx, t, acks_ok, req.transactional_id) for t in req.topic_data]
 
 
-@handler(ApiKey.PRODUCE, 0, 12)
+@handler(ApiKey.PRODUCE, 0, 13)
 async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceResponse | None:
     if ctx.api_version < FIRST_SERVED_VERSION:
         responses = [
@@ -169,10 +187,7 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
         responses = _authorized_produce(ctx, req)
     else:
         acks_ok = req.acks in VALID_ACKS
-        responses = [
-            TopicProduceResponse(name=t.name, partition_responses=[_append(ctx, t.name, p, acks_ok, req.transactional_id) for p in t.partition_data])
-            for t in req.topic_data
-        ]
+        responses = [_produce_topic(ctx, t, acks_ok, req.transactional_id) for t in req.topic_data]
     stats = ctx.broker.stats
     for t in responses:
         for p in t.partition_responses:

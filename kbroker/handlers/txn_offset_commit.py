@@ -1,8 +1,11 @@
 """TxnOffsetCommit (key 28).
 
 Version notes:
-- v0-v3 served (aiokafka v0, kafkajs v1, librdkafka/kafka-python v3).  v3 adds the group
-  generation/member checks (KIP-447).
+- v0-v5 served (aiokafka v0, kafkajs v1, librdkafka/kafka-python v3).  v3 adds the group
+  generation/member checks (KIP-447).  v4 only allows TRANSACTION_ABORTABLE, which kbroker
+  never sends; v5 is v4 for a transaction.version 1 transaction (the implicit
+  AddOffsetsToTxn of KIP-890 part 2 needs transaction.version 2, not offered), so the
+  group's partition must still have been added.
 - Every version: a partition that does not exist (unknown topic, or an index beyond the
   topic's partition count) is answered UNKNOWN_TOPIC_OR_PARTITION first, as Kafka's
   KafkaApis does; only the other partitions go on to the transaction and group checks.
@@ -53,7 +56,7 @@ def _commit_existing(ctx: RequestContext, req: TxnOffsetCommitRequest) -> dict[t
     return {(t.name, p.partition_index): p.error_code for t in response.topics for p in t.partitions}
 
 
-@handler(ApiKey.TXN_OFFSET_COMMIT, 0, 3)
+@handler(ApiKey.TXN_OFFSET_COMMIT, 0, 5)
 async def handle_txn_offset_commit(ctx: RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     denied = denied_partitions(ctx, req, req.transactional_id)
     missing = missing_partitions(ctx.broker.metadata, requested(req)) | denied.keys()

@@ -344,7 +344,7 @@ def test_cleaner_broker_configs_change_live_and_persist(tmp_path: Path) -> None:
         assert got["log.cleaner.threads"] == ("1", 5, False)
         assert _describe_broker(c, "", None) == {"log.cleaner.io.max.bytes.per.second": ("1000000", 3, False)}
         # refused: not dynamic here, a bad value, another broker's id
-        assert _incremental(c, "1", [("log.retention.ms", 0, "1")]) == ErrorCode.INVALID_REQUEST
+        assert _incremental(c, "1", [("auto.create.topics.enable", 0, "false")]) == ErrorCode.INVALID_REQUEST
         assert _incremental(c, "1", [("log.cleaner.threads", 0, "-1")]) == ErrorCode.INVALID_CONFIG
         assert _incremental(c, "7", [("log.cleaner.threads", 0, "2")]) == ErrorCode.INVALID_REQUEST
         assert service.config.threads == 1
