@@ -176,6 +176,16 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, "10000", min=1),
         _d("transactional.id.expiration.ms", _T.INT, "604800000", min=1),
         _d("producer.id.expiration.ms", _T.INT, "86400000", min=1),
+        # -- KIP-848 consumer groups (issue 14): Kafka 4's defaults and ranges -------------
+        _d("group.consumer.session.timeout.ms", _T.INT, "45000", min=1),
+        _d("group.consumer.min.session.timeout.ms", _T.INT, "45000", min=1),
+        _d("group.consumer.max.session.timeout.ms", _T.INT, "60000", min=1),
+        _d("group.consumer.heartbeat.interval.ms", _T.INT, "5000", min=1),
+        _d("group.consumer.min.heartbeat.interval.ms", _T.INT, "5000", min=1),
+        _d("group.consumer.max.heartbeat.interval.ms", _T.INT, "15000", min=1),
+        _d("group.consumer.max.size", _T.INT, str(INT_MAX), min=1),
+        _d("group.consumer.assignors", _T.LIST, "uniform,range"),
+        # -- end of KIP-848 consumer groups ---------------------------------------------
         # Fault injection for client test suites (0 = off): every Nth partition append of a
         # Produce is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND although it was stored, so the
         # client retries a batch the log already has (idempotence must absorb it).

@@ -63,6 +63,16 @@ class GroupRuntime:
             offsets_retention_minutes=config.get_int("offsets.retention.minutes"),
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
             offsets_topic_num_partitions=self.num_partitions,
+            group_consumer_session_timeout_ms=config.get_int("group.consumer.session.timeout.ms"),
+            group_consumer_min_session_timeout_ms=config.get_int("group.consumer.min.session.timeout.ms"),
+            group_consumer_max_session_timeout_ms=config.get_int("group.consumer.max.session.timeout.ms"),
+            group_consumer_heartbeat_interval_ms=config.get_int("group.consumer.heartbeat.interval.ms"),
+            group_consumer_min_heartbeat_interval_ms=config.get_int("group.consumer.min.heartbeat.interval.ms"),
+            group_consumer_max_heartbeat_interval_ms=config.get_int("group.consumer.max.heartbeat.interval.ms"),
+            group_consumer_max_size=config.get_int("group.consumer.max.size"),
+            group_consumer_assignors=tuple(
+                n.strip() for n in (config.get("group.consumer.assignors") or "").split(",") if n.strip()
+            ),
         )
         self.timer: CallLaterTimer | None = None
         self.coordinator: GroupCoordinator | None = None
@@ -73,9 +83,16 @@ class GroupRuntime:
             topic = self.broker.metadata.by_id(topic_id)
             return topic.name if topic is not None else None
 
+        def topics() -> dict[str, tuple[Any, int, bool]]:
+            return {t.name: (t.topic_id, t.num_partitions, t.is_internal) for t in self.broker.metadata}
+
         self.timer = CallLaterTimer(asyncio.get_running_loop().call_later, sink=self.finish)
         coordinator = GroupCoordinator(
-            now_ms=now_ms, timer=self.timer, config=self.group_config, topic_name_for_id=topic_name_for_id
+            now_ms=now_ms,
+            timer=self.timer,
+            config=self.group_config,
+            topic_name_for_id=topic_name_for_id,
+            topics=topics,
         )
         replayed = 0
 
