@@ -351,7 +351,12 @@ class GroupCoordinator:
         self, request: OffsetDeleteRequest, *, api_version: int = 0
     ) -> Result[OffsetDeleteResponse]:
         fx = Effects()
-        return fx.result(self.offsets.delete_offsets(request, fx))
+        consumer_group = self.consumer_groups.get(request.group_id)
+        topics = None
+        if consumer_group is not None:
+            # a consumer group keeps the offsets of topics its members subscribe to
+            topics = set(consumer_group.subscribed_topics) if consumer_group.members else set()
+        return fx.result(self.offsets.delete_offsets(request, fx, topics))
 
     # -- admin -----------------------------------------------------------------------------
     def delete_groups(

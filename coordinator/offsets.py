@@ -438,23 +438,37 @@ class OffsetManager:
         return out
 
     # -- OffsetDelete ------------------------------------------------------------------
-    def delete_offsets(self, request: OffsetDeleteRequest, fx: Effects) -> OffsetDeleteResponse:
-        group = self.groups.get(request.group_id)
-        if group is None or group.is_in(GroupState.DEAD):
-            return OffsetDeleteResponse(error_code=ErrorCode.GROUP_ID_NOT_FOUND)
-        if (
-            group.is_in(
-                GroupState.STABLE, GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE
-            )
-            and not group.uses_consumer_protocol()
-        ):
-            return OffsetDeleteResponse(error_code=ErrorCode.NON_EMPTY_GROUP)
+    def delete_offsets(
+        self,
+        request: OffsetDeleteRequest,
+        fx: Effects,
+        consumer_group_topics: set[str] | None = None,
+    ) -> OffsetDeleteResponse:
+        """``consumer_group_topics``: the subscribed topics of the KIP-848 group that owns
+        this id (None: a classic group)."""
+        subscribed: Callable[[str], bool]
+        if consumer_group_topics is not None:
+            subscribed = consumer_group_topics.__contains__
+        else:
+            group = self.groups.get(request.group_id)
+            if group is None or group.is_in(GroupState.DEAD):
+                return OffsetDeleteResponse(error_code=ErrorCode.GROUP_ID_NOT_FOUND)
+            if (
+                group.is_in(
+                    GroupState.STABLE,
+                    GroupState.PREPARING_REBALANCE,
+                    GroupState.COMPLETING_REBALANCE,
+                )
+                and not group.uses_consumer_protocol()
+            ):
+                return OffsetDeleteResponse(error_code=ErrorCode.NON_EMPTY_GROUP)
+            subscribed = group.is_subscribed_to_topic
         response = OffsetDeleteResponse()
         stored = self.store.group_offsets(request.group_id)
         for topic in request.topics:
             topic_out = OffsetDeleteResponseTopic(name=topic.name)
             response.topics.append(topic_out)
-            if group.is_subscribed_to_topic(topic.name):
+            if subscribed(topic.name):
                 for p in topic.partitions:
                     topic_out.partitions.append(
                         OffsetDeleteResponsePartition(

@@ -424,3 +424,32 @@ def test_state_table_refuses_unlisted_transitions_and_config_bounds() -> None:
         GroupConfig(group_consumer_session_timeout_ms=1_000)
     with pytest.raises(ValueError, match="heartbeat.interval"):
         GroupConfig(group_consumer_heartbeat_interval_ms=20_000)
+
+
+def test_offset_delete_on_a_consumer_group_spares_subscribed_topics() -> None:
+    from kbroker.wire.messages.offset_delete_request import (
+        OffsetDeleteRequest,
+        OffsetDeleteRequestPartition,
+        OffsetDeleteRequestTopic,
+    )
+
+    ctx = ConsumerGroupTestContext()
+    ctx.create_topic("t", 1)
+    a = SimConsumer(ctx, G, "a", topics=["t"])
+    a.heartbeat()
+    assert _commit(ctx, "a", a.epoch) == ErrorCode.NONE
+    request = OffsetDeleteRequest(
+        group_id=G,
+        topics=[
+            OffsetDeleteRequestTopic(
+                name="t", partitions=[OffsetDeleteRequestPartition(partition_index=0)]
+            )
+        ],
+    )
+    busy = ctx.finish(ctx.coord.delete_offsets(request))
+    assert busy.error_code == 0
+    assert busy.topics[0].partitions[0].error_code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+    a.leave()
+    done = ctx.finish(ctx.coord.delete_offsets(request))
+    assert done.topics[0].partitions[0].error_code == 0
+    assert _fetch(ctx, None, -1) == (0, -1)
