@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 import javaproperties
 
@@ -205,6 +206,42 @@ def check_cleaner_configs(config: BrokerConfig) -> None:
     threads = config.get_int("log.cleaner.threads")
     if threads > 0 and config.get_int("log.cleaner.dedupe.buffer.size") // threads <= MIN_DEDUPE_BUFFER_PER_THREAD_BYTES:
         raise ConfigError("log.cleaner.dedupe.buffer.size must be at least 1MB per cleaner thread.")
+
+
+# -- KIP-848 consumer groups (issue 14) -----------------------------------------------
+def consumer_group_settings(config: BrokerConfig) -> dict[str, Any]:
+    """The ``group.consumer.*`` properties as ``coordinator.config.GroupConfig`` fields."""
+    return {
+        "group_consumer_session_timeout_ms": config.get_int("group.consumer.session.timeout.ms"),
+        "group_consumer_min_session_timeout_ms": config.get_int("group.consumer.min.session.timeout.ms"),
+        "group_consumer_max_session_timeout_ms": config.get_int("group.consumer.max.session.timeout.ms"),
+        "group_consumer_heartbeat_interval_ms": config.get_int("group.consumer.heartbeat.interval.ms"),
+        "group_consumer_min_heartbeat_interval_ms": config.get_int("group.consumer.min.heartbeat.interval.ms"),
+        "group_consumer_max_heartbeat_interval_ms": config.get_int("group.consumer.max.heartbeat.interval.ms"),
+        "group_consumer_max_size": config.get_int("group.consumer.max.size"),
+        "group_consumer_assignors": tuple(
+            n.strip() for n in (config.get("group.consumer.assignors") or "").split(",") if n.strip()
+        ),
+    }
+
+
+def check_consumer_group_configs(config: BrokerConfig) -> None:
+    """Raise ConfigError as Kafka 4 refuses out-of-bounds consumer-group timeouts or an
+    unknown server assignor (checked at start-up, not at the first group request)."""
+    from kbroker.coordinator.assignors import resolve_assignor_name
+    from kbroker.coordinator.config import GroupConfig
+
+    settings = consumer_group_settings(config)
+    for name in settings["group_consumer_assignors"]:
+        if resolve_assignor_name(name) is None:
+            raise ConfigError(f"group.consumer.assignors: unknown assignor {name!r} (uniform, range)")
+    try:
+        GroupConfig(**settings)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+# -- end of KIP-848 consumer groups ------------------------------------------------------
 
 
 # ``kbroker --dev``: what a developer running a local substitute expects, applied over the
@@ -510,6 +547,7 @@ class BrokerConfig:
         if self.properties.get("kbroker.http.listen"):
             split_host_port(self.properties["kbroker.http.listen"], what="kbroker.http.listen")
         check_cleaner_configs(self)
+        check_consumer_group_configs(self)
 
     def get(self, name: str) -> str | None:
         if name in self.properties:

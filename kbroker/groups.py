@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.clock import now_ms
+from kbroker.config import consumer_group_settings
 from kbroker.coordinator.config import GroupConfig
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import partition_for
@@ -63,16 +64,7 @@ class GroupRuntime:
             offsets_retention_minutes=config.get_int("offsets.retention.minutes"),
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
             offsets_topic_num_partitions=self.num_partitions,
-            group_consumer_session_timeout_ms=config.get_int("group.consumer.session.timeout.ms"),
-            group_consumer_min_session_timeout_ms=config.get_int("group.consumer.min.session.timeout.ms"),
-            group_consumer_max_session_timeout_ms=config.get_int("group.consumer.max.session.timeout.ms"),
-            group_consumer_heartbeat_interval_ms=config.get_int("group.consumer.heartbeat.interval.ms"),
-            group_consumer_min_heartbeat_interval_ms=config.get_int("group.consumer.min.heartbeat.interval.ms"),
-            group_consumer_max_heartbeat_interval_ms=config.get_int("group.consumer.max.heartbeat.interval.ms"),
-            group_consumer_max_size=config.get_int("group.consumer.max.size"),
-            group_consumer_assignors=tuple(
-                n.strip() for n in (config.get("group.consumer.assignors") or "").split(",") if n.strip()
-            ),
+            **consumer_group_settings(config),
         )
         self.timer: CallLaterTimer | None = None
         self.coordinator: GroupCoordinator | None = None
