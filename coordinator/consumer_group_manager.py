@@ -103,6 +103,11 @@ MAX_REGEX_LENGTH = 4096
 
 TopicsProvider = Callable[[], Mapping[str, tuple[UUID, int, bool]]]
 """name -> (topic id, partition count, is internal), read from live metadata."""
+GroupOverrides = Callable[[str], Mapping[str, int]]
+"""group id -> its GROUP-resource configs (``consumer.session.timeout.ms``,
+``consumer.heartbeat.interval.ms``), validated by the broker against the broker bounds."""
+SESSION_TIMEOUT_OVERRIDE = "consumer.session.timeout.ms"
+HEARTBEAT_INTERVAL_OVERRIDE = "consumer.heartbeat.interval.ms"
 
 
 class HeartbeatError(Exception):
@@ -132,8 +137,10 @@ class ConsumerGroupManager:
         timer: Timer,
         topics: TopicsProvider | None = None,
         new_member_id: Callable[[], str] | None = None,
+        overrides: GroupOverrides | None = None,
     ) -> None:
         self.config = config
+        self.overrides: GroupOverrides = overrides or (lambda _group_id: {})
         self.now_ms = now_ms
         self.timer = timer
         self.topics: TopicsProvider = topics or dict
@@ -463,7 +470,7 @@ class ConsumerGroupManager:
         response = ConsumerGroupHeartbeatResponse(
             member_id=member.member_id,
             member_epoch=member.member_epoch,
-            heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms(group.group_id),
         )
         if changed or full:
             response.assignment = Assignment(topic_partitions=_response_parts(member.assigned))
@@ -608,11 +615,22 @@ class ConsumerGroupManager:
         self._write(fx, group.group_id, *target_metadata_record(group.group_id, group.assignment_epoch))
 
     # -- timeouts ----------------------------------------------------------------------
+    def session_timeout_ms(self, group_id: str) -> int:
+        """The group's ``consumer.session.timeout.ms`` override, else the broker's."""
+        return self.overrides(group_id).get(
+            SESSION_TIMEOUT_OVERRIDE, self.config.group_consumer_session_timeout_ms
+        )
+
+    def heartbeat_interval_ms(self, group_id: str) -> int:
+        return self.overrides(group_id).get(
+            HEARTBEAT_INTERVAL_OVERRIDE, self.config.group_consumer_heartbeat_interval_ms
+        )
+
     def _schedule_session(self, group: ConsumerGroup, member: ConsumerGroupMember) -> None:
         group_id, member_id = group.group_id, member.member_id
         self.timer.schedule(
             session_key(group_id, member_id),
-            self.config.group_consumer_session_timeout_ms,
+            self.session_timeout_ms(group_id),
             lambda: self.expire_member(group_id, member_id, "session timeout"),
         )
 
@@ -620,7 +638,7 @@ class ConsumerGroupManager:
         group_id, member_id, epoch = group.group_id, member.member_id, member.member_epoch
         timeout_ms = member.rebalance_timeout_ms
         if timeout_ms <= 0:
-            timeout_ms = self.config.group_consumer_session_timeout_ms
+            timeout_ms = self.session_timeout_ms(group_id)
 
         def fire() -> Result[None]:
             g = self.get(group_id)

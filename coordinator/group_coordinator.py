@@ -37,6 +37,7 @@ from kbroker.coordinator.consumer_group_manager import (
     CONSUMER_GROUP_TYPE,
     CONSUMER_PROTOCOL_TYPE,
     ConsumerGroupManager,
+    GroupOverrides,
     TopicsProvider,
 )
 from kbroker.coordinator.consumer_records import decode_consumer_record
@@ -102,13 +103,16 @@ class GroupCoordinator:
         new_uuid: Callable[[], str] | None = None,
         topic_name_for_id: TopicNameResolver | None = None,
         topics: TopicsProvider | None = None,
+        group_overrides: GroupOverrides | None = None,
     ) -> None:
         self.config = config or GroupConfig()
         self.timer = timer
         self.now_ms = now_ms
         self.groups = GroupManager(self.config, now_ms, timer, new_uuid)
         self.offsets = OffsetManager(self.groups, topic_name_for_id)
-        self.consumer_groups = ConsumerGroupManager(self.config, now_ms, timer, topics, new_uuid)
+        self.consumer_groups = ConsumerGroupManager(
+            self.config, now_ms, timer, topics, new_uuid, group_overrides
+        )
         self.offsets.is_consumer_group = lambda g: self.consumer_groups.get(g) is not None
 
     # -- durability ------------------------------------------------------------------------

@@ -225,20 +225,38 @@ def consumer_group_settings(config: BrokerConfig) -> dict[str, Any]:
     }
 
 
+# Server assignors kbroker has (kbroker.coordinator.assignors; not imported here, so that
+# start-up does not load the coordinator), under their short and Kafka class names.
+CONSUMER_GROUP_ASSIGNOR_NAMES = frozenset(
+    {
+        "uniform",
+        "range",
+        "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+        "org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+    }
+)
+
+
 def check_consumer_group_configs(config: BrokerConfig) -> None:
     """Raise ConfigError as Kafka 4 refuses out-of-bounds consumer-group timeouts or an
-    unknown server assignor (checked at start-up, not at the first group request)."""
-    from kbroker.coordinator.assignors import resolve_assignor_name
-    from kbroker.coordinator.config import GroupConfig
-
+    unknown server assignor (at start-up, not at the first group request)."""
     settings = consumer_group_settings(config)
     for name in settings["group_consumer_assignors"]:
-        if resolve_assignor_name(name) is None:
+        if name not in CONSUMER_GROUP_ASSIGNOR_NAMES:
             raise ConfigError(f"group.consumer.assignors: unknown assignor {name!r} (uniform, range)")
-    try:
-        GroupConfig(**settings)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+    if not settings["group_consumer_assignors"]:
+        raise ConfigError("group.consumer.assignors must name at least one assignor")
+    for what in ("session.timeout.ms", "heartbeat.interval.ms"):
+        low = config.get_int(f"group.consumer.min.{what}")
+        value = config.get_int(f"group.consumer.{what}")
+        high = config.get_int(f"group.consumer.max.{what}")
+        if not low <= value <= high:
+            raise ConfigError(
+                f"group.consumer.{what} must be between group.consumer.min.{what} ({low}) "
+                f"and group.consumer.max.{what} ({high})"
+            )
+    if settings["group_consumer_heartbeat_interval_ms"] >= settings["group_consumer_session_timeout_ms"]:
+        raise ConfigError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
 
 
 # -- end of KIP-848 consumer groups ------------------------------------------------------

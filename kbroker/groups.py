@@ -25,6 +25,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.clock import now_ms
@@ -34,6 +35,7 @@ from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import partition_for
 from kbroker.coordinator.result import Record, Result, apply_result
 from kbroker.coordinator.timer import CallLaterTimer
+from kbroker.group_configs import GroupConfigStore
 from kbroker.internal_topics import append_records, ensure_topic, replay_topic
 from kbroker.metadata import OFFSETS_TOPIC
 from kbroker.wire.records import (
@@ -68,6 +70,8 @@ class GroupRuntime:
         )
         self.timer: CallLaterTimer | None = None
         self.coordinator: GroupCoordinator | None = None
+        # KIP-848 per-group configs (the GROUP config resource)
+        self.group_configs = GroupConfigStore(Path(config.data_dir))
 
     def start(self) -> None:
         """Replay ``__consumer_offsets`` (if it exists) into a new coordinator."""
@@ -85,6 +89,7 @@ class GroupRuntime:
             config=self.group_config,
             topic_name_for_id=topic_name_for_id,
             topics=topics,
+            group_overrides=self.group_configs.int_values,
         )
         replayed = 0
 

@@ -10,13 +10,15 @@ Version notes:
 - Resource types: TOPIC (2) and BROKER (4, name = this node's id, or "" for the cluster
   defaults set by AlterConfigs).  Dynamic values (``kbroker.dynamic_configs``) show as
   DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG, ahead of the static value in the
-  synonyms.  Others: INVALID_REQUEST.
+  synonyms.  GROUP (32, KIP-848 per-group configs, ``kbroker.group_configs``): the group's
+  override (source GROUP_CONFIG, 8) ahead of the broker property.  Others: INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
 from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
+from kbroker.group_configs import RESOURCE_GROUP, describe_group_configs
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -130,6 +132,12 @@ async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsReque
             results.append(_topic_configs(ctx, resource, req.include_synonyms))
         elif resource.resource_type == RESOURCE_BROKER:
             results.append(_broker_configs(ctx, resource, req.include_synonyms))
+        elif resource.resource_type == RESOURCE_GROUP:  # KIP-848 per-group configs
+            store = ctx.broker.groups.group_configs
+            keys = resource.configuration_keys
+            results.append(
+                describe_group_configs(store, ctx.broker.config, resource.resource_name, keys, req.include_synonyms)
+            )
         else:
             results.append(
                 DescribeConfigsResult(

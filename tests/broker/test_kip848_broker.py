@@ -78,3 +78,60 @@ def test_heartbeat_describe_and_restart(tmp_path: Path) -> None:
         c.close()
     finally:
         bt.close()
+
+
+def test_group_config_resource_overrides_the_heartbeat_interval(tmp_path: Path) -> None:
+    from kbroker.wire.messages.describe_configs_request import (
+        DescribeConfigsRequest,
+        DescribeConfigsResource,
+    )
+    from kbroker.wire.messages.incremental_alter_configs_request import (
+        AlterableConfig,
+        AlterConfigsResource,
+        IncrementalAlterConfigsRequest,
+    )
+
+    def alter(c: RawClient, name: str, value: str | None, op: int = 0) -> int:
+        resource = AlterConfigsResource(
+            resource_type=32,
+            resource_name="g",
+            configs=[AlterableConfig(name=name, config_operation=op, value=value)],
+        )
+        code: int = c.request(IncrementalAlterConfigsRequest(resources=[resource]), 1).responses[0].error_code
+        return code
+
+    def described(c: RawClient) -> dict[str, tuple[str, int]]:
+        resource = DescribeConfigsResource(resource_type=32, resource_name="g", configuration_keys=None)
+        result = c.request(DescribeConfigsRequest(resources=[resource]), 4).results[0]
+        assert result.error_code == 0
+        return {e.name: (e.value, e.config_source) for e in result.configs}
+
+    bt = BrokerThread(tmp_path / "data")
+    bt.start()
+    try:
+        c = RawClient(bt.address)
+        assert described(c)["consumer.heartbeat.interval.ms"] == ("5000", 5)  # DEFAULT_CONFIG
+        assert alter(c, "consumer.heartbeat.interval.ms", "7000") == 0
+        assert alter(c, "consumer.heartbeat.interval.ms", "99999") == ErrorCode.INVALID_CONFIG
+        assert alter(c, "no.such.config", "1") == ErrorCode.INVALID_CONFIG
+        assert described(c)["consumer.heartbeat.interval.ms"] == ("7000", 8)  # GROUP_CONFIG
+        topic = CreatableTopic(name="t", num_partitions=1, replication_factor=-1)
+        assert c.request(CreateTopicsRequest(topics=[topic]), 7).topics[0].error_code == 0
+        assert _join(c, 1, "m").heartbeat_interval_ms == 7000
+        c.close()
+        bt.restart()  # persisted in the data dir
+        c = RawClient(bt.address)
+        assert described(c)["consumer.heartbeat.interval.ms"] == ("7000", 8)
+        assert alter(c, "consumer.heartbeat.interval.ms", None, op=1) == 0
+        assert described(c)["consumer.heartbeat.interval.ms"][0] == "5000"
+        c.close()
+    finally:
+        bt.close()
+
+
+def test_start_up_assignor_names_are_the_coordinators() -> None:
+    from kbroker.coordinator.assignors import ASSIGNORS, resolve_assignor_name
+
+    from kbroker.config import CONSUMER_GROUP_ASSIGNOR_NAMES
+
+    assert {resolve_assignor_name(n) for n in CONSUMER_GROUP_ASSIGNOR_NAMES} == set(ASSIGNORS)
