@@ -207,21 +207,29 @@ def run_confluent(cfg: dict[str, Any], stop: threading.Event) -> None:
     from confluent_kafka import Consumer, KafkaException
 
     owned = Owned()
-    cooperative = cfg["assignor"] == "cooperative-sticky"
+    # group_protocol "consumer" (KIP-848): the broker assigns (remote_assignor, optional)
+    # and owns the session/heartbeat timing, so the classic settings are not allowed.
+    kip848 = cfg.get("group_protocol") == "consumer"
+    cooperative = kip848 or cfg["assignor"] == "cooperative-sticky"
     conf: dict[str, Any] = {
         "bootstrap.servers": cfg["bootstrap"],
         "group.id": cfg["group"],
         "client.id": cfg["name"],
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": cfg["session_ms"],
-        "heartbeat.interval.ms": cfg["heartbeat_ms"],
         "max.poll.interval.ms": cfg["max_poll_ms"],
-        "partition.assignment.strategy": cfg["assignor"],
         "fetch.wait.max.ms": 100,
         "topic.metadata.refresh.interval.ms": 1000,
         "logger": logging.getLogger("librdkafka"),
     }
+    if kip848:
+        conf["group.protocol"] = "consumer"
+        if cfg.get("remote_assignor"):
+            conf["group.remote.assignor"] = cfg["remote_assignor"]
+    else:
+        conf["session.timeout.ms"] = cfg["session_ms"]
+        conf["heartbeat.interval.ms"] = cfg["heartbeat_ms"]
+        conf["partition.assignment.strategy"] = cfg["assignor"]
     if cfg.get("instance_id"):
         conf["group.instance.id"] = cfg["instance_id"]
     consumer = Consumer(conf)

@@ -30,6 +30,24 @@ class GroupConfig:
     offsets_topic_num_partitions: int = 50
     """offsets.topic.num.partitions: used by ``partition_for``."""
 
+    # -- KIP-848 consumer groups (issue 14) ---------------------------------------------
+    group_consumer_session_timeout_ms: int = 45_000
+    """group.consumer.session.timeout.ms: a member silent this long is removed."""
+    group_consumer_min_session_timeout_ms: int = 45_000
+    """group.consumer.min.session.timeout.ms: lower bound of the session timeout."""
+    group_consumer_max_session_timeout_ms: int = 60_000
+    """group.consumer.max.session.timeout.ms: upper bound of the session timeout."""
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    """group.consumer.heartbeat.interval.ms: told to members in every heartbeat response."""
+    group_consumer_min_heartbeat_interval_ms: int = 5_000
+    """group.consumer.min.heartbeat.interval.ms: lower bound of the heartbeat interval."""
+    group_consumer_max_heartbeat_interval_ms: int = 15_000
+    """group.consumer.max.heartbeat.interval.ms: upper bound of the heartbeat interval."""
+    group_consumer_max_size: int = 2**31 - 1
+    """group.consumer.max.size: members beyond it get GROUP_MAX_SIZE_REACHED."""
+    group_consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    """group.consumer.assignors: server assignors; the first is the default."""
+
     @property
     def offsets_retention_ms(self) -> int:
         return self.offsets_retention_minutes * 60_000
@@ -43,3 +61,34 @@ class GroupConfig:
             raise ValueError("group.initial.rebalance.delay.ms must be >= 0")
         if self.offsets_retention_minutes < 1:
             raise ValueError("offsets.retention.minutes must be >= 1")
+        self._check_consumer_group_bounds()
+
+    def _check_consumer_group_bounds(self) -> None:
+        """Kafka's GroupCoordinatorConfig checks for the consumer-group timeouts."""
+        if not (
+            self.group_consumer_min_session_timeout_ms
+            <= self.group_consumer_session_timeout_ms
+            <= self.group_consumer_max_session_timeout_ms
+        ):
+            raise ValueError(
+                "group.consumer.session.timeout.ms must be between "
+                "group.consumer.min.session.timeout.ms and group.consumer.max.session.timeout.ms"
+            )
+        if not (
+            self.group_consumer_min_heartbeat_interval_ms
+            <= self.group_consumer_heartbeat_interval_ms
+            <= self.group_consumer_max_heartbeat_interval_ms
+        ):
+            raise ValueError(
+                "group.consumer.heartbeat.interval.ms must be between "
+                "group.consumer.min.heartbeat.interval.ms and group.consumer.max.heartbeat.interval.ms"
+            )
+        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms:
+            raise ValueError(
+                "group.consumer.heartbeat.interval.ms must be less than "
+                "group.consumer.session.timeout.ms"
+            )
+        if self.group_consumer_max_size < 1:
+            raise ValueError("group.consumer.max.size must be >= 1")
+        if not self.group_consumer_assignors:
+            raise ValueError("group.consumer.assignors must name at least one assignor")

@@ -33,6 +33,14 @@ from collections.abc import Callable
 from uuid import UUID
 
 from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.consumer_group_manager import (
+    CONSUMER_GROUP_TYPE,
+    CONSUMER_PROTOCOL_TYPE,
+    ConsumerGroupManager,
+    GroupOverrides,
+    TopicsProvider,
+)
+from kbroker.coordinator.consumer_records import decode_consumer_record
 from kbroker.coordinator.group import JoinReply, SyncReply
 from kbroker.coordinator.group_manager import GroupManager
 from kbroker.coordinator.offsets import OffsetManager, TopicNameResolver
@@ -41,6 +49,12 @@ from kbroker.coordinator.result import Effects, Result
 from kbroker.coordinator.state import GroupState
 from kbroker.coordinator.timer import Timer
 from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.consumer_group_describe_request import ConsumerGroupDescribeRequest
+from kbroker.wire.messages.consumer_group_describe_response import ConsumerGroupDescribeResponse
+from kbroker.wire.messages.consumer_group_heartbeat_request import ConsumerGroupHeartbeatRequest
+from kbroker.wire.messages.consumer_group_heartbeat_response import (
+    ConsumerGroupHeartbeatResponse,
+)
 from kbroker.wire.messages.delete_groups_request import DeleteGroupsRequest
 from kbroker.wire.messages.delete_groups_response import DeletableGroupResult, DeleteGroupsResponse
 from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
@@ -64,6 +78,7 @@ from kbroker.wire.messages.offset_delete_response import OffsetDeleteResponse
 from kbroker.wire.messages.offset_fetch_request import OffsetFetchRequest
 from kbroker.wire.messages.offset_fetch_response import (
     OffsetFetchResponse,
+    OffsetFetchResponseGroup,
     OffsetFetchResponsePartition,
     OffsetFetchResponseTopic,
 )
@@ -87,12 +102,18 @@ class GroupCoordinator:
         config: GroupConfig | None = None,
         new_uuid: Callable[[], str] | None = None,
         topic_name_for_id: TopicNameResolver | None = None,
+        topics: TopicsProvider | None = None,
+        group_overrides: GroupOverrides | None = None,
     ) -> None:
         self.config = config or GroupConfig()
         self.timer = timer
         self.now_ms = now_ms
         self.groups = GroupManager(self.config, now_ms, timer, new_uuid)
         self.offsets = OffsetManager(self.groups, topic_name_for_id)
+        self.consumer_groups = ConsumerGroupManager(
+            self.config, now_ms, timer, topics, new_uuid, group_overrides
+        )
+        self.offsets.is_consumer_group = lambda g: self.consumer_groups.get(g) is not None
 
     # -- durability ------------------------------------------------------------------------
     def replay(self, key: bytes, value: bytes | None, *, producer_id: int = -1) -> None:
@@ -103,6 +124,16 @@ class GroupCoordinator:
             self.offsets.replay_offset_commit(record.key, record.value, producer_id)
         elif isinstance(record, GroupMetadataRecord):
             self.groups.replay_group_metadata(record.key, record.value)
+        else:
+            consumer_record = decode_consumer_record(key, value)
+            if consumer_record is None:
+                return
+            classic = self.groups.get(consumer_record.key.group_id)
+            if classic is not None and classic.is_in(GroupState.EMPTY) and not classic.members:
+                # offsets replayed first made a placeholder classic group: the id is a
+                # consumer group's (Kafka replaces an empty classic group the same way)
+                self.groups.groups.pop(classic.group_id, None)
+            self.consumer_groups.replay(consumer_record)
 
     def replay_end_transaction(self, producer_id: int, committed: bool) -> None:
         """A COMMIT (``committed``) or ABORT marker of ``producer_id`` was written to (or
@@ -113,6 +144,7 @@ class GroupCoordinator:
         """Call once after the last ``replay``: starts member session timers and the
         periodic offsets-retention cycle."""
         result = self.groups.on_loaded()
+        self.consumer_groups.on_loaded()
         self.schedule_group_metadata_expiration()
         return result
 
@@ -121,6 +153,7 @@ class GroupCoordinator:
         coordinator again), timeouts are cancelled, in-memory state is dropped."""
         self.timer.cancel(CLEANUP_KEY)
         self.offsets.store.offsets.clear()
+        self.consumer_groups.on_unloaded()
         return self.groups.on_unloaded()
 
     def schedule_group_metadata_expiration(self) -> None:
@@ -152,13 +185,60 @@ class GroupCoordinator:
         client_host: str,
         reply: JoinReply,
     ) -> Result[JoinGroupResponse]:
-        return self.groups.join_group(
+        fx = Effects()
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if consumer_group is not None:
+            if consumer_group.members:
+                # online migration (group.consumer.migration.policy) is not implemented:
+                # a classic member cannot join a live consumer group
+                return Result(
+                    response=JoinGroupResponse(
+                        error_code=ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
+                        member_id=request.member_id,
+                    )
+                )
+            self.consumer_groups.delete_group(consumer_group, fx)  # Empty: becomes classic
+        result = self.groups.join_group(
             request,
             api_version=api_version,
             client_id=client_id,
             client_host=client_host,
             reply=reply,
         )
+        result.records[:0] = fx.records
+        return result
+
+    # -- KIP-848 consumer group protocol ---------------------------------------------------
+    def consumer_group_heartbeat(
+        self,
+        request: ConsumerGroupHeartbeatRequest,
+        *,
+        api_version: int,
+        client_id: str,
+        client_host: str,
+    ) -> Result[ConsumerGroupHeartbeatResponse]:
+        fx = Effects()
+        classic = self.groups.get(request.group_id)
+        if classic is not None and not classic.is_in(GroupState.DEAD):
+            if not classic.is_in(GroupState.EMPTY) or classic.members:
+                return Result(
+                    response=ConsumerGroupHeartbeatResponse(
+                        error_code=ErrorCode.GROUP_ID_NOT_FOUND,
+                        error_message=f"Group {request.group_id} is not a consumer group.",
+                    )
+                )
+            if request.member_epoch == 0:
+                self.groups.delete_group(classic, fx)  # an Empty classic group converts
+        result = self.consumer_groups.heartbeat(
+            request, api_version=api_version, client_id=client_id, client_host=client_host
+        )
+        result.records[:0] = fx.records
+        return result
+
+    def consumer_group_describe(
+        self, request: ConsumerGroupDescribeRequest, *, api_version: int
+    ) -> Result[ConsumerGroupDescribeResponse]:
+        return self.consumer_groups.describe(request, api_version=api_version)
 
     def sync_group(
         self, request: SyncGroupRequest, *, api_version: int, reply: SyncReply
@@ -184,6 +264,18 @@ class GroupCoordinator:
             return Result(
                 response=self.offsets.commit_error_response(request, ErrorCode.INVALID_GROUP_ID)
             )
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if consumer_group is not None:
+            code = self.consumer_groups.validate_offset_commit(
+                consumer_group,
+                request.member_id,
+                request.generation_id_or_member_epoch,
+                api_version=api_version,
+                is_transactional=False,
+            )
+            if code is not ErrorCode.NONE:
+                return Result(response=self.offsets.commit_error_response(request, code))
+            return fx.result(self.offsets.write_commits(request, api_version, request.group_id, fx))
         return fx.result(self.offsets.commit_offsets(request, api_version, fx))
 
     def commit_transactional_offsets(
@@ -193,7 +285,17 @@ class GroupCoordinator:
         Checking that the transaction added this group (AddOffsetsToTxn) is the broker's
         job, with the transaction coordinator."""
         fx = Effects()
-        return fx.result(self.offsets.commit_transactional_offsets(request, fx))
+        consumer_group = self.consumer_groups.get(request.group_id)
+        code = None
+        if consumer_group is not None:
+            code = self.consumer_groups.validate_offset_commit(
+                consumer_group,
+                request.member_id,
+                request.generation_id,
+                api_version=api_version,
+                is_transactional=True,
+            )
+        return fx.result(self.offsets.commit_transactional_offsets(request, fx, code))
 
     def fetch_offsets(
         self, request: OffsetFetchRequest, *, api_version: int
@@ -212,6 +314,17 @@ class GroupCoordinator:
                         topics.append(
                             (name, wanted_topic.topic_id, list(wanted_topic.partition_indexes))
                         )
+                consumer_group = self.consumer_groups.get(g.group_id)
+                code = ErrorCode.NONE
+                if consumer_group is not None and api_version >= 9:
+                    code = self.consumer_groups.validate_offset_fetch(
+                        consumer_group, g.member_id, g.member_epoch
+                    )
+                if code is not ErrorCode.NONE:
+                    response.groups.append(
+                        OffsetFetchResponseGroup(group_id=g.group_id, error_code=code)
+                    )
+                    continue
                 response.groups.append(
                     self.offsets.fetch_offsets(g.group_id, topics, request.require_stable)
                 )
@@ -242,7 +355,12 @@ class GroupCoordinator:
         self, request: OffsetDeleteRequest, *, api_version: int = 0
     ) -> Result[OffsetDeleteResponse]:
         fx = Effects()
-        return fx.result(self.offsets.delete_offsets(request, fx))
+        consumer_group = self.consumer_groups.get(request.group_id)
+        topics = None
+        if consumer_group is not None:
+            # a consumer group keeps the offsets of topics its members subscribe to
+            topics = set(consumer_group.subscribed_topics) if consumer_group.members else set()
+        return fx.result(self.offsets.delete_offsets(request, fx, topics))
 
     # -- admin -----------------------------------------------------------------------------
     def delete_groups(
@@ -251,6 +369,16 @@ class GroupCoordinator:
         fx = Effects()
         response = DeleteGroupsResponse()
         for group_id in request.groups_names:
+            consumer_group = self.consumer_groups.get(group_id)
+            if consumer_group is not None:
+                if consumer_group.members:
+                    code = ErrorCode.NON_EMPTY_GROUP
+                else:
+                    code = ErrorCode.NONE
+                    self.offsets.delete_all_offsets(group_id, fx)
+                    self.consumer_groups.delete_group(consumer_group, fx)
+                response.results.append(DeletableGroupResult(group_id=group_id, error_code=code))
+                continue
             group = self.groups.get(group_id)
             if group is None or group.is_in(GroupState.DEAD):
                 code = ErrorCode.GROUP_ID_NOT_FOUND
@@ -269,6 +397,20 @@ class GroupCoordinator:
         states = {s.lower() for s in request.states_filter} if api_version >= 4 else set()
         types = {t.lower() for t in request.types_filter} if api_version >= 5 else set()
         response = ListGroupsResponse()
+        for cg_id in sorted(self.consumer_groups.groups):
+            consumer_group = self.consumer_groups.groups[cg_id]
+            if states and str(consumer_group.state).lower() not in states:
+                continue
+            if types and CONSUMER_GROUP_TYPE not in types:
+                continue
+            response.groups.append(
+                ListedGroup(
+                    group_id=cg_id,
+                    protocol_type=CONSUMER_PROTOCOL_TYPE,
+                    group_state=str(consumer_group.state),
+                    group_type=CONSUMER_GROUP_TYPE,
+                )
+            )
         for group_id in sorted(self.groups.groups):
             group = self.groups.groups[group_id]
             if states and str(group.state).lower() not in states:
@@ -290,6 +432,12 @@ class GroupCoordinator:
     ) -> Result[DescribeGroupsResponse]:
         response = DescribeGroupsResponse()
         for group_id in request.groups:
+            consumer_group = self.consumer_groups.get(group_id)
+            if consumer_group is not None:
+                response.groups.append(
+                    self.consumer_groups.as_described_group(consumer_group)
+                )
+                continue
             group = self.groups.get(group_id)
             if group is None:
                 described = DescribedGroup(group_id=group_id, group_state=str(GroupState.DEAD))

@@ -149,6 +149,8 @@ class OffsetManager:
         self.store = OffsetStore()
         self.topic_name_for_id = topic_name_for_id or (lambda _id: None)
         self.record_sequence = 0
+        self.is_consumer_group: Callable[[str], bool] = lambda _group_id: False
+        """Set by ``GroupCoordinator``: a KIP-848 group owns this id (no classic group)."""
 
     @property
     def config(self) -> GroupConfig:
@@ -167,7 +169,7 @@ class OffsetManager:
         if value is None:
             self.store.delete(key.group, key.topic, key.partition)
             return
-        if self.groups.get(key.group) is None:
+        if self.groups.get(key.group) is None and not self.is_consumer_group(key.group):
             # An offset for an unknown group: a simple group (manual commits) owns it.
             self.groups.get_or_create_group(key.group)
         offset = OffsetAndMetadata.from_value(value, self.record_sequence)
@@ -184,7 +186,7 @@ class OffsetManager:
         if not committed:
             return
         for group_id, offsets in pending.items():
-            if self.groups.get(group_id) is None:
+            if self.groups.get(group_id) is None and not self.is_consumer_group(group_id):
                 continue  # the group was deleted meanwhile
             for (topic, partition), offset in offsets.items():
                 existing = self.store.get(group_id, topic, partition)
@@ -279,8 +281,6 @@ class OffsetManager:
     def commit_offsets(
         self, request: OffsetCommitRequest, api_version: int, fx: Effects
     ) -> OffsetCommitResponse:
-        now_ms = self.groups.now_ms()
-        response = OffsetCommitResponse()
         try:
             group = self.validate_offset_commit(request)
         except CommitRejected as rejected:
@@ -290,6 +290,14 @@ class OffsetManager:
             if member is not None:
                 # In the classic protocol a commit also keeps the session alive.
                 self.groups.reschedule_heartbeat(group, member)
+        return self.write_commits(request, api_version, group.group_id, fx)
+
+    def write_commits(
+        self, request: OffsetCommitRequest, api_version: int, group_id: str, fx: Effects
+    ) -> OffsetCommitResponse:
+        """Write the (already validated) commits of ``request`` for ``group_id``."""
+        now_ms = self.groups.now_ms()
+        response = OffsetCommitResponse()
         expire_ms = None if request.retention_time_ms == -1 else now_ms + request.retention_time_ms
         for topic in request.topics:
             name: str | None = topic.name
@@ -314,7 +322,7 @@ class OffsetManager:
                         commit_timestamp_ms=now_ms,
                         expire_timestamp_ms=expire_ms,
                     )
-                    self._append_and_replay(fx, group.group_id, name, p.partition_index, offset)
+                    self._append_and_replay(fx, group_id, name, p.partition_index, offset)
                 out.partitions.append(
                     OffsetCommitResponsePartition(
                         partition_index=p.partition_index, error_code=code
@@ -324,22 +332,30 @@ class OffsetManager:
 
     # -- TxnOffsetCommit ---------------------------------------------------------------
     def commit_transactional_offsets(
-        self, request: TxnOffsetCommitRequest, fx: Effects
+        self,
+        request: TxnOffsetCommitRequest,
+        fx: Effects,
+        consumer_group_code: ErrorCode | None = None,
     ) -> TxnOffsetCommitResponse:
         """Offsets committed inside a transaction: written with the producer id and epoch
-        (the runtime appends them as a transactional batch), visible after COMMIT."""
+        (the runtime appends them as a transactional batch), visible after COMMIT.
+        ``consumer_group_code``: the verdict of a KIP-848 group's own check (the classic
+        check is skipped)."""
         now_ms = self.groups.now_ms()
-        try:
-            group = self.validate_commit(
-                request.group_id,
-                request.generation_id,
-                request.member_id,
-                request.group_instance_id,
-                is_transactional=True,
-            )
-            rejected = ErrorCode.NONE
-        except CommitRejected as error:
-            rejected = error.code
+        if consumer_group_code is not None:
+            rejected = consumer_group_code
+        else:
+            try:
+                self.validate_commit(
+                    request.group_id,
+                    request.generation_id,
+                    request.member_id,
+                    request.group_instance_id,
+                    is_transactional=True,
+                )
+                rejected = ErrorCode.NONE
+            except CommitRejected as error:
+                rejected = error.code
         response = TxnOffsetCommitResponse()
         for topic in request.topics:
             out = TxnOffsetCommitResponseTopic(name=topic.name)
@@ -361,7 +377,7 @@ class OffsetManager:
                     )
                     self._append_and_replay(
                         fx,
-                        group.group_id,
+                        request.group_id,
                         topic.name,
                         p.partition_index,
                         offset,
@@ -385,7 +401,7 @@ class OffsetManager:
         """Offsets of one group; ``topics=None`` means all of them. Unknown groups and
         partitions answer offset -1 without an error, as Kafka does."""
         out = OffsetFetchResponseGroup(group_id=group_id)
-        known = self.groups.get(group_id) is not None
+        known = self.groups.get(group_id) is not None or self.is_consumer_group(group_id)
         stored = self.store.group_offsets(group_id) if known else {}
         if topics is None:
             topics = [(t, UUID(int=0), sorted(parts)) for t, parts in sorted(stored.items())]
@@ -422,23 +438,37 @@ class OffsetManager:
         return out
 
     # -- OffsetDelete ------------------------------------------------------------------
-    def delete_offsets(self, request: OffsetDeleteRequest, fx: Effects) -> OffsetDeleteResponse:
-        group = self.groups.get(request.group_id)
-        if group is None or group.is_in(GroupState.DEAD):
-            return OffsetDeleteResponse(error_code=ErrorCode.GROUP_ID_NOT_FOUND)
-        if (
-            group.is_in(
-                GroupState.STABLE, GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE
-            )
-            and not group.uses_consumer_protocol()
-        ):
-            return OffsetDeleteResponse(error_code=ErrorCode.NON_EMPTY_GROUP)
+    def delete_offsets(
+        self,
+        request: OffsetDeleteRequest,
+        fx: Effects,
+        consumer_group_topics: set[str] | None = None,
+    ) -> OffsetDeleteResponse:
+        """``consumer_group_topics``: the subscribed topics of the KIP-848 group that owns
+        this id (None: a classic group)."""
+        subscribed: Callable[[str], bool]
+        if consumer_group_topics is not None:
+            subscribed = consumer_group_topics.__contains__
+        else:
+            group = self.groups.get(request.group_id)
+            if group is None or group.is_in(GroupState.DEAD):
+                return OffsetDeleteResponse(error_code=ErrorCode.GROUP_ID_NOT_FOUND)
+            if (
+                group.is_in(
+                    GroupState.STABLE,
+                    GroupState.PREPARING_REBALANCE,
+                    GroupState.COMPLETING_REBALANCE,
+                )
+                and not group.uses_consumer_protocol()
+            ):
+                return OffsetDeleteResponse(error_code=ErrorCode.NON_EMPTY_GROUP)
+            subscribed = group.is_subscribed_to_topic
         response = OffsetDeleteResponse()
         stored = self.store.group_offsets(request.group_id)
         for topic in request.topics:
             topic_out = OffsetDeleteResponseTopic(name=topic.name)
             response.topics.append(topic_out)
-            if group.is_subscribed_to_topic(topic.name):
+            if subscribed(topic.name):
                 for p in topic.partitions:
                     topic_out.partitions.append(
                         OffsetDeleteResponsePartition(

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 import javaproperties
 
@@ -184,6 +185,16 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, "10000", min=1),
         _d("transactional.id.expiration.ms", _T.INT, "604800000", min=1),
         _d("producer.id.expiration.ms", _T.INT, "86400000", min=1),
+        # -- KIP-848 consumer groups (issue 14): Kafka 4's defaults and ranges -------------
+        _d("group.consumer.session.timeout.ms", _T.INT, "45000", min=1),
+        _d("group.consumer.min.session.timeout.ms", _T.INT, "45000", min=1),
+        _d("group.consumer.max.session.timeout.ms", _T.INT, "60000", min=1),
+        _d("group.consumer.heartbeat.interval.ms", _T.INT, "5000", min=1),
+        _d("group.consumer.min.heartbeat.interval.ms", _T.INT, "5000", min=1),
+        _d("group.consumer.max.heartbeat.interval.ms", _T.INT, "15000", min=1),
+        _d("group.consumer.max.size", _T.INT, str(INT_MAX), min=1),
+        _d("group.consumer.assignors", _T.LIST, "uniform,range"),
+        # -- end of KIP-848 consumer groups ---------------------------------------------
         # Fault injection for client test suites (0 = off): every Nth partition append of a
         # Produce is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND although it was stored, so the
         # client retries a batch the log already has (idempotence must absorb it).
@@ -249,6 +260,60 @@ def check_cleaner_configs(config: BrokerConfig) -> None:
     threads = config.get_int("log.cleaner.threads")
     if threads > 0 and config.get_int("log.cleaner.dedupe.buffer.size") // threads <= MIN_DEDUPE_BUFFER_PER_THREAD_BYTES:
         raise ConfigError("log.cleaner.dedupe.buffer.size must be at least 1MB per cleaner thread.")
+
+
+# -- KIP-848 consumer groups (issue 14) -----------------------------------------------
+def consumer_group_settings(config: BrokerConfig) -> dict[str, Any]:
+    """The ``group.consumer.*`` properties as ``coordinator.config.GroupConfig`` fields."""
+    return {
+        "group_consumer_session_timeout_ms": config.get_int("group.consumer.session.timeout.ms"),
+        "group_consumer_min_session_timeout_ms": config.get_int("group.consumer.min.session.timeout.ms"),
+        "group_consumer_max_session_timeout_ms": config.get_int("group.consumer.max.session.timeout.ms"),
+        "group_consumer_heartbeat_interval_ms": config.get_int("group.consumer.heartbeat.interval.ms"),
+        "group_consumer_min_heartbeat_interval_ms": config.get_int("group.consumer.min.heartbeat.interval.ms"),
+        "group_consumer_max_heartbeat_interval_ms": config.get_int("group.consumer.max.heartbeat.interval.ms"),
+        "group_consumer_max_size": config.get_int("group.consumer.max.size"),
+        "group_consumer_assignors": tuple(
+            n.strip() for n in (config.get("group.consumer.assignors") or "").split(",") if n.strip()
+        ),
+    }
+
+
+# Server assignors kbroker has (kbroker.coordinator.assignors; not imported here, so that
+# start-up does not load the coordinator), under their short and Kafka class names.
+CONSUMER_GROUP_ASSIGNOR_NAMES = frozenset(
+    {
+        "uniform",
+        "range",
+        "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+        "org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+    }
+)
+
+
+def check_consumer_group_configs(config: BrokerConfig) -> None:
+    """Raise ConfigError as Kafka 4 refuses out-of-bounds consumer-group timeouts or an
+    unknown server assignor (at start-up, not at the first group request)."""
+    settings = consumer_group_settings(config)
+    for name in settings["group_consumer_assignors"]:
+        if name not in CONSUMER_GROUP_ASSIGNOR_NAMES:
+            raise ConfigError(f"group.consumer.assignors: unknown assignor {name!r} (uniform, range)")
+    if not settings["group_consumer_assignors"]:
+        raise ConfigError("group.consumer.assignors must name at least one assignor")
+    for what in ("session.timeout.ms", "heartbeat.interval.ms"):
+        low = config.get_int(f"group.consumer.min.{what}")
+        value = config.get_int(f"group.consumer.{what}")
+        high = config.get_int(f"group.consumer.max.{what}")
+        if not low <= value <= high:
+            raise ConfigError(
+                f"group.consumer.{what} must be between group.consumer.min.{what} ({low}) "
+                f"and group.consumer.max.{what} ({high})"
+            )
+    if settings["group_consumer_heartbeat_interval_ms"] >= settings["group_consumer_session_timeout_ms"]:
+        raise ConfigError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
+
+
+# -- end of KIP-848 consumer groups ------------------------------------------------------
 
 
 # ``kbroker --dev``: what a developer running a local substitute expects, applied over the
@@ -603,6 +668,7 @@ class BrokerConfig:
         if self.properties.get("kbroker.http.listen"):
             split_host_port(self.properties["kbroker.http.listen"], what="kbroker.http.listen")
         check_cleaner_configs(self)
+        check_consumer_group_configs(self)
 
     def get(self, name: str) -> str | None:
         if name in self.properties:

@@ -25,14 +25,17 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.clock import now_ms
+from kbroker.config import consumer_group_settings
 from kbroker.coordinator.config import GroupConfig
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import partition_for
 from kbroker.coordinator.result import Record, Result, apply_result
 from kbroker.coordinator.timer import CallLaterTimer
+from kbroker.group_configs import GroupConfigStore
 from kbroker.internal_topics import append_records, ensure_topic, replay_topic
 from kbroker.metadata import OFFSETS_TOPIC
 from kbroker.wire.records import (
@@ -63,9 +66,12 @@ class GroupRuntime:
             offsets_retention_minutes=config.get_int("offsets.retention.minutes"),
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
             offsets_topic_num_partitions=self.num_partitions,
+            **consumer_group_settings(config),
         )
         self.timer: CallLaterTimer | None = None
         self.coordinator: GroupCoordinator | None = None
+        # KIP-848 per-group configs (the GROUP config resource)
+        self.group_configs = GroupConfigStore(Path(config.data_dir))
 
     def start(self) -> None:
         """Replay ``__consumer_offsets`` (if it exists) into a new coordinator."""
@@ -73,9 +79,17 @@ class GroupRuntime:
             topic = self.broker.metadata.by_id(topic_id)
             return topic.name if topic is not None else None
 
+        def topics() -> dict[str, tuple[Any, int, bool]]:
+            return {t.name: (t.topic_id, t.num_partitions, t.is_internal) for t in self.broker.metadata}
+
         self.timer = CallLaterTimer(asyncio.get_running_loop().call_later, sink=self.finish)
         coordinator = GroupCoordinator(
-            now_ms=now_ms, timer=self.timer, config=self.group_config, topic_name_for_id=topic_name_for_id
+            now_ms=now_ms,
+            timer=self.timer,
+            config=self.group_config,
+            topic_name_for_id=topic_name_for_id,
+            topics=topics,
+            group_overrides=self.group_configs.int_values,
         )
         replayed = 0
 

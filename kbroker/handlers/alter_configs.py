@@ -8,6 +8,8 @@ Version notes:
   SUBTRACT may leave the list empty: Kafka 4.2 accepts an empty cleanup.policy (no
   deletion, no compaction) and DescribeConfigs then reports it as "".
 - validate_only checks everything and changes nothing.
+- GROUP resources (IncrementalAlterConfigs, SET/DELETE): KIP-848 per-group configs
+  (``kbroker.group_configs``), validated against the broker's bounds (INVALID_CONFIG).
 - BROKER resources (name = this node's id, or "" for the cluster default): only the
   dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's and
   the broker-wide defaults of topic configs, e.g. log.retention.ms, which reach every
@@ -25,12 +27,15 @@ Version notes:
 
 from __future__ import annotations
 
+from typing import Any
+
 from kbroker.acl.check import require_configs
 from kbroker.acl.model import AclOperation
 from kbroker.broker_loggers import RESOURCE_BROKER_LOGGER, apply_change, check_change
 from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
+from kbroker.group_configs import RESOURCE_GROUP, validate_group_configs
 from kbroker.registry import RequestContext, handler
 from kbroker.topics import validate_topic_configs
 from kbroker.wire.api import ApiKey
@@ -89,6 +94,24 @@ def _apply_broker(ctx: RequestContext, scope: str, values: dict[str, str], valid
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 
 
+def _alter_group(ctx: RequestContext, group_id: str, configs: list[Any], validate_only: bool) -> None:
+    """IncrementalAlterConfigs on a GROUP resource: SET/DELETE of ``kbroker.group_configs``."""
+    if not group_id:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "Group id can't be empty.")
+    store = ctx.broker.groups.group_configs
+    values = store.get(group_id)
+    for c in configs:
+        if c.config_operation == OP_SET and c.value is not None:
+            values[c.name] = c.value
+        elif c.config_operation == OP_DELETE:
+            values.pop(c.name, None)
+        else:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Operation {c.config_operation} is not valid for {c.name}")
+    validate_group_configs(values, ctx.broker.config)
+    if not validate_only:
+        store.replace(group_id, values)
+
+
 def _topic_or_raise(ctx: RequestContext, resource_type: int, name: str) -> dict[str, str]:
     if resource_type != RESOURCE_TOPIC:
         raise KafkaError(ErrorCode.INVALID_REQUEST, "kbroker's broker configs are static; only topic configs can be altered")
@@ -140,6 +163,10 @@ async def handle_incremental_alter_configs(
             if resource.resource_type == RESOURCE_BROKER_LOGGER:
                 changes = [(c.name, c.config_operation, c.value) for c in resource.configs]
                 _alter_loggers(ctx, resource.resource_name, changes, req.validate_only)
+                out.append(result)
+                continue
+            if resource.resource_type == RESOURCE_GROUP:  # KIP-848 per-group configs
+                _alter_group(ctx, resource.resource_name, resource.configs, req.validate_only)
                 out.append(result)
                 continue
             if resource.resource_type == RESOURCE_BROKER:

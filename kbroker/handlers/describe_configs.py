@@ -10,12 +10,14 @@ Version notes:
 - Resource types: TOPIC (2) and BROKER (4, name = this node's id, or "" for the cluster
   defaults set by AlterConfigs).  Dynamic values (``kbroker.dynamic_configs``) show as
   DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG, ahead of the static value in the
-  synonyms.  Others: INVALID_REQUEST.
-- ACLs: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the
-  cluster (CLUSTER_AUTHORIZATION_FAILED).
   synonyms.  BROKER_LOGGER (8, name = this node's id): every existing Python logger with its
   effective level in Kafka's names, source DYNAMIC_BROKER_LOGGER_CONFIG (6), root as
-  "root" (``kbroker.broker_loggers``).  Others: INVALID_REQUEST.
+  "root" (``kbroker.broker_loggers``).  GROUP (32, KIP-848 per-group configs,
+  ``kbroker.group_configs``): the group's override (source GROUP_CONFIG, 8) ahead of the
+  broker property.  Others: INVALID_REQUEST.
+- ACLs: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), the group
+  (GROUP_AUTHORIZATION_FAILED) or, for the broker and its loggers, on the cluster
+  (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from kbroker.broker_loggers import (
 from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
+from kbroker.group_configs import RESOURCE_GROUP, describe_group_configs
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -181,6 +184,12 @@ async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsReque
             results.append(_broker_configs(ctx, resource, req.include_synonyms))
         elif resource.resource_type == RESOURCE_BROKER_LOGGER:
             results.append(_logger_configs(ctx, resource))
+        elif resource.resource_type == RESOURCE_GROUP:  # KIP-848 per-group configs
+            store = ctx.broker.groups.group_configs
+            keys = resource.configuration_keys
+            results.append(
+                describe_group_configs(store, ctx.broker.config, resource.resource_name, keys, req.include_synonyms)
+            )
         else:
             results.append(
                 DescribeConfigsResult(
