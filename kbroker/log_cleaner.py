@@ -52,6 +52,7 @@ def cleaner_config(config: BrokerConfig) -> CleanerConfig:
         io_buffer_load_factor=float(config.get("log.cleaner.io.buffer.load.factor") or 0.9),
         io_max_bytes_per_second=float("inf") if rate >= _DOUBLE_MAX else rate,
         backoff_ms=config.get_int("log.cleaner.backoff.ms"),
+        io_buffer_size=config.get_int("log.cleaner.io.buffer.size"),
     )
 
 
@@ -66,7 +67,11 @@ def build_in_worker(
         return broker_pid is not None and os.getppid() != broker_pid
 
     return build_clean(
-        plan, config.new_offset_map(), Throttler(config.io_max_bytes_per_second), broker_gone
+        plan,
+        config.new_offset_map(),
+        Throttler(config.io_max_bytes_per_second),
+        broker_gone,
+        config.io_buffer_bytes_per_thread,
     )
 
 

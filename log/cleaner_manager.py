@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from kbroker.log.checkpoints import read_offset_checkpoint, write_offset_checkpoint
 from kbroker.log.cleaner import (
+    DEFAULT_IO_BUFFER_BYTES,
     CleanOutcome,
     CleanPlan,
     build_clean,
@@ -46,6 +47,7 @@ class CleanerConfig:
     io_buffer_load_factor: float = DEFAULT_LOAD_FACTOR
     io_max_bytes_per_second: float = float("inf")
     backoff_ms: int = 15_000
+    io_buffer_size: int = DEFAULT_IO_BUFFER_BYTES  # shared by the threads, as in Kafka
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -54,6 +56,11 @@ class CleanerConfig:
             raise ValueError("log.cleaner.backoff.ms must be >= 0")
         if self.io_max_bytes_per_second <= 0:
             raise ValueError("log.cleaner.io.max.bytes.per.second must be positive")
+
+    @property
+    def io_buffer_bytes_per_thread(self) -> int:
+        """One thread's share of ``log.cleaner.io.buffer.size``."""
+        return self.io_buffer_size // max(1, self.threads)
 
     def new_offset_map(self) -> OffsetMap:
         """One thread's map: the dedupe buffer is shared by the threads, as in Kafka."""
@@ -125,7 +132,13 @@ class LogCleanerManager:
     ) -> CleanOutcome | None:
         """The slow part (any thread)."""
         throttler = Throttler(self.config.io_max_bytes_per_second)
-        return build_clean(plan, self.config.new_offset_map(), throttler, should_stop)
+        return build_clean(
+            plan,
+            self.config.new_offset_map(),
+            throttler,
+            should_stop,
+            self.config.io_buffer_bytes_per_thread,
+        )
 
     def finish(
         self,

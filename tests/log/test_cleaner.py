@@ -471,7 +471,7 @@ def test_a_kept_batch_with_an_expired_horizon_does_not_call_for_more_passes(open
 def test_key_scan_agrees_with_the_records_codec(codec):
     from hypothesis import given, settings
     from hypothesis import strategies as st
-    from kbroker.log.cleaner_io import scan_record_keys
+    from kbroker.log.cleaner import _scan
     from kbroker.wire.records import RecordBatchView, build_record_batch
 
     record = st.tuples(
@@ -485,10 +485,11 @@ def test_key_scan_agrees_with_the_records_codec(codec):
     @given(st.lists(record, min_size=1, max_size=70))
     def check(items):
         view = RecordBatchView(build_record_batch(items, compression=codec))
-        scanned = scan_record_keys(view)
+        scanned = _scan(view)
         decoded = decode_records(view)
-        assert [(s.offset_delta, s.key, s.has_value) for s in scanned] == [
-            (r.offset_delta, r.key, r.value is not None) for r in decoded
+        assert list(zip(scanned.offsets, scanned.digests, scanned.tombstones, strict=True)) == [
+            (r.offset_delta, None if r.key is None else key_digest(r.key), int(r.value is None))
+            for r in decoded
         ]
 
     check()
