@@ -54,6 +54,7 @@ import contextlib
 import os
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from crc32c import crc32c
 from kbroker.log.checkpoints import LeaderEpochCache
@@ -128,6 +129,17 @@ def _marker_of(header: bytearray, body: memoryview) -> tuple[ControlRecordType, 
         raise InvalidRecordError(f"bad control batch: {exc}") from exc
 
 
+@dataclass(slots=True)
+class PendingReplace:
+    """A cleaned segment on its way in (see :meth:`PartitionLog.replace_segments`)."""
+
+    base_offset: int
+    end_offset: int
+    old: list[Segment]
+    now_ms: int
+    cleaned: Segment | None = None
+
+
 class PartitionLog:
     """One partition's log.  See the module docstring for the design.
 
@@ -181,6 +193,8 @@ class PartitionLog:
         # Called (by delete_records_before) after DeleteRecords moved the log start
         # offset; the LogManager sets it to write the log-start checkpoint at once.
         self.on_log_start_offset_moved: Callable[[PartitionLog], None] | None = None
+        # A cleaned segment being swapped in (begin_replace .. end_replace).
+        self._replacing: PendingReplace | None = None
 
     # -- offsets -------------------------------------------------------------------
     @property
@@ -700,6 +714,8 @@ class PartitionLog:
     def _delete_segments(self, count: int, now_ms: int | None) -> int:
         """Drop the ``count`` oldest segments: rename their files ``*.deleted`` now and
         unlink them ``file.delete.delay.ms`` later (``delete_pending_files``)."""
+        if self._replacing is not None:  # the segments being replaced stay
+            count = min(count, bisect.bisect_left(self._bases, self._replacing.base_offset))
         if count == 0:
             return 0
         now = self._now_ms if now_ms is None else now_ms
@@ -747,38 +763,74 @@ class PartitionLog:
         ``log.swap``; the old files are unlinked ``file.delete.delay.ms`` later.
 
         False (and the cleaned files removed) if those segments are no longer exactly
-        there -- retention, DeleteRecords or a truncation removed one meanwhile.
+        there -- retention, DeleteRecords or a truncation removed one meanwhile.  The
+        three steps (:meth:`begin_replace`, :meth:`swap_files`, :meth:`end_replace`)
+        may be run apart, the middle one on another thread.
         """
+        pending = self.begin_replace(base_offset, end_offset, old_bases)
+        if pending is None:
+            return False
+        try:
+            self.swap_files(pending, fault)
+        finally:
+            self.end_replace(pending)
+        return True
+
+    def begin_replace(
+        self, base_offset: int, end_offset: int, old_bases: tuple[int, ...]
+    ) -> PendingReplace | None:
+        """Step 1 (owner thread): check the old segments are there and hold them (until
+        :meth:`end_replace`, retention and DeleteRecords delete no segment from them
+        on); None (cleaned files removed) if they are not exactly there."""
         self._check_online()
         i = bisect.bisect_left(self._bases, base_offset)
         j = i + len(old_bases)
         if (
-            tuple(self._bases[i:j]) != old_bases
+            self._replacing is not None
+            or tuple(self._bases[i:j]) != old_bases
             or j >= len(self.segments)
             or self._bases[j] != end_offset
         ):
             discard_cleaned(self.directory, base_offset)
-            return False
-        old = self.segments[i:j]
+            return None
+        pending = PendingReplace(base_offset, end_offset, self.segments[i:j], self._now_ms)
+        self._replacing = pending
+        return pending
+
+    def swap_files(self, pending: PendingReplace, fault: FaultHook | None = None) -> None:
+        """Step 2 (any thread: only files and the new segment object): the crash-safe
+        swap of ``log.swap``, then the cleaned segment is opened.  Readers keep their
+        descriptors of the old files meanwhile."""
         swap_in(
             self.directory,
-            base_offset,
-            end_offset,
-            [seg.rename_for_deletion for seg in old],
+            pending.base_offset,
+            pending.end_offset,
+            [seg.rename_for_deletion for seg in pending.old],
             fault if fault is not None else (lambda phase: None),
         )
-        cleaned = new_segment(self.directory, base_offset, self.config, self._now_ms)
+        cleaned = new_segment(self.directory, pending.base_offset, self.config, pending.now_ms)
         try:
-            cleaned.load_trusted(end_offset)
+            cleaned.load_trusted(pending.end_offset)
         except IndexCorruptError:
             cleaned.recover(1 << 62)
+        pending.cleaned = cleaned
+
+    def end_replace(self, pending: PendingReplace) -> None:
+        """Step 3 (owner thread): the cleaned segment takes the old ones' place (if step
+        2 finished; else the swap is finished or undone at the next load) and the old
+        segments are closed, their files unlinked ``file.delete.delay.ms`` later."""
+        if self._replacing is pending:
+            self._replacing = None
+        if pending.cleaned is None:
+            return
+        i = bisect.bisect_left(self._bases, pending.base_offset)
+        j = i + len(pending.old)
         due = self._now_ms + max(self.config.file_delete_delay_ms, 0)
-        for seg in old:
+        for seg in pending.old:
             seg.close()
             self._pending_deletes.append((due, seg))
-        self.segments[i:j] = [cleaned]
-        self._bases[i:j] = [base_offset]
-        return True
+        self.segments[i:j] = [pending.cleaned]
+        self._bases[i:j] = [pending.base_offset]
 
     def truncate_to(self, offset: int) -> None:
         """Remove every offset >= ``offset`` (a batch straddling it goes whole)."""
