@@ -69,6 +69,13 @@ from kbroker.log.errors import (
     UnsupportedMagicError,
 )
 from kbroker.log.index import IndexCorruptError
+# The ListOffsets constants moved to log_reads with the lookups; re-exported here.
+from kbroker.log.log_reads import EARLIEST_LOCAL_TIMESTAMP as EARLIEST_LOCAL_TIMESTAMP
+from kbroker.log.log_reads import EARLIEST_TIMESTAMP as EARLIEST_TIMESTAMP
+from kbroker.log.log_reads import LATEST_TIERED_TIMESTAMP as LATEST_TIERED_TIMESTAMP
+from kbroker.log.log_reads import LATEST_TIMESTAMP as LATEST_TIMESTAMP
+from kbroker.log.log_reads import MAX_TIMESTAMP as MAX_TIMESTAMP
+from kbroker.log.log_reads import offset_for_timestamp, read_slice
 from kbroker.log.producer_state import ProducerEntry, ProducerStateManager, marker_of
 from kbroker.log.recovery import LoadReport, delete_segment_files, load_segments, new_segment
 from kbroker.log.results import (
@@ -79,7 +86,7 @@ from kbroker.log.results import (
     FetchSlice,
     TimestampAndOffset,
 )
-from kbroker.log.segment import DELETED_SUFFIX, Segment, record_timestamps
+from kbroker.log.segment import DELETED_SUFFIX, Segment
 from kbroker.log.swap import FaultHook, discard_cleaned, swap_in
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.wire.records import (
@@ -91,13 +98,6 @@ from kbroker.wire.records import (
     CorruptRecordBatch,
     RecordBatchView,
 )
-
-# ListOffsets special timestamps (Kafka's ListOffsetsRequest constants).
-LATEST_TIMESTAMP = -1
-EARLIEST_TIMESTAMP = -2
-MAX_TIMESTAMP = -3
-EARLIEST_LOCAL_TIMESTAMP = -4
-LATEST_TIERED_TIMESTAMP = -5
 
 _BASE_AND_LENGTH = struct.Struct(">qi")
 # The v2 batch header (see wire.records), unpacked once per appended batch.
@@ -451,7 +451,8 @@ class PartitionLog:
         return seg
 
     # -- read ----------------------------------------------------------------------
-    def _segment_index_for(self, offset: int) -> int:
+    def segment_index_for(self, offset: int) -> int:
+        """The index of the segment that would hold ``offset``."""
         return max(bisect.bisect_right(self._bases, offset) - 1, 0)
 
     def read(
@@ -462,137 +463,16 @@ class PartitionLog:
         max_offset: int | None = None,
         min_one_batch: bool = True,
     ) -> FetchSlice:
-        """Whole batches from the one holding ``offset``, up to ``max_bytes``.
-
-        Batches whose base offset is >= ``max_offset`` (default: the high watermark;
-        pass the LSO for read_committed) are left out.  With ``min_one_batch`` the
-        first batch is returned whole even if larger than ``max_bytes`` (Kafka's
-        behaviour for the first partition of a fetch).  Raises OffsetOutOfRangeError
-        unless log_start_offset <= offset <= log_end_offset.
-        """
-        self._check_online()
-        leo = self.log_end_offset
-        if offset < self.log_start_offset or offset > leo:
-            raise OffsetOutOfRangeError(offset, self.log_start_offset, leo)
-        upper = self.high_watermark if max_offset is None else min(max_offset, self.high_watermark)
-        i = self._segment_index_for(offset)
-        found = None
-        while i < len(self.segments):
-            seg = self.segments[i]
-            found = seg.find_batch(offset)
-            if found is not None:
-                break
-            i += 1
-        if found is None or found[1].base_offset >= upper:
-            return self._empty_slice(offset)
-        position, header = found
-        want = max_bytes
-        if min_one_batch and header.size_bytes > max_bytes:
-            want = header.size_bytes
-        data = seg.read(position, want)
-        size = len(data)
-        # Jump over the batches the offset index already vouches for: the last index
-        # entry inside what was read (and below ``upper``) starts a whole batch, so only
-        # the few batches after it need their headers walked.
-        end = 0
-        boundary_offset = -1
-        keys, values = seg.index.keys, seg.index.values
-        if values:
-            j = min(
-                bisect.bisect_right(values, position + size) - 1,
-                bisect.bisect_left(keys, upper) - 1,
-            )
-            if j >= 0 and values[j] > position:
-                end = values[j] - position
-                boundary_offset = keys[j]
-        unpack = _BASE_AND_LENGTH.unpack_from
-        last_start = -1
-        while size - end >= 12:
-            base, length = unpack(data, end)
-            if end + length + 12 > size or base >= upper:
-                break
-            last_start = end
-            end += length + 12
-        if last_start >= 0:
-            base = unpack(data, last_start)[0]
-            next_offset = (
-                base
-                + _LAST_OFFSET_DELTA.unpack_from(data, last_start + _LAST_OFFSET_DELTA_POS)[0]
-                + 1
-            )
-        elif boundary_offset >= 0:
-            next_offset = boundary_offset
-        else:
-            return self._empty_slice(offset)
-        records: bytes | memoryview = data if end == size else memoryview(data)[:end]
-        return FetchSlice(
-            records,
-            header.base_offset,
-            next_offset,
-            self.high_watermark,
-            self.last_stable_offset,
-            self.log_start_offset,
-            seg.log_path,
-            position,
-        )
-
-    def _empty_slice(self, offset: int) -> FetchSlice:
-        return FetchSlice(
-            b"",
-            offset,
-            offset,
-            self.high_watermark,
-            self.last_stable_offset,
-            self.log_start_offset,
-            self.active_segment.log_path,
-            self.active_segment.size_bytes,
+        """Whole batches from the one holding ``offset``, up to ``max_bytes`` (see
+        :func:`log.log_reads.read_slice`)."""
+        return read_slice(
+            self, offset, max_bytes, max_offset=max_offset, min_one_batch=min_one_batch
         )
 
     # -- offset lookups ----------------------------------------------------------------
     def offset_for_timestamp(self, timestamp_ms: int) -> TimestampAndOffset | None:
-        """ListOffsets: the first record with timestamp >= ``timestamp_ms`` (its
-        timestamp and offset), or the special lookups -1 latest, -2/-4 earliest,
-        -3 max timestamp.  None when there is no such record."""
-        self._check_online()
-        if timestamp_ms == LATEST_TIMESTAMP:
-            leo = self.log_end_offset
-            return TimestampAndOffset(-1, leo, self.epoch_cache.latest_epoch)
-        if timestamp_ms in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
-            start = self.log_start_offset
-            return TimestampAndOffset(-1, start, self.epoch_cache.epoch_for_offset(start))
-        if timestamp_ms == MAX_TIMESTAMP:
-            return self._max_timestamp_offset()
-        if timestamp_ms < 0:
-            return None
-        for seg in self.segments:
-            if seg.next_offset <= self.log_start_offset:
-                continue
-            hit = seg.find_offset_by_timestamp(timestamp_ms, self.log_start_offset)
-            if hit is not None:
-                return TimestampAndOffset(hit[0], hit[1], self.epoch_cache.epoch_for_offset(hit[1]))
-        return None
-
-    def _max_timestamp_offset(self) -> TimestampAndOffset | None:
-        best: Segment | None = None
-        for seg in self.segments:
-            if (
-                seg.next_offset > self.log_start_offset
-                and seg.max_timestamp >= 0
-                and (best is None or seg.max_timestamp > best.max_timestamp)
-            ):
-                best = seg
-        if best is None:
-            return None
-        found = best.find_batch(max(best.offset_of_max_timestamp, self.log_start_offset))
-        if found is None:
-            return None
-        for _, view in best.batches_from(found[0]):
-            if view.max_timestamp != best.max_timestamp:
-                continue
-            for offset, ts in record_timestamps(view):
-                if ts == best.max_timestamp and offset >= self.log_start_offset:
-                    return TimestampAndOffset(ts, offset, self.epoch_cache.epoch_for_offset(offset))
-        return None
+        """ListOffsets (see :func:`log.log_reads.offset_for_timestamp`)."""
+        return offset_for_timestamp(self, timestamp_ms)
 
     @property
     def latest_epoch(self) -> int:
@@ -614,7 +494,7 @@ class PartitionLog:
         out: list[tuple[int, int]] = []
         if end_offset <= start_offset:
             return out
-        for seg in self.segments[self._segment_index_for(start_offset) :]:
+        for seg in self.segments[self.segment_index_for(start_offset) :]:
             found, complete = seg.txn_index.collect(start_offset, end_offset)
             out += [(t.producer_id, t.first_offset) for t in found]
             if complete:
