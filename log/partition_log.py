@@ -69,6 +69,7 @@ from kbroker.log.errors import (
     UnsupportedMagicError,
 )
 from kbroker.log.index import IndexCorruptError
+
 # The ListOffsets constants moved to log_reads with the lookups; re-exported here.
 from kbroker.log.log_reads import EARLIEST_LOCAL_TIMESTAMP as EARLIEST_LOCAL_TIMESTAMP
 from kbroker.log.log_reads import EARLIEST_TIMESTAMP as EARLIEST_TIMESTAMP
