@@ -23,7 +23,7 @@ FILE_NAME = "dynamic-broker-configs.json"
 DEFAULT_SCOPE = ""
 
 # Cluster-wide dynamic in Kafka (LogCleaner.ReconfigurableConfigs) and live here.
-DYNAMIC_BROKER_CONFIGS = frozenset(
+CLEANER_CONFIGS = frozenset(
     {
         "log.cleaner.threads",
         "log.cleaner.dedupe.buffer.size",
@@ -33,6 +33,18 @@ DYNAMIC_BROKER_CONFIGS = frozenset(
         "log.cleaner.backoff.ms",
     }
 )
+# Topic-config defaults (Kafka: DynamicLogConfig, every topic config's broker synonym is
+# dynamic); kbroker takes the cleaner's: a topic without an override of its own
+# follows them live, and DescribeConfigs of a topic lists them among the synonyms.
+DYNAMIC_TOPIC_DEFAULTS = frozenset(
+    {
+        "log.cleaner.delete.retention.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        "log.cleaner.min.cleanable.ratio",
+    }
+)
+DYNAMIC_BROKER_CONFIGS = CLEANER_CONFIGS | DYNAMIC_TOPIC_DEFAULTS
 
 
 class DynamicConfigs:
@@ -51,6 +63,18 @@ class DynamicConfigs:
             self.scopes[scope] = {
                 str(k): str(v) for k, v in values.items() if k in DYNAMIC_BROKER_CONFIGS
             }
+
+    def chain(self, name: str) -> list[tuple[str, ConfigSource]]:
+        """The dynamic values of ``name``, the winning one first (per-broker, then the
+        cluster default): the head of DescribeConfigs' synonym list."""
+        out = []
+        if name in self.scopes[self.node_scope]:
+            out.append((self.scopes[self.node_scope][name], ConfigSource.DYNAMIC_BROKER_CONFIG))
+        if name in self.scopes[DEFAULT_SCOPE]:
+            out.append(
+                (self.scopes[DEFAULT_SCOPE][name], ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
+            )
+        return out
 
     def lookup(self, name: str) -> tuple[str, ConfigSource] | None:
         """The dynamic value of ``name`` and its source, if any."""

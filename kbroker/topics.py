@@ -101,8 +101,8 @@ class TopicManager:
             producer_id_expiration_ms=config.get_int("producer.id.expiration.ms"),
             producer_id_expiration_check_interval_ms=config.get_int("producer.id.expiration.check.interval.ms"),
         )
-        self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
         self.dynamic = DynamicConfigs(config.data_dir, config.node_id)
+        self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
         self.cleaner = LogCleanerService(
             str(config.data_dir), self.logs, cleaner_config(self.dynamic.effective(config))
         )
@@ -120,6 +120,9 @@ class TopicManager:
         """AlterConfigs changed a dynamic broker config: apply it now."""
         if self.cleaner is not None and self.dynamic is not None:
             self.cleaner.reconfigure(cleaner_config(self.dynamic.effective(self.broker.config)))
+        if self.logs is not None:  # topic defaults (DYNAMIC_TOPIC_DEFAULTS) apply live
+            for t in self.broker.metadata:
+                self.logs.update_config(t.name, self._log_config(t.configs))
 
     def close(self) -> None:
         if self.cleaner is not None:
@@ -139,13 +142,20 @@ class TopicManager:
         assert self.logs is not None
         return self.logs.get(topic, partition)
 
+    def _topic_defaults(self) -> dict[str, str]:
+        """The topic-level values of the broker's config, dynamic ones laid over."""
+        config = self.broker.config
+        if self.dynamic is not None:
+            config = self.dynamic.effective(config)
+        return config.topic_defaults()
+
     def effective_configs(self, topic: TopicMetadata) -> dict[str, str]:
-        merged = self.broker.config.topic_defaults()
+        merged = self._topic_defaults()
         merged.update(topic.configs)
         return merged
 
     def _log_config(self, overrides: dict[str, str]) -> LogConfig:
-        merged = self.broker.config.topic_defaults()
+        merged = self._topic_defaults()
         merged.update(overrides)
         if INTERNAL_SEGMENT_BYTES in merged:
             merged["segment.bytes"] = merged[INTERNAL_SEGMENT_BYTES]

@@ -420,3 +420,59 @@ def test_the_swap_file_work_runs_off_the_event_loop(tmp_path: Path, monkeypatch)
     finally:
         c.close()
         bt.close()
+
+
+def test_dynamic_topic_defaults_apply_live_and_show_as_topic_synonyms(tmp_path: Path) -> None:
+    """Kafka: altering a topic config's broker synonym (cluster default "" or this
+    broker) changes every topic without its own override, and DescribeConfigs of the
+    topic names the dynamic source, with the chain in its synonyms."""
+    from kbroker.wire.messages.describe_configs_request import (
+        DescribeConfigsRequest,
+        DescribeConfigsResource,
+    )
+
+    def describe_topic(c: RawClient, name: str, key: str):
+        req = DescribeConfigsRequest(
+            resources=[DescribeConfigsResource(resource_type=2, resource_name=name, configuration_keys=[key])],
+            include_synonyms=True,
+        )
+        [result] = c.request(req, 4).results
+        assert result.error_code == ErrorCode.NONE
+        [entry] = result.configs
+        return entry.value, entry.config_source, [(s.name, s.value, s.source) for s in entry.synonyms]
+
+    bt = BrokerThread(tmp_path / "data", {})
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        assert _create(c, "plain", COMPACT) == ErrorCode.NONE
+        assert _create(c, "own", {**COMPACT, "delete.retention.ms": "5"}) == ErrorCode.NONE
+        assert _incremental(c, "", [("log.cleaner.delete.retention.ms", 0, "1234")]) == ErrorCode.NONE
+        assert describe_topic(c, "plain", "delete.retention.ms") == (
+            "1234",
+            3,  # DYNAMIC_DEFAULT_BROKER_CONFIG
+            [("log.cleaner.delete.retention.ms", "1234", 3), ("log.cleaner.delete.retention.ms", "86400000", 5)],
+        )
+        assert _incremental(c, "1", [("log.cleaner.delete.retention.ms", 0, "99")]) == ErrorCode.NONE
+        value, source, chain = describe_topic(c, "plain", "delete.retention.ms")
+        assert (value, source) == ("99", 2)  # DYNAMIC_BROKER_CONFIG
+        assert [(s[1], s[2]) for s in chain] == [("99", 2), ("1234", 3), ("86400000", 5)]
+        value, source, chain = describe_topic(c, "own", "delete.retention.ms")
+        assert (value, source) == ("5", 1)  # TOPIC_CONFIG wins
+        assert [(s[1], s[2]) for s in chain] == [("5", 1), ("99", 2), ("1234", 3), ("86400000", 5)]
+        broker = bt.broker
+        assert broker is not None
+        plain_log = broker.topics.log("plain", 0)
+        own_log = broker.topics.log("own", 0)
+        assert plain_log is not None and own_log is not None
+        assert plain_log.config.delete_retention_ms == 99
+        assert own_log.config.delete_retention_ms == 5
+        # a restart keeps the dynamic default in force
+        bt.restart()
+        broker = bt.broker
+        assert broker is not None
+        plain_log = broker.topics.log("plain", 0)
+        assert plain_log is not None and plain_log.config.delete_retention_ms == 99
+    finally:
+        c.close()
+        bt.close()
