@@ -42,14 +42,18 @@ Per batch (Kafka's ``LogCleaner.cleanInto`` / ``MemoryRecords.filterTo``):
 * the batch holding a live producer's last data offset (or its latest marker) stays,
   empty if need be, so the producer's sequence and epoch survive (KIP-98);
 * a batch whose records all survive and needs no horizon is copied byte for byte;
-  otherwise it is re-encoded with the same base offset, last offset delta, leader
-  epoch, producer id/epoch/sequence, flags and codec; record timestamps are kept
-  (only the base they are relative to may change);
+  otherwise its kept records are copied into a batch with the same base offset, last
+  offset delta, leader epoch, producer id/epoch/sequence, flags and codec (compressed
+  again); record timestamps are kept (only the base they are relative to may change,
+  so only each record's timestamp delta is re-encoded);
 * the first time a batch with tombstones or a removable marker is written, its base
   timestamp becomes the delete horizon ``now + delete.retention.ms`` and the
   attribute bit 6 is set (KIP-534); a later pass removes them once that has passed.
 
-Records are decoded only here: compaction is about keys.
+Records are never decoded in full: the per-record loops (key scan with the map lookup,
+record filtering) are ``log.cleaner_scan``'s, in C when it is built.  Segments are read
+and the cleaned one written through buffers of half a thread's share of
+``log.cleaner.io.buffer.size`` each, as in Kafka.
 """
 
 from __future__ import annotations
