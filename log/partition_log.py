@@ -130,6 +130,18 @@ def _marker_of(header: bytearray, body: memoryview) -> tuple[ControlRecordType, 
         raise InvalidRecordError(f"bad control batch: {exc}") from exc
 
 
+def _largest_timestamp(seg: Segment) -> int:
+    """The segment's largest record timestamp for time retention; for one without any
+    (a segment the cleaner emptied) its file's modification time, as Kafka's
+    LogSegment.largestTimestamp -- else it would hold back retention for good."""
+    if seg.max_timestamp >= 0 or seg.size_bytes > 0:
+        return seg.max_timestamp
+    try:
+        return int(os.stat(seg.log_path).st_mtime * 1000)
+    except OSError:
+        return -1
+
+
 @dataclass(slots=True)
 class PendingReplace:
     """A cleaned segment on its way in (see :meth:`PartitionLog.replace_segments`)."""
@@ -559,7 +571,7 @@ class PartitionLog:
             limit = now_ms - cfg.retention_ms
             deleted += self._delete_segments(
                 self._count_deletable(
-                    lambda seg, nxt: 0 <= seg.max_timestamp < limit, include_active=True
+                    lambda seg, nxt: 0 <= _largest_timestamp(seg) < limit, include_active=True
                 ),
                 now_ms,
             )

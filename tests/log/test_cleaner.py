@@ -557,3 +557,20 @@ def test_retention_keeps_segments_being_replaced(open_log, cleaner):
     assert log.segments[0].base_offset == group.base_offset
     assert log.segments[0] is pending.cleaned
     assert log.enforce_retention(now_ms=10**9) > 0  # no longer held
+
+
+def test_a_segment_emptied_by_cleaning_does_not_hold_back_time_retention(open_log, cleaner):
+    """compact,delete: a pass that removes every record of the first segment leaves it
+    empty, without a timestamp; time retention goes by its file's mtime (Kafka's
+    largestTimestamp) instead of stopping there for good."""
+    from dataclasses import replace
+
+    log = open_log(replace(CFG, cleanup_policy="compact,delete", retention_ms=1000))
+    w = cm.Writer(log)
+    fill(w, n=200, keys=10)
+    cleaner.clean_now(KEY, log, now_ms=w.now_ms)
+    first = log.segments[0]
+    assert first.size_bytes == 0 and first.max_timestamp == -1
+    far_future_ms = 10**13  # later than any file's mtime
+    assert log.enforce_retention(now_ms=far_future_ms) > 0
+    assert log.segments[0] is not first
