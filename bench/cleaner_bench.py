@@ -23,6 +23,7 @@ sections are left alone); ``--no-write`` only prints.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import multiprocessing
 import os
@@ -421,7 +422,8 @@ def render(
         lines += [
             "",
             f"Start-up after {int(su['commits']):,} offset commits (20 groups x 100 partitions, "
-            "`__consumer_offsets` with 5 partitions of 1 MiB segments):",
+            "`__consumer_offsets` with 5 partitions of 1 MiB segments"
+            f"{'; measured by an earlier run of the same bench and code' if 'earlier_run' in su else ''}):",
             "",
             "| `__consumer_offsets` | size MiB | broker start-up ms |",
             "|---|---:|---:|",
@@ -472,6 +474,11 @@ def main() -> None:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--stall-thread", action="store_true", help="also a cleaner thread")
     parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument(
+        "--startup-result",
+        help="the start-up figures of an earlier run (its printed 'startup {...}' dict) "
+        "instead of measuring them again",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     free = shutil.disk_usage(tempfile.gettempdir()).free
@@ -485,7 +492,10 @@ def main() -> None:
     st = bench_stall(args.stall_mib, args.stall_thread)
     print("stall", st, flush=True)
     su = None
-    if not args.no_startup:
+    if args.startup_result:
+        su = ast.literal_eval(args.startup_result)
+        su["earlier_run"] = 1.0
+    elif not args.no_startup:
         su = bench_startup(args.commits)
         print("startup", su, flush=True)
     text = render(th, st, su, args)
