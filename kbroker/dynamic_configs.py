@@ -61,6 +61,18 @@ class DynamicConfigs:
                 str(k): str(v) for k, v in values.items() if k in DYNAMIC_BROKER_CONFIGS
             }
 
+    def chain(self, name: str) -> list[tuple[str, ConfigSource]]:
+        """The dynamic values of ``name``, the winning one first (per-broker, then the
+        cluster default): the head of DescribeConfigs' synonym list."""
+        out = []
+        if name in self.scopes[self.node_scope]:
+            out.append((self.scopes[self.node_scope][name], ConfigSource.DYNAMIC_BROKER_CONFIG))
+        if name in self.scopes[DEFAULT_SCOPE]:
+            out.append(
+                (self.scopes[DEFAULT_SCOPE][name], ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
+            )
+        return out
+
     def lookup(self, name: str) -> tuple[str, ConfigSource] | None:
         """The dynamic value of ``name`` and its source, if any."""
         if name in self.scopes[self.node_scope]:

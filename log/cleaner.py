@@ -42,14 +42,18 @@ Per batch (Kafka's ``LogCleaner.cleanInto`` / ``MemoryRecords.filterTo``):
 * the batch holding a live producer's last data offset (or its latest marker) stays,
   empty if need be, so the producer's sequence and epoch survive (KIP-98);
 * a batch whose records all survive and needs no horizon is copied byte for byte;
-  otherwise it is re-encoded with the same base offset, last offset delta, leader
-  epoch, producer id/epoch/sequence, flags and codec; record timestamps are kept
-  (only the base they are relative to may change);
+  otherwise its kept records are copied into a batch with the same base offset, last
+  offset delta, leader epoch, producer id/epoch/sequence, flags and codec (compressed
+  again); record timestamps are kept (only the base they are relative to may change,
+  so only each record's timestamp delta is re-encoded);
 * the first time a batch with tombstones or a removable marker is written, its base
   timestamp becomes the delete horizon ``now + delete.retention.ms`` and the
   attribute bit 6 is set (KIP-534); a later pass removes them once that has passed.
 
-Records are decoded only here: compaction is about keys.
+Records are never decoded in full: the per-record loops (key scan with the map lookup,
+record filtering) are ``log.cleaner_scan``'s, in C when it is built.  Segments are read
+and the cleaned one written through buffers of half a thread's share of
+``log.cleaner.io.buffer.size`` each, as in Kafka.
 """
 
 from __future__ import annotations
@@ -59,22 +63,19 @@ import struct
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import and_, gt
 from typing import TYPE_CHECKING
 
 from crc32c import crc32c
-from kbroker.log.cleaner_io import (
-    CleanedSegmentWriter,
-    RecordKey,
-    Throttler,
-    scan_record_keys,
-)
+from kbroker.log.cleaner_io import CleanedSegmentWriter, Throttler
+from kbroker.log.cleaner_scan import filter_records, scan_keys
 from kbroker.log.config import LogConfig
-from kbroker.log.offset_map import OffsetMap, key_digest
-from kbroker.log.segment import (
-    iter_file_batches,
-)
+from kbroker.log.offset_map import OffsetMap
+from kbroker.log.segment import iter_file_batches
 from kbroker.log.swap import discard_cleaned
 from kbroker.log.txn_index import AbortedTxn
+from kbroker.wire.compression import Compression, compress, decompress
+from kbroker.wire.exceptions import DecodeError
 from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
     ControlRecordType,
@@ -97,6 +98,16 @@ _ATTRIBUTES_POS = 21
 _CRC_POS = 17
 _ATTRIBUTES = struct.Struct(">h")
 _CRC = struct.Struct(">I")
+# A v2 batch header: base offset, batch length, leader epoch, magic, crc, attributes,
+# last offset delta, base/max timestamp, producer id/epoch, base sequence, record count.
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_LOG_OVERHEAD = 12
+_TIMESTAMP_TYPE_BIT = 0x08
+_TRANSACTIONAL_BIT = 0x10
+_CONTROL_BIT = 0x20
+# log.cleaner.io.buffer.size's default (Kafka: split between the threads, half for
+# reading and half for writing).
+DEFAULT_IO_BUFFER_BYTES = 512 * 1024
 
 
 class CleanerBufferTooSmallError(Exception):
@@ -310,19 +321,47 @@ def _marker_kind(records: list[Record]) -> ControlRecordType | None:
 # -- reading segments (worker) -----------------------------------------------------------
 
 
-def _segment_batches(seg: SegmentToClean) -> Iterator[RecordBatchView]:
-    """Every batch of a segment, read through a descriptor of our own (the owner may
-    rename or close its own meanwhile)."""
+def _segment_batches(seg: SegmentToClean, read_buffer_bytes: int) -> Iterator[RecordBatchView]:
+    """Every batch of a segment, read in chunks of ``read_buffer_bytes`` (a larger batch
+    is read whole, as Kafka grows its buffer) through a descriptor of our own (the owner
+    may rename or close its own meanwhile)."""
     fd = os.open(seg.log_path, os.O_RDONLY)
     try:
-        for _, view in iter_file_batches(fd, 0, seg.size_bytes):
+        for _, view in iter_file_batches(fd, 0, seg.size_bytes, read_buffer_bytes):
             yield view
     finally:
         os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class _Scanned:
+    """A data batch's records section (decompressed) and what :func:`scan_keys` found."""
+
+    data: bytes | memoryview
+    offsets: list[int]
+    digests: list[bytes | None]
+    tombstones: bytes
+    keep: bytes  # see cleaner_scan.scan_keys (empty without ``latest``)
+
+
+def _scan(view: RecordBatchView, latest: dict[bytes, int] | None = None) -> _Scanned:
+    section = view.buffer()[BATCH_HEADER_SIZE:]
+    if view.compression is not Compression.NONE:
+        try:
+            section = memoryview(decompress(view.compression, section))
+        except DecodeError as exc:
+            raise CorruptRecordBatch(str(exc)) from exc
+    offsets, digests, tombstones, keep = scan_keys(
+        section, view.record_count, view.base_offset, latest
+    )
+    return _Scanned(section, offsets, digests, tombstones, keep)
+
+
 def build_offset_map(
-    plan: CleanPlan, offset_map: OffsetMap, throttler: Throttler | None = None
+    plan: CleanPlan,
+    offset_map: OffsetMap,
+    throttler: Throttler | None = None,
+    read_buffer_bytes: int = DEFAULT_IO_BUFFER_BYTES // 2,
 ) -> int:
     """Fill ``offset_map`` from the dirty section; returns the end offset of this pass
     (the first offset not mapped)."""
@@ -333,10 +372,10 @@ def build_offset_map(
     mapped_any = False
     for seg in plan.segments:
         if seg.end_offset <= start:
-            for view in _segment_batches(seg):
+            for view in _segment_batches(seg, read_buffer_bytes):
                 _track_only(txns, view)
             continue
-        for view in _segment_batches(seg):
+        for view in _segment_batches(seg, read_buffer_bytes):
             if throttler is not None:
                 throttler.maybe_throttle(view.size_bytes)
             if view.is_control:
@@ -344,21 +383,19 @@ def build_offset_map(
                 continue
             if txns.on_data_batch(view) or view.last_offset < start:
                 continue
-            base = view.base_offset
-            keyed = [
-                (key_digest(r.key), base + r.offset_delta)
-                for r in scan_record_keys(view)
-                if r.key is not None and base + r.offset_delta >= start
-            ]
-            if not offset_map.has_room_for({d for d, _ in keyed}):
+            scanned = _scan(view)
+            digests, offsets = scanned.digests, scanned.offsets
+            if (offsets and offsets[0] < start) or None in digests:
+                pairs = [(d, o) for d, o in zip(digests, offsets) if d is not None and o >= start]
+                digests = [d for d, _ in pairs]
+                offsets = [o for _, o in pairs]
+            if not offset_map.put_all(digests, offsets):  # type: ignore[arg-type]
                 if not mapped_any:
                     raise CleanerBufferTooSmallError(
-                        f"batch at offset {base} of {plan.directory} has more keys than the"
-                        f" offset map holds ({offset_map.capacity})"
+                        f"batch at offset {view.base_offset} of {plan.directory} has more"
+                        f" keys than the offset map holds ({offset_map.capacity})"
                     )
-                return base
-            for digest, offset in keyed:
-                offset_map.put(digest, offset)
+                return view.base_offset
             offset_map.update_latest_offset(view.last_offset)
             mapped_any = True
     return end
@@ -398,6 +435,17 @@ def group_segments(
             i += 1
         groups.append(group)
     return groups
+
+
+# The smallest read or write buffer a pass uses (log.cleaner.io.buffer.size may be 0).
+MIN_IO_BUFFER_BYTES = 4096
+
+
+def io_buffers(io_buffer_bytes: int) -> tuple[int, int]:
+    """(read, write) buffer sizes: half each of one thread's ``log.cleaner.io.buffer.size``
+    share (Kafka's LogCleaner), at least ``MIN_IO_BUFFER_BYTES``."""
+    half = max(MIN_IO_BUFFER_BYTES, io_buffer_bytes // 2)
+    return half, half
 
 
 @dataclass(slots=True)
@@ -449,64 +497,87 @@ class _BatchCleaner:
             return view.last_offset == last_data_offset
         return view.is_control and view.producer_epoch == epoch
 
-    def _keep_record(self, view: RecordBatchView, record: RecordKey) -> bool:
-        offset = view.base_offset + record.offset_delta
-        if offset >= self.end_offset:
-            return True
-        if record.key is None:
-            return False
-        if offset < self.map.get(key_digest(record.key)):
-            return False
-        if record.has_value:
-            return True
-        return not view.has_delete_horizon or self.now_ms < view.base_timestamp
+    def _keep_flags(self, view: RecordBatchView, scanned: _Scanned) -> bytes:
+        """One byte per record, 1 if it stays (the module doc's record rule): the key
+        rule comes from the scan; tombstones past their horizon and records past the
+        pass's end are adjusted here, without a Python loop in the common case."""
+        offsets, tombstones = scanned.offsets, scanned.tombstones
+        keep = scanned.keep
+        if (
+            1 in tombstones
+            and view.has_delete_horizon
+            and view.base_timestamp <= self.now_ms
+        ):
+            keep = bytes(map(gt, keep, tombstones))  # kept and not a tombstone
+        if view.last_offset >= self.end_offset:
+            keep = bytes(
+                o >= self.end_offset or k for k, o in zip(keep, offsets, strict=True)
+            )
+        return keep
 
     def clean(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
         """The batch to write in place of ``view`` (None: drop it).  Data batches are
-        judged on their scanned keys; only a batch that changes is decoded in full."""
-        records: list[Record] | None = None
+        judged on their scanned keys; only a batch that changes is rewritten, by
+        copying its kept records (timestamp deltas re-based)."""
         if view.is_control:
-            records = decode_records(view)
-            keys = [RecordKey(r.offset_delta, r.key, r.value is not None) for r in records]
-            can_discard = self.txns.on_control_batch(view, _marker_kind(records))
-            horizon_passed = view.has_delete_horizon and view.base_timestamp <= self.now_ms
-            discard_records = can_discard and horizon_passed
-        else:
-            keys = scan_record_keys(view)
-            can_discard = discard_records = self.txns.on_data_batch(view)
-        self.stats.records_read += len(keys)
+            return self._clean_control(view)
+        drop_all = self.txns.on_data_batch(view)
+        count = view.record_count
+        self.stats.records_read += count
         retain_empty = view.has_producer_id and self._is_last_of_producer(view)
-        if discard_records and not retain_empty:
-            return None
-        if discard_records:
-            keep = [False] * len(keys)
-        elif view.is_control:
-            keep = [True] * len(keys)
-        else:
-            keep = [self._keep_record(view, k) for k in keys]
-        kept_count = sum(keep)
+        if drop_all:
+            if not retain_empty:
+                return None
+            if not count:
+                return view.buffer()
+            self.stats.batches_rewritten += 1
+            return _empty_batch(view)
+        scanned = _scan(view, self.map.offsets)
+        keep = self._keep_flags(view, scanned)
+        kept_count = keep.count(1)
         self.stats.records_kept += kept_count
-        marker_for_empty_txn = can_discard and view.is_control
-        has_tombstones = not view.is_control and any(
-            k and not r.has_value for k, r in zip(keep, keys, strict=True)
-        )
-        removable_later = has_tombstones or marker_for_empty_txn
-        set_horizon = removable_later and not view.has_delete_horizon
-        if removable_later and view.has_delete_horizon:
+        has_tombstones = 1 in tombstones_kept(keep, scanned.tombstones)
+        set_horizon = has_tombstones and not view.has_delete_horizon
+        if has_tombstones and view.has_delete_horizon:
             # only horizons guarding something removable call for a later pass
             self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
-        if kept_count == len(keys) and not set_horizon:
+        if kept_count == count and not set_horizon:
             return view.buffer()
         self.stats.batches_rewritten += 1
         if not kept_count:
             return _empty_batch(view) if retain_empty else None
-        if records is None:
-            records = decode_records(view)
-        kept = [r for k, r in zip(keep, records, strict=True) if k]
         horizon = self.now_ms + self.plan.config.delete_retention_ms if set_horizon else None
         if horizon is not None:
             self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)
-        return _rebuild(view, kept, horizon)
+        return _filtered_batch(view, scanned.data, keep, kept_count, horizon)
+
+    def _clean_control(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
+        records = decode_records(view)
+        self.stats.records_read += len(records)
+        can_discard = self.txns.on_control_batch(view, _marker_kind(records))
+        horizon_passed = view.has_delete_horizon and view.base_timestamp <= self.now_ms
+        retain_empty = view.has_producer_id and self._is_last_of_producer(view)
+        if can_discard and horizon_passed:
+            if not retain_empty:
+                return None
+            self.stats.batches_rewritten += 1
+            return _empty_batch(view) if records else view.buffer()
+        self.stats.records_kept += len(records)
+        if not can_discard:
+            return view.buffer()
+        # A marker with no data of its transaction left: removable once its horizon passes.
+        if view.has_delete_horizon:
+            self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
+            return view.buffer()
+        self.stats.batches_rewritten += 1
+        horizon = self.now_ms + self.plan.config.delete_retention_ms
+        self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)
+        return _rebuild(view, records, horizon)
+
+
+def tombstones_kept(keep: bytes, tombstones: bytes) -> bytes:
+    """1 per record that is kept and a tombstone."""
+    return bytes(map(and_, keep, tombstones))
 
 
 def _empty_batch(view: RecordBatchView) -> bytearray:
@@ -569,15 +640,75 @@ def _rebuild(view: RecordBatchView, kept: list[Record], new_horizon: int | None)
     return batch
 
 
+def _filtered_batch(
+    view: RecordBatchView,
+    data: bytes | memoryview,
+    keep: bytes,
+    kept_count: int,
+    new_horizon: int | None,
+) -> bytearray:
+    """The records of ``view`` flagged in ``keep`` in a batch like ``view`` (same base
+    offset, last offset delta, leader epoch, producer fields, flags and codec).  The
+    base timestamp is ``new_horizon`` (setting the delete-horizon bit), else the
+    existing horizon, else the first kept record's timestamp; record bytes are copied
+    with only their timestamp delta re-based."""
+    has_horizon = new_horizon is not None or view.has_delete_horizon
+    if new_horizon is not None:
+        base_ts: int | None = new_horizon
+    elif view.has_delete_horizon:
+        base_ts = view.base_timestamp
+    else:
+        base_ts = None
+    records, base_ts, max_ts = filter_records(
+        data, view.record_count, keep, view.base_timestamp, base_ts
+    )
+    if view.timestamp_type == TimestampType.LOG_APPEND_TIME:
+        max_ts = view.max_timestamp
+    codec = view.compression
+    body = compress(codec, records) if codec is not Compression.NONE else records
+    attributes = int(codec)
+    if view.timestamp_type == TimestampType.LOG_APPEND_TIME:
+        attributes |= _TIMESTAMP_TYPE_BIT
+    if view.is_transactional:
+        attributes |= _TRANSACTIONAL_BIT
+    if has_horizon:
+        attributes |= _DELETE_HORIZON_BIT
+    batch = bytearray(BATCH_HEADER_SIZE + len(body))
+    _HEADER.pack_into(
+        batch,
+        0,
+        view.base_offset,
+        len(batch) - _LOG_OVERHEAD,
+        view.partition_leader_epoch,
+        2,  # magic
+        0,  # crc, below
+        attributes,
+        view.last_offset_delta,
+        base_ts,
+        max_ts,
+        view.producer_id,
+        view.producer_epoch,
+        view.base_sequence,
+        kept_count,
+    )
+    batch[BATCH_HEADER_SIZE:] = body
+    _CRC.pack_into(batch, _CRC_POS, crc32c(memoryview(batch)[_ATTRIBUTES_POS:]))
+    return batch
+
+
 def build_clean(
     plan: CleanPlan,
     offset_map: OffsetMap,
     throttler: Throttler | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    io_buffer_bytes: int = DEFAULT_IO_BUFFER_BYTES,
 ) -> CleanOutcome | None:
     """Step 2 of the module doc: map the dirty section, write the cleaned groups as
-    ``.cleaned`` segments.  None if ``should_stop`` said so midway (files removed)."""
-    end_offset = build_offset_map(plan, offset_map, throttler)
+    ``.cleaned`` segments.  None if ``should_stop`` said so midway (files removed).
+    ``io_buffer_bytes`` (one thread's share of ``log.cleaner.io.buffer.size``) is split
+    into the read and the write buffer, as in Kafka."""
+    read_bytes, write_bytes = io_buffers(io_buffer_bytes)
+    end_offset = build_offset_map(plan, offset_map, throttler, read_bytes)
     outcome = CleanOutcome(end_offset)
     cleaner = _BatchCleaner(plan, offset_map, end_offset)
     outcome.stats = cleaner.stats
@@ -586,10 +717,10 @@ def build_clean(
     groups = group_segments(to_clean, cfg.segment_bytes, cfg.segment_index_bytes)
     aborted_by_marker = {t.last_offset: t for t in plan.aborted}
     for group in groups:
-        writer = CleanedSegmentWriter(plan.directory, group[0].base_offset, cfg)
+        writer = CleanedSegmentWriter(plan.directory, group[0].base_offset, cfg, write_bytes)
         try:
             for seg in group:
-                for view in _segment_batches(seg):
+                for view in _segment_batches(seg, read_bytes):
                     if should_stop():
                         writer.abandon()
                         for done in outcome.groups:

@@ -1,90 +1,22 @@
-"""Reading and writing for the log cleaner: the key scan, the throttle, the cleaned segment.
+"""Reading and writing for the log cleaner: the throttle and the cleaned segment.
 
 Split from ``log.cleaner`` (which holds the algorithm): these are its I/O-shaped parts.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 from kbroker.log.config import LogConfig
 from kbroker.log.index import OffsetIndex, TimeIndex
 from kbroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file_name
 from kbroker.log.swap import CLEANED_SUFFIX, discard_cleaned
 from kbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
-from kbroker.wire._records_varint import read_varint  # the records codec's own varint reader
-from kbroker.wire.compression import decompress
-from kbroker.wire.exceptions import DecodeError
-from kbroker.wire.records import BATCH_HEADER_SIZE, CorruptRecordBatch, RecordBatchView
 
 _OFFSET_INDEX_ENTRY_BYTES = 8
-
-
-class RecordKey(NamedTuple):
-    """What the cleaner needs to judge a record: its offset delta, key, and whether it
-    has a value (a tombstone has none)."""
-
-    offset_delta: int
-    key: bytes | None
-    has_value: bool
-
-
-def scan_record_keys(view: RecordBatchView) -> list[RecordKey]:
-    """The keys of a data batch's records without building the records: per record
-    four varints are read and the rest skipped (``decode_records`` reads every field).
-    CorruptRecordBatch on a malformed batch."""
-    try:
-        data = decompress(view.compression, view.buffer()[BATCH_HEADER_SIZE:])
-    except DecodeError as exc:
-        raise CorruptRecordBatch(str(exc)) from exc
-    varint = read_varint
-    out: list[RecordKey] = []
-    append = out.append
-    pos = 0
-    try:
-        # Varints of one byte (most lengths and deltas) are decoded inline.
-        for _ in range(view.record_count):
-            b = data[pos]
-            if b < 0x80:
-                length, pos = (b >> 1) ^ -(b & 1), pos + 1
-            else:
-                length, pos = varint(data, pos)
-            end = pos + length
-            p = pos + 1  # attributes (1 byte), then the timestamp delta
-            b = data[p]
-            p = p + 1 if b < 0x80 else varint(data, p)[1]
-            b = data[p]
-            if b < 0x80:
-                offset_delta, p = (b >> 1) ^ -(b & 1), p + 1
-            else:
-                offset_delta, p = varint(data, p)
-            b = data[p]
-            if b < 0x80:
-                key_length, p = (b >> 1) ^ -(b & 1), p + 1
-            else:
-                key_length, p = varint(data, p)
-            if key_length >= 0:
-                key: bytes | None = data[p : p + key_length]
-                p += key_length
-            else:
-                key = None
-            b = data[p]
-            if b < 0x80:
-                value_length, p = (b >> 1) ^ -(b & 1), p + 1
-            else:
-                value_length, p = varint(data, p)
-            if p > end:
-                raise CorruptRecordBatch("record fields run past the record")
-            append(RecordKey(offset_delta, key, value_length >= 0))
-            pos = end
-    except (IndexError, DecodeError) as exc:
-        raise CorruptRecordBatch(f"record runs past the end of the batch: {exc}") from None
-    if pos != len(data):
-        raise CorruptRecordBatch(f"{len(data) - pos} bytes left after the records")
-    return out
 
 
 class Throttler:
@@ -122,9 +54,16 @@ class Throttler:
 
 
 class CleanedSegmentWriter:
-    """``<base>.log.cleaned`` and its indexes, written in offset order."""
+    """``<base>.log.cleaned`` and its indexes, written in offset order; the log's bytes
+    go out ``write_buffer_bytes`` at a time (Kafka's cleaner write buffer)."""
 
-    def __init__(self, directory: str, base_offset: int, config: LogConfig) -> None:
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        config: LogConfig,
+        write_buffer_bytes: int = 256 * 1024,
+    ) -> None:
         self.directory = directory
         self.base_offset = base_offset
         self.log_path = os.path.join(
@@ -153,6 +92,9 @@ class CleanedSegmentWriter:
         self.txn_index.reset()
         self._interval = config.index_interval_bytes
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._write_buffer_bytes = write_buffer_bytes
+        self._pending = bytearray()
+        self._written = 0
         self.size_bytes = 0
         self.max_timestamp = -1
         self._offset_of_max_timestamp = -1
@@ -162,11 +104,13 @@ class CleanedSegmentWriter:
         self, data: bytes | bytearray | memoryview, base_offset: int, max_timestamp: int
     ) -> None:
         position = self.size_bytes
-        view = memoryview(data)
-        while view:
-            done = os.pwrite(self._fd, view, self.size_bytes)
-            view = view[done:]
-            self.size_bytes += done
+        if len(self._pending) + len(data) > self._write_buffer_bytes:
+            self._write_pending()
+        if len(data) >= self._write_buffer_bytes:
+            self._write(data)
+        else:
+            self._pending += data
+        self.size_bytes += len(data)
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
             self._offset_of_max_timestamp = base_offset
@@ -175,6 +119,20 @@ class CleanedSegmentWriter:
             self.time_index.append(self.max_timestamp, self._offset_of_max_timestamp)
             self._since_index = 0
         self._since_index += len(data)
+
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            done = os.pwrite(self._fd, view, self._written)
+            if done <= 0:
+                raise OSError(errno.ENOSPC, "write made no progress")
+            view = view[done:]
+            self._written += done
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            self._write(self._pending)
+            self._pending.clear()
 
     def finish(self) -> None:
         """Final time-index entry, then everything fsynced (phase ``cleaned``)."""
@@ -185,6 +143,7 @@ class CleanedSegmentWriter:
         ):
             self.time_index.append(self.max_timestamp, self._offset_of_max_timestamp)
         try:
+            self._write_pending()
             os.fsync(self._fd)
         finally:
             os.close(self._fd)

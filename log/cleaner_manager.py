@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from kbroker.log.checkpoints import read_offset_checkpoint, write_offset_checkpoint
 from kbroker.log.cleaner import (
+    DEFAULT_IO_BUFFER_BYTES,
     CleanOutcome,
     CleanPlan,
     build_clean,
@@ -46,6 +47,7 @@ class CleanerConfig:
     io_buffer_load_factor: float = DEFAULT_LOAD_FACTOR
     io_max_bytes_per_second: float = float("inf")
     backoff_ms: int = 15_000
+    io_buffer_size: int = DEFAULT_IO_BUFFER_BYTES  # shared by the threads, as in Kafka
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -54,6 +56,11 @@ class CleanerConfig:
             raise ValueError("log.cleaner.backoff.ms must be >= 0")
         if self.io_max_bytes_per_second <= 0:
             raise ValueError("log.cleaner.io.max.bytes.per.second must be positive")
+
+    @property
+    def io_buffer_bytes_per_thread(self) -> int:
+        """One thread's share of ``log.cleaner.io.buffer.size``."""
+        return self.io_buffer_size // max(1, self.threads)
 
     def new_offset_map(self) -> OffsetMap:
         """One thread's map: the dedupe buffer is shared by the threads, as in Kafka."""
@@ -125,7 +132,13 @@ class LogCleanerManager:
     ) -> CleanOutcome | None:
         """The slow part (any thread)."""
         throttler = Throttler(self.config.io_max_bytes_per_second)
-        return build_clean(plan, self.config.new_offset_map(), throttler, should_stop)
+        return build_clean(
+            plan,
+            self.config.new_offset_map(),
+            throttler,
+            should_stop,
+            self.config.io_buffer_bytes_per_thread,
+        )
 
     def finish(
         self,
@@ -150,13 +163,18 @@ class LogCleanerManager:
         for group in outcome.groups:
             if log.replace_segments(group.base_offset, group.end_offset, group.old_bases, fault):
                 swapped += 1
+        self.record_pass(key, outcome)
+        self.write_checkpoint()
+        return swapped
+
+    def record_pass(self, key: TopicPartition, outcome: CleanOutcome) -> None:
+        """After the swaps: the checkpoint moves to the end of the pass (in memory; see
+        :meth:`write_checkpoint`) and the pass's latest delete horizon is kept."""
         self.checkpoints[key] = outcome.end_offset
         if outcome.latest_delete_horizon >= 0:
             self.delete_horizons[key] = outcome.latest_delete_horizon
         else:
             self.delete_horizons.pop(key, None)
-        self.write_checkpoint()
-        return swapped
 
     def clean_now(
         self,
@@ -180,15 +198,21 @@ class LogCleanerManager:
         self.finish(key, log, outcome, fault)
         return outcome
 
-    def forget(self, key: TopicPartition) -> None:
-        """The partition was deleted: drop its checkpoint entry."""
+    def forget(self, key: TopicPartition, *, write: bool = True) -> bool:
+        """The partition was deleted: drop its checkpoint entry (and write the file,
+        unless ``write`` is False); True if there was one."""
         self.delete_horizons.pop(key, None)
-        if self.checkpoints.pop(key, None) is not None:
+        had = self.checkpoints.pop(key, None) is not None
+        if had and write:
             self.write_checkpoint()
+        return had
 
-    def write_checkpoint(self) -> None:
-        if self._written == self.checkpoints:
+    def write_checkpoint(self, snapshot: dict[TopicPartition, int] | None = None) -> None:
+        """Write the checkpoints (``snapshot``: a copy taken on the owner thread, so that
+        another thread may write it while the owner goes on)."""
+        wanted = dict(self.checkpoints) if snapshot is None else snapshot
+        if self._written == wanted:
             return
         self._written = None
-        write_offset_checkpoint(self.path, self.checkpoints)
-        self._written = dict(self.checkpoints)
+        write_offset_checkpoint(self.path, wanted)
+        self._written = wanted

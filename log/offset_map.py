@@ -66,9 +66,29 @@ class OffsetMap:
         if offset > self.latest_offset:
             self.latest_offset = offset
 
-    def get(self, digest: bytes) -> int:
-        """The latest offset of the key, or -1 if it is not in the map."""
-        return self._offsets.get(digest, -1)
+    def put_all(self, digests: list[bytes], offsets: list[int]) -> bool:
+        """Put every ``digests[i] -> offsets[i]`` (offsets ascending), or nothing and
+        False if the new keys would not fit."""
+        if not digests:
+            return True
+        offsets_map = self._offsets
+        if len(digests) > self.capacity - len(offsets_map):
+            new = set(digests).difference(offsets_map)
+            if len(new) > self.capacity - len(offsets_map):
+                return False
+        offsets_map.update(zip(digests, offsets))
+        if offsets[-1] > self.latest_offset:
+            self.latest_offset = offsets[-1]
+        return True
+
+    def get(self, digest: bytes | None, default: int = -1) -> int:
+        """The latest offset of the key, or ``default`` if it is not in the map."""
+        return self._offsets.get(digest, default)  # type: ignore[arg-type]
+
+    @property
+    def offsets(self) -> dict[bytes, int]:
+        """The map itself (read-only use: the cleaner's C loop looks keys up in it)."""
+        return self._offsets
 
     def update_latest_offset(self, offset: int) -> None:
         self.latest_offset = max(self.latest_offset, offset)

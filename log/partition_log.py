@@ -54,6 +54,7 @@ import contextlib
 import os
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from crc32c import crc32c
 from kbroker.log.checkpoints import LeaderEpochCache
@@ -68,6 +69,14 @@ from kbroker.log.errors import (
     UnsupportedMagicError,
 )
 from kbroker.log.index import IndexCorruptError
+
+# The ListOffsets constants moved to log_reads with the lookups; re-exported here.
+from kbroker.log.log_reads import EARLIEST_LOCAL_TIMESTAMP as EARLIEST_LOCAL_TIMESTAMP
+from kbroker.log.log_reads import EARLIEST_TIMESTAMP as EARLIEST_TIMESTAMP
+from kbroker.log.log_reads import LATEST_TIERED_TIMESTAMP as LATEST_TIERED_TIMESTAMP
+from kbroker.log.log_reads import LATEST_TIMESTAMP as LATEST_TIMESTAMP
+from kbroker.log.log_reads import MAX_TIMESTAMP as MAX_TIMESTAMP
+from kbroker.log.log_reads import offset_for_timestamp, read_slice
 from kbroker.log.producer_state import ProducerEntry, ProducerStateManager, marker_of
 from kbroker.log.recovery import LoadReport, delete_segment_files, load_segments, new_segment
 from kbroker.log.results import (
@@ -78,7 +87,7 @@ from kbroker.log.results import (
     FetchSlice,
     TimestampAndOffset,
 )
-from kbroker.log.segment import DELETED_SUFFIX, Segment, record_timestamps
+from kbroker.log.segment import DELETED_SUFFIX, Segment
 from kbroker.log.swap import FaultHook, discard_cleaned, swap_in
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.wire.records import (
@@ -90,13 +99,6 @@ from kbroker.wire.records import (
     CorruptRecordBatch,
     RecordBatchView,
 )
-
-# ListOffsets special timestamps (Kafka's ListOffsetsRequest constants).
-LATEST_TIMESTAMP = -1
-EARLIEST_TIMESTAMP = -2
-MAX_TIMESTAMP = -3
-EARLIEST_LOCAL_TIMESTAMP = -4
-LATEST_TIERED_TIMESTAMP = -5
 
 _BASE_AND_LENGTH = struct.Struct(">qi")
 # The v2 batch header (see wire.records), unpacked once per appended batch.
@@ -126,6 +128,29 @@ def _marker_of(header: bytearray, body: memoryview) -> tuple[ControlRecordType, 
         return marker_of(RecordBatchView(bytes(header) + bytes(body)))
     except CorruptRecordBatch as exc:
         raise InvalidRecordError(f"bad control batch: {exc}") from exc
+
+
+def _largest_timestamp(seg: Segment) -> int:
+    """The segment's largest record timestamp for time retention; for one without any
+    (a segment the cleaner emptied) its file's modification time, as Kafka's
+    LogSegment.largestTimestamp -- else it would hold back retention for good."""
+    if seg.max_timestamp >= 0 or seg.size_bytes > 0:
+        return seg.max_timestamp
+    try:
+        return int(os.stat(seg.log_path).st_mtime * 1000)
+    except OSError:
+        return -1
+
+
+@dataclass(slots=True)
+class PendingReplace:
+    """A cleaned segment on its way in (see :meth:`PartitionLog.replace_segments`)."""
+
+    base_offset: int
+    end_offset: int
+    old: list[Segment]
+    now_ms: int
+    cleaned: Segment | None = None
 
 
 class PartitionLog:
@@ -181,6 +206,8 @@ class PartitionLog:
         # Called (by delete_records_before) after DeleteRecords moved the log start
         # offset; the LogManager sets it to write the log-start checkpoint at once.
         self.on_log_start_offset_moved: Callable[[PartitionLog], None] | None = None
+        # A cleaned segment being swapped in (begin_replace .. end_replace).
+        self._replacing: PendingReplace | None = None
 
     # -- offsets -------------------------------------------------------------------
     @property
@@ -437,7 +464,8 @@ class PartitionLog:
         return seg
 
     # -- read ----------------------------------------------------------------------
-    def _segment_index_for(self, offset: int) -> int:
+    def segment_index_for(self, offset: int) -> int:
+        """The index of the segment that would hold ``offset``."""
         return max(bisect.bisect_right(self._bases, offset) - 1, 0)
 
     def read(
@@ -448,137 +476,16 @@ class PartitionLog:
         max_offset: int | None = None,
         min_one_batch: bool = True,
     ) -> FetchSlice:
-        """Whole batches from the one holding ``offset``, up to ``max_bytes``.
-
-        Batches whose base offset is >= ``max_offset`` (default: the high watermark;
-        pass the LSO for read_committed) are left out.  With ``min_one_batch`` the
-        first batch is returned whole even if larger than ``max_bytes`` (Kafka's
-        behaviour for the first partition of a fetch).  Raises OffsetOutOfRangeError
-        unless log_start_offset <= offset <= log_end_offset.
-        """
-        self._check_online()
-        leo = self.log_end_offset
-        if offset < self.log_start_offset or offset > leo:
-            raise OffsetOutOfRangeError(offset, self.log_start_offset, leo)
-        upper = self.high_watermark if max_offset is None else min(max_offset, self.high_watermark)
-        i = self._segment_index_for(offset)
-        found = None
-        while i < len(self.segments):
-            seg = self.segments[i]
-            found = seg.find_batch(offset)
-            if found is not None:
-                break
-            i += 1
-        if found is None or found[1].base_offset >= upper:
-            return self._empty_slice(offset)
-        position, header = found
-        want = max_bytes
-        if min_one_batch and header.size_bytes > max_bytes:
-            want = header.size_bytes
-        data = seg.read(position, want)
-        size = len(data)
-        # Jump over the batches the offset index already vouches for: the last index
-        # entry inside what was read (and below ``upper``) starts a whole batch, so only
-        # the few batches after it need their headers walked.
-        end = 0
-        boundary_offset = -1
-        keys, values = seg.index.keys, seg.index.values
-        if values:
-            j = min(
-                bisect.bisect_right(values, position + size) - 1,
-                bisect.bisect_left(keys, upper) - 1,
-            )
-            if j >= 0 and values[j] > position:
-                end = values[j] - position
-                boundary_offset = keys[j]
-        unpack = _BASE_AND_LENGTH.unpack_from
-        last_start = -1
-        while size - end >= 12:
-            base, length = unpack(data, end)
-            if end + length + 12 > size or base >= upper:
-                break
-            last_start = end
-            end += length + 12
-        if last_start >= 0:
-            base = unpack(data, last_start)[0]
-            next_offset = (
-                base
-                + _LAST_OFFSET_DELTA.unpack_from(data, last_start + _LAST_OFFSET_DELTA_POS)[0]
-                + 1
-            )
-        elif boundary_offset >= 0:
-            next_offset = boundary_offset
-        else:
-            return self._empty_slice(offset)
-        records: bytes | memoryview = data if end == size else memoryview(data)[:end]
-        return FetchSlice(
-            records,
-            header.base_offset,
-            next_offset,
-            self.high_watermark,
-            self.last_stable_offset,
-            self.log_start_offset,
-            seg.log_path,
-            position,
-        )
-
-    def _empty_slice(self, offset: int) -> FetchSlice:
-        return FetchSlice(
-            b"",
-            offset,
-            offset,
-            self.high_watermark,
-            self.last_stable_offset,
-            self.log_start_offset,
-            self.active_segment.log_path,
-            self.active_segment.size_bytes,
+        """Whole batches from the one holding ``offset``, up to ``max_bytes`` (see
+        :func:`log.log_reads.read_slice`)."""
+        return read_slice(
+            self, offset, max_bytes, max_offset=max_offset, min_one_batch=min_one_batch
         )
 
     # -- offset lookups ----------------------------------------------------------------
     def offset_for_timestamp(self, timestamp_ms: int) -> TimestampAndOffset | None:
-        """ListOffsets: the first record with timestamp >= ``timestamp_ms`` (its
-        timestamp and offset), or the special lookups -1 latest, -2/-4 earliest,
-        -3 max timestamp.  None when there is no such record."""
-        self._check_online()
-        if timestamp_ms == LATEST_TIMESTAMP:
-            leo = self.log_end_offset
-            return TimestampAndOffset(-1, leo, self.epoch_cache.latest_epoch)
-        if timestamp_ms in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
-            start = self.log_start_offset
-            return TimestampAndOffset(-1, start, self.epoch_cache.epoch_for_offset(start))
-        if timestamp_ms == MAX_TIMESTAMP:
-            return self._max_timestamp_offset()
-        if timestamp_ms < 0:
-            return None
-        for seg in self.segments:
-            if seg.next_offset <= self.log_start_offset:
-                continue
-            hit = seg.find_offset_by_timestamp(timestamp_ms, self.log_start_offset)
-            if hit is not None:
-                return TimestampAndOffset(hit[0], hit[1], self.epoch_cache.epoch_for_offset(hit[1]))
-        return None
-
-    def _max_timestamp_offset(self) -> TimestampAndOffset | None:
-        best: Segment | None = None
-        for seg in self.segments:
-            if (
-                seg.next_offset > self.log_start_offset
-                and seg.max_timestamp >= 0
-                and (best is None or seg.max_timestamp > best.max_timestamp)
-            ):
-                best = seg
-        if best is None:
-            return None
-        found = best.find_batch(max(best.offset_of_max_timestamp, self.log_start_offset))
-        if found is None:
-            return None
-        for _, view in best.batches_from(found[0]):
-            if view.max_timestamp != best.max_timestamp:
-                continue
-            for offset, ts in record_timestamps(view):
-                if ts == best.max_timestamp and offset >= self.log_start_offset:
-                    return TimestampAndOffset(ts, offset, self.epoch_cache.epoch_for_offset(offset))
-        return None
+        """ListOffsets (see :func:`log.log_reads.offset_for_timestamp`)."""
+        return offset_for_timestamp(self, timestamp_ms)
 
     @property
     def latest_epoch(self) -> int:
@@ -600,7 +507,7 @@ class PartitionLog:
         out: list[tuple[int, int]] = []
         if end_offset <= start_offset:
             return out
-        for seg in self.segments[self._segment_index_for(start_offset) :]:
+        for seg in self.segments[self.segment_index_for(start_offset) :]:
             found, complete = seg.txn_index.collect(start_offset, end_offset)
             out += [(t.producer_id, t.first_offset) for t in found]
             if complete:
@@ -664,7 +571,7 @@ class PartitionLog:
             limit = now_ms - cfg.retention_ms
             deleted += self._delete_segments(
                 self._count_deletable(
-                    lambda seg, nxt: 0 <= seg.max_timestamp < limit, include_active=True
+                    lambda seg, nxt: 0 <= _largest_timestamp(seg) < limit, include_active=True
                 ),
                 now_ms,
             )
@@ -700,6 +607,8 @@ class PartitionLog:
     def _delete_segments(self, count: int, now_ms: int | None) -> int:
         """Drop the ``count`` oldest segments: rename their files ``*.deleted`` now and
         unlink them ``file.delete.delay.ms`` later (``delete_pending_files``)."""
+        if self._replacing is not None:  # the segments being replaced stay
+            count = min(count, bisect.bisect_left(self._bases, self._replacing.base_offset))
         if count == 0:
             return 0
         now = self._now_ms if now_ms is None else now_ms
@@ -747,38 +656,74 @@ class PartitionLog:
         ``log.swap``; the old files are unlinked ``file.delete.delay.ms`` later.
 
         False (and the cleaned files removed) if those segments are no longer exactly
-        there -- retention, DeleteRecords or a truncation removed one meanwhile.
+        there -- retention, DeleteRecords or a truncation removed one meanwhile.  The
+        three steps (:meth:`begin_replace`, :meth:`swap_files`, :meth:`end_replace`)
+        may be run apart, the middle one on another thread.
         """
+        pending = self.begin_replace(base_offset, end_offset, old_bases)
+        if pending is None:
+            return False
+        try:
+            self.swap_files(pending, fault)
+        finally:
+            self.end_replace(pending)
+        return True
+
+    def begin_replace(
+        self, base_offset: int, end_offset: int, old_bases: tuple[int, ...]
+    ) -> PendingReplace | None:
+        """Step 1 (owner thread): check the old segments are there and hold them (until
+        :meth:`end_replace`, retention and DeleteRecords delete no segment from them
+        on); None (cleaned files removed) if they are not exactly there."""
         self._check_online()
         i = bisect.bisect_left(self._bases, base_offset)
         j = i + len(old_bases)
         if (
-            tuple(self._bases[i:j]) != old_bases
+            self._replacing is not None
+            or tuple(self._bases[i:j]) != old_bases
             or j >= len(self.segments)
             or self._bases[j] != end_offset
         ):
             discard_cleaned(self.directory, base_offset)
-            return False
-        old = self.segments[i:j]
+            return None
+        pending = PendingReplace(base_offset, end_offset, self.segments[i:j], self._now_ms)
+        self._replacing = pending
+        return pending
+
+    def swap_files(self, pending: PendingReplace, fault: FaultHook | None = None) -> None:
+        """Step 2 (any thread: only files and the new segment object): the crash-safe
+        swap of ``log.swap``, then the cleaned segment is opened.  Readers keep their
+        descriptors of the old files meanwhile."""
         swap_in(
             self.directory,
-            base_offset,
-            end_offset,
-            [seg.rename_for_deletion for seg in old],
+            pending.base_offset,
+            pending.end_offset,
+            [seg.rename_for_deletion for seg in pending.old],
             fault if fault is not None else (lambda phase: None),
         )
-        cleaned = new_segment(self.directory, base_offset, self.config, self._now_ms)
+        cleaned = new_segment(self.directory, pending.base_offset, self.config, pending.now_ms)
         try:
-            cleaned.load_trusted(end_offset)
+            cleaned.load_trusted(pending.end_offset)
         except IndexCorruptError:
             cleaned.recover(1 << 62)
+        pending.cleaned = cleaned
+
+    def end_replace(self, pending: PendingReplace) -> None:
+        """Step 3 (owner thread): the cleaned segment takes the old ones' place (if step
+        2 finished; else the swap is finished or undone at the next load) and the old
+        segments are closed, their files unlinked ``file.delete.delay.ms`` later."""
+        if self._replacing is pending:
+            self._replacing = None
+        if pending.cleaned is None:
+            return
+        i = bisect.bisect_left(self._bases, pending.base_offset)
+        j = i + len(pending.old)
         due = self._now_ms + max(self.config.file_delete_delay_ms, 0)
-        for seg in old:
+        for seg in pending.old:
             seg.close()
             self._pending_deletes.append((due, seg))
-        self.segments[i:j] = [cleaned]
-        self._bases[i:j] = [base_offset]
-        return True
+        self.segments[i:j] = [pending.cleaned]
+        self._bases[i:j] = [pending.base_offset]
 
     def truncate_to(self, offset: int) -> None:
         """Remove every offset >= ``offset`` (a batch straddling it goes whole)."""

@@ -74,15 +74,18 @@ def _write_rest(
             position += done
 
 
-def iter_file_batches(fd: int, start: int, end: int) -> Iterator[tuple[int, RecordBatchView]]:
-    """Yield (file position, view) of every whole batch in [start, end) of ``fd``.
+def iter_file_batches(
+    fd: int, start: int, end: int, chunk_bytes: int = SCAN_CHUNK_BYTES
+) -> Iterator[tuple[int, RecordBatchView]]:
+    """Yield (file position, view) of every whole batch in [start, end) of ``fd``, read
+    ``chunk_bytes`` at a time (a larger batch is read whole).
 
     Stops at a partial trailing batch; raises CorruptRecordBatch on an impossible
     header.  A view is only valid until the next iteration step.
     """
     pos = start
     while pos < end:
-        want = min(SCAN_CHUNK_BYTES, end - pos)
+        want = min(chunk_bytes, end - pos)
         chunk = os.pread(fd, want, pos)
         if not chunk:
             return

@@ -5,7 +5,9 @@ Version notes:
 - v0's is_default is not sent (v0 is below Kafka 4's minimum); v1+ config_source says where
   a value comes from: TOPIC_CONFIG (topic override), STATIC_BROKER_CONFIG (set in the broker's
   properties, flags or environment) or DEFAULT_CONFIG.
-- v1+ include_synonyms: the chain topic override -> broker property -> default, as Kafka lists it.
+- v1+ include_synonyms: the chain topic override -> dynamic broker value (this broker's, then
+  the cluster default) -> static broker property -> default, as Kafka lists it; a topic
+  without an override shows the first of these as its value and source.
 - v3+ config_type; documentation is not carried (null).
 - Resource types: TOPIC (2) and BROKER (4, name = this node's id, or "" for the cluster
   defaults set by AlterConfigs).  Dynamic values (``kbroker.dynamic_configs``) show as
@@ -94,9 +96,9 @@ def _topic_configs(ctx: RequestContext, resource: DescribeConfigsResource, with_
         if name in topic.configs:
             chain.append(DescribeConfigsSynonym(name=name, value=topic.configs[name], source=ConfigSource.TOPIC_CONFIG))
         if synonym is not None:
-            dynamic = broker.topics.dynamic.lookup(synonym) if broker.topics.dynamic is not None else None
-            if dynamic is not None:
-                chain.append(DescribeConfigsSynonym(name=synonym, value=dynamic[0], source=dynamic[1]))
+            dynamic = broker.topics.dynamic
+            if dynamic is not None and synonym in DYNAMIC_BROKER_CONFIGS:
+                chain += [DescribeConfigsSynonym(name=synonym, value=v, source=src) for v, src in dynamic.chain(synonym)]
             if broker.config.source_of(synonym) is ConfigSource.STATIC_BROKER_CONFIG:
                 chain.append(DescribeConfigsSynonym(name=synonym, value=broker.config.get(synonym), source=ConfigSource.STATIC_BROKER_CONFIG))
             default = BROKER_CONFIGS[synonym].default if synonym in BROKER_CONFIGS else None

@@ -210,7 +210,11 @@ def test_consumer_offsets_are_compacted_and_replayed_after_restart(tmp_path: Pat
         assert log is not None
         written = log.size_bytes
         deadline = time.monotonic() + CLEANER_WAIT_S
-        while broker.topics.cleaner.passes_completed == 0 and time.monotonic() < deadline:
+        # A pass may have started while the commits were still coming: wait for one
+        # that covered them (the log shrinks), not just for the first.
+        while (
+            broker.topics.cleaner.passes_completed == 0 or log.size_bytes >= written / 4
+        ) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert broker.topics.cleaner.passes_completed >= 1, broker.topics.cleaner.last_error
         # one live key: what remains is the active segment plus the latest commit
@@ -379,6 +383,96 @@ def test_cleaner_broker_configs_change_live_and_persist(tmp_path: Path) -> None:
         assert _describe_broker(c, "1", ["log.cleaner.dedupe.buffer.size"]) == {
             "log.cleaner.dedupe.buffer.size": ("134217728", 5, False)
         }
+    finally:
+        c.close()
+        bt.close()
+
+
+def test_the_swap_file_work_runs_off_the_event_loop(tmp_path: Path, monkeypatch) -> None:
+    """The renames, fsyncs and the opening of the cleaned segment (swap_files) run on
+    the cleaner's swap thread, not on the broker's event loop."""
+    import threading
+
+    from kbroker.log.partition_log import PartitionLog
+
+    threads: list[str] = []
+    original = PartitionLog.swap_files
+
+    def recording(self, pending, fault=None):
+        threads.append(threading.current_thread().name)
+        return original(self, pending, fault)
+
+    monkeypatch.setattr(PartitionLog, "swap_files", recording)
+    bt = BrokerThread(tmp_path / "data", {"log.cleaner.backoff.ms": "0"})
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        assert _create(c, "c", COMPACT) == ErrorCode.NONE
+        for i in range(300):
+            assert _produce(c, "c", make_batch([b"v%d" % i], [b"k%d" % (i % 5)])).error_code == ErrorCode.NONE
+        broker = bt.broker
+        assert broker is not None and broker.topics.cleaner is not None
+        deadline = time.monotonic() + CLEANER_WAIT_S
+        while broker.topics.cleaner.passes_completed == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert broker.topics.cleaner.passes_completed >= 1, broker.topics.cleaner.last_error
+        assert threads and all(name.startswith("kbroker-cleaner-swap") for name in threads)
+    finally:
+        c.close()
+        bt.close()
+
+
+def test_dynamic_topic_defaults_apply_live_and_show_as_topic_synonyms(tmp_path: Path) -> None:
+    """Kafka: altering a topic config's broker synonym (cluster default "" or this
+    broker) changes every topic without its own override, and DescribeConfigs of the
+    topic names the dynamic source, with the chain in its synonyms."""
+    from kbroker.wire.messages.describe_configs_request import (
+        DescribeConfigsRequest,
+        DescribeConfigsResource,
+    )
+
+    def describe_topic(c: RawClient, name: str, key: str):
+        req = DescribeConfigsRequest(
+            resources=[DescribeConfigsResource(resource_type=2, resource_name=name, configuration_keys=[key])],
+            include_synonyms=True,
+        )
+        [result] = c.request(req, 4).results
+        assert result.error_code == ErrorCode.NONE
+        [entry] = result.configs
+        return entry.value, entry.config_source, [(s.name, s.value, s.source) for s in entry.synonyms]
+
+    bt = BrokerThread(tmp_path / "data", {})
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        assert _create(c, "plain", COMPACT) == ErrorCode.NONE
+        assert _create(c, "own", {**COMPACT, "delete.retention.ms": "5"}) == ErrorCode.NONE
+        assert _incremental(c, "", [("log.cleaner.delete.retention.ms", 0, "1234")]) == ErrorCode.NONE
+        assert describe_topic(c, "plain", "delete.retention.ms") == (
+            "1234",
+            3,  # DYNAMIC_DEFAULT_BROKER_CONFIG
+            [("log.cleaner.delete.retention.ms", "1234", 3), ("log.cleaner.delete.retention.ms", "86400000", 5)],
+        )
+        assert _incremental(c, "1", [("log.cleaner.delete.retention.ms", 0, "99")]) == ErrorCode.NONE
+        value, source, chain = describe_topic(c, "plain", "delete.retention.ms")
+        assert (value, source) == ("99", 2)  # DYNAMIC_BROKER_CONFIG
+        assert [(s[1], s[2]) for s in chain] == [("99", 2), ("1234", 3), ("86400000", 5)]
+        value, source, chain = describe_topic(c, "own", "delete.retention.ms")
+        assert (value, source) == ("5", 1)  # TOPIC_CONFIG wins
+        assert [(s[1], s[2]) for s in chain] == [("5", 1), ("99", 2), ("1234", 3), ("86400000", 5)]
+        broker = bt.broker
+        assert broker is not None
+        plain_log = broker.topics.log("plain", 0)
+        own_log = broker.topics.log("own", 0)
+        assert plain_log is not None and own_log is not None
+        assert plain_log.config.delete_retention_ms == 99
+        assert own_log.config.delete_retention_ms == 5
+        # a restart keeps the dynamic default in force
+        bt.restart()
+        broker = bt.broker
+        assert broker is not None
+        plain_log = broker.topics.log("plain", 0)
+        assert plain_log is not None and plain_log.config.delete_retention_ms == 99
     finally:
         c.close()
         bt.close()

@@ -471,7 +471,7 @@ def test_a_kept_batch_with_an_expired_horizon_does_not_call_for_more_passes(open
 def test_key_scan_agrees_with_the_records_codec(codec):
     from hypothesis import given, settings
     from hypothesis import strategies as st
-    from kbroker.log.cleaner_io import scan_record_keys
+    from kbroker.log.cleaner import _scan
     from kbroker.wire.records import RecordBatchView, build_record_batch
 
     record = st.tuples(
@@ -485,10 +485,11 @@ def test_key_scan_agrees_with_the_records_codec(codec):
     @given(st.lists(record, min_size=1, max_size=70))
     def check(items):
         view = RecordBatchView(build_record_batch(items, compression=codec))
-        scanned = scan_record_keys(view)
+        scanned = _scan(view)
         decoded = decode_records(view)
-        assert [(s.offset_delta, s.key, s.has_value) for s in scanned] == [
-            (r.offset_delta, r.key, r.value is not None) for r in decoded
+        assert list(zip(scanned.offsets, scanned.digests, scanned.tombstones, strict=True)) == [
+            (r.offset_delta, None if r.key is None else key_digest(r.key), int(r.value is None))
+            for r in decoded
         ]
 
     check()
@@ -498,3 +499,78 @@ def test_short_keys_are_their_own_digest():
     assert key_digest(b"k" * 16) == b"k" * 16
     long_key = b"k" * 17
     assert len(key_digest(long_key)) == 16 and key_digest(long_key) != long_key[:16]
+
+
+def test_a_pass_is_held_to_io_max_bytes_per_second(open_log):
+    """build_clean feeds every batch it reads to the throttler, which sleeps the pass
+    down to the rate (an injected clock: each read costs 1 ms of "work")."""
+    from kbroker.log.cleaner import build_clean
+    from kbroker.log.swap import discard_cleaned
+
+    log = open_log(CFG)
+    w = cm.Writer(log)
+    fill(w, n=300, keys=10)
+    plan = plan_clean(log, 0, w.now_ms, force=True)
+    assert plan is not None
+    now = [0.0]
+    slept: list[float] = []
+
+    def clock() -> float:
+        now[0] += 0.1
+        return now[0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    rate = 200.0  # bytes/s: far below the ~700 B/s the fake work alone allows
+    outcome = build_clean(plan, OffsetMap(1 << 20), Throttler(rate, clock=clock, sleep=sleep))
+    assert outcome is not None
+    for group in outcome.groups:
+        discard_cleaned(log.directory, group.base_offset)
+    throttled = 2 * sum(s.size_bytes for s in plan.segments)  # mapped, then copied
+    assert outcome.stats.bytes_read == throttled / 2
+    # only the last window (a few batches) is not slept for
+    assert now[0] >= 0.9 * throttled / rate
+    assert len(slept) >= 2
+
+
+def test_retention_keeps_segments_being_replaced(open_log, cleaner):
+    """Between begin_replace and end_replace (the file step runs on another thread)
+    retention deletes no segment of the group; the swap then completes."""
+    from dataclasses import replace
+
+    log = open_log(replace(CFG, cleanup_policy="compact,delete", retention_ms=10))
+    w = cm.Writer(log)
+    fill(w, n=200, keys=200)  # every record stays: the cleaned segments have timestamps
+    plan = plan_clean(log, 0, w.now_ms, force=True)
+    assert plan is not None
+    outcome = cleaner.build(plan)
+    group = outcome.groups[0]
+    pending = log.begin_replace(group.base_offset, group.end_offset, group.old_bases)
+    assert pending is not None
+    held = list(group.old_bases)
+    log.enforce_retention(now_ms=10**9)  # every closed segment has expired
+    assert [s.base_offset for s in log.segments][: len(held)] == held
+    log.swap_files(pending)
+    log.end_replace(pending)
+    assert log.segments[0].base_offset == group.base_offset
+    assert log.segments[0] is pending.cleaned
+    assert log.enforce_retention(now_ms=10**9) > 0  # no longer held
+
+
+def test_a_segment_emptied_by_cleaning_does_not_hold_back_time_retention(open_log, cleaner):
+    """compact,delete: a pass that removes every record of the first segment leaves it
+    empty, without a timestamp; time retention goes by its file's mtime (Kafka's
+    largestTimestamp) instead of stopping there for good."""
+    from dataclasses import replace
+
+    log = open_log(replace(CFG, cleanup_policy="compact,delete", retention_ms=1000))
+    w = cm.Writer(log)
+    fill(w, n=200, keys=10)
+    cleaner.clean_now(KEY, log, now_ms=w.now_ms)
+    first = log.segments[0]
+    assert first.size_bytes == 0 and first.max_timestamp == -1
+    far_future_ms = 10**13  # later than any file's mtime
+    assert log.enforce_retention(now_ms=far_future_ms) > 0
+    assert log.segments[0] is not first
