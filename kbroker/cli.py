@@ -38,6 +38,8 @@ EXIT_USAGE = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for a process Ctrl-C stopped
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+# First arguments that run an admin verb (kbroker.commands) instead of starting the broker.
+ADMIN_VERBS = ("topic", "group", "produce", "consume")
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The command's own lines (ready, warnings, errors) in JSON mode; always shown, whatever
 # --log-level says, as the text lines are.
@@ -122,7 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "Environment: KBROKER_LISTEN, KBROKER_ADVERTISE, KBROKER_DATA_DIR, KBROKER_CONFIG, and\n"
         "KBROKER_PROP_<NAME> for any property (KBROKER_PROP_NUM_PARTITIONS=3 sets num.partitions).\n"
         "Precedence, lowest first: defaults, --dev, --config, KBROKER_PROP_*,\n"
-        "KBROKER_LISTEN/KBROKER_ADVERTISE, --set, --listen/--advertise.",
+        "KBROKER_LISTEN/KBROKER_ADVERTISE, --set, --listen/--advertise.\n\n"
+        "Admin verbs (any Kafka broker, --bootstrap HOST:PORT; see kbroker VERB --help):\n"
+        "  kbroker topic list|create|describe|delete|alter-config ...\n"
+        "  kbroker group list|describe|delete|reset-offsets ...\n"
+        "  kbroker produce TOPIC    (lines of stdin)\n"
+        "  kbroker consume TOPIC",
         epilog=f"--dev sets:\n{dev}",
     )
     p.add_argument(
@@ -217,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv and argv[0] in ADMIN_VERBS:  # kbroker topic|group|produce|consume ...: kbroker.commands
+        from kbroker.commands import main as admin_main
+
+        return admin_main(argv)
     _setup_logging(_scan_log_format(argv), "WARNING")  # so that a usage error has the format
     args = _parser().parse_args(argv)
     _setup_logging(args.log_format, args.log_level)
