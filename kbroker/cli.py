@@ -38,6 +38,11 @@ EXIT_USAGE = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for a process Ctrl-C stopped
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+# --dev turns the HTTP listener on (health, metrics, console) here, or on a free port when
+# this one is taken, unless kbroker.http.listen is set (to an empty value: off).
+HTTP_LISTEN_PROPERTY = "kbroker.http.listen"
+DEV_HTTP_HOST = "127.0.0.1"
+DEV_HTTP_PORT = 9644
 # First arguments that run an admin verb (kbroker.commands) instead of starting the broker.
 ADMIN_VERBS = ("topic", "group", "produce", "consume")
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -117,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
             raise SystemExit(EXIT_USAGE)
 
     dev = "\n".join(f"  {k}={v}" for k, v in DEV_PRESET.items())
+    dev += f"\n  {HTTP_LISTEN_PROPERTY}={DEV_HTTP_HOST}:{DEV_HTTP_PORT} (a free port when taken; the URL is in the ready line)"
     p = Parser(
         prog="kbroker",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -247,6 +253,13 @@ def _main(argv: list[str] | None) -> int:
         )
     except ConfigError as exc:
         return _error(str(exc), EXIT_USAGE)
+    dev_http = False  # the HTTP listener is --dev's (so it may move to a free port)
+    if args.dev and HTTP_LISTEN_PROPERTY not in config.properties:
+        import dataclasses
+
+        http = {HTTP_LISTEN_PROPERTY: f"{DEV_HTTP_HOST}:{DEV_HTTP_PORT}"}
+        config = dataclasses.replace(config, properties={**config.properties, **http})
+        dev_http = True
     if config.ignored:
         ignoring = f"ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}"
         if _json_logs:
@@ -262,7 +275,7 @@ def _main(argv: list[str] | None) -> int:
     except (ValueError, ImportError) as exc:
         return _error(f"{eventloop.EVENT_LOOP_ENV}: {exc}", EXIT_USAGE)
     try:
-        stopped_by = _run(_serve(config), loop_factory)
+        stopped_by = _run(_serve(config, dev_http=dev_http), loop_factory)
     except StartupError as exc:
         return _error(str(exc), EXIT_RUNTIME)
     except OSError as exc:  # reading the metadata or the logs
@@ -284,7 +297,7 @@ def _run(coro: Coroutine[Any, Any, str], loop_factory: Callable[[], AbstractEven
         return runner.run(coro)
 
 
-async def _serve(config: BrokerConfig) -> str:
+async def _serve(config: BrokerConfig, *, dev_http: bool = False) -> str:
     """Start, serve until SIGINT or SIGTERM, shut down; returns the signal's name."""
     import asyncio
 
@@ -293,6 +306,8 @@ async def _serve(config: BrokerConfig) -> str:
     from kbroker.server import Broker
 
     broker = Broker(config)
+    if dev_http and broker.http is not None:
+        broker.http.fallback_to_free_port = True
     try:
         await broker.start()
     except asyncio.CancelledError:  # Ctrl-C while starting: asyncio.Runner cancels this task
@@ -324,12 +339,16 @@ async def _serve(config: BrokerConfig) -> str:
         listen = format_address(host, port)
         advertised = format_address(*broker.config.advertised)
         ready = f"kbroker {__version__} serving on {listen} (advertised {advertised}), data dir {config.data_dir}"
+        http_url = broker.http.url if broker.http is not None else None
+        if http_url:
+            ready += f", HTTP {http_url}"
         if _json_logs:
             import logging
 
+            extra = {"http": http_url} if http_url else {}
             _status(
                 logging.INFO, ready, event="ready", version=__version__, listen=listen,
-                advertised=advertised, data_dir=str(config.data_dir),
+                advertised=advertised, data_dir=str(config.data_dir), **extra,
             )
         else:
             print(ready, file=sys.stderr, flush=True)
