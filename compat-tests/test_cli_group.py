@@ -48,7 +48,7 @@ def _consume(consumer: Consumer, want: int) -> int:
     return got
 
 
-@pytest.mark.feature("groups", client="kbroker-cli")
+@pytest.mark.feature("group-admin", client="kbroker-cli")
 def test_list_describe_reset_and_a_real_consumer_resumes(broker_factory) -> None:
     b = broker_factory(SETTINGS).bootstrap
     topic = unique_topic("cli-grp")

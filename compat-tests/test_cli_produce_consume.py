@@ -110,7 +110,7 @@ def test_confluent_produce_printed_by_cli(broker) -> None:
     assert cli.text(b, "consume", topic, "-e") == ""
 
 
-@pytest.mark.feature("groups", client="kbroker-cli")
+@pytest.mark.feature("consume", client="kbroker-cli")
 def test_consume_with_a_group_resumes_where_it_stopped(broker) -> None:
     b = broker.bootstrap
     topic = unique_topic("cli-group-consume")
