@@ -173,7 +173,7 @@ def client_versions() -> dict[str, str]:
     try:
         import confluent_kafka
 
-        out["confluent-kafka"] = f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+        out["confluent-kafka"] = f"{confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})"
     except ImportError:
         pass
     import clients
