@@ -336,3 +336,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"compat target: {TARGET}"
+
+
+# -- the compatibility report card (report_card.py; COMPATIBILITY.md) --------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--compat-report",
+        metavar="PATH",
+        default=None,
+        help="write the compatibility report card to PATH even for a partial compat run "
+        "(a whole run writes COMPATIBILITY.md at the repository root by itself)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import report_card
+
+    if not config.pluginmanager.has_plugin("compat-report-card"):
+        config.pluginmanager.register(report_card.ReportCard(config, HERE, TARGET), "compat-report-card")

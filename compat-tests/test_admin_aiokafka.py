@@ -124,6 +124,7 @@ async def _admin_flow(bootstrap: str) -> None:
         await admin.close()
 
 
+@pytest.mark.feature("admin", client="aiokafka")
 def test_admin_topics_configs_partitions_records(broker) -> None:
     asyncio.run(_admin_flow(broker.bootstrap))
 
@@ -140,6 +141,7 @@ async def _static_source(bootstrap: str, topic: str) -> None:
         await admin.close()
 
 
+@pytest.mark.feature("admin", client="aiokafka")
 def test_broker_property_is_a_static_source(broker_factory) -> None:
     broker = broker_factory(settings={"log.retention.ms": "7200000"})
     asyncio.run(_static_source(broker.bootstrap, unique_topic("aia-static")))

@@ -92,6 +92,7 @@ def describe_topic(admin: AdminClient, topic: str) -> dict[str, ConfigEntry]:
     return result
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_create_topics_options_and_errors(broker) -> None:
     admin = AdminClient(common(broker.bootstrap))
     base = unique_topic("cka")
@@ -129,6 +130,7 @@ def test_create_topics_options_and_errors(broker) -> None:
     wait_until(lambda: f"{base}-rf1" not in topic_names(admin), T, "deleted topic gone")
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_create_partitions_and_delete_records(broker) -> None:
     admin = AdminClient(common(broker.bootstrap))
     topic = unique_topic("cka-grow")
@@ -159,6 +161,7 @@ def test_create_partitions_and_delete_records(broker) -> None:
     assert error_of(f).code() == KafkaError.OFFSET_OUT_OF_RANGE
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_describe_and_alter_configs(broker_factory) -> None:
     broker = broker_factory(settings={"log.retention.ms": "7200000"})
     admin = AdminClient(common(broker.bootstrap))
@@ -210,6 +213,7 @@ def test_describe_and_alter_configs(broker_factory) -> None:
     assert error_of(f).code() == KafkaError.INVALID_CONFIG
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_describe_cluster_stable_across_restart(persistent_broker) -> None:
     admin = AdminClient(common(persistent_broker.bootstrap))
     first = admin.describe_cluster(request_timeout=T).result(T)
@@ -222,6 +226,7 @@ def test_describe_cluster_stable_across_restart(persistent_broker) -> None:
     assert (again.cluster_id, again.controller.id) == (first.cluster_id, first.controller.id)
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_list_offsets_earliest_latest_and_max_timestamp(broker) -> None:
     admin = AdminClient(common(broker.bootstrap))
     topic = unique_topic("cka-lo")
@@ -247,6 +252,7 @@ def test_list_offsets_earliest_latest_and_max_timestamp(broker) -> None:
     assert ask(OffsetSpec.earliest()).offset == 2
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_auto_creation(broker_factory) -> None:
     on = broker_factory(settings={"auto.create.topics.enable": "true", "num.partitions": "2"})
     off = broker_factory(settings={"auto.create.topics.enable": "false"})
@@ -272,6 +278,7 @@ def test_auto_creation(broker_factory) -> None:
     assert name not in topic_names(AdminClient(common(off.bootstrap)))
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_log_append_time_topic(broker) -> None:
     admin = AdminClient(common(broker.bootstrap))
     topic = unique_topic("cka-lat")

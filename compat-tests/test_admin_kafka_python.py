@@ -74,6 +74,7 @@ def topic_names(admin: KafkaAdminClient) -> set[str]:
     return set(admin.list_topics())
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_create_topics_options_and_errors(broker) -> None:
     admin = admin_for(broker.bootstrap)
     try:
@@ -133,6 +134,7 @@ def test_create_topics_options_and_errors(broker) -> None:
         admin.close()
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_delete_topics_by_name_and_by_id(broker) -> None:
     admin = admin_for(broker.bootstrap)
     try:
@@ -150,6 +152,7 @@ def test_delete_topics_by_name_and_by_id(broker) -> None:
         admin.close()
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_create_partitions_then_produce_and_consume_the_new_one(broker) -> None:
     admin = admin_for(broker.bootstrap)
     topic = unique_topic("kpa-grow")
@@ -175,6 +178,7 @@ def test_create_partitions_then_produce_and_consume_the_new_one(broker) -> None:
     assert [(r.partition, r.offset, r.value) for r in got] == [(4, 0, b"in partition 4")]
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_delete_records_moves_the_low_watermark(broker) -> None:
     topic = unique_topic("kpa-dr")
     admin = admin_for(broker.bootstrap)
@@ -201,6 +205,7 @@ def test_delete_records_moves_the_low_watermark(broker) -> None:
         admin.close()
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_describe_configs_sources_synonyms_and_broker(broker_factory) -> None:
     broker = broker_factory(settings={"log.retention.ms": "7200000"})
     admin = admin_for(broker.bootstrap)
@@ -234,6 +239,7 @@ def test_describe_configs_sources_synonyms_and_broker(broker_factory) -> None:
 
 
 @pytest.mark.parametrize("incremental", [True, False])
+@pytest.mark.feature("admin", client="kafka-python")
 def test_alter_configs_and_the_log_uses_max_message_bytes(broker, incremental: bool) -> None:
     admin = admin_for(broker.bootstrap)
     topic = unique_topic("kpa-alter")
@@ -272,6 +278,7 @@ def test_alter_configs_and_the_log_uses_max_message_bytes(broker, incremental: b
         producer.close(timeout=5)
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_describe_cluster_stable_across_restart(persistent_broker) -> None:
     admin = admin_for(persistent_broker.bootstrap)
     try:
@@ -291,6 +298,7 @@ def test_describe_cluster_stable_across_restart(persistent_broker) -> None:
 
 
 @pytest.mark.parametrize("enabled", ["true", "false"])
+@pytest.mark.feature("admin", client="kafka-python")
 def test_auto_creation_by_metadata(broker_factory, enabled: str) -> None:
     """The producer's Metadata allows auto-creation; the broker setting decides.
 
@@ -319,6 +327,7 @@ def test_auto_creation_by_metadata(broker_factory, enabled: str) -> None:
         admin.close()
 
 
+@pytest.mark.feature("produce", client="kafka-python")
 def test_acks_0_is_stored(broker) -> None:
     topic = unique_topic("kpa-acks0")
     producer = producer_for(broker.bootstrap, acks=0, linger_ms=5)
@@ -332,6 +341,7 @@ def test_acks_0_is_stored(broker) -> None:
     assert [r.value for r in got] == [f"a0-{i}".encode() for i in range(20)]
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_log_append_time_topic(broker) -> None:
     topic = unique_topic("kpa-lat")
     admin = admin_for(broker.bootstrap)
@@ -353,6 +363,7 @@ def test_log_append_time_topic(broker) -> None:
     assert rec.timestamp == md.timestamp != old
 
 
+@pytest.mark.feature("consume", client="kafka-python")
 def test_consumer_keeps_consuming_across_a_broker_restart(persistent_broker) -> None:
     """kafka-python validates its position with OffsetForLeaderEpoch when the epoch changes."""
     topic = unique_topic("kpa-restart")

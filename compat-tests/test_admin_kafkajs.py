@@ -38,6 +38,7 @@ def entries(result: dict) -> dict[str, dict]:
     return {e["configName"]: e for e in resource["configEntries"]}
 
 
+@pytest.mark.feature("admin", client="kafkajs")
 def test_admin_topics_partitions_records_configs_cluster(broker_factory, kafkajs) -> None:  # noqa: F811
     broker = broker_factory(settings={"log.retention.ms": "7200000"})
     base = unique_topic("jsa")

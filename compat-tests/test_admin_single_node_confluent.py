@@ -41,6 +41,7 @@ def create(admin: AdminClient, name: str, partitions: int) -> None:
         f.result(T)
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_describe_topics(broker) -> None:
     admin = admin_for(broker.bootstrap)
     topic, missing = unique_topic("ck-dt"), unique_topic("ck-dt-none")
@@ -56,6 +57,7 @@ def test_describe_topics(broker) -> None:
     assert info.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_elect_leaders(broker) -> None:
     admin = admin_for(broker.bootstrap)
     topic, missing = unique_topic("ck-elect"), unique_topic("ck-elect-none")

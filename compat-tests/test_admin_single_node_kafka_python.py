@@ -21,6 +21,7 @@ def admin_for(bootstrap: str) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kp-admin12", request_timeout_ms=10_000)
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_describe_topic_partitions_paginates(broker) -> None:
     admin = admin_for(broker.bootstrap)
     try:
@@ -46,6 +47,7 @@ def test_describe_topic_partitions_paginates(broker) -> None:
         admin.close()
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_elect_leaders(broker) -> None:
     admin = admin_for(broker.bootstrap)
     try:
@@ -66,6 +68,7 @@ def test_elect_leaders(broker) -> None:
         admin.close()
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_partition_reassignments(broker) -> None:
     admin = admin_for(broker.bootstrap)
     try:
@@ -86,6 +89,7 @@ def test_partition_reassignments(broker) -> None:
         admin.close()
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_describe_metadata_quorum(broker) -> None:
     admin = admin_for(broker.bootstrap)
     try:
@@ -106,6 +110,7 @@ def test_describe_metadata_quorum(broker) -> None:
         admin.close()
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_describe_log_dirs(broker) -> None:
     admin = admin_for(broker.bootstrap)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_block_ms=10_000, linger_ms=0)

@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 NODE_ID = 1
 
 
+@pytest.mark.feature("admin", client="kafkajs")
 def test_partition_reassignments(broker, kafkajs) -> None:  # noqa: F811
     topic = unique_topic("js-reassign")
     create, same, other, listed_all, listed = ops(

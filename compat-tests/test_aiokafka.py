@@ -144,5 +144,6 @@ async def scenario(bootstrap: str, codec: str) -> None:
 
 
 @pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.feature("produce", "consume", "admin", "compression:{codec}", client="aiokafka")
 def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
     asyncio.run(asyncio.wait_for(scenario(broker.bootstrap, codec), 90))

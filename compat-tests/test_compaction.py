@@ -222,6 +222,7 @@ ROUNDTRIPS = {
 
 
 @pytest.mark.parametrize("client", list(ROUNDTRIPS))
+@pytest.mark.feature("compaction", client="{client}")
 def test_fresh_consumer_reads_the_latest_value_per_key(broker_factory: Any, client: str) -> None:
     broker = broker_factory(BROKER_SETTINGS)
     topic = unique_topic("compacted")
@@ -232,6 +233,7 @@ def test_fresh_consumer_reads_the_latest_value_per_key(broker_factory: Any, clie
     check_latest(read(), latest)
 
 
+@pytest.mark.feature("compaction", "transactions", client="confluent-kafka")
 def test_read_committed_never_sees_aborted_data_of_a_compacted_topic(broker_factory: Any) -> None:
     broker = broker_factory(BROKER_SETTINGS)
     topic = unique_topic("compacted-txn")
@@ -270,6 +272,7 @@ def test_read_committed_never_sees_aborted_data_of_a_compacted_topic(broker_fact
     assert len(still) < len(aborted_values) // 2, f"{len(still)} aborted records remain"
 
 
+@pytest.mark.feature("compaction", client="confluent-kafka")
 def test_keyless_record_is_refused(broker_factory: Any) -> None:
     from confluent_kafka import KafkaError, Producer
 

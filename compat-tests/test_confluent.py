@@ -126,6 +126,7 @@ def consume_all(bootstrap: str, topic: str, want: int) -> list[Got]:
 
 
 @pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.feature("produce", "consume", "admin", "compression:{codec}", client="confluent-kafka")
 def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
     topic = unique_topic(f"ck-{codec}")
     admin = AdminClient(common(broker.bootstrap))

@@ -50,6 +50,7 @@ def high_watermarks(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+@pytest.mark.feature("durability", client="kafka-python")
 def test_restart_between_produce_and_consume(persistent_broker) -> None:
     broker = persistent_broker
     topic = unique_topic("restart")
@@ -74,6 +75,7 @@ def test_restart_between_produce_and_consume(persistent_broker) -> None:
 
 
 @pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+@pytest.mark.feature("durability", client="{client}")
 def test_sigkill_after_acks_all_loses_nothing(persistent_broker, client: str) -> None:
     broker = persistent_broker
     topic = unique_topic("sigkill")
@@ -119,6 +121,7 @@ def test_sigkill_after_acks_all_loses_nothing(persistent_broker, client: str) ->
     check_acks(acked, by_partition)
 
 
+@pytest.mark.feature("idempotence", client="kafka-python")
 def test_kafka_python_default_producer_is_idempotent_and_writes_no_duplicates(broker) -> None:
     topic = unique_topic("idem")
     create_topic(broker.bootstrap, topic)
@@ -148,6 +151,7 @@ def test_kafka_python_default_producer_is_idempotent_and_writes_no_duplicates(br
     check_acks(acked, by_partition)
 
 
+@pytest.mark.feature("idempotence", client="kafka-python")
 def test_kafka_python_idempotent_retry_after_lost_produce_response_no_duplicates(
     broker_factory,
 ) -> None:
@@ -183,6 +187,7 @@ def test_kafka_python_idempotent_retry_after_lost_produce_response_no_duplicates
         proxy.close()
 
 
+@pytest.mark.feature("idempotence", client="kafka-python")
 def test_kafka_python_idempotent_broker_side_retry_no_duplicates(broker_factory) -> None:
     """The broker stores a batch but answers NOT_ENOUGH_REPLICAS_AFTER_APPEND (a retriable
     error, injected every 2nd partition append; a topic of 3 partitions gets at least 3); kafka-python's default idempotent producer

@@ -49,6 +49,7 @@ def create(admin: AdminClient, topic: str, partitions: int, config: dict[str, st
     f.result(T)
 
 
+@pytest.mark.feature("groups", client="confluent-kafka")
 def test_confluent_commits_to_missing_partitions_are_refused(broker) -> None:
     admin = AdminClient(common(broker.bootstrap))
     topic, ghost = unique_topic("cka-commit"), unique_topic("cka-ghost")
@@ -74,6 +75,7 @@ def test_confluent_commits_to_missing_partitions_are_refused(broker) -> None:
         consumer.close()
 
 
+@pytest.mark.feature("admin", client="confluent-kafka")
 def test_confluent_subtract_may_empty_cleanup_policy(broker) -> None:
     admin = AdminClient(common(broker.bootstrap))
     topic = unique_topic("cka-policy")
@@ -86,6 +88,7 @@ def test_confluent_subtract_may_empty_cleanup_policy(broker) -> None:
     assert (entry.value, entry.is_default) == ("", False)
 
 
+@pytest.mark.feature("admin", client="kafka-python")
 def test_kafka_python_subtract_and_synonyms_on_request(broker) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10_000)
     topic = unique_topic("kpa-policy")

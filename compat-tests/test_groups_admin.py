@@ -75,6 +75,7 @@ def commit_without_members(bootstrap: str, topic: str, group: str, offset: int) 
         consumer.close()
 
 
+@pytest.mark.feature("group-admin", client="kafka-python")
 def test_kafka_python_admin_groups(groups: Groups) -> None:
     from kafka import KafkaAdminClient, TopicPartition
     from kafka.errors import (
@@ -172,6 +173,7 @@ def test_kafka_python_admin_groups(groups: Groups) -> None:
         admin.close()
 
 
+@pytest.mark.feature("group-admin", client="confluent-kafka")
 def test_confluent_admin_groups(groups: Groups) -> None:
     from confluent_kafka import (
         ConsumerGroupState,
@@ -253,6 +255,7 @@ def test_confluent_admin_groups(groups: Groups) -> None:
     assert g.empty not in ids and g.active in ids, ids
 
 
+@pytest.mark.feature("group-admin", client="aiokafka")
 def test_aiokafka_admin_groups(groups: Groups) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition

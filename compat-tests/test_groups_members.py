@@ -44,6 +44,7 @@ def members(tmp_path: Path) -> Iterator[Members]:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.feature("groups", client="{client}")
 def test_three_members_leave_kill_commit_restart(broker_factory, members, client: str) -> None:
     broker = broker_factory(GROUP_BROKER_SETTINGS)
     if not broker.persistent:

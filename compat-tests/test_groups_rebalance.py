@@ -44,6 +44,7 @@ def rebalance_events(m: Member, since: int = 0) -> list[dict]:
 
 
 @pytest.mark.parametrize("client", ["kafka-python", "aiokafka", "confluent", "kcat"])
+@pytest.mark.feature("groups", client="{client}")
 def test_static_member_restart_within_session_timeout_no_rebalance(
     broker_factory, members: Members, client: str
 ) -> None:
@@ -105,6 +106,7 @@ def test_static_member_restart_within_session_timeout_no_rebalance(
 # kcat 1.7.1 assigns with rd_kafka_assign() in its rebalance callback, which the
 # cooperative protocol forbids; aiokafka 0.14 has no cooperative assignor.
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+@pytest.mark.feature("groups", client="{client}")
 def test_cooperative_sticky_rebalances_incrementally(
     broker_factory, members: Members, client: str
 ) -> None:

@@ -98,6 +98,7 @@ def produce(bootstrap: str, topic: str, sent, **config) -> dict[bytes, tuple[int
 
 
 @pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.feature("produce", "consume", "admin", "compression:{codec}", client="kafka-python")
 def test_admin_produce_consume_list_offsets_delete(broker, codec: str) -> None:
     topic = unique_topic(f"kp-{codec}")
     admin = admin_for(broker.bootstrap)

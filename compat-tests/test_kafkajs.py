@@ -84,6 +84,7 @@ def from_js(r: dict) -> Got:
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip"])
+@pytest.mark.feature("produce", "consume", "admin", "compression:{codec}", client="kafkajs")
 def test_admin_produce_consume_list_offsets_delete(kafkajs, broker, codec: str) -> None:
     base = {"bootstrap": broker.bootstrap}
     topic = unique_topic(f"js-{codec}")

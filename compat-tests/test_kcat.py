@@ -51,6 +51,7 @@ def with_headers(sent: list[Sent], headers: tuple[tuple[str, bytes], ...]) -> li
 
 
 @pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.feature("produce", "consume", "compression:{codec}", client="kcat")
 def test_autocreate_produce_consume_query(kcat, broker, codec: str) -> None:
     topic = unique_topic(f"kcat-{codec}")
     headers = (("client", b"kcat"), ("codec", codec.encode()))

@@ -228,6 +228,7 @@ def txn_broker(broker_factory):
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.feature("transactions", client="{client}")
 def test_commit_abort_commit(txn_broker, client: str) -> None:
     bootstrap = txn_broker.bootstrap
     topic = f"txn-cac-{client}-{uuid.uuid4().hex[:8]}"
@@ -291,6 +292,7 @@ def is_fenced(client: str, exc: BaseException) -> bool:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.feature("transactions", client="{client}")
 def test_second_producer_fences_first(txn_broker, client: str) -> None:
     bootstrap = txn_broker.bootstrap
     topic = f"txn-fence-{client}-{uuid.uuid4().hex[:8]}"

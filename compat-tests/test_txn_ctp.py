@@ -48,6 +48,7 @@ def produce_input(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) 
 
 
 @pytest.mark.parametrize("client", ["confluent", "kafka-python", "aiokafka"])
+@pytest.mark.feature("transactions", client="{client}")
 def test_consume_transform_produce_killed_midway(broker_factory, tmp_path, client) -> None:
     broker = broker_factory(settings=TXN_BROKER_SETTINGS)
     bootstrap = broker.bootstrap

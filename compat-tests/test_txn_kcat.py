@@ -94,6 +94,7 @@ def kcat_read(kcat: str, bootstrap: str, topic: str, isolation: str) -> list[Rec
     return out
 
 
+@pytest.mark.feature("transactions", client="kcat")
 def test_kcat_commit_interrupt_commit(kcat, broker_factory) -> None:
     broker = broker_factory(settings=TXN_BROKER_SETTINGS)
     bootstrap = broker.bootstrap

@@ -38,6 +38,13 @@ EXIT_USAGE = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for a process Ctrl-C stopped
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+# --dev turns the HTTP listener on (health, metrics, console) here, or on a free port when
+# this one is taken, unless kbroker.http.listen is set (to an empty value: off).
+HTTP_LISTEN_PROPERTY = "kbroker.http.listen"
+DEV_HTTP_HOST = "127.0.0.1"
+DEV_HTTP_PORT = 9644
+# First arguments that run an admin verb (kbroker.commands) instead of starting the broker.
+ADMIN_VERBS = ("topic", "group", "produce", "consume")
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The command's own lines (ready, warnings, errors) in JSON mode; always shown, whatever
 # --log-level says, as the text lines are.
@@ -115,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
             raise SystemExit(EXIT_USAGE)
 
     dev = "\n".join(f"  {k}={v}" for k, v in DEV_PRESET.items())
+    dev += f"\n  {HTTP_LISTEN_PROPERTY}={DEV_HTTP_HOST}:{DEV_HTTP_PORT} (a free port when taken; the URL is in the ready line)"
     p = Parser(
         prog="kbroker",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -122,7 +130,12 @@ def _parser() -> argparse.ArgumentParser:
         "Environment: KBROKER_LISTEN, KBROKER_ADVERTISE, KBROKER_DATA_DIR, KBROKER_CONFIG, and\n"
         "KBROKER_PROP_<NAME> for any property (KBROKER_PROP_NUM_PARTITIONS=3 sets num.partitions).\n"
         "Precedence, lowest first: defaults, --dev, --config, KBROKER_PROP_*,\n"
-        "KBROKER_LISTEN/KBROKER_ADVERTISE, --set, --listen/--advertise.",
+        "KBROKER_LISTEN/KBROKER_ADVERTISE, --set, --listen/--advertise.\n\n"
+        "Admin verbs (any Kafka broker, --bootstrap HOST:PORT; see kbroker VERB --help):\n"
+        "  kbroker topic list|create|describe|delete|alter-config ...\n"
+        "  kbroker group list|describe|delete|reset-offsets ...\n"
+        "  kbroker produce TOPIC    (lines of stdin)\n"
+        "  kbroker consume TOPIC",
         epilog=f"--dev sets:\n{dev}",
     )
     p.add_argument(
@@ -225,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv and argv[0] in ADMIN_VERBS:  # kbroker topic|group|produce|consume ...: kbroker.commands
+        from kbroker.commands import main as admin_main
+
+        return admin_main(argv)
     _setup_logging(_scan_log_format(argv), "WARNING")  # so that a usage error has the format
     args = _parser().parse_args(argv)
     _setup_logging(args.log_format, args.log_level)
@@ -252,6 +269,13 @@ def _main(argv: list[str] | None) -> int:
             scram_seed = [parse_add_scram(text) for text in args.add_scram]
         except ValueError as exc:
             return _error(str(exc), EXIT_USAGE)
+    dev_http = False  # the HTTP listener is --dev's (so it may move to a free port)
+    if args.dev and HTTP_LISTEN_PROPERTY not in config.properties:
+        import dataclasses
+
+        http = {HTTP_LISTEN_PROPERTY: f"{DEV_HTTP_HOST}:{DEV_HTTP_PORT}"}
+        config = dataclasses.replace(config, properties={**config.properties, **http})
+        dev_http = True
     if config.ignored:
         ignoring = f"ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}"
         if _json_logs:
@@ -267,7 +291,7 @@ def _main(argv: list[str] | None) -> int:
     except (ValueError, ImportError) as exc:
         return _error(f"{eventloop.EVENT_LOOP_ENV}: {exc}", EXIT_USAGE)
     try:
-        stopped_by = _run(_serve(config, scram_seed), loop_factory)
+        stopped_by = _run(_serve(config, scram_seed, dev_http=dev_http), loop_factory)
     except StartupError as exc:
         return _error(str(exc), EXIT_RUNTIME)
     except OSError as exc:  # reading the metadata or the logs
@@ -289,7 +313,7 @@ def _run(coro: Coroutine[Any, Any, str], loop_factory: Callable[[], AbstractEven
         return runner.run(coro)
 
 
-async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | None = None) -> str:
+async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | None = None, *, dev_http: bool = False) -> str:
     """Start, serve until SIGINT or SIGTERM, shut down; returns the signal's name."""
     import asyncio
 
@@ -299,6 +323,8 @@ async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | 
 
     broker = Broker(config)
     broker.scram_seed = list(scram_seed or [])
+    if dev_http and broker.http is not None:
+        broker.http.fallback_to_free_port = True
     try:
         await broker.start()
     except asyncio.CancelledError:  # Ctrl-C while starting: asyncio.Runner cancels this task
@@ -336,12 +362,16 @@ async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | 
             ready += "; listeners " + " ".join(
                 f"{x.name}={format_address(*broker.listen_addresses[x.name])} ({x.protocol})" for x in listeners
             )
+        http_url = broker.http.url if broker.http is not None else None
+        if http_url:
+            ready += f", HTTP {http_url}"
         if _json_logs:
             import logging
 
+            extra = {"http": http_url} if http_url else {}
             _status(
                 logging.INFO, ready, event="ready", version=__version__, listen=listen,
-                advertised=advertised, data_dir=str(config.data_dir),
+                advertised=advertised, data_dir=str(config.data_dir), **extra,
             )
         else:
             print(ready, file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ Kafka listener accepts connections (``Broker.ready``).
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -38,6 +39,8 @@ class HttpListener:
         self.routes: dict[str, Handler] = {}
         self.registry = new_registry(broker)
         self._runner: web.ServerRunner | None = None
+        # --dev: when the port is taken, bind a free one instead of failing the start.
+        self.fallback_to_free_port = False
         self.add_route("/healthz", self._healthz)
         self.add_route("/readyz", self._readyz)
         self.add_route("/metrics", self._metrics)
@@ -57,7 +60,14 @@ class HttpListener:
         await runner.setup()
         site = web.TCPSite(runner, self.host or None, self.port, reuse_address=True)
         try:
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                if not (self.fallback_to_free_port and exc.errno == errno.EADDRINUSE):
+                    raise
+                logger.info("HTTP port %d is taken; using a free one", self.port)
+                site = web.TCPSite(runner, self.host or None, 0, reuse_address=True)
+                await site.start()
         except BaseException:
             await runner.cleanup()
             raise
