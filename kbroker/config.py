@@ -182,6 +182,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0", min=0),
         # HOST:PORT of the HTTP listener (/healthz, /readyz, /metrics); unset = off, port 0 = a free port.
         _d("kbroker.http.listen", _T.STRING, None),
+        # Web console (kbroker/console/): true = pages only show; false also allows creating and
+        # deleting topics and resetting group offsets from the console's forms.
+        _d("kbroker.console.read.only", _T.BOOLEAN, "true"),
     ]
 }
 
