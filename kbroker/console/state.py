@@ -106,7 +106,14 @@ class GroupInfo:
         return {
             "group": self.group_id,
             "state": self.state,
+            "protocol": f"{self.protocol_type} {self.protocol}".strip() or "-",
+            "generation": self.generation_id,
             "members": len(self.members),
+            "member_list": [
+                {"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
+                 "client_host": m.client_host, "assignment": [[t, ps] for t, ps in m.assignment]}
+                for m in self.members
+            ],
             "total_lag": self.total_lag,
             "partitions": [
                 {"topic": o.topic, "partition": o.partition, "committed_offset": o.committed_offset,

@@ -31,6 +31,9 @@ function startGroupPolling(root) {
     document.getElementById("total-lag").textContent = String(data.total_lag);
     document.getElementById("group-state").textContent = data.state;
     document.getElementById("group-members").textContent = String(data.members);
+    document.getElementById("group-protocol").textContent = data.protocol;
+    document.getElementById("group-generation").textContent = String(data.generation);
+    renderMembers(root.querySelector("#members tbody"), data.member_list);
     for (const p of data.partitions) {
       const row = rows.get(p.topic + "\u0000" + p.partition);
       if (!row) continue;
@@ -40,6 +43,43 @@ function startGroupPolling(root) {
     }
     document.getElementById("lag-updated").textContent = "Updated " + new Date().toLocaleTimeString() + ".";
   });
+}
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  row.appendChild(td);
+  return td;
+}
+
+function renderMembers(tbody, members) {
+  const rows = [];
+  for (const m of members) {
+    const row = document.createElement("tr");
+    cell(row, m.group_instance_id ? m.member_id + " (" + m.group_instance_id + ")" : m.member_id);
+    cell(row, m.client_id);
+    cell(row, m.client_host);
+    const assigned = cell(row, m.assignment.length ? "" : "-");
+    m.assignment.forEach(([topic, partitions], i) => {
+      if (i) assigned.appendChild(document.createTextNode("; "));
+      if (!topic) {
+        assigned.appendChild(document.createTextNode("(not decodable)"));
+        return;
+      }
+      const link = document.createElement("a");
+      link.href = "/topic?name=" + encodeURIComponent(topic);
+      link.textContent = topic;
+      assigned.appendChild(link);
+      assigned.appendChild(document.createTextNode(": " + partitions.join(", ")));
+    });
+    rows.push(row);
+  }
+  if (!rows.length) {
+    const row = document.createElement("tr");
+    cell(row, "No active members.").colSpan = 4;
+    rows.push(row);
+  }
+  tbody.replaceChildren(...rows);
 }
 
 // -- overview: throughput charts from successive cumulative samples -----------------------
