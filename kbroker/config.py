@@ -244,6 +244,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # behaviour): see kbroker/emulation.py.  Unset: the newest release.
         _d("kbroker.emulate.version", _T.STRING, None, choices=RELEASES),
         # -- end of version emulation -----------------------------------------------------
+        # Web console (kbroker/console/): true = pages only show; false also allows creating and
+        # deleting topics and resetting group offsets from the console's forms.
+        _d("kbroker.console.read.only", _T.BOOLEAN, "true"),
     ]
 }
 

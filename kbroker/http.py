@@ -3,7 +3,8 @@
 Served by aiohttp's low-level server (``aiohttp.web.Server``) on the broker's own event loop:
 no extra thread, no routing framework.  Routes are exact paths registered with
 :meth:`HttpListener.add_route`; other modules (the console, ...) add theirs the same way
-before or after start.  Only GET and HEAD are served; anything else is 405.
+before or after start.  A route serves GET and HEAD unless it names its methods (the
+console's forms add POST); any other method is 405.
 
 Start-up order (see ``Broker.start``): the HTTP listener binds before the logs are loaded,
 so ``/healthz`` answers during a long recovery while ``/readyz`` says 503 until the
@@ -36,7 +37,7 @@ class HttpListener:
     def __init__(self, broker: Broker, listen: str) -> None:
         self.broker = broker
         self.host, self.port = split_host_port(listen, what="kbroker.http.listen")
-        self.routes: dict[str, Handler] = {}
+        self.routes: dict[str, tuple[Handler, tuple[str, ...]]] = {}
         self.registry = new_registry(broker)
         self._runner: web.ServerRunner | None = None
         # --dev: when the port is taken, bind a free one instead of failing the start.
@@ -44,10 +45,14 @@ class HttpListener:
         self.add_route("/healthz", self._healthz)
         self.add_route("/readyz", self._readyz)
         self.add_route("/metrics", self._metrics)
+        # The web console (kbroker/console/): pages at / and below.
+        from kbroker.console import install_console
 
-    def add_route(self, path: str, handler: Handler) -> None:
-        """Serve GET/HEAD ``path`` (exact match) with ``handler``; a later call replaces it."""
-        self.routes[path] = handler
+        self.console = install_console(self)
+
+    def add_route(self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
+        """Serve ``methods`` of ``path`` (exact match) with ``handler``; a later call replaces it."""
+        self.routes[path] = (handler, methods)
 
     @property
     def url(self) -> str:
@@ -74,7 +79,7 @@ class HttpListener:
         self._runner = runner
         if runner.addresses:  # the bound port (port 0 = a free one)
             self.port = runner.addresses[0][1]
-        logger.info("HTTP listener on %s (/healthz /readyz /metrics)", self.url)
+        logger.info("HTTP listener on %s (web console at /; /healthz /readyz /metrics)", self.url)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -83,11 +88,12 @@ class HttpListener:
             await runner.cleanup()
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        handler = self.routes.get(request.path)
-        if handler is None:
+        route = self.routes.get(request.path)
+        if route is None:
             return web.Response(status=404, text="not found\n")
-        if request.method not in ("GET", "HEAD"):
-            return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
+        handler, methods = route
+        if request.method not in methods:
+            return web.Response(status=405, text="method not allowed\n", headers={"Allow": ", ".join(methods)})
         return await handler(request)
 
     async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -122,6 +122,11 @@ def test_the_wheel_holds_only_kbroker_and_every_generated_message_module(wheel: 
             assert len(built) == 1, sorted(got)
             got -= built
         assert got == want, (sub, sorted(want ^ got))
+    # the web console's templates and static files are package data
+    for sub in ("templates", "static"):
+        want = {p.name for p in (ROOT / "kbroker" / "console" / sub).iterdir() if p.is_file()}
+        got = {n.split("/")[-1] for n in names if n.startswith(f"kbroker/console/{sub}/")}
+        assert want and got == want, (sub, sorted(want ^ got))
 
 
 def test_only_kbroker_is_importable_at_top_level_after_a_clean_install(
