@@ -63,7 +63,8 @@ def test_a_downgrade_and_upgrade_are_finalized_and_bump_the_epoch(client: RawCli
     ("change", "why"),
     [
         (("transaction.version", 2, UPGRADE), "only supports versions 0-1"),  # EndTxn v5 not served
-        (("group.version", 1, UPGRADE), "only supports versions 0-0"),  # no ConsumerGroupHeartbeat
+        # group.version 1 is supported once ConsumerGroupHeartbeat is served; 2 never is
+        (("group.version", 2, UPGRADE), "only supports versions 0-1"),
         (("no.such.version", 1, UPGRADE), "does not support the given feature"),
         (("transaction.version", 0, UPGRADE), "without setting the upgrade type"),
         (("metadata.version", 7, SAFE_DOWNGRADE), "might delete metadata"),

@@ -306,7 +306,7 @@ def test_produce_v0_to_2_are_advertised_and_refused(emulated: RawClient) -> None
 
 # kafka-python tells releases apart by one API's max version each; these releases' marks are
 # keys kbroker does not serve (yet), so it reads them as the release before.
-KAFKA_PYTHON_MARK_NOT_SERVED = {"2.5": ApiKey.DESCRIBE_ACLS, "2.6": ApiKey.DESCRIBE_CLIENT_QUOTAS, "3.3": ApiKey.DESCRIBE_ACLS, "3.4": 4}  # 4: LeaderAndIsr (inter-broker, gone in Kafka 4)
+KAFKA_PYTHON_MARK_NOT_SERVED = {"2.6": ApiKey.DESCRIBE_CLIENT_QUOTAS, "3.4": 4}  # 4: LeaderAndIsr (inter-broker, gone in Kafka 4)
 
 
 @pytest.mark.parametrize("release", RELEASES)
