@@ -13,6 +13,7 @@ Kafka listener accepts connections (``Broker.ready``).
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from kbroker.config import format_address, split_host_port
-from kbroker.metrics import CONTENT_TYPE, exposition, new_registry
+from kbroker.metrics import CONTENT_TYPE, LoopLagProbe, exposition, new_registry
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
@@ -38,7 +39,7 @@ class HttpListener:
         self.broker = broker
         self.host, self.port = split_host_port(listen, what="kbroker.http.listen")
         self.routes: dict[str, tuple[Handler, tuple[str, ...]]] = {}
-        self.registry = new_registry(broker)
+        self.registry, self.collector = new_registry(broker)
         self._runner: web.ServerRunner | None = None
         # --dev: when the port is taken, bind a free one instead of failing the start.
         self.fallback_to_free_port = False
@@ -77,11 +78,16 @@ class HttpListener:
             await runner.cleanup()
             raise
         self._runner = runner
+        self.collector.probe = LoopLagProbe(asyncio.get_running_loop())
+        self.collector.probe.start()
         if runner.addresses:  # the bound port (port 0 = a free one)
             self.port = runner.addresses[0][1]
         logger.info("HTTP listener on %s (web console at /; /healthz /readyz /metrics)", self.url)
 
     async def stop(self) -> None:
+        if self.collector.probe is not None:
+            self.collector.probe.stop()
+            self.collector.probe = None
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.shutdown()

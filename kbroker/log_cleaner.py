@@ -30,6 +30,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.pool import Pool
@@ -96,6 +97,7 @@ class _Job:
     key: tuple[str, int]
     log: PartitionLog
     plan: CleanPlan
+    started_s: float = 0.0  # time.monotonic() when the pass was handed to a worker
 
 
 @dataclass
@@ -133,6 +135,14 @@ class LogCleanerService:
         self._idle_until_ms = 0
         self.passes_completed = 0
         self.last_error: BaseException | None = None
+        # Figures for /metrics (kbroker.metrics), in the spirit of Kafka's LogCleaner metrics.
+        self.passes_failed = 0
+        self.bytes_read_total = 0
+        self.bytes_written_total = 0
+        # The last completed pass: written bytes as a percentage of read bytes (Kafka's
+        # cleaner-recopy-percent) and its duration in seconds (max-clean-time-secs).
+        self.last_recopy_percent = 0.0
+        self.last_clean_time_s = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -153,7 +163,7 @@ class LogCleanerService:
                 return
             key, plan = picked
             log = self.logs.logs[key]
-            job = _Job(key, log, plan)
+            job = _Job(key, log, plan, time.monotonic())
             self._jobs[key] = job
             if self._pool is None:
                 self._pool = multiprocessing.get_context("spawn").Pool(
@@ -172,6 +182,7 @@ class LogCleanerService:
             return  # stop() gave it up already
         if error is not None:  # a worker failure: log it, release the partition
             self.last_error = error
+            self.passes_failed += 1
             logger.warning("cleaning %s-%d failed: %s", job.key[0], job.key[1], error)
         current = self.logs.logs.get(job.key)
         log = current if current is job.log else None
@@ -204,13 +215,22 @@ class LogCleanerService:
                 self._swapper, functools.partial(self.manager.write_checkpoint, snapshot)
             )
             self.passes_completed += 1
+            self._count_pass(job, outcome)
         except Exception as exc:
             self.last_error = exc
+            self.passes_failed += 1
             logger.exception("swapping the cleaned segments of %s-%d failed", *job.key)
         finally:
             self.manager.in_progress.discard(job.key)
             if self._jobs.get(job.key) is job:
                 del self._jobs[job.key]
+
+    def _count_pass(self, job: _Job, outcome: CleanOutcome) -> None:
+        stats = outcome.stats
+        self.bytes_read_total += stats.bytes_read
+        self.bytes_written_total += stats.bytes_written
+        self.last_recopy_percent = 100.0 * stats.bytes_written / stats.bytes_read if stats.bytes_read else 0.0
+        self.last_clean_time_s = time.monotonic() - job.started_s
 
     def reconfigure(self, config: CleanerConfig) -> None:
         """Dynamic broker configs changed: passes started from now on use ``config``

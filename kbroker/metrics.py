@@ -18,6 +18,7 @@ rather than the JMX ``TotalTimeMs`` percentiles.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,8 @@ class BrokerCollector(Collector):
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        # Set by the HTTP listener while it runs.
+        self.probe: LoopLagProbe | None = None
 
     def collect(self) -> Iterator[Metric]:
         stats = self.broker.stats
@@ -80,8 +83,48 @@ class BrokerCollector(Collector):
         yield CounterMetricFamily(
             "kafka_server_socketservermetrics_connection_creation", "Kafka-protocol connections accepted.", value=stats.connections_accepted
         )
+        auth_ok = CounterMetricFamily(
+            "kafka_server_socketservermetrics_successful_authentication", "SASL authentications that succeeded.", labels=["listener"]
+        )
+        auth_failed = CounterMetricFamily(
+            "kafka_server_socketservermetrics_failed_authentication", "SASL authentications that failed.", labels=["listener"]
+        )
+        for (listener, succeeded), n in sorted(stats.authentications.items()):
+            (auth_ok if succeeded else auth_failed).add_metric([listener], n)
+        yield auth_ok
+        yield auth_failed
         yield from self._partitions()
         yield self._lag()
+        yield from self._loop_lag()
+        yield from self._cleaner()
+
+    def _loop_lag(self) -> Iterator[Metric]:
+        probe = self.probe
+        if probe is None:
+            return
+        last = GaugeMetricFamily("kbroker_eventloop_lag_seconds", "How late the last event-loop probe timer ran.")
+        last.add_metric([], probe.last_s)
+        worst = GaugeMetricFamily(
+            "kbroker_eventloop_lag_max_seconds", "The latest any probe timer ran since the previous scrape."
+        )
+        worst.add_metric([], probe.take_max())
+        yield last
+        yield worst
+
+    def _cleaner(self) -> Iterator[Metric]:
+        cleaner = self.broker.topics.cleaner
+        if cleaner is None or not cleaner.enabled:
+            return
+        yield CounterMetricFamily("kbroker_log_cleaner_passes", "Cleaning passes swapped in.", value=cleaner.passes_completed)
+        yield CounterMetricFamily("kbroker_log_cleaner_failed_passes", "Cleaning passes that failed.", value=cleaner.passes_failed)
+        yield CounterMetricFamily("kbroker_log_cleaner_read_bytes", "Bytes the cleaner read.", value=cleaner.bytes_read_total)
+        yield CounterMetricFamily("kbroker_log_cleaner_written_bytes", "Bytes the cleaner wrote.", value=cleaner.bytes_written_total)
+        recopy = GaugeMetricFamily("kafka_log_logcleaner_cleaner_recopy_percent", "Written as a percentage of read, last pass.")
+        recopy.add_metric([], cleaner.last_recopy_percent)
+        clean_time = GaugeMetricFamily("kafka_log_logcleaner_max_clean_time_secs", "Duration of the last pass in seconds.")
+        clean_time.add_metric([], cleaner.last_clean_time_s)
+        yield recopy
+        yield clean_time
 
     def _requests(self, stats: BrokerStats) -> Iterator[Metric]:
         count = CounterMetricFamily("kafka_network_requestmetrics_requests", "Requests served per API.", labels=["request"])
@@ -139,10 +182,54 @@ class BrokerCollector(Collector):
         return lag
 
 
-def new_registry(broker: Broker) -> CollectorRegistry:
+class LoopLagProbe:
+    """Measures event-loop lag: a timer due every ``interval_s`` notes how late it ran.
+
+    A loop blocked for B seconds runs the pending probe at least B - interval_s late, so
+    a stall longer than the interval shows in ``max`` whatever its phase."""
+
+    # Four probes a second: a few microseconds of loop time each, and stalls of more than
+    # 0.25 s cannot hide between two probes.
+    INTERVAL_S = 0.25
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = INTERVAL_S) -> None:
+        self.loop = loop
+        self.interval_s = interval_s
+        self.last_s = 0.0
+        self._max_s = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _schedule(self) -> None:
+        due = self.loop.time() + self.interval_s
+        self._handle = self.loop.call_at(due, self._fire, due)
+
+    def _fire(self, due: float) -> None:
+        self.observe(max(self.loop.time() - due, 0.0))
+        self._schedule()
+
+    def observe(self, lag_s: float) -> None:
+        self.last_s = lag_s
+        self._max_s = max(self._max_s, lag_s)
+
+    def take_max(self) -> float:
+        """The largest lag since the previous call (0.0 if no probe ran since)."""
+        worst, self._max_s = self._max_s, 0.0
+        return worst
+
+
+def new_registry(broker: Broker) -> tuple[CollectorRegistry, BrokerCollector]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BrokerCollector(broker))
-    return registry
+    collector = BrokerCollector(broker)
+    registry.register(collector)
+    return registry, collector
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

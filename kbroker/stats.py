@@ -36,6 +36,8 @@ class BrokerStats:
         self.bytes_in: dict[str, int] = {}
         self.bytes_out: dict[str, int] = {}
         self.connections_accepted = 0
+        # SASL authentications per listener: (listener name, succeeded) -> count.
+        self.authentications: dict[tuple[str, bool], int] = {}
 
     def request(self, api_key: int, error_code: int, elapsed_s: float) -> None:
         stats = self.requests.get(api_key)
@@ -54,6 +56,10 @@ class BrokerStats:
     def produced(self, topic: str, record_count: int, size_bytes: int) -> None:
         self.messages_in[topic] = self.messages_in.get(topic, 0) + record_count
         self.bytes_in[topic] = self.bytes_in.get(topic, 0) + size_bytes
+
+    def authenticated(self, listener: str, succeeded: bool) -> None:
+        key = (listener, succeeded)
+        self.authentications[key] = self.authentications.get(key, 0) + 1
 
     def fetched(self, topic: str, size_bytes: int) -> None:
         self.bytes_out[topic] = self.bytes_out.get(topic, 0) + size_bytes

@@ -307,13 +307,16 @@ class Authenticator:
             logger.info(
                 "%s: SASL %s authentication failed on listener %s: %s", self.conn.peer, self.mechanism, self.sasl.listener.name, exc
             )
+            self.conn.broker.stats.authenticated(self.sasl.listener.name, False)
             self._fail()
             raise
         if exchange.complete:
             principal = "User:" + exchange.user
             if self._principal and principal != self._principal:
+                self.conn.broker.stats.authenticated(self.sasl.listener.name, False)
                 self._fail()
                 raise SaslFailure("Cannot change principals during re-authentication")
+            self.conn.broker.stats.authenticated(self.sasl.listener.name, True)
             self._principal = principal
             self.conn.session.principal = principal
             self.state = State.AUTHENTICATED
