@@ -12,7 +12,7 @@ import subprocess
 import sys
 from typing import Any
 
-from conftest import ROOT
+from broker_process import ROOT
 
 CLI_TIMEOUT_S = 60.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import KBROKER_READY, BrokerProcess, _free_port
+from broker_process import KBROKER_READY, BrokerProcess, _free_port
 
 from kbroker.security.devcerts import Pki, make_pki
 
