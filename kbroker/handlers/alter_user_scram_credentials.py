@@ -9,6 +9,7 @@ Version notes:
   UNSUPPORTED_SASL_MECHANISM; the same user and mechanism twice DUPLICATE_RESOURCE;
   deleting a missing credential RESOURCE_NOT_FOUND.  A user with an error keeps all its
   credentials unchanged; the other users' changes apply.
+- ACLs: ALTER on the cluster, else every user's result is CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
+from kbroker.acl.check import CLUSTER, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.security.scram import MECHANISM_NAMES, MECHANISMS, ScramCredential, check_iterations
 from kbroker.wire.api import ApiKey
@@ -62,6 +65,12 @@ def _check(ctx: RequestContext, req: AlterUserScramCredentialsRequest, counts: C
 async def handle_alter_user_scram_credentials(
     ctx: RequestContext, req: AlterUserScramCredentialsRequest
 ) -> AlterUserScramCredentialsResponse:
+    if not allowed(ctx, AclOperation.ALTER, CLUSTER):
+        users = dict.fromkeys([d.name for d in req.deletions] + [u.name for u in req.upsertions])
+        denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        return AlterUserScramCredentialsResponse(
+            results=[AlterUserScramCredentialsResult(user=name, error_code=denied, error_message=None) for name in users]
+        )
     store = ctx.broker.scram_credentials
     counts = Counter([(d.name, d.mechanism) for d in req.deletions] + [(u.name, u.mechanism) for u in req.upsertions])
     errors = _check(ctx, req, counts)

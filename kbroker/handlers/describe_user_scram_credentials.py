@@ -5,12 +5,15 @@ Version notes:
   never a salt or key.  users null or empty: every user with a credential.
 - A user named twice: DUPLICATE_RESOURCE; a user without credentials: RESOURCE_NOT_FOUND
   (per user, as Kafka's ScramControlManager).
+- ACLs: DESCRIBE on the cluster, else the top-level error CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from kbroker.acl.check import CLUSTER, require
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext, handler
 from kbroker.security.scram import MECHANISMS
 from kbroker.wire.api import ApiKey
@@ -29,6 +32,7 @@ from kbroker.wire.messages.describe_user_scram_credentials_response import (
 async def handle_describe_user_scram_credentials(
     ctx: RequestContext, req: DescribeUserScramCredentialsRequest
 ) -> DescribeUserScramCredentialsResponse:
+    require(ctx, AclOperation.DESCRIBE, CLUSTER)
     store = ctx.broker.scram_credentials
     names = [u.name for u in req.users] if req.users else sorted(store.users)
     counts = Counter(names)

@@ -156,3 +156,25 @@ def test_store_file_holds_no_password_and_is_private(tmp_path: Path) -> None:
     path = tmp_path / STORE_FILE
     assert path.stat().st_mode & 0o077 == 0
     assert set(json.loads(path.read_text())["u"]["SCRAM-SHA-256"]) == {"salt", "stored_key", "server_key", "iterations"}
+
+
+def test_credentials_apis_need_cluster_acls_when_an_authorizer_is_on(tmp_path: Path) -> None:
+    """As Kafka: DescribeUserScramCredentials needs DESCRIBE on the cluster (top-level
+    CLUSTER_AUTHORIZATION_FAILED), AlterUserScramCredentials ALTER (per user)."""
+    settings = {
+        **SASL_SETTINGS,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+    bt = BrokerThread(tmp_path / "data", settings, listen="")
+    bt.start()
+    try:
+        anonymous = RawClient(bt.address)  # User:ANONYMOUS on the PLAINTEXT listener, no ACLs
+        altered = anonymous.request(AlterUserScramCredentialsRequest(upsertions=[upsertion("eve", "eve-pw")]), 0)
+        assert [(r.user, r.error_code) for r in altered.results] == [("eve", ErrorCode.CLUSTER_AUTHORIZATION_FAILED)]
+        described = anonymous.request(DescribeUserScramCredentialsRequest(users=None), 0)
+        assert described.error_code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED and described.results == []
+        anonymous.close()
+        assert bt.broker is not None and bt.broker.scram_credentials.get("eve", "SCRAM-SHA-256") is None
+    finally:
+        bt.close()
