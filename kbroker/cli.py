@@ -44,7 +44,7 @@ HTTP_LISTEN_PROPERTY = "kbroker.http.listen"
 DEV_HTTP_HOST = "127.0.0.1"
 DEV_HTTP_PORT = 9644
 # First arguments that run an admin verb (kbroker.commands) instead of starting the broker.
-ADMIN_VERBS = ("topic", "group", "produce", "consume")
+ADMIN_VERBS = ("topic", "group", "produce", "consume", "acl", "user")
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The command's own lines (ready, warnings, errors) in JSON mode; always shown, whatever
 # --log-level says, as the text lines are.
@@ -135,7 +135,10 @@ def _parser() -> argparse.ArgumentParser:
         "  kbroker topic list|create|describe|delete|alter-config ...\n"
         "  kbroker group list|describe|delete|reset-offsets ...\n"
         "  kbroker produce TOPIC    (lines of stdin)\n"
-        "  kbroker consume TOPIC",
+        "  kbroker consume TOPIC\n"
+        "  kbroker acl list|create|delete ...\n"
+        "  kbroker user list|create|delete ...\n"
+        "The admin verbs connect over PLAINTEXT only (no SASL or TLS yet).",
         epilog=f"--dev sets:\n{dev}",
     )
     p.add_argument(
@@ -238,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    if argv and argv[0] in ADMIN_VERBS:  # kbroker topic|group|produce|consume ...: kbroker.commands
+    if argv and argv[0] in ADMIN_VERBS:  # kbroker topic|group|produce|consume|acl|user ...: kbroker.commands
         from kbroker.commands import main as admin_main
 
         return admin_main(argv)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbroker.acl.model import AclBinding, AclFilter
 from kbroker.client.connection import (
     DEFAULT_TIMEOUT_S,
     BrokerConnection,
@@ -445,6 +446,88 @@ class Client:
             for t in resp.responses:
                 answers.extend(t.partitions)
         return answers
+
+    # -- ACLs ---------------------------------------------------------------------------------
+    def describe_acls(self, f: AclFilter) -> list[AclBinding]:
+        """The ACLs matching ``f`` (DescribeAcls), sorted."""
+        from kbroker.wire.messages.describe_acls_request import DescribeAclsRequest
+
+        req = DescribeAclsRequest(
+            resource_type_filter=f.resource_type, resource_name_filter=f.resource_name, pattern_type_filter=f.pattern_type,
+            principal_filter=f.principal, host_filter=f.host, operation=f.operation, permission_type=f.permission_type,
+        )
+        resp = self.any_broker.request(req)
+        check("DescribeAcls", resp.error_code, resp.error_message)
+        found = [
+            AclBinding(r.resource_type, r.resource_name, r.pattern_type, a.principal, a.host, a.operation, a.permission_type)
+            for r in resp.resources for a in r.acls
+        ]
+        return sorted(found, key=AclBinding.sort_key)
+
+    def create_acls(self, acls: Sequence[AclBinding]) -> list[tuple[int, str | None]]:
+        """CreateAcls; one (error_code, error_message) per binding, in order."""
+        from kbroker.wire.messages.create_acls_request import AclCreation, CreateAclsRequest
+
+        req = CreateAclsRequest(creations=[
+            AclCreation(resource_type=a.resource_type, resource_name=a.resource_name, resource_pattern_type=a.pattern_type,
+                        principal=a.principal, host=a.host, operation=a.operation, permission_type=a.permission_type)
+            for a in acls
+        ])
+        resp = self.controller().request(req)
+        if len(resp.results) != len(acls):
+            raise ClientError(f"CreateAcls answered {len(resp.results)} results for {len(acls)} ACLs")
+        return [(r.error_code, r.error_message) for r in resp.results]
+
+    def delete_acls(self, f: AclFilter) -> list[tuple[AclBinding, int, str | None]]:
+        """DeleteAcls with one filter; (binding, error_code, error_message) per matching ACL."""
+        from kbroker.wire.messages.delete_acls_request import DeleteAclsFilter, DeleteAclsRequest
+
+        req = DeleteAclsRequest(filters=[DeleteAclsFilter(
+            resource_type_filter=f.resource_type, resource_name_filter=f.resource_name, pattern_type_filter=f.pattern_type,
+            principal_filter=f.principal, host_filter=f.host, operation=f.operation, permission_type=f.permission_type,
+        )])
+        resp = self.controller().request(req)
+        result = resp.filter_results[0]
+        check("DeleteAcls", result.error_code, result.error_message)
+        return [
+            (AclBinding(m.resource_type, m.resource_name, m.pattern_type, m.principal, m.host, m.operation, m.permission_type),
+             m.error_code, m.error_message)
+            for m in result.matching_acls
+        ]
+
+    # -- SCRAM credentials ----------------------------------------------------------------------
+    def describe_scram_users(self, names: Sequence[str] | None) -> list[Any]:
+        """DescribeUserScramCredentials for ``names`` (None: every user); the result items
+        (user, error_code, error_message, credential_infos)."""
+        from kbroker.wire.messages.describe_user_scram_credentials_request import (
+            DescribeUserScramCredentialsRequest,
+            UserName,
+        )
+
+        req = DescribeUserScramCredentialsRequest(users=None if names is None else [UserName(name=n) for n in names])
+        resp = self.controller().request(req)
+        check("DescribeUserScramCredentials", resp.error_code, resp.error_message)
+        return list(resp.results)
+
+    def alter_scram_users(
+        self, upsertions: Sequence[tuple[str, int, int, bytes, bytes]], deletions: Sequence[tuple[str, int]]
+    ) -> list[Any]:
+        """AlterUserScramCredentials: upsertions (name, mechanism, iterations, salt,
+        salted_password), deletions (name, mechanism); the per-user results."""
+        from kbroker.wire.messages.alter_user_scram_credentials_request import (
+            AlterUserScramCredentialsRequest,
+            ScramCredentialDeletion,
+            ScramCredentialUpsertion,
+        )
+
+        req = AlterUserScramCredentialsRequest(
+            deletions=[ScramCredentialDeletion(name=n, mechanism=m) for n, m in deletions],
+            upsertions=[
+                ScramCredentialUpsertion(name=n, mechanism=m, iterations=i, salt=salt, salted_password=sp)
+                for n, m, i, salt, sp in upsertions
+            ],
+        )
+        return list(self.controller().request(req).results)
 
 
 def _sleep(seconds: float) -> None:

@@ -48,6 +48,11 @@ CLIENT_MAX_VERSIONS: dict[int, int] = {
     ApiKey.LIST_OFFSETS: 7,
     ApiKey.PRODUCE: 9,
     ApiKey.FETCH: 12,
+    ApiKey.DESCRIBE_ACLS: 3,
+    ApiKey.CREATE_ACLS: 3,
+    ApiKey.DELETE_ACLS: 3,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: 0,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: 0,
 }
 
 _I32 = struct.Struct(">i")

@@ -1,10 +1,12 @@
-"""The admin verbs of the ``kbroker`` command: ``topic``, ``group``, ``produce``, ``consume``.
+"""The admin verbs of the ``kbroker`` command: ``topic``, ``group``, ``produce``, ``consume``,
+``acl``, ``user``.
 
 ``kbroker VERB ...`` runs a verb; any other first argument (or none) starts the broker, as
 always (kbroker.cli).  In the spirit of rpk: names are positional and options follow the
 verb (``kbroker topic create orders --partitions 6``).  Every verb talks the Kafka protocol to
 ``--bootstrap HOST:PORT`` (default 127.0.0.1:9092, or ``KBROKER_BOOTSTRAP``) through
-``kbroker.client``, so it works against any Kafka broker.
+``kbroker.client``, so it works against any Kafka broker.  The client speaks PLAINTEXT only
+(no SASL, no TLS yet): it needs a PLAINTEXT listener, where it is ``User:ANONYMOUS``.
 
 Output: human tables on stdout, or ``--json`` (shapes in the README's "Admin CLI" section).
 Errors: one line ``kbroker: error: ...`` on stderr; exit 1 for what the cluster refused or
@@ -23,13 +25,18 @@ from typing import NoReturn
 from kbroker.client.connection import DEFAULT_TIMEOUT_S, ClientError
 from kbroker.commands.output import FORMAT_TOKENS, UsageError
 
-VERBS = ("topic", "group", "produce", "consume")
+VERBS = ("topic", "group", "produce", "consume", "acl", "user")
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BOOTSTRAP_ENV = "KBROKER_BOOTSTRAP"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
+
+PLAINTEXT_ONLY = (
+    "The client connects over PLAINTEXT only (no SASL or TLS yet), so it reaches a cluster through a "
+    "PLAINTEXT listener, as User:ANONYMOUS."
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -59,9 +66,9 @@ def _common(p: argparse.ArgumentParser, *, json_output: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kbroker.commands import consume, group, produce, topic
+    from kbroker.commands import acl, consume, group, produce, topic, user
 
-    root = _Parser(prog="kbroker", description="Admin verbs of the kbroker command.")
+    root = _Parser(prog="kbroker", description=f"Admin verbs of the kbroker command. {PLAINTEXT_ONLY}")
     verbs = root.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     t = verbs.add_parser("topic", help="list, create, describe, delete topics, alter their configs")
@@ -154,6 +161,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", "-f", metavar="FMT", help=fmt_help)
     _common(p)
     p.set_defaults(handler=consume.consume)
+
+    a = verbs.add_parser("acl", help="list, create, delete ACLs", description=f"Kafka ACLs. {PLAINTEXT_ONLY}")
+    av = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = av.add_parser("list", help="ACLs matching the options (default: every ACL)", description=PLAINTEXT_ONLY)
+    acl.add_arguments(p, create=False)
+    _common(p)
+    p.set_defaults(handler=acl.list_acls)
+    p = av.add_parser(
+        "create", help="allow or deny principals operations on one resource", description=PLAINTEXT_ONLY
+    )
+    acl.add_arguments(p, create=True)
+    _common(p)
+    p.set_defaults(handler=acl.create_acls)
+    p = av.add_parser(
+        "delete", help="delete the ACLs of one resource matching the options; prints them", description=PLAINTEXT_ONLY
+    )
+    acl.add_arguments(p, create=False)
+    _common(p)
+    p.set_defaults(handler=acl.delete_acls)
+
+    u = verbs.add_parser("user", help="list, create, delete SCRAM users", description=f"SCRAM credentials. {PLAINTEXT_ONLY}")
+    uv = u.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = uv.add_parser("list", help="users with SCRAM credentials and their mechanisms", description=PLAINTEXT_ONLY)
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these users (default: every user)")
+    _common(p)
+    p.set_defaults(handler=user.list_users)
+    p = uv.add_parser("create", help="create or replace a user's SCRAM credential", description=PLAINTEXT_ONLY)
+    user.add_create_arguments(p)
+    _common(p)
+    p.set_defaults(handler=user.create_user)
+    p = uv.add_parser("delete", help="delete a user's SCRAM credentials", description=PLAINTEXT_ONLY)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--mechanism", metavar="MECH", help="only this mechanism (default: every mechanism the user has)")
+    _common(p)
+    p.set_defaults(handler=user.delete_user)
     return root
 
 

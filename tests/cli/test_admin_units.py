@@ -189,5 +189,5 @@ def test_bad_option_values_exit_2(tmp_path: Path) -> None:
 def test_help_of_the_broker_names_the_verbs(tmp_path: Path) -> None:
     proc = run_kbroker("--help", cwd=tmp_path)
     assert proc.returncode == 0
-    for verb in ("kbroker topic", "kbroker group", "kbroker produce", "kbroker consume"):
+    for verb in ("kbroker topic", "kbroker group", "kbroker produce", "kbroker consume", "kbroker acl", "kbroker user"):
         assert verb in proc.stdout
