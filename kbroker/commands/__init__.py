@@ -165,19 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     a = verbs.add_parser("acl", help="list, create, delete ACLs", description=f"Kafka ACLs. {PLAINTEXT_ONLY}")
     av = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = av.add_parser("list", help="ACLs matching the options (default: every ACL)", description=PLAINTEXT_ONLY)
-    acl.add_arguments(p, create=False)
+    acl.add_arguments(p, create=False, need_resource=False)
     _common(p)
     p.set_defaults(handler=acl.list_acls)
     p = av.add_parser(
         "create", help="allow or deny principals operations on one resource", description=PLAINTEXT_ONLY
     )
-    acl.add_arguments(p, create=True)
+    acl.add_arguments(p, create=True, need_resource=True)
     _common(p)
     p.set_defaults(handler=acl.create_acls)
     p = av.add_parser(
         "delete", help="delete the ACLs of one resource matching the options; prints them", description=PLAINTEXT_ONLY
     )
-    acl.add_arguments(p, create=False)
+    acl.add_arguments(p, create=False, need_resource=True)
     _common(p)
     p.set_defaults(handler=acl.delete_acls)
 

@@ -185,9 +185,10 @@ def delete_acls(args: argparse.Namespace) -> int:
     return _fail(errors)
 
 
-def add_arguments(p: argparse.ArgumentParser, *, create: bool) -> None:
-    """The resource and entry options shared by the acl actions."""
-    resource = p.add_mutually_exclusive_group(required=create)
+def add_arguments(p: argparse.ArgumentParser, *, create: bool, need_resource: bool) -> None:
+    """The resource and entry options shared by the acl actions (``delete`` needs a resource
+    too, as kafka-acls.sh's --remove: no option deletes every ACL by accident)."""
+    resource = p.add_mutually_exclusive_group(required=need_resource)
     resource.add_argument("--topic", metavar="TOPIC", help="a topic (or a prefix, with --resource-pattern-type prefixed; * for every topic)")
     resource.add_argument("--group", metavar="GROUP", help="a consumer group")
     resource.add_argument("--cluster", action="store_true", help="the cluster")

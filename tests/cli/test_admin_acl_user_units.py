@@ -98,6 +98,8 @@ def test_usage_errors_of_acl_on_the_command_line(tmp_path: Path) -> None:
     proc = run_kbroker("acl", "create", "--allow-principal", "User:a", "--operation", "READ", "--topic", "t",
                        "--resource-pattern-type", "any", cwd=tmp_path)
     assert_one_line_error(proc, 2, "invalid choice")
+    proc = run_kbroker("acl", "delete", "--principal", "User:a", "--bootstrap", "127.0.0.1:1", cwd=tmp_path)
+    assert_one_line_error(proc, 2, "one of the arguments --topic --group --cluster --transactional-id is required")
     proc = run_kbroker("acl", "list", "--operation", "nope", "--bootstrap", "127.0.0.1:1", cwd=tmp_path)
     assert_one_line_error(proc, 2, "unknown operation 'nope'")
 
