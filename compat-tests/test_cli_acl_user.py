@@ -178,3 +178,19 @@ def test_user_create_login_delete(secured: ScramAclBroker, mechanism: str) -> No
     assert "Invalid user credentials" in _authentication_error(_confluent_conf(secured, mechanism, name, password))
     line = cli.one_line_error(cli.run(b, "user", "delete", name, check=False))
     assert "RESOURCE_NOT_FOUND" in line and repr(name) in line
+
+
+def test_without_an_authorizer_acl_verbs_fail_in_one_line(broker) -> None:  # type: ignore[no-untyped-def]
+    """A broker with no authorizer answers SECURITY_DISABLED, as Kafka; the CLI says so."""
+    b = broker.bootstrap
+    assert "SECURITY_DISABLED" in cli.one_line_error(cli.run(b, "acl", "list", check=False))
+    line = cli.one_line_error(cli.run(b, "acl", "create", "--allow-principal", "User:a", "--operation", "READ", "--topic", "t", check=False))
+    assert "SECURITY_DISABLED" in line and "User:a READ on TOPIC 't'" in line
+
+
+def test_user_refusals_are_one_line(broker) -> None:  # type: ignore[no-untyped-def]
+    b = broker.bootstrap
+    line = cli.one_line_error(cli.run(b, "user", "create", "carol", "--password", "pw", "--iterations", "100000", check=False))
+    assert "user 'carol'" in line and "Too many iterations" in line
+    assert "RESOURCE_NOT_FOUND" in cli.one_line_error(cli.run(b, "user", "delete", "carol", "--mechanism", "SCRAM-SHA-512", check=False))
+    assert "RESOURCE_NOT_FOUND" in cli.one_line_error(cli.run(b, "user", "list", "carol", check=False))
