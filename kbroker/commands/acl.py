@@ -137,7 +137,7 @@ def list_acls(args: argparse.Namespace) -> int:
         found = [acl_json(a) for a in client.describe_acls(f)]
     if args.json:
         emit_json(found)
-    elif found:
+    else:  # the header alone when nothing matches, as topic list
         sys.stdout.write(table(HEADERS, _rows(found)))
     return 0
 

@@ -58,7 +58,7 @@ def list_users(args: argparse.Namespace) -> int:
         users.append({"name": r.user, "credentials": creds})
     if args.json:
         emit_json(users)
-    elif users:
+    else:  # the header alone when there are no users, as topic list
         sys.stdout.write(table(["USER", "MECHANISM", "ITERATIONS"],
                                [[u["name"], c["mechanism"], c["iterations"]] for u in users for c in u["credentials"]]))
     return _fail(errors)
