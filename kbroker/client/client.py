@@ -6,8 +6,8 @@ Theory of operation
 bootstrap address, then the brokers Metadata names (by node id, for the partition leaders),
 and the group coordinators FindCoordinator names.  Requests that concern partitions
 (Produce, Fetch, ListOffsets) are split by leader and sent to each leader in turn; group
-requests go to the group's coordinator; topic administration goes to the controller Metadata
-names (any broker of a Kafka 4 cluster forwards it there anyway).  Nothing in here is
+requests go to the group's coordinator; topic, ACL and SCRAM-credential administration goes
+to the controller Metadata names (any broker of a Kafka 4 cluster forwards it there anyway).  Nothing in here is
 kbroker-specific: every call is plain Kafka protocol, at the version
 :meth:`BrokerConnection.version` agrees with the broker.
 
