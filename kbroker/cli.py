@@ -226,9 +226,41 @@ def run() -> int:
     return code
 
 
+# A Ctrl-C before the event loop runs raises KeyboardInterrupt wherever Python is, and CPython
+# swallows it ("Exception ignored in ...") when that is a weakref callback, e.g. importlib's
+# module-lock callback while kbroker imports its modules: the broker then started and served
+# as if never interrupted (a CI test saw it, about 1 start in 20 with the signal 30 ms after
+# kbroker.cli's import).  So until the loop takes over (asyncio.Runner's handler cancels the
+# main task instead of raising), SIGINT also sets this flag, checked before the loop starts.
+_sigint_seen = False
+
+
+def _early_sigint(signum: int, frame: object) -> None:
+    global _sigint_seen
+    _sigint_seen = True
+    raise KeyboardInterrupt
+
+
+def _hand_sigint_to_the_loop() -> bool:
+    """Put back Python's default SIGINT handler (asyncio.Runner installs its own only over
+    that one); True if a SIGINT has been seen meanwhile, even one Python swallowed."""
+    if signal.getsignal(signal.SIGINT) is _early_sigint:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return _sigint_seen
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _sigint_seen
+    _sigint_seen = False
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _early_sigint)  # main thread only (ValueError otherwise)
+    except ValueError:
+        pass
     try:
         code = _main(argv)
+        if _hand_sigint_to_the_loop() and code == 0:
+            code = EXIT_SIGINT
     except KeyboardInterrupt:
         code = EXIT_SIGINT
         _arm_exit_watchdog(code)
@@ -293,6 +325,9 @@ def _main(argv: list[str] | None) -> int:
         loop_factory = eventloop.loop_factory()
     except (ValueError, ImportError) as exc:
         return _error(f"{eventloop.EVENT_LOOP_ENV}: {exc}", EXIT_USAGE)
+    if _hand_sigint_to_the_loop():  # a Ctrl-C Python swallowed while starting up
+        _arm_exit_watchdog(EXIT_SIGINT)
+        return EXIT_SIGINT
     try:
         stopped_by = _run(_serve(config, scram_seed, dev_http=dev_http), loop_factory)
     except StartupError as exc:
