@@ -153,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
         help="shorthand for advertised.listeners: the address clients are told to connect to "
         "(default: the listen address)",
     )
+    p.add_argument(
+        "--nodes",
+        metavar="N",
+        help="run a virtual cluster of N nodes (1-9; ids 1..N, node k on the listen port + k - 1): "
+        "shorthand for --set kbroker.nodes=N",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="where logs and metadata live (default ./kbroker-data)")
     p.add_argument("--config", metavar="FILE", help="Kafka server.properties-style file (Java properties syntax)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a property (repeatable)")
@@ -291,7 +297,7 @@ def _main(argv: list[str] | None) -> int:
             advertise=args.advertise,
             data_dir=args.data_dir,
             config_file=args.config,
-            overrides=args.set,
+            overrides=[*args.set, *([f"kbroker.nodes={args.nodes}"] if args.nodes else [])],
             dev=args.dev,
         )
     except ConfigError as exc:

@@ -247,6 +247,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # Web console (kbroker/console/): true = pages only show; false also allows creating and
         # deleting topics and resetting group offsets from the console's forms.
         _d("kbroker.console.read.only", _T.BOOLEAN, "true"),
+        # -- virtual cluster (issue 15): N nodes (ids 1..N) in this process over one data dir,
+        # node k listening on each listener's port + k - 1 (kbroker/cluster.py).  Capped at
+        # 9 so a cluster takes a small, predictable block of ports.
+        _d("kbroker.nodes", _T.INT, "1", min=1, max=9),
     ]
 }
 

@@ -109,13 +109,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
         "broker", "peer", "session", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
         "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
         "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
+        "node_id",
     )
 
-    def __init__(self, broker: Broker, security: ListenerSecurity | None = None) -> None:
+    def __init__(self, broker: Broker, security: ListenerSecurity | None = None, node_id: int | None = None) -> None:
         self.broker = broker
         self.peer = "?"
         self.security = security
         self.session = Session() if security is None else security.new_session()
+        # The node whose listener accepted it (kbroker.cluster); the configured node.id by default.
+        self.node_id = broker.config.node_id if node_id is None else node_id
+        self.session.node_id = self.node_id
         self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None

@@ -44,6 +44,7 @@ from kbroker.wire.headers import decode_request_header, encode_response, peek_re
 
 if TYPE_CHECKING:
     from kbroker.acl.authorizer import StandardAuthorizer
+    from kbroker.cluster import Cluster
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
     from kbroker.security.listener import ListenerSecurity
@@ -95,6 +96,13 @@ class Broker:
         # The ACL authorizer (kbroker.acl), loaded at start when authorizer.class.name asks for
         # it; None means every request is allowed, and is all a handler checks then.
         self.authorizer: StandardAuthorizer | None = None
+        # The virtual cluster (kbroker.nodes > 1): nodes, replicas, leaders, ISR.  None for a
+        # single node, which is all the request path checks then.
+        self.cluster: Cluster | None = None
+        if config.get_int("kbroker.nodes") > 1:
+            from kbroker.cluster import Cluster
+
+            self.cluster = Cluster(self, config.get_int("kbroker.nodes"))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -124,6 +132,8 @@ class Broker:
             self.features = FinalizedFeatures(data_dir, self.emulation)
             self.topics.open(now_ms())
             logs_open = True
+            if self.cluster is not None:
+                self.cluster.load()
             if existing:
                 self._log_recovery()
             # A coordinator with state on disk starts now: its timers (member sessions, offset
@@ -137,7 +147,7 @@ class Broker:
             for listener, sock in zip(self.config.listeners, socks, strict=True):
                 secured = security[listener.name]
                 context = secured.ssl_context if secured is not None else None
-                self._servers.append(await loop.create_server(self._connection_factory(secured), sock=sock, ssl=context))
+                self._servers.append(await loop.create_server(self.connection_factory(secured), sock=sock, ssl=context))
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
             self._undo_start(socks, logs_open)
             if self.http is not None:
@@ -152,6 +162,8 @@ class Broker:
         self.listen_address = self.listen_addresses[self.config.listeners[0].name]
         if bound:
             self.config = self.config.with_bound_ports(bound)
+        if self.cluster is not None:
+            await self._start_cluster(security)
         self._spawn(self._housekeeping())
         self.ready = True
 
@@ -165,8 +177,27 @@ class Broker:
             except AclStoreError as exc:
                 raise StartupError(str(exc)) from None
 
-    def _connection_factory(self, security: ListenerSecurity | None) -> Callable[[], KafkaConnection]:
-        return lambda: KafkaConnection(self, security)
+    async def _start_cluster(self, security: dict[str, ListenerSecurity | None]) -> None:
+        """Serve nodes 2..N of the virtual cluster (node 1 is the listeners just bound)."""
+        assert self.cluster is not None
+        self.cluster.adopt_node_one(self._servers, list(self.config.listeners))
+        try:
+            await self.cluster.start(security)
+        except BaseException:
+            self.cluster.close_servers()
+            self._undo_start([], logs_open=True)
+            if self.http is not None:
+                await self.http.stop()
+            raise
+
+    def connection_factory(self, security: ListenerSecurity | None, node_id: int | None = None) -> Callable[[], KafkaConnection]:
+        return lambda: KafkaConnection(self, security, node_id)
+
+    def drop_connections(self, node_id: int) -> None:
+        """Close every connection a node's listeners accepted (a virtual node stops)."""
+        for conn in list(self._connections):
+            if conn.node_id == node_id:
+                conn.abort()
 
     def _listener_security(self) -> dict[str, ListenerSecurity | None]:
         """Each listener's security (for a PLAINTEXT listener only its name, which the
@@ -291,6 +322,8 @@ class Broker:
             await self.http.stop()
         for server in self._servers:
             server.close()
+        if self.cluster is not None:
+            self.cluster.close_servers()
         self.waiters.notify_all()  # parked fetches answer now
         for conn in list(self._connections):
             conn.shutdown()  # idle ones close now, busy ones after writing their answer
@@ -341,10 +374,15 @@ class Broker:
         except DecodeError as exc:
             logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())
             raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
-        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session or Session())
+        session = session or Session(node_id=self.config.node_id)
+        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session, session.node_id)
         started = time.perf_counter()
         try:
-            response = await handler.fn(ctx, request)
+            if self.cluster is not None:
+                early = self.cluster.route(ctx, request)
+                response = early if early is not None else await handler.fn(ctx, request)
+            else:
+                response = await handler.fn(ctx, request)
         except KafkaError as exc:
             response = handler.response_cls()
             if not fill_error(response, exc.code, exc.message):
