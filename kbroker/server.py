@@ -287,6 +287,8 @@ class Broker:
         """Register a new connection; False (the caller closes it) past ``max.connections``."""
         if len(self._connections) >= self._max_connections or self.closing:
             return False
+        if self.cluster is not None and not self.cluster.nodes[conn.node_id].up:
+            return False  # accepted just before its node stopped
         self._connections.add(conn)
         self.stats.connections_accepted += 1
         return True
