@@ -1,0 +1,88 @@
+"""A virtual-cluster broker process for the cluster compat tests, steered over stdin.
+
+    python cluster_driver.py DATA_DIR NODES
+
+Starts kbroker with ``kbroker.nodes=NODES`` on ephemeral loopback ports (the in-process
+test broker, kbroker.testing.BrokerThread), prints one JSON line with the cluster state,
+then answers one JSON command per stdin line with one JSON line on stdout:
+
+    {"op": "state"} | {"op": "stop", "node": 2} | {"op": "start", "node": 2}
+    {"op": "move", "topic": "t", "partition": 0, "node": 3}
+    {"op": "create", "topic": "t", "partitions": 3, "replication_factor": 3}
+    {"op": "move-coordinator", "group": "g", "node": 2}
+
+Answers are {"ok": RESULT} or {"error": "..."}.  End of stdin stops the broker.  The
+control operations are the ones the control API serves over HTTP (POST /v1/nodes/...).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kbroker.testing import BrokerThread
+
+
+def _create(bt: BrokerThread, cmd: dict[str, Any]) -> Any:
+    assert bt.broker is not None
+    broker = bt.broker
+
+    async def create() -> None:
+        from kbroker.clock import now_ms
+
+        broker.topics.check_new_topic(cmd["topic"], cmd["partitions"], cmd["replication_factor"], {})
+        broker.topics.create_topic(cmd["topic"], cmd["partitions"], {}, now_ms(), cmd["replication_factor"])
+
+    bt.call(create())
+    return bt.cluster_state()["topics"][cmd["topic"]]
+
+
+def _run(bt: BrokerThread, cmd: dict[str, Any]) -> Any:
+    op = cmd["op"]
+    if op == "state":
+        return bt.cluster_state()
+    if op == "stop":
+        bt.stop_node(cmd["node"])
+        return bt.cluster_state()
+    if op == "start":
+        bt.start_node(cmd["node"])
+        return bt.cluster_state()
+    if op == "move":
+        bt.move_leader(cmd["topic"], cmd["partition"], cmd["node"])
+        return bt.cluster_state()
+    if op == "create":
+        return _create(bt, cmd)
+    if op == "move-coordinator":  # the leader of the group's __consumer_offsets partition
+        from kbroker.cluster import java_string_hash
+
+        offsets = bt.cluster_state()["topics"]["__consumer_offsets"]["partitions"]
+        partition = (java_string_hash(cmd["group"]) & 0x7FFFFFFF) % len(offsets)
+        bt.move_leader("__consumer_offsets", partition, cmd["node"])
+        return bt.cluster_state()
+    raise ValueError(f"unknown op {op!r}")
+
+
+def main() -> int:
+    data_dir, nodes = Path(sys.argv[1]), sys.argv[2]
+    settings = {"kbroker.nodes": nodes, **dict(a.split("=", 1) for a in sys.argv[3:])}
+    bt = BrokerThread(data_dir, settings)
+    try:
+        bt.start()
+        print(json.dumps({"ok": bt.cluster_state()}), flush=True)
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                answer = {"ok": _run(bt, json.loads(line))}
+            except Exception as exc:  # reported to the test, which fails on it
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            print(json.dumps(answer), flush=True)
+    finally:
+        bt.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
