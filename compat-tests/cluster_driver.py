@@ -32,8 +32,12 @@ def _create(bt: BrokerThread, cmd: dict[str, Any]) -> Any:
     async def create() -> None:
         from kbroker.clock import now_ms
 
-        broker.topics.check_new_topic(cmd["topic"], cmd["partitions"], cmd["replication_factor"], {})
-        broker.topics.create_topic(cmd["topic"], cmd["partitions"], {}, now_ms(), cmd["replication_factor"])
+        broker.topics.check_new_topic(
+            cmd["topic"], cmd["partitions"], cmd["replication_factor"], {}
+        )
+        broker.topics.create_topic(
+            cmd["topic"], cmd["partitions"], {}, now_ms(), cmd["replication_factor"]
+        )
 
     bt.call(create())
     return bt.cluster_state()["topics"][cmd["topic"]]

@@ -25,7 +25,9 @@ NODES = 3
 class ClusterProcess:
     """A three-node virtual cluster in a subprocess, steered over its stdin."""
 
-    def __init__(self, data_dir: Path, log_path: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, settings: dict[str, str] | None = None
+    ) -> None:
         args = [f"{k}={v}" for k, v in (settings or {}).items()]
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -40,13 +42,16 @@ class ClusterProcess:
         self.state: dict[str, Any] = self._read(START_TIMEOUT_S)
 
     def _read(self, timeout: float) -> Any:
-        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        assert stdout is not None
         result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: result.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         if not result or not result[0]:
-            raise RuntimeError(f"cluster driver gave no answer within {timeout:.0f} s (exit {self.proc.poll()})")
+            raise RuntimeError(
+                f"cluster driver gave no answer within {timeout:.0f} s (exit {self.proc.poll()})"
+            )
         answer = json.loads(result[0])
         if "error" in answer:
             raise RuntimeError(f"cluster driver: {answer['error']}")
@@ -71,7 +76,9 @@ class ClusterProcess:
         return f"{node['host']}:{node['port']}"
 
     def create(self, topic: str, partitions: int, replication_factor: int = NODES) -> None:
-        self.command(op="create", topic=topic, partitions=partitions, replication_factor=replication_factor)
+        self.command(
+            op="create", topic=topic, partitions=partitions, replication_factor=replication_factor
+        )
 
     def partition(self, topic: str, partition: int) -> dict[str, Any]:
         result: dict[str, Any] = self.command(op="state")["topics"][topic]["partitions"][partition]
@@ -112,7 +119,7 @@ def next_node(node: int) -> int:
     return node % NODES + 1
 
 
-def disrupt(cluster: ClusterProcess, topic: str, partitions: int, pause: threading.Event | None = None) -> list[str]:
+def disrupt(cluster: ClusterProcess, topic: str, partitions: int) -> list[str]:
     """The faults a producer lives through: every partition's leader moves, then the node
     leading partition 0 stops and starts again.  Returns what was done, for messages."""
     import time
@@ -136,12 +143,18 @@ def disrupt(cluster: ClusterProcess, topic: str, partitions: int, pause: threadi
     return done
 
 
-def check_exactly_once_in_order(acked: dict[int, list[int]], consumed: dict[int, list[int]]) -> None:
+def check_exactly_once_in_order(
+    acked: dict[int, list[int]], consumed: dict[int, list[int]]
+) -> None:
     """Every acknowledged value consumed exactly once, and each partition in send order."""
     for partition, values in consumed.items():
-        assert len(values) == len(set(values)), f"partition {partition}: duplicates {sorted(values)}"
+        assert len(values) == len(set(values)), (
+            f"partition {partition}: duplicates {sorted(values)}"
+        )
         assert values == sorted(values), f"partition {partition}: out of order {values}"
     for partition, values in acked.items():
         missing = set(values) - set(consumed.get(partition, []))
-        assert not missing, f"partition {partition}: acknowledged but not consumed {sorted(missing)}"
+        assert not missing, (
+            f"partition {partition}: acknowledged but not consumed {sorted(missing)}"
+        )
     assert sum(len(v) for v in acked.values()) > 0

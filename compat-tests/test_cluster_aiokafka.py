@@ -37,22 +37,36 @@ async def _consume(consumer: AIOKafkaConsumer, want: int, got: dict[int, list[in
             got[tp.partition].extend(int(r.value) for r in records)
 
 
-def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(cluster: ClusterProcess) -> None:
+def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
+    cluster: ClusterProcess,
+) -> None:
     topic = unique_topic("cluster-aio")
     cluster.create(topic, PARTITIONS)
 
     async def run() -> tuple[dict[int, list[int]], dict[int, list[int]], list[str]]:
         producer = AIOKafkaProducer(
-            bootstrap_servers=cluster.bootstrap, acks="all", enable_idempotence=True,
-            request_timeout_ms=10000, retry_backoff_ms=100, linger_ms=5,
+            bootstrap_servers=cluster.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=10000,
+            retry_backoff_ms=100,
+            linger_ms=5,
         )
         await producer.start()
         sends = []
         try:
-            disruption = asyncio.ensure_future(asyncio.to_thread(disrupt, cluster, topic, PARTITIONS))
+            disruption = asyncio.ensure_future(
+                asyncio.to_thread(disrupt, cluster, topic, PARTITIONS)
+            )
             await asyncio.sleep(0.5)
             for seq in range(RECORDS):
-                sends.append((seq % PARTITIONS, seq, await producer.send(topic, str(seq).encode(), partition=seq % PARTITIONS)))
+                sends.append(
+                    (
+                        seq % PARTITIONS,
+                        seq,
+                        await producer.send(topic, str(seq).encode(), partition=seq % PARTITIONS),
+                    )
+                )
                 await asyncio.sleep(SEND_PAUSE_S)
             done = await disruption
             results = await asyncio.gather(*(f for _, _, f in sends), return_exceptions=True)
@@ -62,7 +76,11 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(c
         for (partition, seq, _), result in zip(sends, results, strict=True):
             if not isinstance(result, BaseException):
                 acked[partition].append(seq)
-        consumer = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=cluster.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         got: dict[int, list[int]] = defaultdict(list)
         try:
@@ -82,15 +100,24 @@ def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> 
     cluster.create(topic, PARTITIONS)
 
     async def produce(producer: AIOKafkaProducer, seqs: range) -> None:
-        futures = [await producer.send(topic, str(s).encode(), partition=s % PARTITIONS) for s in seqs]
+        futures = [
+            await producer.send(topic, str(s).encode(), partition=s % PARTITIONS) for s in seqs
+        ]
         await asyncio.gather(*futures)
 
     async def run() -> tuple[dict[int, list[int]], dict[TopicPartition, int], int]:
-        producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cluster.bootstrap, acks="all", enable_idempotence=True
+        )
         await producer.start()
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=cluster.bootstrap, group_id=group, auto_offset_reset="earliest",
-            enable_auto_commit=False, session_timeout_ms=10000, heartbeat_interval_ms=500,
+            topic,
+            bootstrap_servers=cluster.bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=500,
         )
         await consumer.start()
         got: dict[int, list[int]] = defaultdict(list)

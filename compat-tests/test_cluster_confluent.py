@@ -54,7 +54,9 @@ def _consume(consumer: Consumer, want: int, got: dict[int, list[int]]) -> None:
             got[m.partition()].append(int(m.value()))
 
 
-def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(cluster: ClusterProcess) -> None:
+def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
+    cluster: ClusterProcess,
+) -> None:
     topic = unique_topic("cluster-ck")
     cluster.create(topic, PARTITIONS)
     producer = _producer(cluster)
@@ -72,7 +74,9 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(c
     disruption.start()
     time.sleep(0.5)
     for seq in range(RECORDS):
-        producer.produce(topic, str(seq).encode(), partition=seq % PARTITIONS, on_delivery=on_delivery)
+        producer.produce(
+            topic, str(seq).encode(), partition=seq % PARTITIONS, on_delivery=on_delivery
+        )
         producer.poll(0)
         time.sleep(SEND_PAUSE_S)
     disruption.join(60)
@@ -81,7 +85,9 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(c
     assert sum(len(v) for v in acked.values()) == RECORDS
     for values in acked.values():
         values.sort()  # delivery reports come per partition in order; sorted for the comparison
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     got: dict[int, list[int]] = defaultdict(list)
     try:
@@ -119,7 +125,9 @@ def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> 
         assert producer.flush(30) == 0
         _consume(consumer, 60, got)
         consumer.commit(asynchronous=False)  # reaches the new coordinator
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        committed = consumer.committed(
+            [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10
+        )
     finally:
         consumer.close()
     check_exactly_once_in_order({p: list(range(p, 60, PARTITIONS)) for p in range(PARTITIONS)}, got)

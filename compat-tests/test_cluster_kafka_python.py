@@ -29,25 +29,40 @@ def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
         c.close()
 
 
-def _consume_all(consumer: KafkaConsumer, want: int, got: dict[int, list[int]], timeout_s: float = 60.0) -> None:
+def _consume_all(
+    consumer: KafkaConsumer, want: int, got: dict[int, list[int]], timeout_s: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout_s
     while sum(len(v) for v in got.values()) < want and time.monotonic() < deadline:
         for tp, records in consumer.poll(timeout_ms=500).items():
             got[tp.partition].extend(int(r.value) for r in records)
 
 
-def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(cluster: ClusterProcess) -> None:
+def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
+    cluster: ClusterProcess,
+) -> None:
     topic = unique_topic("cluster-kp")
     cluster.create(topic, PARTITIONS)
     producer = KafkaProducer(
-        bootstrap_servers=cluster.bootstrap, acks="all", enable_idempotence=True, retries=100,
-        retry_backoff_ms=100, request_timeout_ms=10000, linger_ms=5,
+        bootstrap_servers=cluster.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        retries=100,
+        retry_backoff_ms=100,
+        request_timeout_ms=10000,
+        linger_ms=5,
     )
     futures = []
 
     def produce() -> None:
         for seq in range(RECORDS):
-            futures.append((seq % PARTITIONS, seq, producer.send(topic, str(seq).encode(), partition=seq % PARTITIONS)))
+            futures.append(
+                (
+                    seq % PARTITIONS,
+                    seq,
+                    producer.send(topic, str(seq).encode(), partition=seq % PARTITIONS),
+                )
+            )
             time.sleep(SEND_PAUSE_S)
 
     sender = threading.Thread(target=produce)
@@ -61,8 +76,12 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(c
     for partition, seq, fut in futures:
         if fut.succeeded():
             acked[partition].append(seq)
-    assert sum(len(v) for v in acked.values()) == RECORDS, f"after {done}: {RECORDS - sum(map(len, acked.values()))} sends failed"
-    consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    assert sum(len(v) for v in acked.values()) == RECORDS, (
+        f"after {done}: {RECORDS - sum(map(len, acked.values()))} sends failed"
+    )
+    consumer = KafkaConsumer(
+        bootstrap_servers=cluster.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
     got: dict[int, list[int]] = defaultdict(list)
     _consume_all(consumer, RECORDS, got)
@@ -75,13 +94,20 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(c
 def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> None:
     topic, group = unique_topic("cluster-kp-group"), unique_topic("group")
     cluster.create(topic, PARTITIONS)
-    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(
+        bootstrap_servers=cluster.bootstrap, acks="all", enable_idempotence=True
+    )
     for seq in range(30):
         producer.send(topic, str(seq).encode(), partition=seq % PARTITIONS)
     producer.flush(30)
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=cluster.bootstrap, group_id=group, auto_offset_reset="earliest",
-        enable_auto_commit=False, session_timeout_ms=10000, heartbeat_interval_ms=500,
+        topic,
+        bootstrap_servers=cluster.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=500,
     )
     got: dict[int, list[int]] = defaultdict(list)
     _consume_all(consumer, 30, got)
@@ -100,4 +126,8 @@ def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> 
     check_exactly_once_in_order({p: list(range(p, 60, PARTITIONS)) for p in range(PARTITIONS)}, got)
     assert sum(len(v) for v in got.values()) == 60
     assert sum(committed.values()) == 60
-    wait_until(lambda: cluster.coordinator_of(group) == after, 10, "the group's coordinator to be the new node")
+    wait_until(
+        lambda: cluster.coordinator_of(group) == after,
+        10,
+        "the group's coordinator to be the new node",
+    )

@@ -68,16 +68,26 @@ def finish_js(proc: subprocess.Popen[str]) -> dict[str, Any]:
         out, err = proc.communicate()
     lines = out.strip().splitlines()
     result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-    assert proc.returncode == 0 and "error" not in result, f"kafkajs failed: {result.get('error')}\n{err[-4000:]}"
+    assert proc.returncode == 0 and "error" not in result, (
+        f"kafkajs failed: {result.get('error')}\n{err[-4000:]}"
+    )
     return result
 
 
-def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(cluster: ClusterProcess) -> None:
+def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
+    cluster: ClusterProcess,
+) -> None:
     topic = unique_topic("cluster-js")
     cluster.create(topic, PARTITIONS)
     proc = start_js(
         "cluster-produce",
-        {"bootstrap": cluster.bootstrap, "topic": topic, "partitions": PARTITIONS, "count": RECORDS, "pauseMs": 25},
+        {
+            "bootstrap": cluster.bootstrap,
+            "topic": topic,
+            "partitions": PARTITIONS,
+            "count": RECORDS,
+            "pauseMs": 25,
+        },
     )
     time.sleep(1.5)  # node start-up and the first sends
     done = disrupt(cluster, topic, PARTITIONS)
@@ -90,7 +100,13 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(c
     consumed = finish_js(
         start_js(
             "consume",
-            {"bootstrap": cluster.bootstrap, "topic": topic, "group": unique_topic("reader"), "want": RECORDS, "timeoutMs": 30000},
+            {
+                "bootstrap": cluster.bootstrap,
+                "topic": topic,
+                "group": unique_topic("reader"),
+                "want": RECORDS,
+                "timeoutMs": 30000,
+            },
         )
     )
     got: dict[int, list[int]] = defaultdict(list)
@@ -102,11 +118,22 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(c
 def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> None:
     topic, group = unique_topic("cluster-js-group"), unique_topic("group")
     cluster.create(topic, PARTITIONS)
-    first = finish_js(start_js("cluster-produce", {"bootstrap": cluster.bootstrap, "topic": topic, "partitions": PARTITIONS, "count": 30}))
+    first = finish_js(
+        start_js(
+            "cluster-produce",
+            {"bootstrap": cluster.bootstrap, "topic": topic, "partitions": PARTITIONS, "count": 30},
+        )
+    )
     assert len(first["acked"]) == 30
     consumer = start_js(
         "cluster-consume",
-        {"bootstrap": cluster.bootstrap, "topic": topic, "group": group, "want": 60, "timeoutMs": 60000},
+        {
+            "bootstrap": cluster.bootstrap,
+            "topic": topic,
+            "group": group,
+            "want": 60,
+            "timeoutMs": 60000,
+        },
     )
     deadline = time.monotonic() + 30
     while group not in cluster.command(op="state")["groups"] and time.monotonic() < deadline:
@@ -114,7 +141,16 @@ def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> 
     time.sleep(2)  # joined and reading the first 30
     target = cluster.move_coordinator(group)
     second = finish_js(
-        start_js("cluster-produce", {"bootstrap": cluster.bootstrap, "topic": topic, "partitions": PARTITIONS, "first": 30, "count": 60})
+        start_js(
+            "cluster-produce",
+            {
+                "bootstrap": cluster.bootstrap,
+                "topic": topic,
+                "partitions": PARTITIONS,
+                "first": 30,
+                "count": 60,
+            },
+        )
     )
     assert len(second["acked"]) == 30
     result = finish_js(consumer)

@@ -473,7 +473,10 @@ class Cluster:
         coordinator = None if runtime is None else runtime.coordinator
         if coordinator is None:
             return groups
-        found = [*coordinator.consumer_groups.groups.items(), *coordinator.groups.groups.items()]
+        found: list[tuple[str, Any]] = [
+            *coordinator.consumer_groups.groups.items(),
+            *coordinator.groups.groups.items(),
+        ]
         for group_id, group in sorted(found, key=lambda item: item[0]):
             groups[group_id] = {
                 "coordinator": self.coordinator_of(0, group_id),

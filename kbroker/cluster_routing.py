@@ -201,7 +201,7 @@ def annotate_produce(cluster: Cluster, ctx: RequestContext, response: ProduceRes
 
     leaders: set[int] = set()
     for t in response.responses:
-        name = t.name
+        name: str | None = t.name
         if not name:
             topic = cluster.broker.metadata.by_id(t.topic_id)
             name = None if topic is None else topic.name

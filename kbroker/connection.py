@@ -117,9 +117,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = "?"
         self.security = security
         self.session = Session() if security is None else security.new_session()
-        # The node whose listener accepted it (kbroker.cluster); the configured node.id by default.
-        self.node_id = broker.config.node_id if node_id is None else node_id
-        self.session.node_id = self.node_id
+        # The node whose listener accepted it: the configured node.id, or a virtual cluster's
+        # node (kbroker.cluster); the broker's connection factory always says which.
+        if node_id is not None:
+            self.session.node_id = node_id
+        self.node_id = self.session.node_id
         self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None

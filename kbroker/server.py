@@ -191,7 +191,8 @@ class Broker:
             raise
 
     def connection_factory(self, security: ListenerSecurity | None, node_id: int | None = None) -> Callable[[], KafkaConnection]:
-        return lambda: KafkaConnection(self, security, node_id)
+        node = self.config.node_id if node_id is None else node_id
+        return lambda: KafkaConnection(self, security, node)
 
     def drop_connections(self, node_id: int) -> None:
         """Close every connection a node's listeners accepted (a virtual node stops)."""

@@ -5,12 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from broker_harness import RawClient
-from kbroker.testing import BrokerThread
 from kbroker.wire.errors import ErrorCode
-from kbroker.wire.messages.create_topics_request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+from kbroker.wire.messages.create_topics_request import (
+    CreatableTopic,
+    CreatableTopicConfig,
+    CreateTopicsRequest,
+)
 from kbroker.wire.messages.metadata_request import MetadataRequest, MetadataRequestTopic
-from kbroker.wire.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kbroker.wire.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
 from kbroker.wire.records import make_batch
+
+from kbroker.testing import BrokerThread
 
 
 def node_address(bt: BrokerThread, node_id: int) -> tuple[str, int]:
@@ -23,7 +32,11 @@ def client_for(bt: BrokerThread, node_id: int) -> RawClient:
 
 
 def create_topic(
-    bt: BrokerThread, name: str, partitions: int, replication_factor: int = -1, configs: dict[str, str] | None = None
+    bt: BrokerThread,
+    name: str,
+    partitions: int,
+    replication_factor: int = -1,
+    configs: dict[str, str] | None = None,
 ) -> Any:
     c = client_for(bt, 1)
     try:
@@ -43,22 +56,45 @@ def partition_state(bt: BrokerThread, topic: str, partition: int) -> dict[str, A
     return result
 
 
-def produce(c: RawClient, topic: str, partition: int, values: list[bytes], *, acks: int = -1, version: int = 10) -> Any:
+def produce(
+    c: RawClient,
+    topic: str,
+    partition: int,
+    values: list[bytes],
+    *,
+    acks: int = -1,
+    version: int = 10,
+) -> Any:
     batch = bytes(make_batch(values))
     req = ProduceRequest(
         acks=acks,
         timeout_ms=5000,
-        topic_data=[TopicProduceData(name=topic, partition_data=[PartitionProduceData(index=partition, records=batch)])],
+        topic_data=[
+            TopicProduceData(
+                name=topic, partition_data=[PartitionProduceData(index=partition, records=batch)]
+            )
+        ],
     )
     return c.request(req, version)
 
 
 def metadata(c: RawClient, topics: list[str], version: int = 12) -> Any:
-    return c.request(MetadataRequest(topics=[MetadataRequestTopic(name=t) for t in topics]), version)
+    return c.request(
+        MetadataRequest(topics=[MetadataRequestTopic(name=t) for t in topics]), version
+    )
 
 
 def other_node(leader: int, nodes: int = 3) -> int:
     return leader % nodes + 1
 
 
-__all__ = ["ErrorCode", "client_for", "create_topic", "metadata", "node_address", "other_node", "partition_state", "produce"]
+__all__ = [
+    "ErrorCode",
+    "client_for",
+    "create_topic",
+    "metadata",
+    "node_address",
+    "other_node",
+    "partition_state",
+    "produce",
+]

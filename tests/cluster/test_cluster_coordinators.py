@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from cluster_helpers import client_for, create_topic, other_node, partition_state
-
-from kbroker.control.cluster_routes import ROUTES
-from kbroker.testing import BrokerThread
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
 from kbroker.wire.messages.heartbeat_request import HeartbeatRequest
@@ -17,6 +14,9 @@ from kbroker.wire.messages.offset_commit_request import (
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,
 )
+
+from kbroker.control.cluster_routes import ROUTES
+from kbroker.testing import BrokerThread
 
 GROUPS = [f"group-{i}" for i in range(12)]
 
@@ -53,7 +53,14 @@ def test_a_node_that_does_not_coordinate_answers_not_coordinator(cluster: Broker
                 group_id=group,
                 generation_id_or_member_epoch=-1,
                 member_id="",
-                topics=[OffsetCommitRequestTopic(name="t", partitions=[OffsetCommitRequestPartition(partition_index=0, committed_offset=1)])],
+                topics=[
+                    OffsetCommitRequestTopic(
+                        name="t",
+                        partitions=[
+                            OffsetCommitRequestPartition(partition_index=0, committed_offset=1)
+                        ],
+                    )
+                ],
             ),
             8,
         )
@@ -61,7 +68,9 @@ def test_a_node_that_does_not_coordinate_answers_not_coordinator(cluster: Broker
         txn_node = _find(cluster, [txn_id], key_type=1)[txn_id]
         init_wrong = client_for(cluster, other_node(txn_node))
         try:
-            init = init_wrong.request(InitProducerIdRequest(transactional_id=txn_id, transaction_timeout_ms=60000), 4)
+            init = init_wrong.request(
+                InitProducerIdRequest(transactional_id=txn_id, transaction_timeout_ms=60000), 4
+            )
         finally:
             init_wrong.close()
     finally:
@@ -92,7 +101,10 @@ def test_the_coordinator_moves_with_its_partition(cluster: BrokerThread) -> None
     target = other_node(state[partition]["leader"])
     cluster.move_leader("__consumer_offsets", partition, target)
     assert _find(cluster, [group])[group] == target
-    assert cluster.cluster_state()["topics"]["__consumer_offsets"]["partitions"][partition]["leader"] == target
+    assert (
+        cluster.cluster_state()["topics"]["__consumer_offsets"]["partitions"][partition]["leader"]
+        == target
+    )
 
 
 def _route(method: str, path: str):  # type: ignore[no-untyped-def]
@@ -116,14 +128,23 @@ def test_control_routes(cluster: BrokerThread) -> None:
     status, state = _call(cluster, "GET", "/state")
     assert status == 200 and set(state) == {"nodes", "topics", "groups"}
     assert set(state["nodes"][0]) == {"id", "host", "port", "up"}
-    assert set(state["topics"]["routes"]["partitions"][0]) == {"partition", "leader", "leader_epoch", "replicas", "isr"}
+    assert set(state["topics"]["routes"]["partitions"][0]) == {
+        "partition",
+        "leader",
+        "leader_epoch",
+        "replicas",
+        "isr",
+    }
     leader = partition_state(cluster, "routes", 1)["leader"]
     target = other_node(leader)
     status, moved = _call(cluster, "POST", "/partitions/routes/1/leader", {"node": target})
     assert status == 200 and moved["leader"] == target
     assert _call(cluster, "POST", "/partitions/routes/1/leader", {"node": "2"})[0] == 400
     assert _call(cluster, "POST", "/partitions/routes/1/leader", None)[0] == 400
-    assert _call(cluster, "POST", "/partitions/routes/9/leader", {"node": 1}) == (404, {"error": "unknown partition routes-9"})
+    assert _call(cluster, "POST", "/partitions/routes/9/leader", {"node": 1}) == (
+        404,
+        {"error": "unknown partition routes-9"},
+    )
     assert _call(cluster, "POST", "/partitions/nope/0/leader", {"node": 1})[0] == 404
     assert _call(cluster, "POST", "/nodes/8/stop") == (404, {"error": "unknown node 8"})
     assert _call(cluster, "POST", "/nodes/2/stop") == (200, {"node": 2, "up": False})
@@ -151,3 +172,54 @@ def test_route_handlers_are_coroutines() -> None:
         ("GET", r"/state"),
     }
     assert all(asyncio.iscoroutinefunction(h) for _, _, h in ROUTES)
+
+
+def test_each_node_lists_the_groups_it_coordinates_and_describes_broker_configs_as_itself(
+    cluster: BrokerThread,
+) -> None:
+    from kbroker.wire.messages.describe_configs_request import (
+        DescribeConfigsRequest,
+        DescribeConfigsResource,
+    )
+    from kbroker.wire.messages.list_groups_request import ListGroupsRequest
+
+    groups = GROUPS[:6]
+    coordinators = _find(cluster, groups)
+    for group in groups:  # an empty group exists once an offset is committed for it
+        c = client_for(cluster, coordinators[group])
+        try:
+            resp = c.request(
+                OffsetCommitRequest(
+                    group_id=group,
+                    generation_id_or_member_epoch=-1,
+                    member_id="",
+                    topics=[
+                        OffsetCommitRequestTopic(
+                            name="__consumer_offsets",
+                            partitions=[
+                                OffsetCommitRequestPartition(partition_index=0, committed_offset=0)
+                            ],
+                        )
+                    ],
+                ),
+                8,
+            )
+            assert resp.topics[0].partitions[0].error_code == ErrorCode.NONE
+        finally:
+            c.close()
+    listed: dict[int, set[str]] = {}
+    for node_id in (1, 2, 3):
+        c = client_for(cluster, node_id)
+        try:
+            listed[node_id] = {g.group_id for g in c.request(ListGroupsRequest(), 4).groups}
+            configs = c.request(
+                DescribeConfigsRequest(
+                    resources=[DescribeConfigsResource(resource_type=4, resource_name=str(node_id))]
+                ),
+                4,
+            )
+            assert configs.results[0].error_code == ErrorCode.NONE
+        finally:
+            c.close()
+    for group in groups:
+        assert [n for n in (1, 2, 3) if group in listed[n]] == [coordinators[group]]

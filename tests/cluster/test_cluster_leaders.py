@@ -5,18 +5,30 @@ from __future__ import annotations
 import socket
 
 import pytest
-from cluster_helpers import client_for, create_topic, metadata, node_address, other_node, partition_state, produce
+from cluster_helpers import (
+    client_for,
+    create_topic,
+    metadata,
+    node_address,
+    other_node,
+    partition_state,
+    produce,
+)
+from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from kbroker.wire.messages.list_offsets_request import (
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    ListOffsetsTopic,
+)
+from kbroker.wire.messages.offset_for_leader_epoch_request import (
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderPartition,
+    OffsetForLeaderTopic,
+)
 
 from kbroker.cluster import ClusterError
 from kbroker.testing import BrokerThread
-from kbroker.wire.errors import ErrorCode
-from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
-from kbroker.wire.messages.list_offsets_request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
-from kbroker.wire.messages.offset_for_leader_epoch_request import (
-    OffsetForLeaderPartition,
-    OffsetForLeaderEpochRequest,
-    OffsetForLeaderTopic,
-)
 
 
 def _fetch(c, topic_id, partition: int, offset: int = 0, epoch: int = -1, version: int = 16):  # type: ignore[no-untyped-def]
@@ -29,7 +41,14 @@ def _fetch(c, topic_id, partition: int, offset: int = 0, epoch: int = -1, versio
         topics=[
             FetchTopic(
                 topic_id=topic_id,
-                partitions=[FetchPartition(partition=partition, fetch_offset=offset, current_leader_epoch=epoch, partition_max_bytes=1 << 20)],
+                partitions=[
+                    FetchPartition(
+                        partition=partition,
+                        fetch_offset=offset,
+                        current_leader_epoch=epoch,
+                        partition_max_bytes=1 << 20,
+                    )
+                ],
             )
         ],
     )
@@ -47,8 +66,13 @@ def test_produce_to_a_follower_names_the_leader(cluster: BrokerThread) -> None:
         c.close()
     p = resp.responses[0].partition_responses[0]
     assert p.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
-    assert (p.current_leader.leader_id, p.current_leader.leader_epoch) == (state["leader"], state["leader_epoch"])
-    assert [(e.node_id, e.port) for e in resp.node_endpoints] == [(state["leader"], node_address(cluster, state["leader"])[1])]
+    assert (p.current_leader.leader_id, p.current_leader.leader_epoch) == (
+        state["leader"],
+        state["leader_epoch"],
+    )
+    assert [(e.node_id, e.port) for e in resp.node_endpoints] == [
+        (state["leader"], node_address(cluster, state["leader"])[1])
+    ]
     leader = client_for(cluster, state["leader"])
     try:
         ok = produce(leader, "nl", 0, [b"x"], version=10)
@@ -67,13 +91,30 @@ def test_fetch_list_offsets_and_epoch_queries_need_the_leader(cluster: BrokerThr
         topic_id = metadata(c, ["fl"]).topics[0].topic_id
         fetched = _fetch(c, topic_id, 0)
         offsets = c.request(
-            ListOffsetsRequest(replica_id=-1, topics=[ListOffsetsTopic(name="fl", partitions=[ListOffsetsPartition(partition_index=0, timestamp=-1)])]),
+            ListOffsetsRequest(
+                replica_id=-1,
+                topics=[
+                    ListOffsetsTopic(
+                        name="fl",
+                        partitions=[ListOffsetsPartition(partition_index=0, timestamp=-1)],
+                    )
+                ],
+            ),
             7,
         )
         epochs = c.request(
             OffsetForLeaderEpochRequest(
                 replica_id=-1,
-                topics=[OffsetForLeaderTopic(topic="fl", partitions=[OffsetForLeaderPartition(partition=0, current_leader_epoch=-1, leader_epoch=0)])],
+                topics=[
+                    OffsetForLeaderTopic(
+                        topic="fl",
+                        partitions=[
+                            OffsetForLeaderPartition(
+                                partition=0, current_leader_epoch=-1, leader_epoch=0
+                            )
+                        ],
+                    )
+                ],
             ),
             4,
         )
@@ -91,7 +132,10 @@ def test_moving_the_leader_bumps_the_epoch_and_fences_the_old_one(cluster: Broke
     target = other_node(before["leader"])
     old = client_for(cluster, before["leader"])
     try:
-        assert produce(old, "mv", 0, [b"a", b"b"]).responses[0].partition_responses[0].error_code == ErrorCode.NONE
+        assert (
+            produce(old, "mv", 0, [b"a", b"b"]).responses[0].partition_responses[0].error_code
+            == ErrorCode.NONE
+        )
         cluster.move_leader("mv", 0, target)
         after = partition_state(cluster, "mv", 0)
         assert after["leader"] == target and after["leader_epoch"] == before["leader_epoch"] + 1
@@ -103,7 +147,10 @@ def test_moving_the_leader_bumps_the_epoch_and_fences_the_old_one(cluster: Broke
     new = client_for(cluster, target)
     try:
         topic_id = metadata(new, ["mv"]).topics[0].topic_id
-        assert _fetch(new, topic_id, 0, epoch=before["leader_epoch"]).error_code == ErrorCode.FENCED_LEADER_EPOCH
+        assert (
+            _fetch(new, topic_id, 0, epoch=before["leader_epoch"]).error_code
+            == ErrorCode.FENCED_LEADER_EPOCH
+        )
         data = _fetch(new, topic_id, 0, epoch=after["leader_epoch"])
         assert data.error_code == ErrorCode.NONE and data.high_watermark == 2
         # The new epoch starts at the log end (OffsetForLeaderEpoch answers it).
@@ -113,7 +160,13 @@ def test_moving_the_leader_bumps_the_epoch_and_fences_the_old_one(cluster: Broke
                 topics=[
                     OffsetForLeaderTopic(
                         topic="mv",
-                        partitions=[OffsetForLeaderPartition(partition=0, current_leader_epoch=-1, leader_epoch=before["leader_epoch"])],
+                        partitions=[
+                            OffsetForLeaderPartition(
+                                partition=0,
+                                current_leader_epoch=-1,
+                                leader_epoch=before["leader_epoch"],
+                            )
+                        ],
                     )
                 ],
             ),
@@ -150,7 +203,9 @@ def _refused(address: tuple[str, int]) -> bool:
     return False
 
 
-def test_stopping_a_node_fails_its_partitions_over_and_start_brings_it_back(cluster: BrokerThread) -> None:
+def test_stopping_a_node_fails_its_partitions_over_and_start_brings_it_back(
+    cluster: BrokerThread,
+) -> None:
     create_topic(cluster, "fo", 3)
     create_topic(cluster, "solo", 3, replication_factor=1)
     before = {p: partition_state(cluster, "fo", p) for p in range(3)}
@@ -173,7 +228,10 @@ def test_stopping_a_node_fails_its_partitions_over_and_start_brings_it_back(clus
             assert now["leader"] != victim and now["leader"] in now["isr"]
             assert now["leader_epoch"] == before[p]["leader_epoch"] + 1
         else:
-            assert now["leader"] == before[p]["leader"] and now["leader_epoch"] == before[p]["leader_epoch"]
+            assert (
+                now["leader"] == before[p]["leader"]
+                and now["leader_epoch"] == before[p]["leader_epoch"]
+            )
     # A single-replica partition on the stopped node goes offline.
     offline = [p for p in range(3) if partition_state(cluster, "solo", p)["replicas"] == [victim]]
     assert len(offline) == 1
@@ -181,7 +239,11 @@ def test_stopping_a_node_fails_its_partitions_over_and_start_brings_it_back(clus
     try:
         md = metadata(other, ["solo"])
         part = next(p for p in md.topics[0].partitions if p.partition_index == offline[0])
-        assert (part.leader_id, part.error_code, part.offline_replicas) == (-1, ErrorCode.LEADER_NOT_AVAILABLE, [victim])
+        assert (part.leader_id, part.error_code, part.offline_replicas) == (
+            -1,
+            ErrorCode.LEADER_NOT_AVAILABLE,
+            [victim],
+        )
         assert victim not in [b.node_id for b in md.brokers]
     finally:
         other.close()
@@ -193,7 +255,10 @@ def test_stopping_a_node_fails_its_partitions_over_and_start_brings_it_back(clus
     assert back["leader"] == victim
     c = client_for(cluster, victim)
     try:
-        assert produce(c, "solo", offline[0], [b"z"]).responses[0].partition_responses[0].error_code == ErrorCode.NONE
+        assert (
+            produce(c, "solo", offline[0], [b"z"]).responses[0].partition_responses[0].error_code
+            == ErrorCode.NONE
+        )
     finally:
         c.close()
 
@@ -207,9 +272,15 @@ def test_acks_all_needs_min_insync_replicas(cluster: BrokerThread) -> None:
     try:
         refused = produce(c, "mi", 0, [b"x"], acks=-1).responses[0].partition_responses[0]
         assert refused.error_code == ErrorCode.NOT_ENOUGH_REPLICAS
-        assert produce(c, "mi", 0, [b"x"], acks=1).responses[0].partition_responses[0].error_code == ErrorCode.NONE
+        assert (
+            produce(c, "mi", 0, [b"x"], acks=1).responses[0].partition_responses[0].error_code
+            == ErrorCode.NONE
+        )
         cluster.start_node(follower)
-        assert produce(c, "mi", 0, [b"y"], acks=-1).responses[0].partition_responses[0].error_code == ErrorCode.NONE
+        assert (
+            produce(c, "mi", 0, [b"y"], acks=-1).responses[0].partition_responses[0].error_code
+            == ErrorCode.NONE
+        )
     finally:
         c.close()
 

@@ -6,16 +6,16 @@ import socket
 
 import pytest
 from cluster_helpers import client_for, create_topic, metadata, node_address, partition_state
-
-from kbroker.cluster import MAX_NODES, java_string_hash, node_listeners
-from kbroker.config import ConfigError, ServedListener, build_config
-from kbroker.testing import BrokerThread
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.describe_cluster_request import DescribeClusterRequest
 from kbroker.wire.messages.describe_topic_partitions_request import (
     DescribeTopicPartitionsRequest,
     TopicRequest,
 )
+
+from kbroker.cluster import MAX_NODES, java_string_hash, node_listeners
+from kbroker.config import ConfigError, ServedListener, build_config
+from kbroker.testing import BrokerThread
 
 
 def test_every_node_listens_and_answers_metadata_listing_all_nodes(cluster: BrokerThread) -> None:
@@ -30,7 +30,9 @@ def test_every_node_listens_and_answers_metadata_listing_all_nodes(cluster: Brok
             resp = metadata(c, ["shape"])
         finally:
             c.close()
-        assert sorted((b.node_id, b.port) for b in resp.brokers) == sorted((n["id"], n["port"]) for n in state["nodes"])
+        assert sorted((b.node_id, b.port) for b in resp.brokers) == sorted(
+            (n["id"], n["port"]) for n in state["nodes"]
+        )
         assert resp.controller_id in (1, 2, 3)
         parts = sorted(resp.topics[0].partitions, key=lambda p: p.partition_index)
         # Default replication factor in a cluster: min(3, N); leaders spread round-robin.
@@ -42,7 +44,9 @@ def test_every_node_listens_and_answers_metadata_listing_all_nodes(cluster: Brok
             assert p.offline_replicas == []
 
 
-def test_explicit_replication_factor_is_honoured_and_capped_by_the_node_count(cluster: BrokerThread) -> None:
+def test_explicit_replication_factor_is_honoured_and_capped_by_the_node_count(
+    cluster: BrokerThread,
+) -> None:
     created = create_topic(cluster, "rf2", 4, replication_factor=2)
     assert created.error_code == ErrorCode.NONE and created.replication_factor == 2
     replicas = [partition_state(cluster, "rf2", p)["replicas"] for p in range(4)]
@@ -53,13 +57,20 @@ def test_explicit_replication_factor_is_honoured_and_capped_by_the_node_count(cl
     assert "only 3 broker(s)" in too_many.error_message
 
 
-def test_describe_cluster_and_describe_topic_partitions_report_the_cluster(cluster: BrokerThread) -> None:
+def test_describe_cluster_and_describe_topic_partitions_report_the_cluster(
+    cluster: BrokerThread,
+) -> None:
     create_topic(cluster, "dtp", 2, replication_factor=2)
     cluster.stop_node(3)
     c = client_for(cluster, 1)
     try:
         dc = c.request(DescribeClusterRequest(endpoint_type=1), 2)
-        dtp = c.request(DescribeTopicPartitionsRequest(topics=[TopicRequest(name="dtp")], response_partition_limit=100), 0)
+        dtp = c.request(
+            DescribeTopicPartitionsRequest(
+                topics=[TopicRequest(name="dtp")], response_partition_limit=100
+            ),
+            0,
+        )
     finally:
         c.close()
     assert {(b.broker_id, b.is_fenced) for b in dc.brokers} == {(1, False), (2, False), (3, True)}
