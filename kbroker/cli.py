@@ -406,6 +406,10 @@ async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | 
             ready += "; listeners " + " ".join(
                 f"{x.name}={format_address(*broker.listen_addresses[x.name])} ({x.protocol})" for x in listeners
             )
+        if broker.cluster is not None:  # a virtual cluster: every node's first listener
+            ready += "; nodes " + " ".join(
+                f"{node.node_id}={format_address(*node.endpoint(listeners[0].name))}" for node in broker.cluster.nodes.values()
+            )
         http_url = broker.http.url if broker.http is not None else None
         if http_url:
             ready += f", HTTP {http_url}"

@@ -125,6 +125,13 @@ class BrokerThread:
         host, port = self.address
         return f"{host}:{port}"
 
+    @property
+    def cluster_bootstrap(self) -> str:
+        """Every node's address, comma-separated (a virtual cluster); else :attr:`bootstrap`."""
+        if self.broker is None or self.broker.cluster is None:
+            return self.bootstrap
+        return ",".join(f"{n['host']}:{n['port']}" for n in self.cluster_state()["nodes"])
+
 
 @contextmanager
 def running_broker(data_dir: Path, settings: Mapping[str, str] | None = None) -> Iterator[BrokerThread]:
