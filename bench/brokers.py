@@ -132,6 +132,9 @@ class Broker:
     # kbroker's bytecode cache (PYTHONPYCACHEPREFIX): an installed broker has .pyc files,
     # so runs share one cache dir and start-up is measured warm (the first start fills it).
     pycache: Path | None = None
+    # Where kbroker runs from (``python -m kbroker`` imports the kbroker/ found there):
+    # another tree's checkout, to compare two versions side by side; None = this tree.
+    cwd: Path | None = None
 
     @property
     def pid(self) -> int | None:
@@ -163,7 +166,7 @@ class Broker:
         log = (self.workdir / "broker.log").open("wb")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cmd, cwd=self.cwd or ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us, not the broker; we stop it ourselves
         )
         log.close()

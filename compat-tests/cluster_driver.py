@@ -9,7 +9,8 @@ then answers one JSON command per stdin line with one JSON line on stdout:
     {"op": "state"} | {"op": "stop", "node": 2} | {"op": "start", "node": 2}
     {"op": "move", "topic": "t", "partition": 0, "node": 3}
     {"op": "create", "topic": "t", "partitions": 3, "replication_factor": 3}
-    {"op": "move-coordinator", "group": "g", "node": 2}
+    {"op": "move-coordinator", "group": "g", "node": 2}   (or "transactional_id": "tid")
+    {"op": "coordinator", "key_type": 1, "key": "tid"}
 
 Answers are {"ok": RESULT} or {"error": "..."}.  End of stdin stops the broker.  The
 control operations are the ones the control API serves over HTTP (POST /v1/nodes/...).
@@ -58,13 +59,21 @@ def _run(bt: BrokerThread, cmd: dict[str, Any]) -> Any:
         return bt.cluster_state()
     if op == "create":
         return _create(bt, cmd)
-    if op == "move-coordinator":  # the leader of the group's __consumer_offsets partition
+    if op == "move-coordinator":  # the leader of the key's internal-topic partition
         from kbroker.cluster import java_string_hash
 
-        offsets = bt.cluster_state()["topics"]["__consumer_offsets"]["partitions"]
-        partition = (java_string_hash(cmd["group"]) & 0x7FFFFFFF) % len(offsets)
-        bt.move_leader("__consumer_offsets", partition, cmd["node"])
+        internal, key = (
+            ("__transaction_state", cmd["transactional_id"])
+            if "transactional_id" in cmd
+            else ("__consumer_offsets", cmd["group"])
+        )
+        partitions = bt.cluster_state()["topics"][internal]["partitions"]
+        partition = (java_string_hash(key) & 0x7FFFFFFF) % len(partitions)
+        bt.move_leader(internal, partition, cmd["node"])
         return bt.cluster_state()
+    if op == "coordinator":  # which node coordinates a group (key_type 0) or transactional id (1)
+        assert bt.broker is not None and bt.broker.cluster is not None
+        return bt.broker.cluster.coordinator_of(cmd["key_type"], cmd["key"])
     raise ValueError(f"unknown op {op!r}")
 
 

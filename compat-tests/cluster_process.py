@@ -104,6 +104,12 @@ class ClusterProcess:
         self.command(op="move-coordinator", group=group, node=target)
         return target
 
+    def move_txn_coordinator(self, transactional_id: str) -> int:
+        """Move the transactional id's coordinator to the next node; returns the new one."""
+        target = next_node(self.command(op="coordinator", key_type=1, key=transactional_id))
+        self.command(op="move-coordinator", transactional_id=transactional_id, node=target)
+        return target
+
     def close(self) -> None:
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             self.proc.stdin.close()  # end of input: the driver stops the broker

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_process import ClusterProcess, check_exactly_once_in_order, disrupt
+from cluster_process import ClusterProcess, check_exactly_once_in_order, disrupt, next_node
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from helpers import unique_topic
 
@@ -134,3 +134,46 @@ def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> 
     assert sum(len(v) for v in got.values()) == 60
     assert sum(tp.offset for tp in committed) == 60
     assert cluster.coordinator_of(group) == target
+
+
+def test_transactions_commit_and_abort_across_leader_and_coordinator_moves(
+    cluster: ClusterProcess,
+) -> None:
+    topic, tid = unique_topic("cluster-ck-txn"), unique_topic("tid")
+    cluster.create(topic, PARTITIONS)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid})
+    producer.init_transactions(30)
+    committed: dict[int, list[int]] = defaultdict(list)
+    for round_ in range(4):
+        producer.begin_transaction()
+        for i in range(30):
+            seq = round_ * 100 + i
+            producer.produce(topic, str(seq).encode(), partition=i % PARTITIONS)
+        if round_ == 1:
+            producer.abort_transaction(30)
+        else:
+            producer.commit_transaction(30)
+            for i in range(30):
+                committed[i % PARTITIONS].append(round_ * 100 + i)
+        if round_ == 0:
+            cluster.move_leader(topic, 0, next_node(cluster.partition(topic, 0)["leader"]))
+        if round_ == 2:
+            cluster.move_txn_coordinator(tid)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "unused",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    got: dict[int, list[int]] = defaultdict(list)
+    try:
+        _consume(consumer, 90, got)
+    finally:
+        consumer.close()
+    check_exactly_once_in_order(committed, got)
+    assert sorted(v for values in got.values() for v in values) == sorted(
+        v for values in committed.values() for v in values
+    )

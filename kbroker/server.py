@@ -99,6 +99,7 @@ class Broker:
         # The virtual cluster (kbroker.nodes > 1): nodes, replicas, leaders, ISR.  None for a
         # single node, which is all the request path checks then.
         self.cluster: Cluster | None = None
+        self._node_id = config.node_id  # a property that parses; read once
         if config.get_int("kbroker.nodes") > 1:
             from kbroker.cluster import Cluster
 
@@ -377,7 +378,7 @@ class Broker:
         except DecodeError as exc:
             logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())
             raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
-        session = session or Session(node_id=self.config.node_id)
+        session = session or Session(node_id=self._node_id)
         ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session, session.node_id)
         started = time.perf_counter()
         try:
