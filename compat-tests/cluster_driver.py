@@ -11,6 +11,7 @@ then answers one JSON command per stdin line with one JSON line on stdout:
     {"op": "create", "topic": "t", "partitions": 3, "replication_factor": 3}
     {"op": "move-coordinator", "group": "g", "node": 2}   (or "transactional_id": "tid")
     {"op": "coordinator", "key_type": 1, "key": "tid"}
+    {"op": "errors"}
 
 Answers are {"ok": RESULT} or {"error": "..."}.  End of stdin stops the broker.  The
 control operations are the ones the control API serves over HTTP (POST /v1/nodes/...).
@@ -71,6 +72,9 @@ def _run(bt: BrokerThread, cmd: dict[str, Any]) -> Any:
         partition = (java_string_hash(key) & 0x7FFFFFFF) % len(partitions)
         bt.move_leader(internal, partition, cmd["node"])
         return bt.cluster_state()
+    if op == "errors":  # how often the broker answered an API with an error: {"0:6": n}
+        assert bt.broker is not None
+        return {f"{key}:{code}": n for (key, code), n in bt.broker.stats.errors.items()}
     if op == "coordinator":  # which node coordinates a group (key_type 0) or transactional id (1)
         assert bt.broker is not None and bt.broker.cluster is not None
         return bt.broker.cluster.coordinator_of(cmd["key_type"], cmd["key"])

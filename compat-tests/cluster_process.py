@@ -110,6 +110,11 @@ class ClusterProcess:
         self.command(op="move-coordinator", transactional_id=transactional_id, node=target)
         return target
 
+    def not_leader_answers(self) -> int:
+        """How many Produce partitions the broker answered NOT_LEADER_OR_FOLLOWER (code 6)."""
+        errors: dict[str, int] = self.command(op="errors")
+        return errors.get("0:6", 0)
+
     def close(self) -> None:
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             self.proc.stdin.close()  # end of input: the driver stops the broker

@@ -95,6 +95,7 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     finally:
         consumer.close()
     check_exactly_once_in_order(acked, got)
+    assert cluster.not_leader_answers() > 0  # the client did meet the moved leaders
 
 
 def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> None:
