@@ -37,6 +37,7 @@ async def _consume(consumer: AIOKafkaConsumer, want: int, got: dict[int, list[in
             got[tp.partition].extend(int(r.value) for r in records)
 
 
+@pytest.mark.feature("cluster", client="aiokafka")
 def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     cluster: ClusterProcess,
 ) -> None:
@@ -96,6 +97,7 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     assert cluster.not_leader_answers() > 0  # the client did meet the moved leaders
 
 
+@pytest.mark.feature("cluster", client="aiokafka")
 def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> None:
     topic, group = unique_topic("cluster-aio-group"), unique_topic("group")
     cluster.create(topic, PARTITIONS)

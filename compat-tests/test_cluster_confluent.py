@@ -54,6 +54,7 @@ def _consume(consumer: Consumer, want: int, got: dict[int, list[int]]) -> None:
             got[m.partition()].append(int(m.value()))
 
 
+@pytest.mark.feature("cluster", client="confluent-kafka")
 def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     cluster: ClusterProcess,
 ) -> None:
@@ -98,6 +99,7 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     assert cluster.not_leader_answers() > 0  # the client did meet the moved leaders
 
 
+@pytest.mark.feature("cluster", client="confluent-kafka")
 def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> None:
     topic, group = unique_topic("cluster-ck-group"), unique_topic("group")
     cluster.create(topic, PARTITIONS)
@@ -137,6 +139,7 @@ def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> 
     assert cluster.coordinator_of(group) == target
 
 
+@pytest.mark.feature("cluster", client="confluent-kafka")
 def test_transactions_commit_and_abort_across_leader_and_coordinator_moves(
     cluster: ClusterProcess,
 ) -> None:

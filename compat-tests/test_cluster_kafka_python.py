@@ -38,6 +38,7 @@ def _consume_all(
             got[tp.partition].extend(int(r.value) for r in records)
 
 
+@pytest.mark.feature("cluster", client="kafka-python")
 def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     cluster: ClusterProcess,
 ) -> None:
@@ -92,6 +93,7 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     assert all(cluster.partition(topic, p)["leader_epoch"] >= 1 for p in range(PARTITIONS))
 
 
+@pytest.mark.feature("cluster", client="kafka-python")
 def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> None:
     topic, group = unique_topic("cluster-kp-group"), unique_topic("group")
     cluster.create(topic, PARTITIONS)

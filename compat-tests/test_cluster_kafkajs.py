@@ -74,6 +74,7 @@ def finish_js(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.feature("cluster", client="kafkajs")
 def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     cluster: ClusterProcess,
 ) -> None:
@@ -116,6 +117,7 @@ def test_idempotent_acks_all_producer_survives_leader_moves_and_a_node_restart(
     assert cluster.not_leader_answers() > 0  # the client did meet the moved leaders
 
 
+@pytest.mark.feature("cluster", client="kafkajs")
 def test_group_consumer_survives_a_coordinator_move(cluster: ClusterProcess) -> None:
     topic, group = unique_topic("cluster-js-group"), unique_topic("group")
     cluster.create(topic, PARTITIONS)
