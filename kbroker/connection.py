@@ -54,7 +54,8 @@ time the send buffer stays full.  A handler's own wait (Fetch ``max_wait_ms``, a
 is not bounded by it.  One timer per connection checks the deadline lazily.
 
 A frame that cannot be decoded, an unknown API key and other ``CloseConnection`` cases close
-this connection only.  End of input closes the connection once the buffered complete
+this connection only.  A ``Blackhole`` (a fault rule, ``kbroker.control.faults``) leaves it
+open: the task drops every later frame unanswered until the peer or the idle timer closes it.  End of input closes the connection once the buffered complete
 frames are answered.  When the transport is lost during a request, the request finishes
 (its answer is dropped) and the task ends.  Shutdown (``Broker.shutdown`` calls
 :meth:`KafkaConnection.shutdown`): an idle connection closes at once, a busy one after
@@ -98,17 +99,47 @@ _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
 
 Response = bytes | bytearray | None
+# What the task answers a blackholed request with: nothing, now or later (see Blackhole).
+SILENCE = b""
 
 
 class CloseConnection(Exception):
     """Raised by dispatch when Kafka would close the connection rather than answer."""
 
 
+class Blackhole(CloseConnection):
+    """Raised by dispatch (a fault rule): keep the connection open, take its requests and
+    never answer again, as a node cut off by the network looks to its client."""
+
+
 class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = (
-        "broker", "peer", "session", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
-        "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
-        "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
+        "broker",
+        "peer",
+        "session",
+        "_loop",
+        "_transport",
+        "_scratch",
+        "_start",
+        "_end",
+        "_frame",
+        "_filled",
+        "_ready",
+        "_busy",
+        "_write_blocked",
+        "_reading",
+        "_eof",
+        "_closed",
+        "_idle_since",
+        "_idle_timer",
+        "_idle_timeout_s",
+        "_max_frame_bytes",
+        "_min_frame_bytes",
+        "_task",
+        "_wakeup",
+        "_debug",
+        "security",
+        "_gate",
     )
 
     def __init__(self, broker: Broker, security: ListenerSecurity | None = None) -> None:
@@ -116,7 +147,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = "?"
         self.security = security
         self.session = Session() if security is None else security.new_session()
-        self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
+        self._gate: Authenticator | None = (
+            None  # SASL authentication pending (kbroker.security.sasl)
+        )
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._scratch = bytearray(READ_BUFFER_BYTES)
@@ -147,12 +180,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.session.client_host = str(peername[0]) if isinstance(peername, tuple) else ""
-        if (self.security is not None and self.security.listener.protocol != "PLAINTEXT" and not self._secure()) or not self.broker.accept_connection(self):
+        if (
+            self.security is not None
+            and self.security.listener.protocol != "PLAINTEXT"
+            and not self._secure()
+        ) or not self.broker.accept_connection(self):
             self._closed = True
             transport.close()
             return
         self._idle_since = self._loop.time()
-        self._idle_timer = self._loop.call_at(self._idle_since + self._idle_timeout_s, self._check_idle)
+        self._idle_timer = self._loop.call_at(
+            self._idle_since + self._idle_timeout_s, self._check_idle
+        )
         self._task = self._loop.create_task(self._serve())
 
     def _secure(self) -> bool:
@@ -270,6 +309,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         response = await broker.dispatch(frame, self.peer, self.session)
                     else:
                         response = await gate.handle(frame)
+                except Blackhole as exc:
+                    logger.info("%s: %s: no more answers on this connection", self.peer, exc)
+                    response = SILENCE
                 except CloseConnection as exc:
                     logger.info("%s: closing: %s", self.peer, exc)
                     self._close()
@@ -287,22 +329,43 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._closed:
                     return
                 if response is not None:
+                    if response is SILENCE:
+                        await self._swallow()
+                        return
                     assert self._transport is not None
                     self._transport.write(response)  # may call pause_writing
                 if gate is not None and gate.close_after_write:
-                    self._close_later(gate.close_delay_s)  # a failed authentication: the answer, then the end
+                    self._close_later(
+                        gate.close_delay_s
+                    )  # a failed authentication: the answer, then the end
                     return
                 if self._debug:
                     key, version, correlation_id = _HEADER.unpack_from(frame)
                     logger.debug(
                         "%s: key %d v%d corr %d answered %s in %.1f ms",
-                        self.peer, key, version, correlation_id,
-                        "-" if response is None else f"{len(response)} bytes", (time.monotonic() - started) * 1000,
+                        self.peer,
+                        key,
+                        version,
+                        correlation_id,
+                        "-" if response is None else f"{len(response)} bytes",
+                        (time.monotonic() - started) * 1000,
                     )
                 del frame, response
         finally:
             self._wakeup = None
             broker.forget_connection(self)
+
+    async def _swallow(self) -> None:
+        """A blackholed connection: cut and drop frames, answer nothing, until it closes."""
+        while not self._closed:
+            self._ready = None
+            if self._advance():
+                continue
+            if self._closed:
+                return
+            self._wakeup = self._loop.create_future()
+            await self._wakeup
+            self._wakeup = None
 
     def _advance(self) -> bool:
         """Cut the next complete frame into ``_ready`` (True), or get ready to receive it
@@ -325,14 +388,24 @@ class KafkaConnection(asyncio.BufferedProtocol):
             start = self._start
             size = _SIZE.unpack_from(scratch, start)[0]
             if size < self._min_frame_bytes or size > self._max_frame_bytes:
-                if scratch[start] == TLS_HANDSHAKE_RECORD and scratch[start + 1] == 3 and self.session.security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+                if (
+                    scratch[start] == TLS_HANDSHAKE_RECORD
+                    and scratch[start + 1] == 3
+                    and self.session.security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT")
+                ):
                     logger.warning(
                         "%s: a TLS handshake on %s listener %s (the client uses TLS, the listener does not), closing",
-                        self.peer, self.session.security_protocol, self.session.listener_name,
+                        self.peer,
+                        self.session.security_protocol,
+                        self.session.listener_name,
                     )
                 else:
                     logger.warning(
-                        "%s: frame size %d outside [%d, %d], closing", self.peer, size, self._min_frame_bytes, self._max_frame_bytes
+                        "%s: frame size %d outside [%d, %d], closing",
+                        self.peer,
+                        size,
+                        self._min_frame_bytes,
+                        self._max_frame_bytes,
                     )
                 self._close()
                 return False
@@ -377,7 +450,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         now = self._loop.time()
         since = self._idle_since
         if since is not None and now - since >= self._idle_timeout_s:
-            logger.info("%s: idle, stalled or not reading for %.0f s, closing", self.peer, self._idle_timeout_s)
+            logger.info(
+                "%s: idle, stalled or not reading for %.0f s, closing",
+                self.peer,
+                self._idle_timeout_s,
+            )
             self._close(abort=self._write_blocked)
             return
         due = (since if since is not None else now) + self._idle_timeout_s

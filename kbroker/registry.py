@@ -101,6 +101,8 @@ class RequestContext:
     now_ms: int
     # The connection's security facts (principal, client host, listener).
     session: Session = field(default_factory=Session)
+    # The node whose listener took the connection (fault rules match "node" on it).
+    node_id: int = -1
 
 
 HandlerFn = Callable[[RequestContext, Any], Awaitable[Any]]

@@ -38,7 +38,9 @@ TEST_DEFAULTS = {"group.initial.rebalance.delay.ms": "0"}
 class BrokerThread:
     """A :class:`Broker` serving from its own event loop in a daemon thread."""
 
-    def __init__(self, data_dir: Path, settings: Mapping[str, str] | None = None, listen: str = "127.0.0.1:0") -> None:
+    def __init__(
+        self, data_dir: Path, settings: Mapping[str, str] | None = None, listen: str = "127.0.0.1:0"
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.settings = {**TEST_DEFAULTS, **(settings or {})}
         self.listen = listen
@@ -53,7 +55,9 @@ class BrokerThread:
 
     def start(self) -> None:
         overrides = [f"{k}={v}" for k, v in self.settings.items()]
-        config = build_config(listen=self.listen, data_dir=str(self.data_dir), overrides=overrides, environ={})
+        config = build_config(
+            listen=self.listen, data_dir=str(self.data_dir), overrides=overrides, environ={}
+        )
         if self.broker is not None:  # a restart keeps the port clients know
             config = config.with_listen_port(self.broker.listen_address[1])
         broker = Broker(config)
@@ -75,6 +79,42 @@ class BrokerThread:
         self._thread.join(CALL_TIMEOUT_S)
         self.loop.close()
 
+    # -- fault rules (kbroker.control.faults): the control API's /v1/faults, in-process --
+
+    def add_fault(self, rule: dict[str, Any]) -> int:
+        """Add a fault rule (the fields of ``POST /v1/faults``); returns its id.  A rule
+        that does not validate raises ``kbroker.control.faults.FaultRuleError``."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def add() -> int:
+            return engine.add(rule).id
+
+        result: int = self.call(add())
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The rules with their counters: ``[{"id", "rule", "hits", "remaining"}]``, as GET."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def describe() -> list[dict[str, Any]]:
+            return engine.describe()
+
+        result: list[dict[str, Any]] = self.call(describe())
+        return result
+
+    def clear_faults(self, fault_id: int | None = None) -> None:
+        """Delete one rule (KeyError for an unknown id) or, with None, all of them."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def clear() -> bool:
+            return engine.clear(fault_id)
+
+        if not self.call(clear()):
+            raise KeyError(fault_id)
+
     @property
     def address(self) -> tuple[str, int]:
         assert self.broker is not None, "broker not started"
@@ -87,7 +127,9 @@ class BrokerThread:
 
 
 @contextmanager
-def running_broker(data_dir: Path, settings: Mapping[str, str] | None = None) -> Iterator[BrokerThread]:
+def running_broker(
+    data_dir: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[BrokerThread]:
     """A started broker for the duration of the ``with`` block."""
     bt = BrokerThread(data_dir, settings)
     try:

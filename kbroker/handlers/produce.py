@@ -24,8 +24,9 @@ Version notes:
 - ACLs (when an authorizer is configured): a transactional id needs WRITE on it, else every
   partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its
   partitions are TOPIC_AUTHORIZATION_FAILED (before any existence check, as Kafka).
-- ``kbroker.test.fail.produce.after.append.every`` (fault injection for test suites) answers
-  every Nth stored partition with NOT_ENOUGH_REPLICAS_AFTER_APPEND, so clients retry.
+- Fault rules with ``after_append`` (``kbroker.control.faults``; the older
+  ``kbroker.test.fail.produce.after.append.every`` is one) answer a stored partition with
+  their error (NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...), so clients retry a stored batch.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ FIRST_SERVED_VERSION = 3
 TOPIC_ID_VERSION = 13
 
 
-def _check_transactional(ctx: RequestContext, transactional_id: str | None, topic_name: str, p: PartitionProduceData) -> ErrorCode:
+def _check_transactional(
+    ctx: RequestContext, transactional_id: str | None, topic_name: str, p: PartitionProduceData
+) -> ErrorCode:
     """A transactional batch must come with the transactional id whose ongoing transaction
     holds this partition (KIP-890 part 1's verification; Kafka 4 does it by default)."""
     assert p.records is not None
@@ -95,7 +98,11 @@ def _first_keyless_record(records: bytes | bytearray | memoryview) -> int | None
 
 
 def _append(
-    ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_ok: bool, transactional_id: str | None = None
+    ctx: RequestContext,
+    topic_name: str,
+    p: PartitionProduceData,
+    acks_ok: bool,
+    transactional_id: str | None = None,
 ) -> PartitionProduceResponse:
     out = PartitionProduceResponse(index=p.index, error_code=ErrorCode.NONE, base_offset=-1)
     if not acks_ok:
@@ -122,7 +129,11 @@ def _append(
         if keyless is not None:
             out.error_code = ErrorCode.INVALID_RECORD
             out.error_message = f"Compacted topic cannot accept message without key in topic partition {topic_name}-{p.index}."
-            out.record_errors = [BatchIndexAndErrorMessage(batch_index=keyless, batch_index_error_message=out.error_message)]
+            out.record_errors = [
+                BatchIndexAndErrorMessage(
+                    batch_index=keyless, batch_index_error_message=out.error_message
+                )
+            ]
             out.log_start_offset = log.log_start_offset
             return out
     try:
@@ -138,9 +149,12 @@ def _append(
         return out
     broker.waiters.notify((topic_name, p.index))
     broker.stats.produced(topic_name, result.record_count, result.size_bytes)
-    if broker.should_inject_produce_fault():
-        out.error_code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        return out
+    if broker.append_faults_active:  # a fault rule with after_append (kbroker.control.faults)
+        injected = broker.fault_engine.after_append(ctx, topic_name, p.index)
+        if injected is not None:
+            out.error_code = injected
+            out.log_start_offset = result.log_start_offset
+            return out
     out.base_offset = result.base_offset
     out.log_append_time_ms = result.log_append_time_ms
     out.log_start_offset = result.log_start_offset
@@ -151,13 +165,18 @@ def _refuse(p: PartitionProduceData, code: ErrorCode) -> PartitionProduceRespons
     return PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1)
 
 
-def _produce_topic(ctx: RequestContext, t: TopicProduceData, acks_ok: bool, transactional_id: str | None) -> TopicProduceResponse:
+def _produce_topic(
+    ctx: RequestContext, t: TopicProduceData, acks_ok: bool, transactional_id: str | None
+) -> TopicProduceResponse:
     name: str | None = t.name
     if ctx.api_version >= TOPIC_ID_VERSION:
         topic = ctx.broker.metadata.by_id(t.topic_id)
         name = None if topic is None else topic.name
     if name is None:
-        return TopicProduceResponse(topic_id=t.topic_id, partition_responses=[_refuse(p, ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_data])
+        return TopicProduceResponse(
+            topic_id=t.topic_id,
+            partition_responses=[_refuse(p, ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_data],
+        )
     if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.WRITE, TOPIC, name):
         partitions = [_refuse(p, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in t.partition_data]
     else:
@@ -166,10 +185,16 @@ def _produce_topic(ctx: RequestContext, t: TopicProduceData, acks_ok: bool, tran
 
 
 def _authorized_produce(ctx: RequestContext, req: ProduceRequest) -> list[TopicProduceResponse]:
-    if req.transactional_id is not None and not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id):
+    if req.transactional_id is not None and not allowed(
+        ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id
+    ):
         code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         return [
-            TopicProduceResponse(name=t.name, topic_id=t.topic_id, partition_responses=[_refuse(p, code) for p in t.partition_data])
+            TopicProduceResponse(
+                name=t.name,
+                topic_id=t.topic_id,
+                partition_responses=[_refuse(p, code) for p in t.partition_data],
+            )
             for t in req.topic_data
         ]
     acks_ok = req.acks in VALID_ACKS
@@ -180,7 +205,12 @@ def _authorized_produce(ctx: RequestContext, req: ProduceRequest) -> list[TopicP
 async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceResponse | None:
     if ctx.api_version < FIRST_SERVED_VERSION:
         responses = [
-            TopicProduceResponse(name=t.name, partition_responses=[_refuse(p, ErrorCode.UNSUPPORTED_VERSION) for p in t.partition_data])
+            TopicProduceResponse(
+                name=t.name,
+                partition_responses=[
+                    _refuse(p, ErrorCode.UNSUPPORTED_VERSION) for p in t.partition_data
+                ],
+            )
             for t in req.topic_data
         ]
     elif ctx.broker.authorizer is not None:
