@@ -114,32 +114,9 @@ class Blackhole(CloseConnection):
 
 class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = (
-        "broker",
-        "peer",
-        "session",
-        "_loop",
-        "_transport",
-        "_scratch",
-        "_start",
-        "_end",
-        "_frame",
-        "_filled",
-        "_ready",
-        "_busy",
-        "_write_blocked",
-        "_reading",
-        "_eof",
-        "_closed",
-        "_idle_since",
-        "_idle_timer",
-        "_idle_timeout_s",
-        "_max_frame_bytes",
-        "_min_frame_bytes",
-        "_task",
-        "_wakeup",
-        "_debug",
-        "security",
-        "_gate",
+        "broker", "peer", "session", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
+        "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
+        "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
     )
 
     def __init__(self, broker: Broker, security: ListenerSecurity | None = None) -> None:
@@ -147,9 +124,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = "?"
         self.security = security
         self.session = Session() if security is None else security.new_session()
-        self._gate: Authenticator | None = (
-            None  # SASL authentication pending (kbroker.security.sasl)
-        )
+        self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._scratch = bytearray(READ_BUFFER_BYTES)
@@ -180,18 +155,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.session.client_host = str(peername[0]) if isinstance(peername, tuple) else ""
-        if (
-            self.security is not None
-            and self.security.listener.protocol != "PLAINTEXT"
-            and not self._secure()
-        ) or not self.broker.accept_connection(self):
+        if (self.security is not None and self.security.listener.protocol != "PLAINTEXT" and not self._secure()) or not self.broker.accept_connection(self):
             self._closed = True
             transport.close()
             return
         self._idle_since = self._loop.time()
-        self._idle_timer = self._loop.call_at(
-            self._idle_since + self._idle_timeout_s, self._check_idle
-        )
+        self._idle_timer = self._loop.call_at(self._idle_since + self._idle_timeout_s, self._check_idle)
         self._task = self._loop.create_task(self._serve())
 
     def _secure(self) -> bool:
@@ -335,20 +304,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     assert self._transport is not None
                     self._transport.write(response)  # may call pause_writing
                 if gate is not None and gate.close_after_write:
-                    self._close_later(
-                        gate.close_delay_s
-                    )  # a failed authentication: the answer, then the end
+                    self._close_later(gate.close_delay_s)  # a failed authentication: the answer, then the end
                     return
                 if self._debug:
                     key, version, correlation_id = _HEADER.unpack_from(frame)
                     logger.debug(
                         "%s: key %d v%d corr %d answered %s in %.1f ms",
-                        self.peer,
-                        key,
-                        version,
-                        correlation_id,
-                        "-" if response is None else f"{len(response)} bytes",
-                        (time.monotonic() - started) * 1000,
+                        self.peer, key, version, correlation_id,
+                        "-" if response is None else f"{len(response)} bytes", (time.monotonic() - started) * 1000,
                     )
                 del frame, response
         finally:
@@ -388,24 +351,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
             start = self._start
             size = _SIZE.unpack_from(scratch, start)[0]
             if size < self._min_frame_bytes or size > self._max_frame_bytes:
-                if (
-                    scratch[start] == TLS_HANDSHAKE_RECORD
-                    and scratch[start + 1] == 3
-                    and self.session.security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT")
-                ):
+                if scratch[start] == TLS_HANDSHAKE_RECORD and scratch[start + 1] == 3 and self.session.security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
                     logger.warning(
                         "%s: a TLS handshake on %s listener %s (the client uses TLS, the listener does not), closing",
-                        self.peer,
-                        self.session.security_protocol,
-                        self.session.listener_name,
+                        self.peer, self.session.security_protocol, self.session.listener_name,
                     )
                 else:
                     logger.warning(
-                        "%s: frame size %d outside [%d, %d], closing",
-                        self.peer,
-                        size,
-                        self._min_frame_bytes,
-                        self._max_frame_bytes,
+                        "%s: frame size %d outside [%d, %d], closing", self.peer, size, self._min_frame_bytes, self._max_frame_bytes
                     )
                 self._close()
                 return False
@@ -450,11 +403,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         now = self._loop.time()
         since = self._idle_since
         if since is not None and now - since >= self._idle_timeout_s:
-            logger.info(
-                "%s: idle, stalled or not reading for %.0f s, closing",
-                self.peer,
-                self._idle_timeout_s,
-            )
+            logger.info("%s: idle, stalled or not reading for %.0f s, closing", self.peer, self._idle_timeout_s)
             self._close(abort=self._write_blocked)
             return
         due = (since if since is not None else now) + self._idle_timeout_s

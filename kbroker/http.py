@@ -55,9 +55,7 @@ class HttpListener:
 
         self.console = install_console(self)
 
-    def add_route(
-        self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET", "HEAD")
-    ) -> None:
+    def add_route(self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
         """Serve ``methods`` of ``path`` (exact match) with ``handler``; a later call replaces it."""
         self.routes[path] = (handler, methods)
 
@@ -107,17 +105,12 @@ class HttpListener:
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         route = self.routes.get(request.path)
         if route is None:
-            route = next(
-                ((h, m) for prefix, h, m in self.prefix_routes if request.path.startswith(prefix)),
-                None,
-            )
+            route = next(((h, m) for prefix, h, m in self.prefix_routes if request.path.startswith(prefix)), None)
         if route is None:
             return web.Response(status=404, text="not found\n")
         handler, methods = route
         if request.method not in methods:
-            return web.Response(
-                status=405, text="method not allowed\n", headers={"Allow": ", ".join(methods)}
-            )
+            return web.Response(status=405, text="method not allowed\n", headers={"Allow": ", ".join(methods)})
         return await handler(request)
 
     async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -79,9 +79,7 @@ class Broker:
         self._background: set[asyncio.Task[None]] = set()
         # The first listener's bound address, and every listener's by name.
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
-        self.listen_addresses: dict[str, tuple[str, int]] = {
-            x.name: (x.host, x.port) for x in config.listeners
-        }
+        self.listen_addresses: dict[str, tuple[str, int]] = {x.name: (x.host, x.port) for x in config.listeners}
         # Fault rules (kbroker.control.faults).  dispatch and the Produce handler check only
         # these two flags, which the engine keeps true while a rule of their kind can fire.
         self.faults_active = False
@@ -90,14 +88,7 @@ class Broker:
         self.node_id = config.node_id
         every = config.get_int("kbroker.test.fail.produce.after.append.every")
         if every > 0:  # the older way to ask for one such rule
-            self.fault_engine.add(
-                {
-                    "api": "Produce",
-                    "error": "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
-                    "after_append": True,
-                    "every": every,
-                }
-            )
+            self.fault_engine.add({"api": "Produce", "error": "NOT_ENOUGH_REPLICAS_AFTER_APPEND", "after_append": True, "every": every})
         self._lock = DataDirLock(config.data_dir)
         # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
         self.emulation = emulation_for(config.get("kbroker.emulate.version"))
@@ -110,9 +101,7 @@ class Broker:
             self.http = HttpListener(self, config.get("kbroker.http.listen") or "")
         if config.get_bool("kbroker.control.enabled"):
             if self.http is None:
-                raise ConfigError(
-                    "kbroker.control.enabled=true needs the HTTP listener: set kbroker.http.listen (or use --dev)"
-                )
+                raise ConfigError("kbroker.control.enabled=true needs the HTTP listener: set kbroker.http.listen (or use --dev)")
             from kbroker.control.api import install_control
 
             install_control(self, self.http)
@@ -162,11 +151,7 @@ class Broker:
             for listener, sock in zip(self.config.listeners, socks, strict=True):
                 secured = security[listener.name]
                 context = secured.ssl_context if secured is not None else None
-                self._servers.append(
-                    await loop.create_server(
-                        self._connection_factory(secured), sock=sock, ssl=context
-                    )
-                )
+                self._servers.append(await loop.create_server(self._connection_factory(secured), sock=sock, ssl=context))
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
             self._undo_start(socks, logs_open)
             if self.http is not None:
@@ -194,9 +179,7 @@ class Broker:
             except AclStoreError as exc:
                 raise StartupError(str(exc)) from None
 
-    def _connection_factory(
-        self, security: ListenerSecurity | None
-    ) -> Callable[[], KafkaConnection]:
+    def _connection_factory(self, security: ListenerSecurity | None) -> Callable[[], KafkaConnection]:
         return lambda: KafkaConnection(self, security)
 
     def _listener_security(self) -> dict[str, ListenerSecurity | None]:
@@ -335,16 +318,11 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._close_state(logs_open=True)
-        logger.info(
-            "stopped: logs flushed, clean-shutdown marker written, data dir %s unlocked",
-            self.config.data_dir,
-        )
+        logger.info("stopped: logs flushed, clean-shutdown marker written, data dir %s unlocked", self.config.data_dir)
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def dispatch(
-        self, frame: bytes | bytearray, peer: str, session: Session | None = None
-    ) -> bytes | bytearray | None:
+    async def dispatch(self, frame: bytes | bytearray, peer: str, session: Session | None = None) -> bytes | bytearray | None:
         """Answer one request frame; None for no answer (Produce acks=0)."""
         try:
             api_key, api_version, correlation_id = peek_request_header(frame)
@@ -359,37 +337,21 @@ class Broker:
             if api_key == 18:  # ApiVersions: answer v0 with the error and our ranges (KIP-511)
                 from kbroker.handlers.api_versions import unsupported_version_response
 
-                return encode_response(
-                    correlation_id, api_key, 0, unsupported_version_response(self.emulation)
-                )
+                return encode_response(correlation_id, api_key, 0, unsupported_version_response(self.emulation))
             raise CloseConnection(f"API key {api_key} version {api_version} not supported")
         try:
             header, body_offset = decode_request_header(frame)
             # Trailing bytes after the body are ignored, as Kafka's parser does (librdkafka
             # 2.16 sends three extra bytes after its Metadata v13 body).
             request: Any
-            request, _end = decode_from(
-                handler.request_cls, api_version, memoryview(frame), body_offset
-            )
+            request, _end = decode_from(handler.request_cls, api_version, memoryview(frame), body_offset)
         except DecodeError as exc:
             logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())
-            raise CloseConnection(
-                f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}"
-            ) from None
-        ctx = RequestContext(
-            self,
-            api_key,
-            api_version,
-            correlation_id,
-            header.client_id,
-            peer,
-            now_ms(),
-            session or Session(),
-            self.node_id,
-        )
+            raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
+        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session or Session(), self.node_id)
         started = time.perf_counter()
         try:
-            if self.faults_active:
+            if self.faults_active:  # a fault rule can fire (kbroker.control.faults)
                 response = await self.fault_engine.handle(handler, ctx, request)
             else:
                 response = await handler.fn(ctx, request)
@@ -404,9 +366,7 @@ class Broker:
             response = handler.response_cls()
             if not fill_error(response, ErrorCode.UNKNOWN_SERVER_ERROR):
                 raise CloseConnection("internal error") from None
-        self.stats.request(
-            api_key, getattr(response, "error_code", 0), time.perf_counter() - started
-        )
+        self.stats.request(api_key, getattr(response, "error_code", 0), time.perf_counter() - started)
         if response is None:
             return None
         try:

@@ -38,9 +38,7 @@ TEST_DEFAULTS = {"group.initial.rebalance.delay.ms": "0"}
 class BrokerThread:
     """A :class:`Broker` serving from its own event loop in a daemon thread."""
 
-    def __init__(
-        self, data_dir: Path, settings: Mapping[str, str] | None = None, listen: str = "127.0.0.1:0"
-    ) -> None:
+    def __init__(self, data_dir: Path, settings: Mapping[str, str] | None = None, listen: str = "127.0.0.1:0") -> None:
         self.data_dir = Path(data_dir)
         self.settings = {**TEST_DEFAULTS, **(settings or {})}
         self.listen = listen
@@ -55,9 +53,7 @@ class BrokerThread:
 
     def start(self) -> None:
         overrides = [f"{k}={v}" for k, v in self.settings.items()]
-        config = build_config(
-            listen=self.listen, data_dir=str(self.data_dir), overrides=overrides, environ={}
-        )
+        config = build_config(listen=self.listen, data_dir=str(self.data_dir), overrides=overrides, environ={})
         if self.broker is not None:  # a restart keeps the port clients know
             config = config.with_listen_port(self.broker.listen_address[1])
         broker = Broker(config)
@@ -127,9 +123,7 @@ class BrokerThread:
 
 
 @contextmanager
-def running_broker(
-    data_dir: Path, settings: Mapping[str, str] | None = None
-) -> Iterator[BrokerThread]:
+def running_broker(data_dir: Path, settings: Mapping[str, str] | None = None) -> Iterator[BrokerThread]:
     """A started broker for the duration of the ``with`` block."""
     bt = BrokerThread(data_dir, settings)
     try:

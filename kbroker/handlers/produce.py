@@ -60,9 +60,7 @@ FIRST_SERVED_VERSION = 3
 TOPIC_ID_VERSION = 13
 
 
-def _check_transactional(
-    ctx: RequestContext, transactional_id: str | None, topic_name: str, p: PartitionProduceData
-) -> ErrorCode:
+def _check_transactional(ctx: RequestContext, transactional_id: str | None, topic_name: str, p: PartitionProduceData) -> ErrorCode:
     """A transactional batch must come with the transactional id whose ongoing transaction
     holds this partition (KIP-890 part 1's verification; Kafka 4 does it by default)."""
     assert p.records is not None
@@ -98,11 +96,7 @@ def _first_keyless_record(records: bytes | bytearray | memoryview) -> int | None
 
 
 def _append(
-    ctx: RequestContext,
-    topic_name: str,
-    p: PartitionProduceData,
-    acks_ok: bool,
-    transactional_id: str | None = None,
+    ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_ok: bool, transactional_id: str | None = None
 ) -> PartitionProduceResponse:
     out = PartitionProduceResponse(index=p.index, error_code=ErrorCode.NONE, base_offset=-1)
     if not acks_ok:
@@ -129,11 +123,7 @@ def _append(
         if keyless is not None:
             out.error_code = ErrorCode.INVALID_RECORD
             out.error_message = f"Compacted topic cannot accept message without key in topic partition {topic_name}-{p.index}."
-            out.record_errors = [
-                BatchIndexAndErrorMessage(
-                    batch_index=keyless, batch_index_error_message=out.error_message
-                )
-            ]
+            out.record_errors = [BatchIndexAndErrorMessage(batch_index=keyless, batch_index_error_message=out.error_message)]
             out.log_start_offset = log.log_start_offset
             return out
     try:
@@ -165,18 +155,13 @@ def _refuse(p: PartitionProduceData, code: ErrorCode) -> PartitionProduceRespons
     return PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1)
 
 
-def _produce_topic(
-    ctx: RequestContext, t: TopicProduceData, acks_ok: bool, transactional_id: str | None
-) -> TopicProduceResponse:
+def _produce_topic(ctx: RequestContext, t: TopicProduceData, acks_ok: bool, transactional_id: str | None) -> TopicProduceResponse:
     name: str | None = t.name
     if ctx.api_version >= TOPIC_ID_VERSION:
         topic = ctx.broker.metadata.by_id(t.topic_id)
         name = None if topic is None else topic.name
     if name is None:
-        return TopicProduceResponse(
-            topic_id=t.topic_id,
-            partition_responses=[_refuse(p, ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_data],
-        )
+        return TopicProduceResponse(topic_id=t.topic_id, partition_responses=[_refuse(p, ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_data])
     if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.WRITE, TOPIC, name):
         partitions = [_refuse(p, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in t.partition_data]
     else:
@@ -185,16 +170,10 @@ def _produce_topic(
 
 
 def _authorized_produce(ctx: RequestContext, req: ProduceRequest) -> list[TopicProduceResponse]:
-    if req.transactional_id is not None and not allowed(
-        ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id
-    ):
+    if req.transactional_id is not None and not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, req.transactional_id):
         code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         return [
-            TopicProduceResponse(
-                name=t.name,
-                topic_id=t.topic_id,
-                partition_responses=[_refuse(p, code) for p in t.partition_data],
-            )
+            TopicProduceResponse(name=t.name, topic_id=t.topic_id, partition_responses=[_refuse(p, code) for p in t.partition_data])
             for t in req.topic_data
         ]
     acks_ok = req.acks in VALID_ACKS
@@ -205,12 +184,7 @@ def _authorized_produce(ctx: RequestContext, req: ProduceRequest) -> list[TopicP
 async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceResponse | None:
     if ctx.api_version < FIRST_SERVED_VERSION:
         responses = [
-            TopicProduceResponse(
-                name=t.name,
-                partition_responses=[
-                    _refuse(p, ErrorCode.UNSUPPORTED_VERSION) for p in t.partition_data
-                ],
-            )
+            TopicProduceResponse(name=t.name, partition_responses=[_refuse(p, ErrorCode.UNSUPPORTED_VERSION) for p in t.partition_data])
             for t in req.topic_data
         ]
     elif ctx.broker.authorizer is not None:
