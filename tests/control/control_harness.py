@@ -80,6 +80,15 @@ def produce(c: RawClient, name: str, values: dict[int, bytes], version: int = 9)
     return {p.index: p for t in resp.responses for p in t.partition_responses}
 
 
+def produce_batch(c: RawClient, name: str, batch: bytes, partition: int = 0) -> Any:
+    """One Produce v9 of ``batch``; the partition's answer."""
+    data = [PartitionProduceData(index=partition, records=bytes(batch))]
+    req = ProduceRequest(
+        acks=-1, timeout_ms=5000, topic_data=[TopicProduceData(name=name, partition_data=data)]
+    )
+    return c.request(req, 9).responses[0].partition_responses[0]
+
+
 def fetch(c: RawClient, name: str, partitions: list[int], version: int = 12) -> dict[int, Any]:
     """One Fetch from offset 0 without waiting; partition -> its answer."""
     req = FetchRequest(
