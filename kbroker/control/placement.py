@@ -127,6 +127,11 @@ def request_entries(ctx: RequestContext, request: Any) -> list[tuple[str | None,
     """The (topic, partition) pairs a request names; (topic, None) for a topic named
     without partitions."""
     out: list[tuple[str | None, int | None]] = []
+    # A Metadata request for all topics names none: null (v1+), or [] in v0.
+    if ctx.api_key == ApiKey.METADATA and (
+        request.topics is None or (ctx.api_version == 0 and not request.topics)
+    ):
+        return [(topic.name, None) for topic in ctx.broker.metadata]
     _entries(ctx, request, None, out)
     return out
 

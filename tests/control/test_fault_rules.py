@@ -164,7 +164,10 @@ def test_metadata_error_goes_to_the_topic(broker: BrokerThread) -> None:
     )
     errors = {t.name: t.error_code for t in meta.topics}
     assert errors == {"t": ErrorCode.LEADER_NOT_AVAILABLE, "u": ErrorCode.NONE}
-    assert rule_state(broker, rule)["hits"] == 1
+    everything = c.request(MetadataRequest(topics=None), 12)  # all topics: the rule sees "t" too
+    assert {t.name: t.error_code for t in everything.topics} == errors
+    assert c.request(MetadataRequest(topics=[MetadataRequestTopic(name="u")]), 12).topics[0].error_code == ErrorCode.NONE
+    assert rule_state(broker, rule)["hits"] == 2
     c.close()
 
 
