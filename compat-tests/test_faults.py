@@ -5,6 +5,7 @@ also checks the rule's hit count, so the effect is known to come from the rule."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -220,4 +221,40 @@ def test_confluent_consumer_rides_out_delayed_fetches(controlled) -> None:  # ty
     finally:
         consumer.close()
     assert got == [b"d%d" % i for i in range(10)]
+    assert control.fault(rule)["hits"] >= 1
+
+
+async def _aiokafka_send(bootstrap: str, topic: str, value: bytes) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", retry_backoff_ms=50, request_timeout_ms=10_000)
+    await producer.start()
+    try:
+        meta = await asyncio.wait_for(producer.send_and_wait(topic, value=value, partition=0), DELIVERY_TIMEOUT_S)
+        return int(meta.offset)
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.feature("fault injection", client="aiokafka")
+def test_aiokafka_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
+    broker, control = controlled
+    topic = unique_topic("fault-nl-a")
+    _create(broker.bootstrap, topic)
+    rule = control.add_fault({"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic})
+    assert asyncio.run(_aiokafka_send(broker.bootstrap, topic, b"survivor")) == 0
+    assert control.fault(rule)["hits"] == 3
+    assert _read_values(broker.bootstrap, topic, 1) == [b"survivor"]
+
+
+@pytest.mark.feature("fault injection", client="aiokafka")
+def test_aiokafka_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
+    from aiokafka.errors import TopicAuthorizationFailedError as AioTopicAuthorizationFailed
+
+    broker, control = controlled
+    topic = unique_topic("fault-auth-a")
+    _create(broker.bootstrap, topic)
+    rule = control.add_fault({"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic})
+    with pytest.raises(AioTopicAuthorizationFailed):
+        asyncio.run(_aiokafka_send(broker.bootstrap, topic, b"refused"))
     assert control.fault(rule)["hits"] >= 1

@@ -237,7 +237,7 @@ class FaultRule:
         return True
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "rule": self.source, "hits": self.hits, "remaining": self.remaining}
+        return {"id": self.id, "rule": dict(self.source), "hits": self.hits, "remaining": self.remaining}
 
 
 def parse_rule(rule_id: int, rule: Any) -> FaultRule:
