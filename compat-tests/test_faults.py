@@ -6,9 +6,14 @@ also checks the rule's hit count, so the effect is known to come from the rule."
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
+import subprocess
 import uuid
 
 import pytest
+from clients import JS_DIR, kafkajs_node_modules
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
 from control_client import ControlClient, free_port
@@ -227,10 +232,14 @@ def test_confluent_consumer_rides_out_delayed_fetches(controlled) -> None:  # ty
 async def _aiokafka_send(bootstrap: str, topic: str, value: bytes) -> int:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", retry_backoff_ms=50, request_timeout_ms=10_000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", retry_backoff_ms=50, request_timeout_ms=10_000
+    )
     await producer.start()
     try:
-        meta = await asyncio.wait_for(producer.send_and_wait(topic, value=value, partition=0), DELIVERY_TIMEOUT_S)
+        meta = await asyncio.wait_for(
+            producer.send_and_wait(topic, value=value, partition=0), DELIVERY_TIMEOUT_S
+        )
         return int(meta.offset)
     finally:
         await producer.stop()
@@ -241,7 +250,9 @@ def test_aiokafka_retries_not_leader_and_stores_once(controlled) -> None:  # typ
     broker, control = controlled
     topic = unique_topic("fault-nl-a")
     _create(broker.bootstrap, topic)
-    rule = control.add_fault({"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic})
+    rule = control.add_fault(
+        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic}
+    )
     assert asyncio.run(_aiokafka_send(broker.bootstrap, topic, b"survivor")) == 0
     assert control.fault(rule)["hits"] == 3
     assert _read_values(broker.bootstrap, topic, 1) == [b"survivor"]
@@ -254,7 +265,62 @@ def test_aiokafka_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-unt
     broker, control = controlled
     topic = unique_topic("fault-auth-a")
     _create(broker.bootstrap, topic)
-    rule = control.add_fault({"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic})
+    rule = control.add_fault(
+        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
+    )
     with pytest.raises(AioTopicAuthorizationFailed):
         asyncio.run(_aiokafka_send(broker.bootstrap, topic, b"refused"))
+    assert control.fault(rule)["hits"] >= 1
+
+
+def _kafkajs_produce(bootstrap: str, topic: str, value: bytes) -> dict:  # type: ignore[type-arg]
+    """One record through kafkajs (js/driver.js produce, retries 3); the driver's JSON
+    answer, ``{"error", "type"}`` when the send failed."""
+    message = {
+        "key": None,
+        "value": base64.b64encode(value).decode(),
+        "headers": [],
+        "timestamp": None,
+    }
+    proc = subprocess.run(
+        ["node", str(JS_DIR / "driver.js"), "produce"],
+        input=json.dumps({"bootstrap": bootstrap, "topic": topic, "messages": [message]}),
+        capture_output=True, text=True, timeout=DELIVERY_TIMEOUT_S * 2, cwd=JS_DIR,
+        env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"},
+    )  # fmt: skip
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"kafkajs printed nothing (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    result: dict = json.loads(lines[-1])  # type: ignore[type-arg]
+    return result
+
+
+@pytest.mark.feature("fault injection", client="kafkajs")
+def test_kafkajs_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
+    kafkajs_node_modules()
+    broker, control = controlled
+    topic = unique_topic("fault-nl-js")
+    _create(broker.bootstrap, topic)
+    rule = control.add_fault(
+        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 2, "topic": topic}
+    )
+    result = _kafkajs_produce(broker.bootstrap, topic, b"survivor")
+    assert "error" not in result, result
+    assert [(r["partition"], r["baseOffset"], r["errorCode"]) for r in result["results"]] == [
+        (0, 0, 0)
+    ]
+    assert control.fault(rule)["hits"] == 2
+    assert _read_values(broker.bootstrap, topic, 1) == [b"survivor"]
+
+
+@pytest.mark.feature("fault injection", client="kafkajs")
+def test_kafkajs_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
+    kafkajs_node_modules()
+    broker, control = controlled
+    topic = unique_topic("fault-auth-js")
+    _create(broker.bootstrap, topic)
+    rule = control.add_fault(
+        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
+    )
+    result = _kafkajs_produce(broker.bootstrap, topic, b"refused")
+    assert "error" in result and "authorized" in result["error"].lower(), result
     assert control.fault(rule)["hits"] >= 1
