@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -27,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 from kbroker.clock import now_ms
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.connection import CloseConnection, KafkaConnection
+from kbroker.control.faults import FaultEngine
 from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
-from kbroker.registry import RequestContext, load_handler
+from kbroker.registry import Handler, RequestContext, load_handler
 from kbroker.session import Session
 from kbroker.startup import DataDirLock, StartupError, bind_listener, prepare_data_dir
 from kbroker.stats import BrokerStats
@@ -80,8 +82,15 @@ class Broker:
         # The first listener's bound address, and every listener's by name.
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
         self.listen_addresses: dict[str, tuple[str, int]] = {x.name: (x.host, x.port) for x in config.listeners}
-        self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
-        self._produce_appends = 0
+        # Fault rules (kbroker.control.faults).  dispatch and the Produce handler check only
+        # these two flags, which the engine keeps true while a rule of their kind can fire.
+        self.faults_active = False
+        self.append_faults_active = False
+        self.fault_engine = FaultEngine(self)
+        self.node_id = config.node_id
+        every = config.get_int("kbroker.test.fail.produce.after.append.every")
+        if every > 0:  # the older way to ask for one such rule
+            self.fault_engine.add({"api": "Produce", "error": "NOT_ENOUGH_REPLICAS_AFTER_APPEND", "after_append": True, "every": every})
         self._lock = DataDirLock(config.data_dir)
         # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
         self.emulation = emulation_for(config.get("kbroker.emulate.version"))
@@ -92,6 +101,12 @@ class Broker:
             from kbroker.http import HttpListener
 
             self.http = HttpListener(self, config.get("kbroker.http.listen") or "")
+        if config.get_bool("kbroker.control.enabled"):
+            if self.http is None:
+                raise ConfigError("kbroker.control.enabled=true needs the HTTP listener: set kbroker.http.listen (or use --dev)")
+            from kbroker.control.api import install_control
+
+            install_control(self, self.http)
         self.ready = False  # logs recovered and the Kafka listener accepting (/readyz)
         # The ACL authorizer (kbroker.acl), loaded at start when authorizer.class.name asks for
         # it; None means every request is allowed, and is all a handler checks then.
@@ -99,7 +114,7 @@ class Broker:
         # The virtual cluster (kbroker.nodes > 1): nodes, replicas, leaders, ISR.  None for a
         # single node, which is all the request path checks then.
         self.cluster: Cluster | None = None
-        self._node_id = config.node_id  # a property that parses; read once
+        self._node_id = self.node_id  # read once (config.node_id parses)
         if config.get_int("kbroker.nodes") > 1:
             from kbroker.cluster import Cluster
 
@@ -343,14 +358,21 @@ class Broker:
         self._close_state(logs_open=True)
         logger.info("stopped: logs flushed, clean-shutdown marker written, data dir %s unlocked", self.config.data_dir)
 
-    def should_inject_produce_fault(self) -> bool:
-        """Fault injection for test suites: see ``kbroker.test.fail.produce.after.append.every``."""
-        if self._produce_fault_every <= 0:
-            return False
-        self._produce_appends += 1
-        return self._produce_appends % self._produce_fault_every == 0
-
     # -- dispatch --------------------------------------------------------------------------
+
+
+    def _cluster_routed(self, handler: Handler) -> Handler:
+        """``handler`` with the virtual cluster's routing in front (NOT_LEADER_OR_FOLLOWER,
+        NOT_COORDINATOR, ...), for the fault engine, which calls ``handler.fn`` itself."""
+        cluster = self.cluster
+        assert cluster is not None
+        inner = handler.fn
+
+        async def routed(ctx: RequestContext, request: Any) -> Any:
+            early = cluster.route(ctx, request)
+            return early if early is not None else await inner(ctx, request)
+
+        return dataclasses.replace(handler, fn=routed)
 
     async def dispatch(self, frame: bytes | bytearray, peer: str, session: Session | None = None) -> bytes | bytearray | None:
         """Answer one request frame; None for no answer (Produce acks=0)."""
@@ -382,7 +404,11 @@ class Broker:
         ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session, session.node_id)
         started = time.perf_counter()
         try:
-            if self.cluster is not None:
+            if self.faults_active:  # a fault rule can fire (kbroker.control.faults)
+                if self.cluster is not None:
+                    handler = self._cluster_routed(handler)
+                response = await self.fault_engine.handle(handler, ctx, request)
+            elif self.cluster is not None:
                 early = self.cluster.route(ctx, request)
                 response = early if early is not None else await handler.fn(ctx, request)
             else:

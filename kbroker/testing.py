@@ -115,6 +115,42 @@ class BrokerThread:
         result: dict[str, Any] = self.call(state())
         return result
 
+    # -- fault rules (kbroker.control.faults): the control API's /v1/faults, in-process --
+
+    def add_fault(self, rule: dict[str, Any]) -> int:
+        """Add a fault rule (the fields of ``POST /v1/faults``); returns its id.  A rule
+        that does not validate raises ``kbroker.control.faults.FaultRuleError``."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def add() -> int:
+            return engine.add(rule).id
+
+        result: int = self.call(add())
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The rules with their counters: ``[{"id", "rule", "hits", "remaining"}]``, as GET."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def describe() -> list[dict[str, Any]]:
+            return engine.describe()
+
+        result: list[dict[str, Any]] = self.call(describe())
+        return result
+
+    def clear_faults(self, fault_id: int | None = None) -> None:
+        """Delete one rule (KeyError for an unknown id) or, with None, all of them."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def clear() -> bool:
+            return engine.clear(fault_id)
+
+        if not self.call(clear()):
+            raise KeyError(fault_id)
+
     @property
     def address(self) -> tuple[str, int]:
         assert self.broker is not None, "broker not started"

@@ -27,8 +27,9 @@ Version notes:
 - ACLs (when an authorizer is configured): a transactional id needs WRITE on it, else every
   partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its
   partitions are TOPIC_AUTHORIZATION_FAILED (before any existence check, as Kafka).
-- ``kbroker.test.fail.produce.after.append.every`` (fault injection for test suites) answers
-  every Nth stored partition with NOT_ENOUGH_REPLICAS_AFTER_APPEND, so clients retry.
+- Fault rules with ``after_append`` (``kbroker.control.faults``; the older
+  ``kbroker.test.fail.produce.after.append.every`` is one) answer a stored partition with
+  their error (NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...), so clients retry a stored batch.
 """
 
 from __future__ import annotations
@@ -150,9 +151,12 @@ def _append(
         return out
     broker.waiters.notify((topic_name, p.index))
     broker.stats.produced(topic_name, result.record_count, result.size_bytes)
-    if broker.should_inject_produce_fault():
-        out.error_code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        return out
+    if broker.append_faults_active:  # a fault rule with after_append (kbroker.control.faults)
+        injected = broker.fault_engine.after_append(ctx, topic_name, p.index)
+        if injected is not None:
+            out.error_code = injected
+            out.log_start_offset = result.log_start_offset
+            return out
     out.base_offset = result.base_offset
     out.log_append_time_ms = result.log_append_time_ms
     out.log_start_offset = result.log_start_offset
