@@ -6,7 +6,9 @@ Each connection of a SASL listener gets an :class:`Authenticator` (the connectio
 ``_gate``, and ``Session.sasl`` for the handlers).  Until authentication succeeds every
 frame goes through :meth:`Authenticator.handle`, which lets a request reach
 ``broker.dispatch`` only if the state allows its API key (the table ``ALLOWED``); any other
-request closes the connection, as Kafka's IllegalSaslStateException does.  Frames are
+request closes the connection, as Kafka's IllegalSaslStateException does: before the
+SaslHandshake without an answer, after it (state AUTHENTICATE) once the request's own error
+response with ILLEGAL_SASL_STATE is written.  Frames are
 bounded by ``sasl.server.max.receive.size`` meanwhile (a 100 MB SaslAuthenticate is
 refused at its size prefix, before a byte of it is read).
 
@@ -86,6 +88,10 @@ ALLOWED: dict[State, frozenset[int]] = {
     State.AUTHENTICATE: frozenset({ApiKey.SASL_AUTHENTICATE}),
     State.FAILED: frozenset(),
 }
+# Outside ALLOWED the connection closes.  Before SaslHandshake it closes without an answer;
+# after a SaslHandshake v1 (AUTHENTICATE) the request is first answered with its own error
+# response carrying ILLEGAL_SASL_STATE (a second SaslHandshake, ApiVersions, ...), as Kafka's
+# SaslServerAuthenticator does: see illegal_state_answer.
 REAUTH_KEYS = frozenset({ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE})
 
 
@@ -244,6 +250,14 @@ class Authenticator:
                 raise CloseConnection("the SASL session expired and the client did not re-authenticate")
         elif api_key not in ALLOWED[self.state]:
             name = ApiKey(api_key).name if api_key in ApiKey._value2member_map_ else str(api_key)
+            if self.state is State.AUTHENTICATE:
+                # Kafka answers this one with the request's own error response
+                # (ILLEGAL_SASL_STATE), then closes as after a failed authentication.
+                logger.info("%s: unexpected %s request during SASL authentication, closing", self.conn.peer, name)
+                self._fail()
+                answer = illegal_state_answer(frame, f"Unexpected Kafka request of type {name} during SASL authentication.")
+                if answer is not None:
+                    return answer
             raise CloseConnection(f"unexpected {name} request in SASL state {self.state.value}")
         conn = self.conn
         answer = await conn.broker.dispatch(frame, conn.peer, conn.session)
@@ -339,6 +353,33 @@ class Authenticator:
             await asyncio.sleep(self.sasl.failed_delay_s)
             raise CloseConnection("SASL authentication failed (legacy exchange)") from None
         return _SIZE.pack(len(answer)) + answer
+
+
+def illegal_state_answer(frame: bytes | bytearray, message: str) -> bytes | bytearray | None:
+    """The answer to ``frame`` with ILLEGAL_SASL_STATE in its top-level error fields (a
+    SaslHandshake's lists no mechanism); None if the request's response has no top-level
+    error code in that version (Kafka would set per-item errors), or its version or body is not one kbroker reads (the connection just closes)."""
+    from kbroker.errors import fill_error
+    from kbroker.registry import load_handler
+    from kbroker.wire.codec import decode_from
+    from kbroker.wire.headers import decode_request_header, encode_response
+
+    try:
+        api_key, version, correlation_id = peek_request_header(frame)
+        handler = load_handler(api_key)
+        if handler is None or not handler.min_version <= version <= handler.max_version:
+            return None
+        _header, offset = decode_request_header(frame)
+        decode_from(handler.request_cls, version, memoryview(frame), offset)  # Kafka parses it first
+    except (DecodeError, ValueError):
+        return None
+    response = handler.response_cls()
+    fields = {f.name for f in response.SCHEMA if f.in_version(version)}
+    if "error_code" not in fields or not fill_error(response, ErrorCode.ILLEGAL_SASL_STATE, message):
+        return None
+    if hasattr(response, "mechanisms"):
+        response.mechanisms = []
+    return encode_response(correlation_id, api_key, version, response)
 
 
 def _plain_users(config: BrokerConfig, listener: ServedListener) -> dict[str, str]:
