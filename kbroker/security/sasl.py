@@ -165,10 +165,10 @@ class _Scram:
 class _OAuth:
     """OAuthBearerExchange under the Exchange protocol."""
 
-    def __init__(self, get: Any) -> None:
+    def __init__(self, get: Any, jwks: Any = None) -> None:
         from kbroker.security.oauthbearer import OAuthBearerExchange
 
-        self.exchange = OAuthBearerExchange(get)
+        self.exchange = OAuthBearerExchange(get, jwks)
 
     @property
     def user(self) -> str:
@@ -203,6 +203,7 @@ class SaslListener:
         self.failed_delay_s = int(get("connection.failed.authentication.delay.ms") or "0") / 1000
         self.reauth_ms = int(get("connections.max.reauth.ms") or "0")
         self.exact_nonce = (get("kbroker.sasl.scram.exact.nonce") or "false").lower() == "true"
+        self.jwks = _jwks_keys(config, listener) if "OAUTHBEARER" in mechanisms and get("sasl.oauthbearer.jwks.endpoint.url") else None
 
     def authenticator(self, conn: KafkaConnection) -> Authenticator:
         auth = Authenticator(self, conn)
@@ -213,7 +214,7 @@ class SaslListener:
         if mechanism == "PLAIN":
             return PlainExchange(self.plain_users)
         if mechanism == "OAUTHBEARER":
-            return _OAuth(self._get)
+            return _OAuth(self._get, self.jwks)
         store: ScramStore = self.broker.scram_credentials
         return _Scram(ScramExchange(mechanism, store, exact_nonce=self.exact_nonce))
 
@@ -380,6 +381,50 @@ def illegal_state_answer(frame: bytes | bytearray, message: str) -> bytes | byte
     if hasattr(response, "mechanisms"):
         response.mechanisms = []
     return encode_response(correlation_id, api_key, version, response)
+
+
+def _jwks_keys(config: BrokerConfig, listener: ServedListener) -> Any:
+    """The listener's JWKS for signed OAUTHBEARER tokens, read now (ConfigError if it cannot
+    be).  An https: endpoint is trusted by the system's CAs, or by the PEM file named
+    ``ssl.truststore.location`` in the listener's ``oauthbearer.sasl.jaas.config`` options
+    (Kafka reads the endpoint's TLS settings from those options too)."""
+    import ssl
+
+    from kbroker.security.jwks import JwksError, JwksKeys
+
+    def get(name: str) -> str:
+        value = config.listener_property(listener.name, name)
+        assert value is not None  # every one has a default in the config table
+        return value
+
+    url = get("sasl.oauthbearer.jwks.endpoint.url")
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context()
+        jaas_name = f"listener.name.{listener.name.lower()}.oauthbearer.sasl.jaas.config"
+        jaas = config.properties.get(jaas_name)
+        if jaas:
+            try:
+                _module, options = parse_jaas(jaas)
+            except ValueError as exc:
+                raise ConfigError(f"{jaas_name}: {exc}") from None
+            if options.get("ssl.truststore.location"):
+                try:
+                    context = ssl.create_default_context(cafile=options["ssl.truststore.location"])
+                except (OSError, ssl.SSLError) as exc:
+                    raise ConfigError(f"{jaas_name}: ssl.truststore.location: {exc}") from None
+    keys = JwksKeys(
+        url,
+        int(get("sasl.oauthbearer.jwks.endpoint.refresh.ms")),
+        int(get("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms")),
+        int(get("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms")),
+        context,
+    )
+    try:
+        keys.load()
+    except JwksError as exc:
+        raise ConfigError(f"listener {listener.name}: sasl.oauthbearer.jwks.endpoint.url: {exc}") from None
+    return keys
 
 
 def _plain_users(config: BrokerConfig, listener: ServedListener) -> dict[str, str]:
