@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kbroker.security.jwks import JwksKeys
+
+logger = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES = 64 * 1024
 
@@ -63,6 +66,9 @@ class OAuthBearerExchange:
             self._validate(message)
         except OAuthFailure as exc:
             self._failed = f"Authentication failed: {exc}"
+            # Logged now: clients that ignore the error challenge (aiokafka, kafkajs) never
+            # send the %x01 that ends in SASL_AUTHENTICATION_FAILED with this reason.
+            logger.info("OAUTHBEARER token refused (error challenge sent): %s", exc)
             return json.dumps({"status": "invalid_token"}).encode()
         self.complete = True
         return b""
