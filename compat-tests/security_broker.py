@@ -111,3 +111,38 @@ class JwtBroker(BrokerProcess):
         expires = now + lifetime_s
         claims = {"sub": subject, "iat": now - max(0, -lifetime_s) - 60, "exp": expires, "aud": self.AUDIENCE, "iss": self.ISSUER, "scope": "kafka"}
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": "compat-1"}), float(expires)
+
+
+class AclSaslBroker(BrokerProcess):
+    """Kafka's StandardAuthorizer with SCRAM-SHA-256 users on a SASL_PLAINTEXT listener:
+    User:admin is the super user the tests manage ACLs as, User:alice the principal under
+    test (no ACL at first, and ``allow.everyone.if.no.acl.found=false``)."""
+
+    USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.sasl_port = _free_port()
+        settings = {
+            "num.partitions": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.num.partitions": "1",
+            "listeners": f"PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-256",
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:admin",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+        super().__init__(tmp_path / "data", tmp_path / "broker.log", settings)
+
+    def _command(self) -> tuple[list[str], object]:  # type: ignore[override]
+        cmd = [sys.executable, "-m", "kbroker", "--data-dir", str(self.data_dir)]
+        for user, password in self.USERS.items():
+            cmd += ["--add-scram", f"SCRAM-SHA-256=[name={user},password={password}]"]
+        for key, value in self.settings.items():
+            cmd += ["--set", f"{key}={value}"]
+        return cmd, KBROKER_READY
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
