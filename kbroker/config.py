@@ -249,6 +249,13 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", _T.LONG, "100", min=0),
         _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", _T.LONG, "10000", min=0),
         _d("sasl.oauthbearer.scope.claim.name", _T.STRING, "scope"),
+        # Delegation tokens (keys 38-41, kbroker.security.delegation): off unless the secret
+        # that signs their HMACs is set, as Kafka.
+        _secret("delegation.token.secret.key"),
+        _d("delegation.token.max.lifetime.ms", _T.LONG, "604800000", min=1),
+        _d("delegation.token.expiry.time.ms", _T.LONG, "86400000", min=1),
+        # Accepted; kbroker drops expired tokens whenever the token store is used instead.
+        _d("delegation.token.expiry.check.interval.ms", _T.LONG, "3600000", min=1, honoured=False),
         # -- version emulation (issue 12) -------------------------------------------------
         # Answer as this Kafka release's broker did (ApiVersions ranges, features,
         # behaviour): see kbroker/emulation.py.  Unset: the newest release.

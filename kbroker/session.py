@@ -26,3 +26,5 @@ class Session:
     # The connection's SASL authenticator (kbroker.security.sasl.Authenticator) on a SASL
     # listener, for the SaslHandshake/SaslAuthenticate handlers; None elsewhere.
     sasl: Any = None
+    # Authenticated with a delegation token (SCRAM tokenauth=true): may not manage tokens.
+    token_authenticated: bool = False

@@ -147,7 +147,14 @@ class _Scram:
 
     @property
     def user(self) -> str:
-        return self.exchange.user
+        """The user name of the principal: a delegation token's owner (``User:`` dropped)
+        when the token authenticated."""
+        owner = self.exchange.token_owner
+        return owner.partition(":")[2] if owner else self.exchange.user
+
+    @property
+    def token_authenticated(self) -> bool:
+        return bool(self.exchange.token_owner)
 
     @property
     def complete(self) -> bool:
@@ -216,7 +223,12 @@ class SaslListener:
         if mechanism == "OAUTHBEARER":
             return _OAuth(self._get, self.jwks)
         store: ScramStore = self.broker.scram_credentials
-        return _Scram(ScramExchange(mechanism, store, exact_nonce=self.exact_nonce))
+        tokens = self.broker.delegation_tokens
+
+        def token_lookup(token_id: str, scram_mechanism: str) -> Any:
+            return tokens.scram_credential(token_id, scram_mechanism, int(time.time() * 1000)) if tokens.enabled else None
+
+        return _Scram(ScramExchange(mechanism, store, exact_nonce=self.exact_nonce, token_lookup=token_lookup))
 
 
 class Authenticator:
@@ -334,6 +346,7 @@ class Authenticator:
             self.conn.broker.stats.authenticated(self.sasl.listener.name, True)
             self._principal = principal
             self.conn.session.principal = principal
+            self.conn.session.token_authenticated = bool(getattr(exchange, "token_authenticated", False))
             self.state = State.AUTHENTICATED
             self._exchange = None
             if self.sasl.reauth_ms > 0:
