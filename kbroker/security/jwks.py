@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 MAX_JWKS_BYTES = 1024 * 1024
 # How long one HTTP(S) fetch of the set may take.
 JWKS_FETCH_TIMEOUT_S = 10.0
+# The least pause between two start-up reads (retry.backoff.ms may be 0).
+MIN_RETRY_DELAY_S = 0.01
 # Key types whose keys verify signatures; "oct" (HMAC secrets) is never taken from a JWKS.
 ASYMMETRIC_KEY_TYPES = ("RSA", "EC", "OKP")
 
@@ -116,7 +118,7 @@ class JwksKeys:
 
     def load(self) -> None:
         """The first read, with retries (start-up): JwksError when it never succeeds."""
-        delay, deadline = self.backoff_s, time.monotonic() + self.backoff_max_s
+        delay, deadline = max(self.backoff_s, MIN_RETRY_DELAY_S), time.monotonic() + self.backoff_max_s
         while True:
             try:
                 self.keys = self._reader(self.url, self._ssl_context)
@@ -126,7 +128,7 @@ class JwksKeys:
                 if time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
-            delay = min(delay * 2, self.backoff_max_s) or self.backoff_s
+            delay = max(min(delay * 2, self.backoff_max_s), MIN_RETRY_DELAY_S)
 
     def find(self, kid: str | None) -> jwt.PyJWK | None:
         """The key for a token's ``kid``; without one, the set's only key.  Starts the

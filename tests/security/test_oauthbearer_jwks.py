@@ -213,9 +213,14 @@ def test_the_set_is_read_again_every_refresh_interval(tmp_path: Path) -> None:
 class _JwksHandler(http.server.BaseHTTPRequestHandler):
     body = b""
     requests = 0
+    failures_left = 0  # answer 503 this many times first
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         type(self).requests += 1
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_error(503)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(self.body)))
@@ -247,6 +252,19 @@ def test_an_http_endpoint_on_loopback(tmp_path: Path, jwks_server: tuple[http.se
     bt = start(tmp_path, **settings(f"http://127.0.0.1:{server.server_address[1]}/jwks.json"))
     try:
         assert handler.requests == 1  # read at start-up
+        assert login(bt, key.token()) == (0, None)
+    finally:
+        bt.close()
+
+
+def test_the_first_read_is_retried_with_backoff(tmp_path: Path, jwks_server: tuple[http.server.ThreadingHTTPServer, type[_JwksHandler]]) -> None:
+    server, handler = jwks_server
+    key = Key("k1", "ES256")
+    handler.body, handler.failures_left = json.dumps({"keys": [key.jwk]}).encode(), 2
+    extra = {"sasl.oauthbearer.jwks.endpoint.retry.backoff.ms": "50", "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms": "10000"}
+    bt = start(tmp_path, **settings(f"http://127.0.0.1:{server.server_address[1]}/jwks.json", **extra))
+    try:
+        assert handler.requests == 3  # two 503s, then the set
         assert login(bt, key.token()) == (0, None)
     finally:
         bt.close()
