@@ -28,7 +28,9 @@ State table (request or event -> next state)::
 
 Mechanisms: PLAIN (users from the listener's ``plain.sasl.jaas.config``: ``user_<name>=
 "<password>"``), SCRAM-SHA-256/512 (:mod:`kbroker.security.scram`, credentials from the
-broker's store) and OAUTHBEARER with unsecured JWTs (:mod:`kbroker.security.oauthbearer`).  An unsupported mechanism is answered UNSUPPORTED_SASL_MECHANISM with the
+broker's store, or a delegation token's with the ``tokenauth=true`` extension:
+:mod:`kbroker.security.delegation`) and OAUTHBEARER with unsecured or JWKS-signed JWTs
+(:mod:`kbroker.security.oauthbearer`, :mod:`kbroker.security.jwks`).  An unsupported mechanism is answered UNSUPPORTED_SASL_MECHANISM with the
 enabled list, and the connection closed.  A failed authentication is answered
 SASL_AUTHENTICATION_FAILED with a message at once, and the connection is closed
 ``connection.failed.authentication.delay.ms`` later (nothing more is read meanwhile).
