@@ -243,6 +243,23 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("sasl.oauthbearer.expected.issuer", _T.STRING, None),
         _d("sasl.oauthbearer.sub.claim.name", _T.STRING, "sub"),
         _d("sasl.oauthbearer.clock.skew.seconds", _T.INT, "30", min=0),
+        # OAUTHBEARER, signed JWTs: set, tokens must be signed by a key of this JSON Web Key
+        # Set (file:, http: or https: URL), read at start-up and every refresh.ms after
+        # (kbroker.security.jwks).  The scope claim, if present, must be a string or list.
+        _d("sasl.oauthbearer.jwks.endpoint.url", _T.STRING, None),
+        _d("sasl.oauthbearer.jwks.endpoint.refresh.ms", _T.LONG, "3600000", min=0),
+        # First retry delay of a failed JWKS read, doubling up to .max.ms (also the least time
+        # between two refreshes an unknown kid may start).
+        _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", _T.LONG, "100", min=0),
+        _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", _T.LONG, "10000", min=0),
+        _d("sasl.oauthbearer.scope.claim.name", _T.STRING, "scope"),
+        # Delegation tokens (keys 38-41, kbroker.security.delegation): off unless the secret
+        # that signs their HMACs is set, as Kafka.
+        _secret("delegation.token.secret.key"),
+        _d("delegation.token.max.lifetime.ms", _T.LONG, "604800000", min=1),
+        _d("delegation.token.expiry.time.ms", _T.LONG, "86400000", min=1),
+        # Accepted; kbroker drops expired tokens whenever the token store is used instead.
+        _d("delegation.token.expiry.check.interval.ms", _T.LONG, "3600000", min=1, honoured=False),
         # -- version emulation (issue 12) -------------------------------------------------
         # Answer as this Kafka release's broker did (ApiVersions ranges, features,
         # behaviour): see kbroker/emulation.py.  Unset: the newest release.

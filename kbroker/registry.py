@@ -82,6 +82,11 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.SASL_AUTHENTICATE: ("sasl_authenticate", 0, 2),
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: ("describe_user_scram_credentials", 0, 0),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: ("alter_user_scram_credentials", 0, 0),
+    # -- delegation tokens (issue 11, kbroker.security.delegation)
+    ApiKey.CREATE_DELEGATION_TOKEN: ("create_delegation_token", 1, 3),
+    ApiKey.RENEW_DELEGATION_TOKEN: ("renew_delegation_token", 1, 2),
+    ApiKey.EXPIRE_DELEGATION_TOKEN: ("expire_delegation_token", 1, 2),
+    ApiKey.DESCRIBE_DELEGATION_TOKEN: ("describe_delegation_token", 1, 3),
     # -- KIP-848 consumer groups (issue 14) --
     ApiKey.CONSUMER_GROUP_HEARTBEAT: ("consumer_group_heartbeat", 0, 1),
     ApiKey.CONSUMER_GROUP_DESCRIBE: ("consumer_group_describe", 0, 1),

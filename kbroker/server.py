@@ -71,6 +71,7 @@ class Broker:
         self._groups: GroupRuntime | None = None
         self._transactions: TransactionRuntime | None = None
         self._scram: ScramStore | None = None
+        self._delegation_tokens: Any = None  # kbroker.security.delegation.DelegationTokenStore
         # (mechanism, user, credential) set at start, as kafka-storage format --add-scram.
         self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
@@ -275,6 +276,18 @@ class Broker:
             store.load()
             self._scram = store
         return self._scram
+
+    @property
+    def delegation_tokens(self) -> Any:
+        """The delegation tokens (``kbroker.security.delegation``); the first use reads them
+        from the data dir."""
+        if self._delegation_tokens is None:
+            from kbroker.security.delegation import DelegationTokenStore
+
+            store = DelegationTokenStore(self.config.data_dir, self.config)
+            store.load()
+            self._delegation_tokens = store
+        return self._delegation_tokens
 
     @property
     def groups(self) -> GroupRuntime:

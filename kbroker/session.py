@@ -29,3 +29,5 @@ class Session:
     # The node whose listener accepted the connection (a virtual cluster's node id; in
     # single-node mode the configured node.id).
     node_id: int = 1
+    # Authenticated with a delegation token (SCRAM tokenauth=true): may not manage tokens.
+    token_authenticated: bool = False

@@ -12,7 +12,8 @@ const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
 const b64 = (buf) => (buf === null || buf === undefined ? null : Buffer.from(buf).toString('base64'))
 const unb64 = (s) => (s === null || s === undefined ? null : Buffer.from(s, 'base64'))
 
-// req.ssl: { ca, cert?, key? } file paths; req.sasl: kafkajs's { mechanism, username, password }.
+// req.ssl: { ca, cert?, key? } file paths; req.sasl: kafkajs's { mechanism, username, password },
+// or { mechanism: 'oauthbearer', token } for OAUTHBEARER.
 function security (req) {
   const out = {}
   if (req.ssl) {
@@ -23,7 +24,11 @@ function security (req) {
       out.ssl.key = fs.readFileSync(req.ssl.key)
     }
   }
-  if (req.sasl) out.sasl = req.sasl
+  if (req.sasl && req.sasl.mechanism === 'oauthbearer') {
+    // req.sasl.token: the JWT the oauthBearerProvider hands kafkajs
+    const token = req.sasl.token
+    out.sasl = { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: token }) }
+  } else if (req.sasl) out.sasl = req.sasl
   return out
 }
 
