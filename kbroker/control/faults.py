@@ -237,7 +237,12 @@ class FaultRule:
         return True
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "rule": dict(self.source), "hits": self.hits, "remaining": self.remaining}
+        return {
+            "id": self.id,
+            "rule": dict(self.source),
+            "hits": self.hits,
+            "remaining": self.remaining,
+        }
 
 
 def parse_rule(rule_id: int, rule: Any) -> FaultRule:
@@ -468,7 +473,7 @@ class FaultEngine:
         if (
             not scoped
             and ctx.api_key not in placement.READ_ONLY_APIS
-            and placement.has_request_error(handler.response_cls)
+            and placement.has_request_error(handler.response_cls, ctx.api_version)
         ):
             raise KafkaError(code, message)
         response = await handler.fn(ctx, request)

@@ -23,6 +23,10 @@ from control_harness import (
 from kbroker.wire.codec import decode
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.headers import RequestHeader, encode_request
+from kbroker.wire.messages.add_partitions_to_txn_request import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnTopic,
+)
 from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
 from kbroker.wire.messages.api_versions_response import ApiVersionsResponse
 from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
@@ -166,7 +170,10 @@ def test_metadata_error_goes_to_the_topic(broker: BrokerThread) -> None:
     assert errors == {"t": ErrorCode.LEADER_NOT_AVAILABLE, "u": ErrorCode.NONE}
     everything = c.request(MetadataRequest(topics=None), 12)  # all topics: the rule sees "t" too
     assert {t.name: t.error_code for t in everything.topics} == errors
-    assert c.request(MetadataRequest(topics=[MetadataRequestTopic(name="u")]), 12).topics[0].error_code == ErrorCode.NONE
+    assert (
+        c.request(MetadataRequest(topics=[MetadataRequestTopic(name="u")]), 12).topics[0].error_code
+        == ErrorCode.NONE
+    )
     assert rule_state(broker, rule)["hits"] == 2
     c.close()
 
@@ -396,3 +403,37 @@ def test_old_config_is_an_after_append_rule(tmp_path: Path) -> None:
         c.close()
     finally:
         bt.close()
+
+
+def test_add_partitions_to_txn_v3_error_goes_to_the_partition(broker: BrokerThread) -> None:
+    c = _client(broker)
+    create(c, "t")
+    pid = c.request(InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=60000), 4)
+    assert pid.error_code == ErrorCode.NONE
+    rule = add_rule(
+        broker,
+        {"api": "AddPartitionsToTxn", "error": "CONCURRENT_TRANSACTIONS", "topic": "t", "count": 1},
+    )
+    req = AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id="tx", v3_and_below_producer_id=pid.producer_id,
+        v3_and_below_producer_epoch=pid.producer_epoch, v3_and_below_topics=[AddPartitionsToTxnTopic(name="t", partitions=[0])],
+    )  # fmt: skip
+
+    def answer() -> int:
+        code: int = (
+            c.request(req, 3)
+            .results_by_topic_v3_and_below[0]
+            .results_by_partition[0]
+            .partition_error_code
+        )
+        return code
+
+    assert answer() == ErrorCode.CONCURRENT_TRANSACTIONS  # the retriable error a client retries
+    assert answer() == ErrorCode.NONE
+    assert rule_state(broker, rule)["hits"] == 1
+    # Without a topic the rule fails the whole request: v0-3 have no request-wide error
+    # code, so the error still goes to every partition.
+    whole = add_rule(broker, {"api": "AddPartitionsToTxn", "error": "COORDINATOR_LOAD_IN_PROGRESS", "count": 1})
+    assert answer() == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    assert rule_state(broker, whole)["hits"] == 1
+    c.close()
