@@ -171,11 +171,11 @@ def place_error(
     selects: Selector,
     *,
     whole: bool,
-) -> None:
+) -> int:
     """Write ``code`` into the entries of ``response`` that ``selects`` chooses (the
     request-wide and other non-topic entries too when ``whole``); entries that already
-    carry an error keep it."""
-    _place(ctx, response, None, 0, int(code), message, selects, whole)
+    carry an error keep it.  Returns how many partition entries got it."""
+    return _place(ctx, response, None, 0, int(code), message, selects, whole)
 
 
 def _place(
@@ -187,7 +187,8 @@ def _place(
     message: str | None,
     selects: Selector,
     whole: bool,
-) -> None:
+) -> int:
+    failed = 0
     shape = _shape(type(obj))
     if shape.is_topic:
         topic = _topic_of(ctx, obj, shape)
@@ -200,9 +201,11 @@ def _place(
             hit = whole
         if hit:
             _fail(obj, shape, code, message, partition=shape.partition_field is not None)
+            failed += shape.partition_field is not None
     for name, _cls in shape.struct_arrays:
         for child in getattr(obj, name) or ():
-            _place(ctx, child, topic, depth + 1, code, message, selects, whole)
+            failed += _place(ctx, child, topic, depth + 1, code, message, selects, whole)
+    return failed
 
 
 def _fail(obj: Any, shape: _Shape, code: int, message: str | None, *, partition: bool) -> None:

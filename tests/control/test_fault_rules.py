@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,16 @@ def test_produce_error_count_fails_only_the_topic_and_stores_nothing(broker: Bro
     assert (
         broker.broker is not None and not broker.broker.faults_active
     )  # used up: the hot path is clean again
+    # the injected errors count in the errors metric, as the handler's own do
+    assert broker.broker.http is not None
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{broker.broker.http.port}/metrics", timeout=10
+    ) as resp:
+        metrics = resp.read().decode()
+    assert (
+        'kafka_network_requestmetrics_errors_total{error="NOT_LEADER_OR_FOLLOWER",request="Produce"} 3.0'
+        in metrics
+    )
     c.close()
 
 
@@ -433,7 +444,9 @@ def test_add_partitions_to_txn_v3_error_goes_to_the_partition(broker: BrokerThre
     assert rule_state(broker, rule)["hits"] == 1
     # Without a topic the rule fails the whole request: v0-3 have no request-wide error
     # code, so the error still goes to every partition.
-    whole = add_rule(broker, {"api": "AddPartitionsToTxn", "error": "COORDINATOR_LOAD_IN_PROGRESS", "count": 1})
+    whole = add_rule(
+        broker, {"api": "AddPartitionsToTxn", "error": "COORDINATOR_LOAD_IN_PROGRESS", "count": 1}
+    )
     assert answer() == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
     assert rule_state(broker, whole)["hits"] == 1
     c.close()
