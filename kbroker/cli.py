@@ -317,6 +317,8 @@ def _main(argv: list[str] | None) -> int:
         http = {HTTP_LISTEN_PROPERTY: f"{DEV_HTTP_HOST}:{DEV_HTTP_PORT}"}
         config = dataclasses.replace(config, properties={**config.properties, **http})
         dev_http = True
+    if config.get_bool("kbroker.control.enabled") and not config.get(HTTP_LISTEN_PROPERTY):
+        return _error("kbroker.control.enabled=true needs the HTTP listener: set kbroker.http.listen (or use --dev)", EXIT_USAGE)
     if config.ignored:
         ignoring = f"ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}"
         if _json_logs:

@@ -237,7 +237,12 @@ class FaultRule:
         return True
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "rule": dict(self.source), "hits": self.hits, "remaining": self.remaining}
+        return {
+            "id": self.id,
+            "rule": dict(self.source),
+            "hits": self.hits,
+            "remaining": self.remaining,
+        }
 
 
 def parse_rule(rule_id: int, rule: Any) -> FaultRule:
@@ -464,14 +469,23 @@ class FaultEngine:
             response = await handler.fn(ctx, kept)
             if response is not None:
                 placement.answer_withheld(response, withheld, code, message)
+            self._count_errors(ctx, code, len(withheld))
             return response
         if (
             not scoped
             and ctx.api_key not in placement.READ_ONLY_APIS
-            and placement.has_request_error(handler.response_cls)
+            and placement.has_request_error(handler.response_cls, ctx.api_version)
         ):
             raise KafkaError(code, message)
         response = await handler.fn(ctx, request)
         if response is not None:
-            placement.place_error(ctx, response, code, message, selects, whole=not scoped)
+            failed = placement.place_error(ctx, response, code, message, selects, whole=not scoped)
+            self._count_errors(ctx, code, failed)
         return response
+
+    def _count_errors(self, ctx: RequestContext, code: ErrorCode, partitions: int) -> None:
+        """Count injected partition errors where the handlers count theirs (the errors
+        metric counts per-partition errors of Produce and Fetch)."""
+        if ctx.api_key in (ApiKey.PRODUCE, ApiKey.FETCH):
+            for _ in range(partitions):
+                self.broker.stats.error(ctx.api_key, code)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 TOPIC_NAME_FIELDS = ("name", "topic", "topic_name")
 PARTITION_FIELDS = ("partition_index", "partition", "index")
+# The error code of an entry (AddPartitionsToTxn v0-3 names its partitions' one differently).
+ERROR_FIELDS = ("error_code", "partition_error_code")
 # Int arrays of partition numbers inside a topic entry (DescribeProducers, forgotten topics).
 PARTITION_LIST_FIELDS = ("partitions", "partition_indexes")
 # What a failed partition entry says instead of data (Kafka's values for "none").
@@ -66,7 +68,7 @@ class _Shape:
     partition_field: str | None
     partition_lists: tuple[str, ...]
     struct_arrays: tuple[tuple[str, type], ...]
-    has_error: bool
+    error_field: str | None
     has_message: bool
 
     @property
@@ -98,16 +100,23 @@ def _shape(cls: type) -> _Shape:
                 for f in schema
                 if f.kind == "struct" and f.array and f.struct is not None
             ),
-            has_error=kinds.get("error_code") == ("int16", False),
+            error_field=next((n for n in ERROR_FIELDS if kinds.get(n) == ("int16", False)), None),
             has_message=kinds.get("error_message") == ("string", False),
         )
         _SHAPES[cls] = found
     return found
 
 
-def has_request_error(response_cls: type) -> bool:
-    """The answer has a request-wide error code."""
-    return _shape(response_cls).has_error
+def has_request_error(response_cls: type, version: int) -> bool:
+    """The answer has a request-wide error code in this version (AddPartitionsToTxn has one
+    from v4 only, for example)."""
+    field = next((f for f in getattr(response_cls, "SCHEMA", ()) if f.name == "error_code"), None)
+    return (
+        field is not None
+        and field.kind == "int16"
+        and not field.array
+        and field.in_version(version)
+    )
 
 
 def _topic_of(ctx: RequestContext, obj: Any, shape: _Shape) -> str | None:
@@ -162,11 +171,11 @@ def place_error(
     selects: Selector,
     *,
     whole: bool,
-) -> None:
+) -> int:
     """Write ``code`` into the entries of ``response`` that ``selects`` chooses (the
     request-wide and other non-topic entries too when ``whole``); entries that already
-    carry an error keep it."""
-    _place(ctx, response, None, 0, int(code), message, selects, whole)
+    carry an error keep it.  Returns how many partition entries got it."""
+    return _place(ctx, response, None, 0, int(code), message, selects, whole)
 
 
 def _place(
@@ -178,11 +187,12 @@ def _place(
     message: str | None,
     selects: Selector,
     whole: bool,
-) -> None:
+) -> int:
+    failed = 0
     shape = _shape(type(obj))
     if shape.is_topic:
         topic = _topic_of(ctx, obj, shape)
-    if shape.has_error and obj.error_code == 0:
+    if shape.error_field is not None and getattr(obj, shape.error_field) == 0:
         if shape.partition_field is not None:
             hit = selects(topic, getattr(obj, shape.partition_field))
         elif shape.is_topic:
@@ -191,13 +201,16 @@ def _place(
             hit = whole
         if hit:
             _fail(obj, shape, code, message, partition=shape.partition_field is not None)
+            failed += shape.partition_field is not None
     for name, _cls in shape.struct_arrays:
         for child in getattr(obj, name) or ():
-            _place(ctx, child, topic, depth + 1, code, message, selects, whole)
+            failed += _place(ctx, child, topic, depth + 1, code, message, selects, whole)
+    return failed
 
 
 def _fail(obj: Any, shape: _Shape, code: int, message: str | None, *, partition: bool) -> None:
-    obj.error_code = code
+    assert shape.error_field is not None
+    setattr(obj, shape.error_field, code)
     if message is not None and shape.has_message:
         obj.error_message = message
     if partition:

@@ -11,6 +11,7 @@ from control_harness import http
 
 from kbroker.config import ConfigError, build_config
 from kbroker.control.api import MAX_BODY_BYTES, ControlApi
+from kbroker.control.faults import FaultRuleError
 from kbroker.server import Broker
 from kbroker.testing import BrokerThread
 
@@ -77,6 +78,8 @@ def test_the_python_api_sees_the_same_rules(broker: BrokerThread) -> None:
         broker.clear_faults(via_http)
     broker.clear_faults()
     assert broker.faults() == []
+    with pytest.raises(FaultRuleError, match="unknown API"):
+        broker.add_fault({"api": "Nope", "delay_ms": 1})
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,10 @@ from control_harness import (
 from kbroker.wire.codec import decode
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.headers import RequestHeader, encode_request
+from kbroker.wire.messages.add_partitions_to_txn_request import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnTopic,
+)
 from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
 from kbroker.wire.messages.api_versions_response import ApiVersionsResponse
 from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
@@ -73,6 +78,16 @@ def test_produce_error_count_fails_only_the_topic_and_stores_nothing(broker: Bro
     assert (
         broker.broker is not None and not broker.broker.faults_active
     )  # used up: the hot path is clean again
+    # the injected errors count in the errors metric, as the handler's own do
+    assert broker.broker.http is not None
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{broker.broker.http.port}/metrics", timeout=10
+    ) as resp:
+        metrics = resp.read().decode()
+    assert (
+        'kafka_network_requestmetrics_errors_total{error="NOT_LEADER_OR_FOLLOWER",request="Produce"} 3.0'
+        in metrics
+    )
     c.close()
 
 
@@ -166,7 +181,10 @@ def test_metadata_error_goes_to_the_topic(broker: BrokerThread) -> None:
     assert errors == {"t": ErrorCode.LEADER_NOT_AVAILABLE, "u": ErrorCode.NONE}
     everything = c.request(MetadataRequest(topics=None), 12)  # all topics: the rule sees "t" too
     assert {t.name: t.error_code for t in everything.topics} == errors
-    assert c.request(MetadataRequest(topics=[MetadataRequestTopic(name="u")]), 12).topics[0].error_code == ErrorCode.NONE
+    assert (
+        c.request(MetadataRequest(topics=[MetadataRequestTopic(name="u")]), 12).topics[0].error_code
+        == ErrorCode.NONE
+    )
     assert rule_state(broker, rule)["hits"] == 2
     c.close()
 
@@ -396,3 +414,39 @@ def test_old_config_is_an_after_append_rule(tmp_path: Path) -> None:
         c.close()
     finally:
         bt.close()
+
+
+def test_add_partitions_to_txn_v3_error_goes_to_the_partition(broker: BrokerThread) -> None:
+    c = _client(broker)
+    create(c, "t")
+    pid = c.request(InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=60000), 4)
+    assert pid.error_code == ErrorCode.NONE
+    rule = add_rule(
+        broker,
+        {"api": "AddPartitionsToTxn", "error": "CONCURRENT_TRANSACTIONS", "topic": "t", "count": 1},
+    )
+    req = AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id="tx", v3_and_below_producer_id=pid.producer_id,
+        v3_and_below_producer_epoch=pid.producer_epoch, v3_and_below_topics=[AddPartitionsToTxnTopic(name="t", partitions=[0])],
+    )  # fmt: skip
+
+    def answer() -> int:
+        code: int = (
+            c.request(req, 3)
+            .results_by_topic_v3_and_below[0]
+            .results_by_partition[0]
+            .partition_error_code
+        )
+        return code
+
+    assert answer() == ErrorCode.CONCURRENT_TRANSACTIONS  # the retriable error a client retries
+    assert answer() == ErrorCode.NONE
+    assert rule_state(broker, rule)["hits"] == 1
+    # Without a topic the rule fails the whole request: v0-3 have no request-wide error
+    # code, so the error still goes to every partition.
+    whole = add_rule(
+        broker, {"api": "AddPartitionsToTxn", "error": "COORDINATOR_LOAD_IN_PROGRESS", "count": 1}
+    )
+    assert answer() == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    assert rule_state(broker, whole)["hits"] == 1
+    c.close()
