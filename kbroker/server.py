@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from kbroker.acl.authorizer import StandardAuthorizer
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
+    from kbroker.quotas.manager import ClientQuotas
     from kbroker.security.listener import ListenerSecurity
     from kbroker.security.scram import ScramStore
     from kbroker.transactions import TransactionRuntime
@@ -95,6 +96,8 @@ class Broker:
         # The ACL authorizer (kbroker.acl), loaded at start when authorizer.class.name asks for
         # it; None means every request is allowed, and is all a handler checks then.
         self.authorizer: StandardAuthorizer | None = None
+        # Client quotas (kbroker.quotas), loaded at start from the data dir.
+        self.quotas: ClientQuotas | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class Broker:
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
             self._load_authorizer()
+            self._load_quotas()
             self.features = FinalizedFeatures(data_dir, self.emulation)
             self.topics.open(now_ms())
             logs_open = True
@@ -164,6 +168,17 @@ class Broker:
                 self.authorizer = authorizer_from_config(self.config)
             except AclStoreError as exc:
                 raise StartupError(str(exc)) from None
+
+    def _load_quotas(self) -> None:
+        from kbroker.quotas.manager import ClientQuotas
+        from kbroker.quotas.store import QuotaStoreError
+
+        try:
+            self.quotas = ClientQuotas(
+                self.config.data_dir, self.config.get_int("quota.window.num"), self.config.get_int("quota.window.size.seconds")
+            )
+        except QuotaStoreError as exc:
+            raise StartupError(str(exc)) from None
 
     def _connection_factory(self, security: ListenerSecurity | None) -> Callable[[], KafkaConnection]:
         return lambda: KafkaConnection(self, security)
@@ -356,7 +371,19 @@ class Broker:
             response = handler.response_cls()
             if not fill_error(response, ErrorCode.UNKNOWN_SERVER_ERROR):
                 raise CloseConnection("internal error") from None
-        self.stats.request(api_key, getattr(response, "error_code", 0), time.perf_counter() - started)
+        elapsed_s = time.perf_counter() - started
+        self.stats.request(api_key, getattr(response, "error_code", 0), elapsed_s)
+        quotas = self.quotas
+        if quotas is not None and quotas.active:
+            throttle_ms = quotas.throttle_request(
+                api_key, request, response, ctx.session.principal, ctx.client_id, len(frame), max(elapsed_s - ctx.parked_s, 0.0), now_ms()
+            )
+            if throttle_ms > 0:
+                # KIP-219: answered at once with the throttle time; the connection then reads
+                # nothing from this client for that long (kbroker.connection).
+                ctx.session.throttle_ms = throttle_ms
+                if response is not None and hasattr(response, "throttle_time_ms"):
+                    response.throttle_time_ms = max(response.throttle_time_ms, throttle_ms)
         if response is None:
             return None
         try:

@@ -26,3 +26,6 @@ class Session:
     # The connection's SASL authenticator (kbroker.security.sasl.Authenticator) on a SASL
     # listener, for the SaslHandshake/SaslAuthenticate handlers; None elsewhere.
     sasl: Any = None
+    # Set by Broker.dispatch when a client quota throttled the request just answered: the
+    # connection reads no further request for this many ms (KIP-219), then resets it.
+    throttle_ms: int = 0

@@ -149,5 +149,5 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
         if size >= req.min_bytes or errored or remaining <= 0 or broker.closing:
             _count(broker, response)
             return response
-        await broker.waiters.wait(_partition_keys(ctx, req), remaining)
+        await ctx.parked(broker.waiters.wait(_partition_keys(ctx, req), remaining))
 

@@ -305,8 +305,8 @@ def test_produce_v0_to_2_are_advertised_and_refused(emulated: RawClient) -> None
 
 
 # kafka-python tells releases apart by one API's max version each; these releases' marks are
-# keys kbroker does not serve (yet), so it reads them as the release before.
-KAFKA_PYTHON_MARK_NOT_SERVED = {"2.6": ApiKey.DESCRIBE_CLIENT_QUOTAS, "3.4": 4}  # 4: LeaderAndIsr (inter-broker, gone in Kafka 4)
+# keys kbroker does not serve, so it reads them as the release before.
+KAFKA_PYTHON_MARK_NOT_SERVED = {"3.4": 4}  # 4: LeaderAndIsr (inter-broker, gone in Kafka 4)
 
 
 @pytest.mark.parametrize("release", RELEASES)
