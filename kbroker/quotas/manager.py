@@ -198,6 +198,10 @@ class ClientQuotas:
         rate = self._sensors.get(resolved[0])
         return 0.0 if rate is None else rate.measure(now_ms)
 
+    def measured_rates(self, now_ms: int) -> dict[SensorKey, float]:
+        """Every live sensor's rate now (for the metrics endpoint)."""
+        return {sensor_key: rate.measure(now_ms) for sensor_key, rate in self._sensors.items()}
+
     def _drop_idle_sensors(self, now_ms: int) -> None:
         idle_ms = self.samples * self.window_ms
         for sensor_key in [

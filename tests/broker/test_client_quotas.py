@@ -492,3 +492,35 @@ def test_quotas_of_another_client_cost_an_unquoted_client_nothing(
         )
     finally:
         c.close()
+
+
+def test_throttle_time_and_measured_rates_are_on_metrics(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    bt = BrokerThread(tmp_path / "data", {"kbroker.http.listen": "127.0.0.1:0"})
+    bt.start()
+    c = RawClient(bt.address)
+    try:
+        create_topic(c, "m")
+        alter(c, 1, ({"client-id": "slow"}, {"producer_byte_rate": 1000.0}))
+        throttles = [call(c, produce_request("m", 11_900), 9, "slow").throttle_time_ms]
+        throttles.append(call(c, produce_request("m", 100), 9, "slow").throttle_time_ms)  # after the mute
+        assert throttles[0] > 0 and throttles[1] > 0
+        assert bt.broker is not None and bt.broker.http is not None
+        with urllib.request.urlopen(bt.broker.http.url + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        samples = {
+            (s.name, s.labels.get("user"), s.labels.get("client_id")): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        # a client-id quota's sensor is tagged user "" (Kafka's tags)
+        assert samples[("kafka_server_produce_throttle_time_ms_total", "", "slow")] == sum(throttles)
+        assert samples[("kafka_server_produce_throttled_requests_total", "", "slow")] == 2
+        assert samples[("kafka_server_produce_byte_rate", "", "slow")] > 1000.0
+        assert not [k for k in samples if k[0] == "kafka_server_fetch_throttle_time_ms_total"]
+    finally:
+        c.close()
+        bt.close()
