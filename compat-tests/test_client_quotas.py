@@ -37,7 +37,9 @@ MEASURE_FROM_S, MEASURE_TO_S = 3.0, 10.0
 
 
 def kp_admin(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kp-quotas", request_timeout_ms=10_000)
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="compat-kp-quotas", request_timeout_ms=10_000
+    )
 
 
 def kp_send(admin: KafkaAdminClient, request):  # type: ignore[no-untyped-def]
@@ -49,32 +51,44 @@ def kp_send(admin: KafkaAdminClient, request):  # type: ignore[no-untyped-def]
     return admin._manager.run(send)
 
 
-def kp_alter(admin: KafkaAdminClient, entries: list[tuple[dict, dict]], validate_only: bool = False) -> list[tuple[dict, int]]:
+def kp_alter(
+    admin: KafkaAdminClient, entries: list[tuple[dict, dict]], validate_only: bool = False
+) -> list[tuple[dict, int]]:
     entry = AlterClientQuotasRequest.EntryData
     request = AlterClientQuotasRequest(
         entries=[
             entry(
                 entity=[entry.EntityData(entity_type=k, entity_name=n) for k, n in entity.items()],
-                ops=[entry.OpData(key=key, value=0.0 if v is None else float(v), remove=v is None) for key, v in ops.items()],
+                ops=[
+                    entry.OpData(key=key, value=0.0 if v is None else float(v), remove=v is None)
+                    for key, v in ops.items()
+                ],
             )
             for entity, ops in entries
         ],
         validate_only=validate_only,
     )
     response = kp_send(admin, request)
-    return [({e.entity_type: e.entity_name for e in r.entity}, r.error_code) for r in response.entries]
+    return [
+        ({e.entity_type: e.entity_name for e in r.entity}, r.error_code) for r in response.entries
+    ]
 
 
-def kp_describe(admin: KafkaAdminClient, components: list[tuple[str, int, str | None]], strict: bool = False):  # type: ignore[no-untyped-def]
+def kp_describe(
+    admin: KafkaAdminClient, components: list[tuple[str, int, str | None]], strict: bool = False
+):  # type: ignore[no-untyped-def]
     component = DescribeClientQuotasRequest.ComponentData
     request = DescribeClientQuotasRequest(
-        components=[component(entity_type=k, match_type=m, match=n) for k, m, n in components], strict=strict
+        components=[component(entity_type=k, match_type=m, match=n) for k, m, n in components],
+        strict=strict,
     )
     response = kp_send(admin, request)
     if response.error_code:
         return response.error_code
     return {
-        tuple(sorted((e.entity_type, e.entity_name) for e in entry.entity)): {v.key: v.value for v in entry.values}
+        tuple(sorted((e.entity_type, e.entity_name) for e in entry.entity)): {
+            v.key: v.value for v in entry.values
+        }
         for entry in response.entries
     }
 
@@ -82,20 +96,41 @@ def kp_describe(admin: KafkaAdminClient, components: list[tuple[str, int, str | 
 def test_kafka_python_alters_and_describes_client_quotas(broker) -> None:  # type: ignore[no-untyped-def]
     admin = kp_admin(broker.bootstrap)
     try:
-        alice, app, default_user = {"user": "alice"}, {"user": "alice", "client-id": "app"}, {"user": None}
+        alice, app, default_user = (
+            {"user": "alice"},
+            {"user": "alice", "client-id": "app"},
+            {"user": None},
+        )
         assert kp_alter(
-            admin, [(alice, {"producer_byte_rate": 1024}), (app, {"request_percentage": 25.5}), (default_user, {"consumer_byte_rate": 2048})]
+            admin,
+            [
+                (alice, {"producer_byte_rate": 1024}),
+                (app, {"request_percentage": 25.5}),
+                (default_user, {"consumer_byte_rate": 2048}),
+            ],
         ) == [(alice, 0), (app, 0), (default_user, 0)]
-        assert kp_describe(admin, [("user", EXACT, "alice")], strict=True) == {(("user", "alice"),): {"producer_byte_rate": 1024.0}}
-        assert set(kp_describe(admin, [("user", SPECIFIED, None)])) == {
-            (("user", "alice"),), (("client-id", "app"), ("user", "alice")), (("user", None),)
+        assert kp_describe(admin, [("user", EXACT, "alice")], strict=True) == {
+            (("user", "alice"),): {"producer_byte_rate": 1024.0}
         }
-        assert kp_describe(admin, [("user", DEFAULT, None)]) == {(("user", None),): {"consumer_byte_rate": 2048.0}}
+        assert set(kp_describe(admin, [("user", SPECIFIED, None)])) == {
+            (("user", "alice"),),
+            (("client-id", "app"), ("user", "alice")),
+            (("user", None),),
+        }
+        assert kp_describe(admin, [("user", DEFAULT, None)]) == {
+            (("user", None),): {"consumer_byte_rate": 2048.0}
+        }
         # validate_only, refused entries, removal
-        assert kp_alter(admin, [(alice, {"producer_byte_rate": 1})], validate_only=True) == [(alice, 0)]
-        assert kp_alter(admin, [({"group": "g"}, {"producer_byte_rate": 1}), ({"client-id": "c"}, {"producer_byte_rate": 1.5})]) == [
-            ({"group": "g"}, UNSUPPORTED_VERSION), ({"client-id": "c"}, INVALID_REQUEST)
+        assert kp_alter(admin, [(alice, {"producer_byte_rate": 1})], validate_only=True) == [
+            (alice, 0)
         ]
+        assert kp_alter(
+            admin,
+            [
+                ({"group": "g"}, {"producer_byte_rate": 1}),
+                ({"client-id": "c"}, {"producer_byte_rate": 1.5}),
+            ],
+        ) == [({"group": "g"}, UNSUPPORTED_VERSION), ({"client-id": "c"}, INVALID_REQUEST)]
         assert kp_alter(admin, [(alice, {"producer_byte_rate": None})]) == [(alice, 0)]
         assert kp_describe(admin, [("user", EXACT, "alice")], strict=True) == {}
         assert kp_describe(admin, [("user", EXACT, None)]) == INVALID_REQUEST
@@ -164,11 +199,15 @@ class PacedProducer:
 
 def test_a_producer_over_producer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
     topic = unique_topic("quota")
-    confluent_admin = AdminClient({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"})
+    confluent_admin = AdminClient(
+        {"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"}
+    )
     confluent_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
     admin = kp_admin(broker.bootstrap)
     try:
-        assert kp_alter(admin, [({"client-id": "throttled"}, {"producer_byte_rate": QUOTA_BYTES_PER_S})]) == [({"client-id": "throttled"}, 0)]
+        assert kp_alter(
+            admin, [({"client-id": "throttled"}, {"producer_byte_rate": QUOTA_BYTES_PER_S})]
+        ) == [({"client-id": "throttled"}, 0)]
     finally:
         admin.close()
     throttled = PacedProducer(broker.bootstrap, topic, "throttled")
@@ -186,11 +225,17 @@ def test_a_producer_over_producer_byte_rate_is_slowed_and_another_is_not(broker)
         free_rate = free.rate(MEASURE_FROM_S, MEASURE_TO_S)
         figures = f"throttled {throttled_rate / MB:.2f} MB/s, unthrottled {free_rate / MB:.2f} MB/s, offered {OFFERED_BYTES_PER_S / MB:.0f} MB/s each"
         print(figures)
-        assert throttled.offered_bytes > 5 * QUOTA_BYTES_PER_S * RUN_S, figures  # it did offer far more than its quota
+        assert throttled.offered_bytes > 5 * QUOTA_BYTES_PER_S * RUN_S, (
+            figures
+        )  # it did offer far more than its quota
         assert throttled_rate <= 1.3 * QUOTA_BYTES_PER_S, figures
         assert free_rate >= 3 * max(throttled_rate, QUOTA_BYTES_PER_S), figures
         # librdkafka saw the throttle times in the Produce responses, for the throttled one only
-        assert throttled.throttle_events and max(throttled.throttle_events) > 0 and free.throttle_events == []
+        assert (
+            throttled.throttle_events
+            and max(throttled.throttle_events) > 0
+            and free.throttle_events == []
+        )
     finally:
         throttled.close()
         free.close()

@@ -198,6 +198,14 @@ class ClientQuotas:
         rate = self._sensors.get(resolved[0])
         return 0.0 if rate is None else rate.measure(now_ms)
 
+    def max_value_in_window(self, key: str, principal: str, client_id: str | None) -> int:
+        """The most one request may record without being throttled for sure (Kafka's
+        maxValueInQuotaWindow: quota x (windows - 1) x window); a large int if no quota."""
+        resolved = self.resolve(key, principal_user(principal), client_id or "")
+        if resolved is None:
+            return 2**31 - 1
+        return int(resolved[1] * (self.samples - 1) * self.window_ms / 1000)
+
     def measured_rates(self, now_ms: int) -> dict[SensorKey, float]:
         """Every live sensor's rate now (for the metrics endpoint)."""
         return {sensor_key: rate.measure(now_ms) for sensor_key, rate in self._sensors.items()}

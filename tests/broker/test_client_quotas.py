@@ -428,14 +428,9 @@ def test_a_throttled_fetch_is_answered_empty_with_its_throttle_time(
     c = RawClient(broker_thread.address)
     try:
         create_topic(c, "f")
-        for _ in range(3):
-            assert (
-                call(c, produce_request("f", 5_000), 9, "writer")
-                .responses[0]
-                .partition_responses[0]
-                .error_code
-                == ErrorCode.NONE
-            )
+        # one batch larger than the quota's cap on max_bytes: returned whole all the same (KIP-74)
+        produced = call(c, produce_request("f", 15_000), 9, "writer")
+        assert produced.responses[0].partition_responses[0].error_code == ErrorCode.NONE
         alter(c, 1, ({"user": None, "client-id": "reader"}, {"consumer_byte_rate": 1000.0}))
         fetch = FetchRequest(
             replica_id=-1,
@@ -506,7 +501,9 @@ def test_throttle_time_and_measured_rates_are_on_metrics(tmp_path) -> None:  # t
         create_topic(c, "m")
         alter(c, 1, ({"client-id": "slow"}, {"producer_byte_rate": 1000.0}))
         throttles = [call(c, produce_request("m", 11_900), 9, "slow").throttle_time_ms]
-        throttles.append(call(c, produce_request("m", 100), 9, "slow").throttle_time_ms)  # after the mute
+        throttles.append(
+            call(c, produce_request("m", 100), 9, "slow").throttle_time_ms
+        )  # after the mute
         assert throttles[0] > 0 and throttles[1] > 0
         assert bt.broker is not None and bt.broker.http is not None
         with urllib.request.urlopen(bt.broker.http.url + "/metrics", timeout=10) as resp:
@@ -517,10 +514,47 @@ def test_throttle_time_and_measured_rates_are_on_metrics(tmp_path) -> None:  # t
             for s in family.samples
         }
         # a client-id quota's sensor is tagged user "" (Kafka's tags)
-        assert samples[("kafka_server_produce_throttle_time_ms_total", "", "slow")] == sum(throttles)
+        assert samples[("kafka_server_produce_throttle_time_ms_total", "", "slow")] == sum(
+            throttles
+        )
         assert samples[("kafka_server_produce_throttled_requests_total", "", "slow")] == 2
         assert samples[("kafka_server_produce_byte_rate", "", "slow")] > 1000.0
         assert not [k for k in samples if k[0] == "kafka_server_fetch_throttle_time_ms_total"]
     finally:
         c.close()
         bt.close()
+
+
+def test_a_fetch_under_a_consumer_quota_is_capped_at_what_the_windows_allow(
+    broker_thread: BrokerThread,
+) -> None:
+    """consumer_byte_rate 1000 B/s, 11 windows of 1 s: one Fetch returns at most about 10,000
+    bytes beyond its first batch (Kafka's maxValueInQuotaWindow), whatever its max_bytes."""
+    c = RawClient(broker_thread.address)
+    try:
+        create_topic(c, "cap")
+        for _ in range(5):
+            call(c, produce_request("cap", 4_000), 9, "writer")
+        alter(c, 1, ({"client-id": "capped"}, {"consumer_byte_rate": 1000.0}))
+        fetch = FetchRequest(
+            replica_id=-1,
+            max_wait_ms=0,
+            min_bytes=1,
+            max_bytes=1 << 20,
+            isolation_level=0,
+            topics=[
+                FetchTopic(
+                    topic="cap",
+                    partitions=[
+                        FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1 << 20)
+                    ],
+                )
+            ],
+        )
+        uncapped = call(c, fetch, 12, "uncapped").responses[0].partitions[0].records
+        capped = call(c, fetch, 12, "capped")
+        records = capped.responses[0].partitions[0].records
+        assert len(uncapped) > 20_000 and 4_000 < len(records) <= 10_000 + 4_100
+        assert capped.throttle_time_ms == 0  # ~10,000 bytes over 10 s is within 1000 B/s
+    finally:
+        c.close()

@@ -40,10 +40,14 @@ def test_throttle_time_is_the_excess_over_the_quota_times_the_window() -> None:
     # 3000 B over the 1 s minimum window, 3x a 1000 B/s quota: (3000 - 1000) / 1000 x 1 s
     assert rate.record_and_throttle_ms(2000, 1000.0, now_ms=0) == 2000
     # later in the same window the window is longer, the excess smaller: 3500 B over 1.5 s
-    assert rate.record_and_throttle_ms(500, 1000.0, now_ms=1500) == round((3500 / 1.5 - 1000) / 1000 * 1500)
+    assert rate.record_and_throttle_ms(500, 1000.0, now_ms=1500) == round(
+        (3500 / 1.5 - 1000) / 1000 * 1500
+    )
 
 
-def quotas_with(tmp_path: Path, *entries: tuple[tuple[tuple[str, str | None], ...], dict[str, float]]) -> ClientQuotas:
+def quotas_with(
+    tmp_path: Path, *entries: tuple[tuple[tuple[str, str | None], ...], dict[str, float]]
+) -> ClientQuotas:
     quotas = ClientQuotas(tmp_path, samples=11, window_s=1)
     quotas.alter((entity, dict(values)) for entity, values in entries)
     return quotas
@@ -66,14 +70,19 @@ TAGS = [("u", "c"), ("u", "c"), ("u", ""), ("u", "c"), ("u", "c"), ("u", ""), ("
 @pytest.mark.parametrize("level", range(len(LEVELS)))
 def test_the_most_specific_level_wins(tmp_path: Path, level: int) -> None:
     """With every level from ``level`` down configured, ``level`` applies."""
-    quotas = quotas_with(tmp_path, *((LEVELS[i], {"producer_byte_rate": 1000.0 + i}) for i in range(level, len(LEVELS))))
+    quotas = quotas_with(
+        tmp_path,
+        *((LEVELS[i], {"producer_byte_rate": 1000.0 + i}) for i in range(level, len(LEVELS))),
+    )
     resolved = quotas.resolve("producer_byte_rate", "u", "c")
     assert resolved == (("producer_byte_rate", *TAGS[level]), 1000.0 + level)
     # the other keys are resolved on their own: none is set
     assert quotas.resolve("consumer_byte_rate", "u", "c") is None
 
 
-def test_a_user_quota_is_shared_by_the_users_clients_and_a_default_is_per_user(tmp_path: Path) -> None:
+def test_a_user_quota_is_shared_by_the_users_clients_and_a_default_is_per_user(
+    tmp_path: Path,
+) -> None:
     quotas = quotas_with(tmp_path, (((USER, None),), {"producer_byte_rate": 1000.0}))
     assert quotas.record("producer_byte_rate", "u", "a", 8000, 0) == 0
     # client b of the same user: the same sensor (8000 + 4000 over 10 s > 1000 B/s)
@@ -91,7 +100,11 @@ def test_a_request_time_throttle_is_bounded_by_one_window(tmp_path: Path) -> Non
 
 
 def test_changes_are_durable_and_removing_the_last_key_removes_the_entity(tmp_path: Path) -> None:
-    quotas = quotas_with(tmp_path, (((USER, "u"),), {"producer_byte_rate": 5.0, "consumer_byte_rate": 6.0}))
-    assert ClientQuotas(tmp_path, 11, 1).entities == {((USER, "u"),): {"producer_byte_rate": 5.0, "consumer_byte_rate": 6.0}}
+    quotas = quotas_with(
+        tmp_path, (((USER, "u"),), {"producer_byte_rate": 5.0, "consumer_byte_rate": 6.0})
+    )
+    assert ClientQuotas(tmp_path, 11, 1).entities == {
+        ((USER, "u"),): {"producer_byte_rate": 5.0, "consumer_byte_rate": 6.0}
+    }
     quotas.alter([(((USER, "u"),), {"producer_byte_rate": None, "consumer_byte_rate": None})])
     assert not quotas.active and ClientQuotas(tmp_path, 11, 1).entities == {}
