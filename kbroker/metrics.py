@@ -19,6 +19,7 @@ rather than the JMX ``TotalTimeMs`` percentiles.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,12 @@ QUOTA_RATE_METRICS = {
     CONSUMER_BYTE_RATE: ("byte_rate", "Bytes per second fetched, as the consumer_byte_rate quota measures them."),
     REQUEST_PERCENTAGE: ("request_time", "Percent of one thread's time used, as the request_percentage quota measures it."),
 }
+
+
+def _prometheus_name(name: str) -> str:
+    """A metric or label name made of Prometheus' characters (others become ``_``)."""
+    out = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    return out if out and not out[0].isdigit() else f"_{out}"
 
 
 def request_name(api_key: int) -> str:
@@ -107,6 +114,29 @@ class BrokerCollector(Collector):
         yield from self._loop_lag()
         yield from self._cleaner()
         yield from self._quotas()
+        yield from self._client_telemetry()
+
+    def _client_telemetry(self) -> Iterator[Metric]:
+        """Metrics clients pushed (KIP-714, ``kbroker.telemetry``), under their OTLP names made
+        Prometheus-safe (``org.apache.kafka.producer.node.request.latency.avg`` ->
+        ``org_apache_kafka_producer_node_request_latency_avg``), labelled with the client's
+        instance id, its client id and the point's attributes."""
+        telemetry = self.broker.telemetry_if_started
+        if telemetry is None:
+            return
+        telemetry.expire(now_ms())
+        families: dict[str, Metric] = {}
+        for (instance_label, name, attributes), series in sorted(telemetry.series.items()):
+            metric_name = _prometheus_name(name)
+            family = families.get(metric_name)
+            if family is None:
+                family = families[metric_name] = Metric(metric_name, f"Pushed by clients as {name}.", series.kind)
+            labels = {"client_instance_id": instance_label, "client_id": series.client_id}
+            for key, value in attributes:
+                label = _prometheus_name(key)
+                labels[label if label not in labels else f"attribute_{label}"] = value
+            family.add_sample(metric_name + ("_total" if series.kind == "counter" else ""), labels, series.value)
+        yield from families.values()
 
     def _quotas(self) -> Iterator[Metric]:
         """Client-quota figures per quota type (Kafka's ``kafka.server:type=Produce|Fetch|Request``

@@ -91,6 +91,9 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     # -- client quotas (issue 12) --
     ApiKey.DESCRIBE_CLIENT_QUOTAS: ("describe_client_quotas", 0, 1),
     ApiKey.ALTER_CLIENT_QUOTAS: ("alter_client_quotas", 0, 1),
+    # -- client telemetry (issue 12, KIP-714): advertised only with kbroker.client.telemetry.enable
+    ApiKey.GET_TELEMETRY_SUBSCRIPTIONS: ("get_telemetry_subscriptions", 0, 0),
+    ApiKey.PUSH_TELEMETRY: ("push_telemetry", 0, 0),
 }
 
 

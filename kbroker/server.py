@@ -44,11 +44,13 @@ from kbroker.wire.headers import decode_request_header, encode_response, peek_re
 
 if TYPE_CHECKING:
     from kbroker.acl.authorizer import StandardAuthorizer
+    from kbroker.client_metrics import ClientMetricsStore
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
     from kbroker.quotas.manager import ClientQuotas
     from kbroker.security.listener import ListenerSecurity
     from kbroker.security.scram import ScramStore
+    from kbroker.telemetry import TelemetryManager
     from kbroker.transactions import TransactionRuntime
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class Broker:
         self._groups: GroupRuntime | None = None
         self._transactions: TransactionRuntime | None = None
         self._scram: ScramStore | None = None
+        self._client_metrics: ClientMetricsStore | None = None
+        self._telemetry: TelemetryManager | None = None
         # (mechanism, user, credential) set at start, as kafka-storage format --add-scram.
         self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
@@ -84,7 +88,7 @@ class Broker:
         self._produce_appends = 0
         self._lock = DataDirLock(config.data_dir)
         # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
-        self.emulation = emulation_for(config.get("kbroker.emulate.version"))
+        self.emulation = emulation_for(config.get("kbroker.emulate.version"), config.get_bool("kbroker.client.telemetry.enable"))
         self.features: FinalizedFeatures | None = None  # loaded at start (data dir locked)
         self.stats = BrokerStats()
         self.http: HttpListener | None = None  # kbroker.http.listen (aiohttp imported only then)
@@ -230,6 +234,29 @@ class Broker:
             report.truncated_bytes,
             report.deleted_segments,
         )
+
+    @property
+    def client_metrics(self) -> ClientMetricsStore:
+        """The CLIENT_METRICS subscriptions (``kbroker.client_metrics``); the first use reads
+        them from the data dir."""
+        if self._client_metrics is None:
+            from kbroker.client_metrics import ClientMetricsStore
+
+            self._client_metrics = ClientMetricsStore(self.config.data_dir)
+        return self._client_metrics
+
+    @property
+    def telemetry(self) -> TelemetryManager:
+        """Client telemetry (``kbroker.telemetry``, KIP-714); made on first use."""
+        if self._telemetry is None:
+            from kbroker.telemetry import TelemetryManager
+
+            self._telemetry = TelemetryManager(self.client_metrics, self.config.get_int("telemetry.max.bytes"))
+        return self._telemetry
+
+    @property
+    def telemetry_if_started(self) -> TelemetryManager | None:
+        return self._telemetry
 
     @property
     def scram_credentials(self) -> ScramStore:
