@@ -93,6 +93,7 @@ def kp_describe(
     }
 
 
+@pytest.mark.feature("quotas", client="kafka-python")
 def test_kafka_python_alters_and_describes_client_quotas(broker) -> None:  # type: ignore[no-untyped-def]
     admin = kp_admin(broker.bootstrap)
     try:
@@ -197,6 +198,7 @@ class PacedProducer:
         self.producer.flush(10)
 
 
+@pytest.mark.feature("quotas", client="confluent-kafka")
 def test_a_producer_over_producer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
     topic = unique_topic("quota")
     confluent_admin = AdminClient(

@@ -30,6 +30,8 @@ def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
     return [(s.name, dict(s.labels), s.value) for family in text_string_to_metric_families(text) for s in family.samples]
 
 
+@pytest.mark.feature("telemetry", client="kafka-python")
+@pytest.mark.feature("telemetry", client="confluent-kafka")
 def test_confluent_producers_push_the_metrics_their_subscription_asks_for(broker_factory) -> None:  # type: ignore[no-untyped-def]
     http_port = _free_port()
     broker = broker_factory({"kbroker.client.telemetry.enable": "true", "kbroker.http.listen": f"127.0.0.1:{http_port}"})
