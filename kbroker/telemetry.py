@@ -55,6 +55,9 @@ MAX_SERIES = 50_000
 # An instance idle for this many push intervals is forgotten (Kafka's cache TTL).
 EXPIRY_INTERVALS = 3
 _DELTA = 1  # OTLP AGGREGATION_TEMPORALITY_DELTA
+# A push may decompress to this many times telemetry.max.bytes (OTLP metrics compress about
+# 3-5x; a larger ratio is a decompression bomb and the push is INVALID_RECORD).
+MAX_DECOMPRESSION_RATIO = 64
 
 # (client instance id, metric name, sorted attribute pairs)
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -256,7 +259,7 @@ def decode_metrics(compression_type: int, payload: bytes | memoryview, max_bytes
     from google.protobuf.message import DecodeError as ProtobufDecodeError
     from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
-    raw = decompress(compression_type, payload, max_bytes=max(max_bytes * 64, max_bytes))
+    raw = decompress(compression_type, payload, max_bytes=max_bytes * MAX_DECOMPRESSION_RATIO)
     data = MetricsData()
     try:
         data.ParseFromString(raw)

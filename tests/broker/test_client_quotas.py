@@ -558,3 +558,20 @@ def test_a_fetch_under_a_consumer_quota_is_capped_at_what_the_windows_allow(
         assert capped.throttle_time_ms == 0  # ~10,000 bytes over 10 s is within 1000 B/s
     finally:
         c.close()
+
+
+def test_a_muted_connection_does_not_hold_up_shutdown(broker_thread: BrokerThread) -> None:
+    """Throttled for ~10 s, the connection is idle in Kafka's sense: shutdown closes it at
+    once instead of waiting out the throttle or the 5 s grace period."""
+    c = RawClient(broker_thread.address)
+    try:
+        create_topic(c, "s")
+        alter(c, 1, ({"client-id": "slow"}, {"producer_byte_rate": 1000.0}))
+        assert call(c, produce_request("s", 19_900), 9, "slow").throttle_time_ms >= 9_000
+        send(c, MetadataRequest(topics=[]), 12, "slow")  # waits, unread, behind the mute
+        started = time.monotonic()
+        broker_thread.stop()
+        assert time.monotonic() - started < 4.0
+        assert c.recv_frame() is None  # closed, the waiting request unanswered
+    finally:
+        c.close()
