@@ -1,6 +1,7 @@
 """Client quotas against a real broker process: AlterClientQuotas / DescribeClientQuotas as
-kafka-python 3.0.12 encodes them, and a confluent-kafka 2.16.1 producer really slowed down
-by ``producer_byte_rate`` while an unthrottled one in the same run is not (issue 12).
+kafka-python 3.0.12 encodes them, and confluent-kafka 2.16.1 producers and consumers really
+slowed down by ``producer_byte_rate`` / ``consumer_byte_rate`` while unthrottled ones in the
+same run are not (issue 12).
 
 No admin client in the suite has a client-quota call: kafka-python 3.0.12's
 KafkaAdminClient, confluent-kafka 2.16.1's AdminClient, aiokafka 0.14's and kafkajs 2.2.4's
@@ -15,7 +16,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from helpers import unique_topic
 from kafka import KafkaAdminClient
@@ -196,6 +197,9 @@ class PacedProducer:
     def close(self) -> None:
         self.producer.purge()  # the throttled producer's backlog would take minutes to send
         self.producer.flush(10)
+        # the delivery callback refers back to this object: drop the producer now (it is
+        # destroyed at once) rather than leave the cycle to the garbage collector
+        del self.producer
 
 
 @pytest.mark.feature("quotas", client="confluent-kafka")
@@ -241,3 +245,73 @@ def test_a_producer_over_producer_byte_rate_is_slowed_and_another_is_not(broker)
     finally:
         throttled.close()
         free.close()
+
+
+CONSUMED_MESSAGES = 240
+CONSUMED_TOPIC_BYTES = CONSUMED_MESSAGES * MESSAGE_BYTES  # about 24 MB
+
+
+def consume_for(bootstrap: str, topic: str, client_id: str, started: float, until_s: float, out: list[tuple[float, int]]) -> None:
+    """Read ``topic`` from the start with a confluent-kafka consumer until ``until_s`` or the
+    end; (seconds since ``started``, bytes) per message."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "client.id": client_id,
+            "group.id": f"{client_id}-{topic}",
+            "broker.address.family": "v4",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        total = 0
+        while (now := time.monotonic() - started) < until_s and total < CONSUMED_TOPIC_BYTES:
+            msg = consumer.poll(0.1)
+            if msg is not None and msg.error() is None:
+                out.append((now, len(msg.value())))
+                total += len(msg.value())
+    finally:
+        consumer.close()
+
+
+@pytest.mark.feature("quotas", client="confluent-kafka")
+def test_a_consumer_over_consumer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
+    topic = unique_topic("quota-fetch")
+    confluent_admin = AdminClient({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"})
+    confluent_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4", "linger.ms": 5})
+    for _ in range(CONSUMED_MESSAGES):
+        producer.produce(topic, b"c" * MESSAGE_BYTES)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    admin = kp_admin(broker.bootstrap)
+    try:
+        assert kp_alter(admin, [({"client-id": "slow-reader"}, {"consumer_byte_rate": QUOTA_BYTES_PER_S})]) == [({"client-id": "slow-reader"}, 0)]
+    finally:
+        admin.close()
+    slow: list[tuple[float, int]] = []
+    fast: list[tuple[float, int]] = []
+    started = time.monotonic()
+    readers = [
+        threading.Thread(target=consume_for, args=(broker.bootstrap, topic, "slow-reader", started, RUN_S, slow)),
+        threading.Thread(target=consume_for, args=(broker.bootstrap, topic, "fast-reader", started, RUN_S, fast)),
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(RUN_S + 15)
+    assert not any(r.is_alive() for r in readers)
+    slow_rate = sum(n for at, n in slow if MEASURE_FROM_S <= at < MEASURE_TO_S) / (MEASURE_TO_S - MEASURE_FROM_S)
+    fast_total = sum(n for _, n in fast)
+    fast_rate = fast_total / (max(at for at, _ in fast) - min(at for at, _ in fast))  # while it read
+    figures = (
+        f"quota'd consumer {slow_rate / MB:.2f} MB/s (3-10 s), {sum(n for _, n in slow) / MB:.1f} MB in all;"
+        f" other {fast_rate / MB:.2f} MB/s, {fast_total / MB:.1f} MB by {max(at for at, _ in fast):.1f} s"
+    )
+    print(figures)
+    assert fast_total == CONSUMED_TOPIC_BYTES, figures  # the unthrottled one read everything
+    assert slow_rate <= 1.3 * QUOTA_BYTES_PER_S, figures
+    assert sum(n for _, n in slow) < CONSUMED_TOPIC_BYTES, figures
+    assert fast_rate >= 3 * max(slow_rate, QUOTA_BYTES_PER_S), figures
