@@ -72,6 +72,9 @@ MAX_RESOLVED = 65_536
 # Bound of the (quota type, user, client id) label sets of the throttle metrics; past it a
 # new client's throttling is counted under empty labels.
 MAX_THROTTLE_SERIES = 10_000
+# throttle_time_ms is an int32 on the wire; a bandwidth throttle is otherwise unbounded
+# (1 B/s against a 1 MB request is months), so it is capped here.
+MAX_THROTTLE_MS = 2**31 - 1
 # Seconds of handler time -> Kafka's request-time units (percent of one thread).
 PERCENT_PER_SECOND = 100.0
 
@@ -178,9 +181,7 @@ class ClientQuotas:
                 self._drop_idle_sensors(now_ms)
             rate = self._sensors[sensor_key] = SampledRate(self.samples, self.window_ms)
         throttle_ms = rate.record_and_throttle_ms(value, limit, now_ms)
-        if max_throttle_ms is not None:
-            throttle_ms = min(throttle_ms, max_throttle_ms)
-        return throttle_ms
+        return min(throttle_ms, MAX_THROTTLE_MS if max_throttle_ms is None else max_throttle_ms)
 
     def unrecord(self, key: str, user: str, client_id: str, value: float, now_ms: int) -> None:
         """Take ``value`` off this client's rate (a throttled Fetch returned nothing)."""

@@ -108,3 +108,9 @@ def test_changes_are_durable_and_removing_the_last_key_removes_the_entity(tmp_pa
     }
     quotas.alter([(((USER, "u"),), {"producer_byte_rate": None, "consumer_byte_rate": None})])
     assert not quotas.active and ClientQuotas(tmp_path, 11, 1).entities == {}
+
+
+def test_a_throttle_time_fits_the_int32_field(tmp_path: Path) -> None:
+    quotas = quotas_with(tmp_path, (((CLIENT_ID, "c"),), {"producer_byte_rate": 1.0}))
+    # 1 GB against 1 B/s: about 10^13 ms by the formula
+    assert quotas.record("producer_byte_rate", "u", "c", 1e9, 0) == 2**31 - 1
