@@ -23,13 +23,14 @@ import json
 import re
 from pathlib import Path
 
-from kbroker.config import ConfigType
+from kbroker.config import ConfigSource, ConfigType
 from kbroker.errors import KafkaError
 from kbroker.metadata import _write_atomically
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.describe_configs_response import (
     DescribeConfigsResourceResult,
     DescribeConfigsResult,
+    DescribeConfigsSynonym,
 )
 
 RESOURCE_CLIENT_METRICS = 16
@@ -43,6 +44,7 @@ ALL_METRICS = "*"
 DEFAULT_INTERVAL_MS = 300_000
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 100, 3_600_000
 CONFIG_TYPES = {METRICS: ConfigType.LIST, INTERVAL_MS: ConfigType.INT, MATCH: ConfigType.LIST}
+DEFAULTS = {METRICS: "", INTERVAL_MS: str(DEFAULT_INTERVAL_MS), MATCH: ""}
 SELECTORS = (
     "client_instance_id",
     "client_id",
@@ -154,27 +156,34 @@ class ClientMetricsStore:
         self.version += 1
 
 
-def describe_client_metrics(store: ClientMetricsStore, name: str, keys: list[str] | None) -> DescribeConfigsResult:
-    """A subscription's configs as Kafka describes them: only those set, source
-    CLIENT_METRICS_CONFIG (a subscription that does not exist has none)."""
+def describe_client_metrics(
+    store: ClientMetricsStore, name: str, keys: list[str] | None, with_synonyms: bool
+) -> DescribeConfigsResult:
+    """A subscription's configs as Kafka 4 describes them: all three, those set with source
+    CLIENT_METRICS_CONFIG (and that one synonym), the others with their defaults and source
+    DEFAULT_CONFIG (a subscription that does not exist shows the defaults)."""
     result = DescribeConfigsResult(
         error_code=ErrorCode.NONE, error_message=None, resource_type=RESOURCE_CLIENT_METRICS, resource_name=name
     )
     if not name:
         result.error_code, result.error_message = ErrorCode.INVALID_REQUEST, "Client metrics subscription name must not be empty"
         return result
-    for key, value in sorted(store.get(name).items()):
+    values = store.get(name)
+    for key, config_type in sorted(CONFIG_TYPES.items()):
         if keys is not None and key not in keys:
             continue
+        is_set = key in values
+        value = values[key] if is_set else DEFAULTS[key]
+        synonyms = [DescribeConfigsSynonym(name=key, value=value, source=CLIENT_METRICS_CONFIG_SOURCE)] if is_set and with_synonyms else []
         result.configs.append(
             DescribeConfigsResourceResult(
                 name=key,
                 value=value,
                 read_only=False,
-                config_source=CLIENT_METRICS_CONFIG_SOURCE,
+                config_source=CLIENT_METRICS_CONFIG_SOURCE if is_set else ConfigSource.DEFAULT_CONFIG,
                 is_sensitive=False,
-                synonyms=[],
-                config_type=CONFIG_TYPES[key],
+                synonyms=synonyms,
+                config_type=config_type,
                 documentation=None,
             )
         )

@@ -17,8 +17,9 @@ Version notes:
   "root" (``kbroker.broker_loggers``).  GROUP (32, KIP-848 per-group configs,
   ``kbroker.group_configs``): the group's override (source GROUP_CONFIG, 8) ahead of the
   broker property.  CLIENT_METRICS (16, KIP-714 subscriptions, ``kbroker.client_metrics``):
-  the configs set on the subscription, source CLIENT_METRICS_CONFIG (7), none for one that
-  does not exist; an empty name is INVALID_REQUEST.  Others: INVALID_REQUEST.
+  metrics, interval.ms and match, those set on the subscription with source
+  CLIENT_METRICS_CONFIG (7), the others with their defaults (DEFAULT_CONFIG), as Kafka 4
+  describes them; an empty name is INVALID_REQUEST.  Others: INVALID_REQUEST.
 - ACLs: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), the group
   (GROUP_AUTHORIZATION_FAILED) or, for the broker and its loggers, on the cluster
   (CLUSTER_AUTHORIZATION_FAILED).
@@ -190,7 +191,9 @@ async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsReque
         elif resource.resource_type == RESOURCE_BROKER_LOGGER:
             results.append(_logger_configs(ctx, resource))
         elif resource.resource_type == RESOURCE_CLIENT_METRICS:  # KIP-714 subscriptions
-            results.append(describe_client_metrics(ctx.broker.client_metrics, resource.resource_name, resource.configuration_keys))
+            subscriptions = ctx.broker.client_metrics
+            wanted = resource.configuration_keys
+            results.append(describe_client_metrics(subscriptions, resource.resource_name, wanted, req.include_synonyms))
         elif resource.resource_type == RESOURCE_GROUP:  # KIP-848 per-group configs
             store = ctx.broker.groups.group_configs
             keys = resource.configuration_keys

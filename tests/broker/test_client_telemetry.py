@@ -82,24 +82,22 @@ def incremental(
     return r.error_code, r.error_message
 
 
-def described(c: RawClient, name: str) -> dict[str, tuple[str, int]] | int:
-    req = DescribeConfigsRequest(
-        resources=[
-            DescribeConfigsResource(
-                resource_type=CLIENT_METRICS, resource_name=name, configuration_keys=None
-            )
-        ]
-    )
-    result = c.request(req, 4).results[0]
+def described(c: RawClient, name: str, *, defaults: bool = False, keys: list[str] | None = None) -> dict[str, tuple[str, int]] | int:
+    """The subscription's configs set on it (with ``defaults``, also the others)."""
+    resource = DescribeConfigsResource(resource_type=CLIENT_METRICS, resource_name=name, configuration_keys=keys)
+    result = c.request(DescribeConfigsRequest(resources=[resource]), 4).results[0]
     if result.error_code:
         return int(result.error_code)
-    return {e.name: (e.value, e.config_source) for e in result.configs}
+    return {e.name: (e.value, e.config_source) for e in result.configs if defaults or e.config_source == 7}
 
 
 def test_subscriptions_are_set_described_listed_and_durable(broker_thread: BrokerThread) -> None:
     c = RawClient(broker_thread.address)
     try:
         assert described(c, "subs") == {}
+        # every config is described, unset ones with their defaults (Kafka 4)
+        assert described(c, "subs", defaults=True) == {"metrics": ("", 5), "interval.ms": ("300000", 5), "match": ("", 5)}
+        assert described(c, "", defaults=True) == ErrorCode.INVALID_REQUEST
         assert (
             incremental(
                 c,
@@ -152,6 +150,7 @@ def test_subscriptions_are_set_described_listed_and_durable(broker_thread: Broke
     c = RawClient(broker_thread.address)
     try:
         assert described(c, "other") == {"metrics": ("*", 7)}
+        assert described(c, "other", defaults=True, keys=["interval.ms"]) == {"interval.ms": ("300000", 5)}
         # deleting every config removes the subscription
         assert incremental(c, "other", ("metrics", DELETE, None))[0] == ErrorCode.NONE
         assert [
