@@ -265,6 +265,18 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # behaviour): see kbroker/emulation.py.  Unset: the newest release.
         _d("kbroker.emulate.version", _T.STRING, None, choices=RELEASES),
         # -- end of version emulation -----------------------------------------------------
+        # -- client quotas (issue 12): Kafka's rate windows (11 samples of 1 s) ------------
+        _d("quota.window.num", _T.INT, "11", min=1),
+        _d("quota.window.size.seconds", _T.INT, "1", min=1),
+        # -- end of client quotas -------------------------------------------------------------
+        # -- client telemetry (KIP-714, issue 12) ---------------------------------------------
+        # A Kafka broker serves GetTelemetrySubscriptions/PushTelemetry only with a telemetry
+        # receiver plugin; kbroker's receiver (kbroker.telemetry: pushed metrics on /metrics)
+        # is off by default, so ApiVersions matches a stock broker's.
+        _d("kbroker.client.telemetry.enable", _T.BOOLEAN, "false"),
+        # Largest PushTelemetry metrics payload accepted (Kafka's telemetry.max.bytes).
+        _d("telemetry.max.bytes", _T.INT, "1048576", min=1),
+        # -- end of client telemetry ----------------------------------------------------------
         # Web console (kbroker/console/): true = pages only show; false also allows creating and
         # deleting topics and resetting group offsets from the console's forms.
         _d("kbroker.console.read.only", _T.BOOLEAN, "true"),

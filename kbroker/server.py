@@ -46,11 +46,14 @@ from kbroker.wire.headers import decode_request_header, encode_response, peek_re
 
 if TYPE_CHECKING:
     from kbroker.acl.authorizer import StandardAuthorizer
+    from kbroker.client_metrics import ClientMetricsStore
     from kbroker.cluster import Cluster
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
+    from kbroker.quotas.manager import ClientQuotas
     from kbroker.security.listener import ListenerSecurity
     from kbroker.security.scram import ScramStore
+    from kbroker.telemetry import TelemetryManager
     from kbroker.transactions import TransactionRuntime
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,8 @@ class Broker:
         self._transactions: TransactionRuntime | None = None
         self._scram: ScramStore | None = None
         self._delegation_tokens: Any = None  # kbroker.security.delegation.DelegationTokenStore
+        self._client_metrics: ClientMetricsStore | None = None
+        self._telemetry: TelemetryManager | None = None
         # (mechanism, user, credential) set at start, as kafka-storage format --add-scram.
         self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
@@ -94,7 +99,7 @@ class Broker:
             self.fault_engine.add({"api": "Produce", "error": "NOT_ENOUGH_REPLICAS_AFTER_APPEND", "after_append": True, "every": every})
         self._lock = DataDirLock(config.data_dir)
         # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
-        self.emulation = emulation_for(config.get("kbroker.emulate.version"))
+        self.emulation = emulation_for(config.get("kbroker.emulate.version"), config.get_bool("kbroker.client.telemetry.enable"))
         self.features: FinalizedFeatures | None = None  # loaded at start (data dir locked)
         self.stats = BrokerStats()
         self.http: HttpListener | None = None  # kbroker.http.listen (aiohttp imported only then)
@@ -120,6 +125,8 @@ class Broker:
             from kbroker.cluster import Cluster
 
             self.cluster = Cluster(self, config.get_int("kbroker.nodes"))
+        # Client quotas (kbroker.quotas), loaded at start from the data dir.
+        self.quotas: ClientQuotas | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -146,6 +153,7 @@ class Broker:
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
             self._load_authorizer()
+            self._load_quotas()
             self.features = FinalizedFeatures(data_dir, self.emulation)
             self.topics.open(now_ms())
             logs_open = True
@@ -217,6 +225,17 @@ class Broker:
             if conn.node_id == node_id:
                 conn.abort()
 
+    def _load_quotas(self) -> None:
+        from kbroker.quotas.manager import ClientQuotas
+        from kbroker.quotas.store import QuotaStoreError
+
+        try:
+            self.quotas = ClientQuotas(
+                self.config.data_dir, self.config.get_int("quota.window.num"), self.config.get_int("quota.window.size.seconds")
+            )
+        except QuotaStoreError as exc:
+            raise StartupError(str(exc)) from None
+
     def _listener_security(self) -> dict[str, ListenerSecurity | None]:
         """Each listener's security (for a PLAINTEXT listener only its name, which the
         sessions carry); a property that is not usable is a StartupError."""
@@ -264,6 +283,29 @@ class Broker:
             report.truncated_bytes,
             report.deleted_segments,
         )
+
+    @property
+    def client_metrics(self) -> ClientMetricsStore:
+        """The CLIENT_METRICS subscriptions (``kbroker.client_metrics``); the first use reads
+        them from the data dir."""
+        if self._client_metrics is None:
+            from kbroker.client_metrics import ClientMetricsStore
+
+            self._client_metrics = ClientMetricsStore(self.config.data_dir)
+        return self._client_metrics
+
+    @property
+    def telemetry(self) -> TelemetryManager:
+        """Client telemetry (``kbroker.telemetry``, KIP-714); made on first use."""
+        if self._telemetry is None:
+            from kbroker.telemetry import TelemetryManager
+
+            self._telemetry = TelemetryManager(self.client_metrics, self.config.get_int("telemetry.max.bytes"))
+        return self._telemetry
+
+    @property
+    def telemetry_if_started(self) -> TelemetryManager | None:
+        return self._telemetry
 
     @property
     def scram_credentials(self) -> ScramStore:
@@ -437,7 +479,19 @@ class Broker:
             response = handler.response_cls()
             if not fill_error(response, ErrorCode.UNKNOWN_SERVER_ERROR):
                 raise CloseConnection("internal error") from None
-        self.stats.request(api_key, getattr(response, "error_code", 0), time.perf_counter() - started)
+        elapsed_s = time.perf_counter() - started
+        self.stats.request(api_key, getattr(response, "error_code", 0), elapsed_s)
+        quotas = self.quotas
+        if quotas is not None and quotas.active:
+            throttle_ms = quotas.throttle_request(
+                api_key, request, response, ctx.session.principal, ctx.client_id, len(frame), max(elapsed_s - ctx.parked_s, 0.0), now_ms()
+            )
+            if throttle_ms > 0:
+                # KIP-219: answered at once with the throttle time; the connection then reads
+                # nothing from this client for that long (kbroker.connection).
+                ctx.session.throttle_ms = throttle_ms
+                if response is not None and hasattr(response, "throttle_time_ms"):
+                    response.throttle_time_ms = max(response.throttle_time_ms, throttle_ms)
         if response is None:
             return None
         try:
