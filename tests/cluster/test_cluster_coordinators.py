@@ -226,7 +226,9 @@ def test_each_node_lists_the_groups_it_coordinates_and_describes_broker_configs_
 
 
 def test_an_offline_coordinator_partition_is_coordinator_not_available(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    bt = BrokerThread(tmp_path / "d", {"kbroker.nodes": "3", "offsets.topic.replication.factor": "1"})
+    bt = BrokerThread(
+        tmp_path / "d", {"kbroker.nodes": "3", "offsets.topic.replication.factor": "1"}
+    )
     try:
         bt.start()
         group = GROUPS[2]
@@ -234,7 +236,9 @@ def test_an_offline_coordinator_partition_is_coordinator_not_available(tmp_path)
         bt.stop_node(coordinator)
         c = client_for(bt, other_node(coordinator))
         try:
-            found = c.request(FindCoordinatorRequest(key_type=0, coordinator_keys=[group]), 4).coordinators[0]
+            found = c.request(
+                FindCoordinatorRequest(key_type=0, coordinator_keys=[group]), 4
+            ).coordinators[0]
             hb = c.request(HeartbeatRequest(group_id=group, generation_id=1, member_id="m"), 4)
         finally:
             c.close()
