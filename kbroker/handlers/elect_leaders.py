@@ -52,9 +52,9 @@ async def handle_elect_leaders(ctx: RequestContext, req: ElectLeadersRequest) ->
         if cluster is not None and valid_type and not denied:  # every partition that gets elected
             for name, states in list(cluster.partitions.items()):
                 done = [(i, cluster.elect(name, i, election_type == UNCLEAN)) for i in range(len(states))]
-                results = [PartitionResult(partition_id=i, error_code=code, error_message=None) for i, code in done if code == ErrorCode.NONE]
-                if results:
-                    resp.replica_election_results.append(ReplicaElectionResult(topic=name, partition_result=results))
+                elected = [PartitionResult(partition_id=i, error_code=code, error_message=None) for i, code in done if code == ErrorCode.NONE]
+                if elected:
+                    resp.replica_election_results.append(ReplicaElectionResult(topic=name, partition_result=elected))
         return resp
     by_topic: dict[str, list[int]] = {}
     for tp in req.topic_partitions:
