@@ -340,3 +340,25 @@ def test_elect_leaders_preferred_and_unclean(cluster: BrokerThread) -> None:
     assert elect(1)[1] == ErrorCode.ELECTION_NOT_NEEDED
     cluster.start_node(preferred)
     assert sorted(partition_state(cluster, "el", 0)["isr"]) == sorted([preferred, follower])
+
+
+def test_elect_leaders_for_every_partition_lists_those_elected(cluster: BrokerThread) -> None:
+    from kbroker.wire.messages.elect_leaders_request import ElectLeadersRequest
+
+    create_topic(cluster, "all", 3, replication_factor=2)
+    moved = partition_state(cluster, "all", 1)
+    cluster.move_leader("all", 1, moved["replicas"][1])
+    c = client_for(cluster, 2)
+    try:
+        resp = c.request(
+            ElectLeadersRequest(election_type=0, topic_partitions=None, timeout_ms=5000), 2
+        )
+    finally:
+        c.close()
+    listed = {
+        (r.topic, p.partition_id, p.error_code)
+        for r in resp.replica_election_results
+        for p in r.partition_result
+    }
+    assert listed == {("all", 1, ErrorCode.NONE)}
+    assert partition_state(cluster, "all", 1)["leader"] == moved["replicas"][0]
