@@ -427,6 +427,28 @@ class Cluster:
         self._set_leader(topic_name, partition, node_id)
         self.broker.metadata.save()
 
+    def elect(self, topic_name: str, partition: int, unclean: bool) -> ErrorCode:
+        """ElectLeaders for one partition: preferred (the first replica, if live and in the
+        ISR) or unclean (any live replica, only when the partition has no leader)."""
+        state = self.partitions[topic_name][partition]
+        if unclean:
+            if state.leader != NO_LEADER:
+                return ErrorCode.ELECTION_NOT_NEEDED
+            live = [n for n in state.replicas if self.nodes[n].up]
+            if not live:
+                return ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE
+            state.isr = [live[0]]
+            self._set_leader(topic_name, partition, live[0])
+        else:
+            preferred = state.replicas[0]
+            if state.leader == preferred:
+                return ErrorCode.ELECTION_NOT_NEEDED
+            if preferred not in state.isr or not self.nodes[preferred].up:
+                return ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+            self._set_leader(topic_name, partition, preferred)
+        self.broker.metadata.save()
+        return ErrorCode.NONE
+
     def _set_leader(self, topic_name: str, partition: int, node_id: int) -> None:
         """A leader change: new epoch, opened in the log's epoch cache at the log end."""
         state = self.partitions[topic_name][partition]

@@ -216,7 +216,9 @@ class Broker:
             raise
 
     def connection_factory(self, security: ListenerSecurity | None, node_id: int | None = None) -> Callable[[], KafkaConnection]:
-        node = self.config.node_id if node_id is None else node_id
+        if node_id is None:  # the broker's own listeners: node.id, or a virtual cluster's node 1
+            node_id = 1 if self.cluster is not None else self.config.node_id
+        node = node_id
         return lambda: KafkaConnection(self, security, node)
 
     def drop_connections(self, node_id: int) -> None:

@@ -6,6 +6,11 @@ Version notes:
 - A single node leads every partition and is every partition's preferred (only) replica, so
   no election is ever needed: an existing partition gets ELECTION_NOT_NEEDED, for either
   election type, as Kafka answers a partition whose preferred leader already leads.
+- Virtual cluster (``kbroker.cluster``): elections happen.  Preferred: the first replica
+  takes over if it is live and in the ISR (else PREFERRED_LEADER_NOT_AVAILABLE); unclean: a
+  partition without a leader gets its first live replica (else
+  ELIGIBLE_LEADERS_NOT_AVAILABLE); both bump the leader epoch.  A null topic list elects
+  every partition that can be and lists those.
 - A partition of a missing topic, or an index out of range, is UNKNOWN_TOPIC_OR_PARTITION.
 - A null topic list means every partition; Kafka leaves out of that answer the partitions
   that need no election, so here the answer lists nothing.
@@ -42,7 +47,14 @@ async def handle_elect_leaders(ctx: RequestContext, req: ElectLeadersRequest) ->
         else ErrorCode.NONE if valid_type else ErrorCode.INVALID_REQUEST,
         replica_election_results=[],
     )
+    cluster = ctx.broker.cluster
     if req.topic_partitions is None:
+        if cluster is not None and valid_type and not denied:  # every partition that gets elected
+            for name, states in list(cluster.partitions.items()):
+                done = [(i, cluster.elect(name, i, election_type == UNCLEAN)) for i in range(len(states))]
+                elected = [PartitionResult(partition_id=i, error_code=code, error_message=None) for i, code in done if code == ErrorCode.NONE]
+                if elected:
+                    resp.replica_election_results.append(ReplicaElectionResult(topic=name, partition_result=elected))
         return resp
     by_topic: dict[str, list[int]] = {}
     for tp in req.topic_partitions:
@@ -60,6 +72,9 @@ async def handle_elect_leaders(ctx: RequestContext, req: ElectLeadersRequest) ->
                 error, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {name}"
             elif not 0 <= index < topic.num_partitions:
                 error, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {name}-{index}"
+            elif cluster is not None:
+                error = cluster.elect(name, index, election_type == UNCLEAN)
+                message = None if error == ErrorCode.NONE else error.name
             else:
                 error, message = ErrorCode.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."
             results.append(PartitionResult(partition_id=index, error_code=error, error_message=message))

@@ -223,3 +223,28 @@ def test_each_node_lists_the_groups_it_coordinates_and_describes_broker_configs_
             c.close()
     for group in groups:
         assert [n for n in (1, 2, 3) if group in listed[n]] == [coordinators[group]]
+
+
+def test_an_offline_coordinator_partition_is_coordinator_not_available(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bt = BrokerThread(
+        tmp_path / "d", {"kbroker.nodes": "3", "offsets.topic.replication.factor": "1"}
+    )
+    try:
+        bt.start()
+        group = GROUPS[2]
+        coordinator = _find(bt, [group])[group]
+        bt.stop_node(coordinator)
+        c = client_for(bt, other_node(coordinator))
+        try:
+            found = c.request(
+                FindCoordinatorRequest(key_type=0, coordinator_keys=[group]), 4
+            ).coordinators[0]
+            hb = c.request(HeartbeatRequest(group_id=group, generation_id=1, member_id="m"), 4)
+        finally:
+            c.close()
+        assert (found.error_code, found.node_id) == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1)
+        assert hb.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE
+        bt.start_node(coordinator)
+        assert _find(bt, [group])[group] == coordinator
+    finally:
+        bt.close()

@@ -297,3 +297,68 @@ def test_leaders_and_epochs_survive_a_restart(cluster: BrokerThread) -> None:
     assert after[0]["leader"] == before[0]["replicas"][0]  # the preferred leader again
     assert after[0]["leader_epoch"] > moved_epoch  # never lower
     assert [n["port"] for n in cluster.cluster_state()["nodes"]] == ports
+
+
+def test_elect_leaders_preferred_and_unclean(cluster: BrokerThread) -> None:
+    from kbroker.wire.messages.elect_leaders_request import ElectLeadersRequest, TopicPartitions
+
+    def elect(election_type: int) -> tuple[int, int]:
+        c = client_for(cluster, 1)
+        try:
+            resp = c.request(
+                ElectLeadersRequest(
+                    election_type=election_type,
+                    topic_partitions=[TopicPartitions(topic="el", partitions=[0])],
+                    timeout_ms=5000,
+                ),
+                2,
+            )
+        finally:
+            c.close()
+        result = resp.replica_election_results[0].partition_result[0]
+        return resp.error_code, result.error_code
+
+    create_topic(cluster, "el", 1, replication_factor=2)
+    first = partition_state(cluster, "el", 0)
+    preferred, follower = first["replicas"]
+    assert elect(0) == (ErrorCode.NONE, ErrorCode.ELECTION_NOT_NEEDED)
+    cluster.move_leader("el", 0, follower)
+    assert elect(0) == (ErrorCode.NONE, ErrorCode.NONE)
+    back = partition_state(cluster, "el", 0)
+    assert back["leader"] == preferred and back["leader_epoch"] == first["leader_epoch"] + 2
+    # Follower out of the ISR, then the leader gone: offline; the follower's return does not
+    # make it leader (not in the ISR) until an unclean election.
+    cluster.stop_node(follower)
+    cluster.stop_node(preferred)
+    cluster.start_node(follower)
+    offline = partition_state(cluster, "el", 0)
+    assert (offline["leader"], offline["isr"]) == (-1, [preferred])
+    assert elect(0)[1] == ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    assert elect(1) == (ErrorCode.NONE, ErrorCode.NONE)
+    unclean = partition_state(cluster, "el", 0)
+    assert (unclean["leader"], unclean["isr"]) == (follower, [follower])
+    assert elect(1)[1] == ErrorCode.ELECTION_NOT_NEEDED
+    cluster.start_node(preferred)
+    assert sorted(partition_state(cluster, "el", 0)["isr"]) == sorted([preferred, follower])
+
+
+def test_elect_leaders_for_every_partition_lists_those_elected(cluster: BrokerThread) -> None:
+    from kbroker.wire.messages.elect_leaders_request import ElectLeadersRequest
+
+    create_topic(cluster, "all", 3, replication_factor=2)
+    moved = partition_state(cluster, "all", 1)
+    cluster.move_leader("all", 1, moved["replicas"][1])
+    c = client_for(cluster, 2)
+    try:
+        resp = c.request(
+            ElectLeadersRequest(election_type=0, topic_partitions=None, timeout_ms=5000), 2
+        )
+    finally:
+        c.close()
+    listed = {
+        (r.topic, p.partition_id, p.error_code)
+        for r in resp.replica_election_results
+        for p in r.partition_result
+    }
+    assert listed == {("all", 1, ErrorCode.NONE)}
+    assert partition_state(cluster, "all", 1)["leader"] == moved["replicas"][0]

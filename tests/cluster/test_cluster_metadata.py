@@ -166,3 +166,21 @@ def client_for_single(bt: BrokerThread):  # type: ignore[no-untyped-def]
     from broker_harness import RawClient
 
     return RawClient(bt.address)
+
+
+def test_node_one_is_node_one_whatever_node_id_says(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bt = BrokerThread(tmp_path / "d", {"kbroker.nodes": "2", "node.id": "5"})
+    try:
+        bt.start()
+        create_topic(bt, "n1", 2, replication_factor=1)
+        leader_one = next(p for p in range(2) if partition_state(bt, "n1", p)["leader"] == 1)
+        c = client_for(bt, 1)
+        try:
+            from cluster_helpers import produce
+
+            answer = produce(c, "n1", leader_one, [b"x"]).responses[0].partition_responses[0]
+        finally:
+            c.close()
+        assert answer.error_code == ErrorCode.NONE
+    finally:
+        bt.close()
