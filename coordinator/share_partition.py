@@ -317,6 +317,9 @@ class SharePartition:
             state = RecordState(b.delivery_state)
             if state is S.ACQUIRED:
                 state = S.AVAILABLE
+            if state is S.AVAILABLE and b.delivery_count >= delivery_count_limit:
+                # held at the limit when the broker stopped: releasing it archives it
+                state = S.ARCHIVED
             for offset in range(max(b.first_offset, start_offset), b.last_offset + 1):
                 part.in_flight[offset] = InFlight(state, b.delivery_count)
                 part.end_offset = max(part.end_offset, offset + 1)

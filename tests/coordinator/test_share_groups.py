@@ -177,3 +177,17 @@ def test_delete_group_needs_it_empty_and_drops_its_share_state() -> None:
     assert ctx.share.partition("g", tid, 0) is None
     after = ctx.restarted()
     assert after.coord.share_groups.get("g") is None and after.share.partition("g", tid, 0) is None
+
+
+def test_a_record_held_at_the_delivery_limit_across_a_restart_is_archived_not_redelivered() -> None:
+    """Found by the state machine: a restart made a record held for its last delivery
+    AVAILABLE again, so it was delivered limit + 1 times."""
+    ctx = ShareTestContext(ShareConfig(group_share_delivery_count_limit=2))
+    tid = ctx.create_topic("t", 1)
+    _joined(ctx, "a")
+    ctx.produce(tid, 0, 1)
+    assert ctx.fetch("g", "a", tid, 0) == [(0, 0, 1)]
+    ctx = ctx.restarted()
+    assert ctx.fetch("g", "a", tid, 0) == [(0, 0, 2)]
+    ctx = ctx.restarted()
+    assert ctx.fetch("g", "a", tid, 0) == []

@@ -108,6 +108,18 @@ class ShareGroupMachine(RuleBasedStateMachine):
         if still_mine and kind is not AcknowledgeType.RELEASE:
             self.finished.add(offset)
 
+    @rule(member=st.sampled_from(MEMBERS))
+    def release_all(self, member: str) -> None:
+        """RELEASE every record the member holds (what a consumer that closes does)."""
+        part = self._part()
+        for offset in sorted(self.held[member]):
+            assert part is not None
+            record = part.in_flight.get(offset)
+            mine = record is not None and record.state is RecordState.ACQUIRED and record.member_id == member
+            code = self.ctx.ack("g", member, self.tid, 0, offset, offset, int(AcknowledgeType.RELEASE))
+            assert code == (ErrorCode.NONE if mine else ErrorCode.INVALID_RECORD_STATE)
+        self.held[member].clear()
+
     @rule(ms=st.sampled_from([100, 1_000, LOCK_MS, 50_000]))
     def sleep(self, ms: int) -> None:
         self.ctx.sleep(ms)
@@ -129,5 +141,5 @@ class ShareGroupMachine(RuleBasedStateMachine):
             assert (record.state is RecordState.ACQUIRED) == (record.member_id is not None)
 
 
-ShareGroupMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+ShareGroupMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
 TestShareGroupMachine = ShareGroupMachine.TestCase
