@@ -79,10 +79,6 @@ from kbroker.wire.messages.leave_group_response import LeaveGroupResponse
 from kbroker.wire.messages.list_groups_request import ListGroupsRequest
 from kbroker.wire.messages.list_groups_response import ListedGroup, ListGroupsResponse
 from kbroker.wire.messages.offset_commit_request import OffsetCommitRequest
-from kbroker.wire.messages.share_group_describe_request import ShareGroupDescribeRequest
-from kbroker.wire.messages.share_group_describe_response import ShareGroupDescribeResponse
-from kbroker.wire.messages.share_group_heartbeat_request import ShareGroupHeartbeatRequest
-from kbroker.wire.messages.share_group_heartbeat_response import ShareGroupHeartbeatResponse
 from kbroker.wire.messages.offset_commit_response import OffsetCommitResponse
 from kbroker.wire.messages.offset_delete_request import OffsetDeleteRequest
 from kbroker.wire.messages.offset_delete_response import OffsetDeleteResponse
@@ -93,6 +89,10 @@ from kbroker.wire.messages.offset_fetch_response import (
     OffsetFetchResponsePartition,
     OffsetFetchResponseTopic,
 )
+from kbroker.wire.messages.share_group_describe_request import ShareGroupDescribeRequest
+from kbroker.wire.messages.share_group_describe_response import ShareGroupDescribeResponse
+from kbroker.wire.messages.share_group_heartbeat_request import ShareGroupHeartbeatRequest
+from kbroker.wire.messages.share_group_heartbeat_response import ShareGroupHeartbeatResponse
 from kbroker.wire.messages.sync_group_request import SyncGroupRequest
 from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 from kbroker.wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest

@@ -84,10 +84,14 @@ class ShareCoordinator:
         return int(value) if value is not None else self.config.group_share_delivery_count_limit
 
     def auto_offset_reset(self, group_id: str) -> str:
-        return self.overrides(group_id).get(AUTO_OFFSET_RESET_OVERRIDE, self.config.share_auto_offset_reset)
+        return self.overrides(group_id).get(
+            AUTO_OFFSET_RESET_OVERRIDE, self.config.share_auto_offset_reset
+        )
 
     def _new_partition(self, group_id: str) -> SharePartition:
-        return SharePartition(self.delivery_count_limit(group_id), self.config.group_share_partition_max_record_locks)
+        return SharePartition(
+            self.delivery_count_limit(group_id), self.config.group_share_partition_max_record_locks
+        )
 
     # -- durability ------------------------------------------------------------------------
     def _write(self, fx: Effects, key: PartitionKey) -> None:
@@ -194,7 +198,9 @@ class ShareCoordinator:
         if part is None or max_records <= 0:
             return fx.result([])
         now = self.now_ms()
-        ranges = part.acquire(member_id, first_offset, last_offset, max_records, now, self.lock_duration_ms(group_id))
+        ranges = part.acquire(
+            member_id, first_offset, last_offset, max_records, now, self.lock_duration_ms(group_id)
+        )
         if ranges:
             self._write(fx, key)  # delivery counts are durable from acquisition on
             self._schedule_lock_timer(key)
@@ -234,7 +240,9 @@ class ShareCoordinator:
             self.released(topic_id, partition)
         return fx.result(code)
 
-    def release_member(self, group_id: str, member_id: str, only: set[tuple[UUID, int]] | None = None) -> Result[None]:
+    def release_member(
+        self, group_id: str, member_id: str, only: set[tuple[UUID, int]] | None = None
+    ) -> Result[None]:
         """The member left (or closed its share session): its records come back now."""
         fx = Effects()
         for key, part in self.partitions.items():
@@ -254,7 +262,9 @@ class ShareCoordinator:
         if deadline is None:
             self.timer.cancel(lock_key(key))
             return
-        self.timer.schedule(lock_key(key), max(0, deadline - self.now_ms()), lambda: self.expire_locks(key))
+        self.timer.schedule(
+            lock_key(key), max(0, deadline - self.now_ms()), lambda: self.expire_locks(key)
+        )
 
     def expire_locks(self, key: PartitionKey) -> Result[None]:
         fx = Effects()
@@ -273,17 +283,23 @@ class ShareCoordinator:
 
     # -- admin -----------------------------------------------------------------------------
     def start_offsets(self, group_id: str) -> dict[tuple[UUID, int], int]:
-        return {(k[1], k[2]): p.start_offset for k, p in self.partitions.items() if k[0] == group_id}
+        return {
+            (k[1], k[2]): p.start_offset for k, p in self.partitions.items() if k[0] == group_id
+        }
 
     def lag(self, group_id: str, topic_id: UUID, partition: int) -> int:
         part = self.partitions.get((group_id, topic_id, partition))
         offsets = self.log_offsets(topic_id, partition)
         if part is None or offsets is None:
             return -1
-        done = sum(1 for r in part.in_flight.values() if r.state.name in ("ACKNOWLEDGED", "ARCHIVED"))
+        done = sum(
+            1 for r in part.in_flight.values() if r.state.name in ("ACKNOWLEDGED", "ARCHIVED")
+        )
         return max(0, offsets[1] - part.start_offset - done)
 
-    def alter_start_offset(self, group_id: str, topic_id: UUID, partition: int, offset: int) -> Result[None]:
+    def alter_start_offset(
+        self, group_id: str, topic_id: UUID, partition: int, offset: int
+    ) -> Result[None]:
         fx = Effects()
         key = (group_id, topic_id, partition)
         part = self.partitions.get(key)
@@ -300,7 +316,11 @@ class ShareCoordinator:
     def delete_state(self, group_id: str, topic_ids: set[UUID] | None = None) -> Result[None]:
         """Tombstones for the group's share-partitions (all, or those of ``topic_ids``)."""
         fx = Effects()
-        for key in [k for k in self.partitions if k[0] == group_id and (topic_ids is None or k[1] in topic_ids)]:
+        for key in [
+            k
+            for k in self.partitions
+            if k[0] == group_id and (topic_ids is None or k[1] in topic_ids)
+        ]:
             self.timer.cancel(lock_key(key))
             del self.partitions[key]
             self.snapshot_epochs.pop(key, None)

@@ -66,7 +66,9 @@ class ShareGroup:
     initialized: dict[UUID, tuple[str, frozenset[int]]] = field(default_factory=dict)
 
     def transition(self, new: ShareGroupState) -> None:
-        assert (self.state, new) in STATE_TRANSITIONS, f"share group {self.group_id}: {self.state} -> {new}"
+        assert (self.state, new) in STATE_TRANSITIONS, (
+            f"share group {self.group_id}: {self.state} -> {new}"
+        )
         self.state = new
 
     def update_state(self) -> None:

@@ -56,7 +56,9 @@ from kbroker.wire.messages.share_group_describe_response import (
     Member,
     ShareGroupDescribeResponse,
 )
-from kbroker.wire.messages.share_group_describe_response import TopicPartitions as DescribedTopicPartitions
+from kbroker.wire.messages.share_group_describe_response import (
+    TopicPartitions as DescribedTopicPartitions,
+)
 from kbroker.wire.messages.share_group_heartbeat_request import ShareGroupHeartbeatRequest
 from kbroker.wire.messages.share_group_heartbeat_response import (
     Assignment,
@@ -109,7 +111,9 @@ def session_key(group_id: str, member_id: str) -> str:
 
 
 def _response_parts(parts: Mapping[UUID, frozenset[int]]) -> list[TopicPartitions]:
-    return [TopicPartitions(topic_id=t, partitions=sorted(p)) for t, p in sorted(parts.items()) if p]
+    return [
+        TopicPartitions(topic_id=t, partitions=sorted(p)) for t, p in sorted(parts.items()) if p
+    ]
 
 
 class ShareGroupManager:
@@ -182,7 +186,10 @@ class ShareGroupManager:
             group.initialized = (
                 {}
                 if value is None
-                else {ti.topic_id: (ti.topic_name, frozenset(ti.partitions)) for ti in value.initialized_topics}
+                else {
+                    ti.topic_id: (ti.topic_name, frozenset(ti.partitions))
+                    for ti in value.initialized_topics
+                }
             )
         elif t in (SHARE_MEMBER_METADATA, SHARE_CURRENT_ASSIGNMENT):
             member = group.members.get(key.member_id)
@@ -200,7 +207,9 @@ class ShareGroupManager:
                 else:
                     member.member_epoch = value.member_epoch
                     member.previous_member_epoch = value.previous_member_epoch
-                    member.assigned = {tp.topic_id: frozenset(tp.partitions) for tp in value.assigned_partitions}
+                    member.assigned = {
+                        tp.topic_id: frozenset(tp.partitions) for tp in value.assigned_partitions
+                    }
         group.state = ShareGroupState.STABLE if group.members else ShareGroupState.EMPTY
 
     def on_loaded(self) -> None:
@@ -226,7 +235,11 @@ class ShareGroupManager:
             else:
                 response = self._heartbeat(request, client_id, client_host, fx)
         except HeartbeatError as error:
-            return Result(response=ShareGroupHeartbeatResponse(error_code=error.code, error_message=error.message))
+            return Result(
+                response=ShareGroupHeartbeatResponse(
+                    error_code=error.code, error_message=error.message
+                )
+            )
         return fx.result(response)
 
     def _validate(self, request: ShareGroupHeartbeatRequest) -> None:
@@ -242,14 +255,18 @@ class ShareGroupManager:
         if request.member_epoch == 0 and not request.subscribed_topic_names:
             raise HeartbeatError(bad, "SubscribedTopicNames must be set in first request.")
 
-    def _leave(self, request: ShareGroupHeartbeatRequest, fx: Effects) -> ShareGroupHeartbeatResponse:
+    def _leave(
+        self, request: ShareGroupHeartbeatRequest, fx: Effects
+    ) -> ShareGroupHeartbeatResponse:
         group = self.get(request.group_id)
         member = group.members.get(request.member_id) if group is not None else None
         if group is None or member is None:
             raise HeartbeatError(ErrorCode.UNKNOWN_MEMBER_ID)
         self._remove_member(group, member, fx)
         return ShareGroupHeartbeatResponse(
-            member_id=request.member_id, member_epoch=LEAVE_GROUP_MEMBER_EPOCH, heartbeat_interval_ms=0
+            member_id=request.member_id,
+            member_epoch=LEAVE_GROUP_MEMBER_EPOCH,
+            heartbeat_interval_ms=0,
         )
 
     def _remove_member(self, group: ShareGroup, member: ShareGroupMember, fx: Effects) -> None:
@@ -289,12 +306,14 @@ class ShareGroupManager:
         if member is None:
             if request.member_epoch != 0:
                 raise HeartbeatError(
-                    ErrorCode.UNKNOWN_MEMBER_ID, f"Member {request.member_id} is not a member of group {group.group_id}."
+                    ErrorCode.UNKNOWN_MEMBER_ID,
+                    f"Member {request.member_id} is not a member of group {group.group_id}.",
                 )
             max_size = self.config.group_share_max_size
             if len(group.members) >= max_size:
                 raise HeartbeatError(
-                    ErrorCode.GROUP_MAX_SIZE_REACHED, f"The share group has reached its maximum capacity of {max_size} members."
+                    ErrorCode.GROUP_MAX_SIZE_REACHED,
+                    f"The share group has reached its maximum capacity of {max_size} members.",
                 )
             member = group.members[request.member_id] = ShareGroupMember(request.member_id)
             bump = True
@@ -306,7 +325,12 @@ class ShareGroupManager:
                 f"The share group member has a member epoch ({request.member_epoch}) different from "
                 f"the one known by the group coordinator ({member.member_epoch}).",
             )
-        old_metadata = (member.rack_id, member.client_id, member.client_host, list(member.subscribed_topic_names))
+        old_metadata = (
+            member.rack_id,
+            member.client_id,
+            member.client_host,
+            list(member.subscribed_topic_names),
+        )
         member.client_id = client_id
         member.client_host = client_host
         if request.rack_id is not None:
@@ -315,7 +339,12 @@ class ShareGroupManager:
             names = sorted(set(request.subscribed_topic_names))
             bump = bump or names != member.subscribed_topic_names
             member.subscribed_topic_names = names
-        if old_metadata != (member.rack_id, member.client_id, member.client_host, member.subscribed_topic_names):
+        if old_metadata != (
+            member.rack_id,
+            member.client_id,
+            member.client_host,
+            member.subscribed_topic_names,
+        ):
             self._write_member(fx, group, member)
         subscribed = self._subscribed(group)
         if bump or subscribed != group.subscribed_topics:
@@ -341,7 +370,9 @@ class ShareGroupManager:
             response.assignment = Assignment(topic_partitions=_response_parts(member.assigned))
         return response
 
-    def _initialize(self, group: ShareGroup, parts: Mapping[UUID, frozenset[int]], fx: Effects) -> None:
+    def _initialize(
+        self, group: ShareGroup, parts: Mapping[UUID, frozenset[int]], fx: Effects
+    ) -> None:
         """Tell the share coordinator about partitions assigned for the first time (it
         sets their start offset from ``share.auto.offset.reset``) and record them."""
         fresh = {t: p - group.initialized.get(t, ("", frozenset()))[1] for t, p in parts.items()}
@@ -353,14 +384,20 @@ class ShareGroupManager:
         for t, p in fresh.items():
             name, had = group.initialized.get(t, (names.get(t, ""), frozenset()))
             group.initialized[t] = (name, had | p)
-        self._write(fx, group.group_id, *state_partition_metadata_record(group.group_id, group.initialized))
+        self._write(
+            fx, group.group_id, *state_partition_metadata_record(group.group_id, group.initialized)
+        )
 
     # -- timeouts ------------------------------------------------------------------------
     def session_timeout_ms(self, group_id: str) -> int:
-        return self.overrides(group_id).get(SESSION_TIMEOUT_OVERRIDE, self.config.group_share_session_timeout_ms)
+        return self.overrides(group_id).get(
+            SESSION_TIMEOUT_OVERRIDE, self.config.group_share_session_timeout_ms
+        )
 
     def heartbeat_interval_ms(self, group_id: str) -> int:
-        return self.overrides(group_id).get(HEARTBEAT_INTERVAL_OVERRIDE, self.config.group_share_heartbeat_interval_ms)
+        return self.overrides(group_id).get(
+            HEARTBEAT_INTERVAL_OVERRIDE, self.config.group_share_heartbeat_interval_ms
+        )
 
     def _schedule_session(self, group: ShareGroup, member: ShareGroupMember) -> None:
         group_id, member_id = group.group_id, member.member_id
@@ -392,7 +429,23 @@ class ShareGroupManager:
         if any(t in group.initialized for t in topic_ids):
             for t in topic_ids:
                 group.initialized.pop(t, None)
-            self._write(fx, group.group_id, *state_partition_metadata_record(group.group_id, group.initialized))
+            self._write(
+                fx,
+                group.group_id,
+                *state_partition_metadata_record(group.group_id, group.initialized),
+            )
+
+    def note_initialized(
+        self, group: ShareGroup, parts: Mapping[UUID, frozenset[int]], fx: Effects
+    ) -> None:
+        """AlterShareGroupOffsets initialized these share-partitions (record it)."""
+        names = {info[0]: name for name, info in self.topics().items()}
+        for t, p in parts.items():
+            name, had = group.initialized.get(t, (names.get(t, ""), frozenset()))
+            group.initialized[t] = (name, had | p)
+        self._write(
+            fx, group.group_id, *state_partition_metadata_record(group.group_id, group.initialized)
+        )
 
     def describe(self, request: ShareGroupDescribeRequest) -> Result[ShareGroupDescribeResponse]:
         names = {info[0]: name for name, info in self.topics().items()}
@@ -427,7 +480,11 @@ class ShareGroupManager:
                             subscribed_topic_names=list(m.subscribed_topic_names),
                             assignment=DescribedAssignment(
                                 topic_partitions=[
-                                    DescribedTopicPartitions(topic_id=t, topic_name=names.get(t, ""), partitions=sorted(p))
+                                    DescribedTopicPartitions(
+                                        topic_id=t,
+                                        topic_name=names.get(t, ""),
+                                        partitions=sorted(p),
+                                    )
                                     for t, p in sorted(m.assigned.items())
                                     if p
                                 ]

@@ -124,7 +124,11 @@ class SharePartition:
         return self.start_offset >= 0
 
     def acquired_by(self, member_id: str) -> list[int]:
-        return sorted(o for o, r in self.in_flight.items() if r.state is S.ACQUIRED and r.member_id == member_id)
+        return sorted(
+            o
+            for o, r in self.in_flight.items()
+            if r.state is S.ACQUIRED and r.member_id == member_id
+        )
 
     def next_lock_deadline_ms(self) -> int | None:
         deadlines = [r.lock_deadline_ms for r in self.in_flight.values() if r.state is S.ACQUIRED]
@@ -178,7 +182,11 @@ class SharePartition:
             if self.in_flight[offset].state is S.AVAILABLE:
                 acquired.append(offset)
         offset = max(lo, self.end_offset)
-        while offset <= last_offset and len(acquired) < max_records and len(self.in_flight) < self.max_in_flight_records:
+        while (
+            offset <= last_offset
+            and len(acquired) < max_records
+            and len(self.in_flight) < self.max_in_flight_records
+        ):
             self.in_flight[offset] = InFlight(S.AVAILABLE, 0)
             acquired.append(offset)
             offset += 1
@@ -212,7 +220,13 @@ class SharePartition:
         return min(pending) if pending else max(self.end_offset, self.start_offset)
 
     def acknowledge(
-        self, member_id: str, first_offset: int, last_offset: int, types: list[int], now_ms: int, lock_duration_ms: int
+        self,
+        member_id: str,
+        first_offset: int,
+        last_offset: int,
+        types: list[int],
+        now_ms: int,
+        lock_duration_ms: int,
     ) -> bool:
         """Apply one acknowledgement batch by ``member_id``: all or nothing.  Raises
         AckRefused when an offset is not acquired by that member or a type is unknown.

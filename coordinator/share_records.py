@@ -42,7 +42,9 @@ from kbroker.wire.messages.internal.share_group_current_member_assignment_value 
     ShareGroupCurrentMemberAssignmentValue,
     TopicPartitions,
 )
-from kbroker.wire.messages.internal.share_group_member_metadata_key import ShareGroupMemberMetadataKey
+from kbroker.wire.messages.internal.share_group_member_metadata_key import (
+    ShareGroupMemberMetadataKey,
+)
 from kbroker.wire.messages.internal.share_group_member_metadata_value import (
     ShareGroupMemberMetadataValue,
 )
@@ -93,8 +95,14 @@ _GROUP_TYPES: dict[int, tuple[type[Any], type[Any] | None]] = {
     SHARE_GROUP_METADATA: (ShareGroupMetadataKey, ShareGroupMetadataValue),
     SHARE_TARGET_METADATA: (ShareGroupTargetAssignmentMetadataKey, None),
     SHARE_TARGET_MEMBER: (ShareGroupTargetAssignmentMemberKey, None),
-    SHARE_CURRENT_ASSIGNMENT: (ShareGroupCurrentMemberAssignmentKey, ShareGroupCurrentMemberAssignmentValue),
-    SHARE_STATE_PARTITION_METADATA: (ShareGroupStatePartitionMetadataKey, ShareGroupStatePartitionMetadataValue),
+    SHARE_CURRENT_ASSIGNMENT: (
+        ShareGroupCurrentMemberAssignmentKey,
+        ShareGroupCurrentMemberAssignmentValue,
+    ),
+    SHARE_STATE_PARTITION_METADATA: (
+        ShareGroupStatePartitionMetadataKey,
+        ShareGroupStatePartitionMetadataValue,
+    ),
 }
 SHARE_GROUP_RECORD_TYPES = frozenset(_GROUP_TYPES)
 _STATE_TYPES: dict[int, tuple[type[Any], type[Any]]] = {
@@ -128,7 +136,9 @@ def encode_record(key: Any, value: Any | None) -> tuple[bytes, bytes | None]:
     return key_bytes, _INT16.pack(_VERSION) + encode(value, _VERSION)
 
 
-def _decode(table: Mapping[int, tuple[type[Any], type[Any] | None]], key: bytes, value: bytes | None) -> tuple[int, Any, Any] | None:
+def _decode(
+    table: Mapping[int, tuple[type[Any], type[Any] | None]], key: bytes, value: bytes | None
+) -> tuple[int, Any, Any] | None:
     (record_type,) = _INT16.unpack_from(key)
     entry = table.get(record_type)
     if entry is None:
@@ -170,26 +180,48 @@ def share_state_key(group_id: str, topic_id: UUID, partition: int) -> str:
 
 # -- builders ------------------------------------------------------------------------------
 def group_epoch_record(group_id: str, epoch: int) -> tuple[Any, Any]:
-    return ShareGroupMetadataKey(group_id=group_id), ShareGroupMetadataValue(epoch=epoch, metadata_hash=0)
+    return ShareGroupMetadataKey(group_id=group_id), ShareGroupMetadataValue(
+        epoch=epoch, metadata_hash=0
+    )
 
 
 def member_record(
-    group_id: str, member_id: str, *, rack_id: str | None, client_id: str, client_host: str, topics: list[str]
+    group_id: str,
+    member_id: str,
+    *,
+    rack_id: str | None,
+    client_id: str,
+    client_host: str,
+    topics: list[str],
 ) -> tuple[Any, Any]:
-    return ShareGroupMemberMetadataKey(group_id=group_id, member_id=member_id), ShareGroupMemberMetadataValue(
-        rack_id=rack_id, client_id=client_id, client_host=client_host, subscribed_topic_names=list(topics)
+    return ShareGroupMemberMetadataKey(
+        group_id=group_id, member_id=member_id
+    ), ShareGroupMemberMetadataValue(
+        rack_id=rack_id,
+        client_id=client_id,
+        client_host=client_host,
+        subscribed_topic_names=list(topics),
     )
 
 
 def current_assignment_record(
-    group_id: str, member_id: str, *, member_epoch: int, previous_member_epoch: int, assigned: Mapping[UUID, frozenset[int]]
+    group_id: str,
+    member_id: str,
+    *,
+    member_epoch: int,
+    previous_member_epoch: int,
+    assigned: Mapping[UUID, frozenset[int]],
 ) -> tuple[Any, Any]:
-    return ShareGroupCurrentMemberAssignmentKey(group_id=group_id, member_id=member_id), ShareGroupCurrentMemberAssignmentValue(
+    return ShareGroupCurrentMemberAssignmentKey(
+        group_id=group_id, member_id=member_id
+    ), ShareGroupCurrentMemberAssignmentValue(
         member_epoch=member_epoch,
         previous_member_epoch=previous_member_epoch,
         state=0,
         assigned_partitions=[
-            TopicPartitions(topic_id=t, partitions=sorted(p)) for t, p in sorted(assigned.items()) if p
+            TopicPartitions(topic_id=t, partitions=sorted(p))
+            for t, p in sorted(assigned.items())
+            if p
         ],
     )
 
@@ -197,7 +229,9 @@ def current_assignment_record(
 def state_partition_metadata_record(
     group_id: str, initialized: Mapping[UUID, tuple[str, frozenset[int]]]
 ) -> tuple[Any, Any]:
-    return ShareGroupStatePartitionMetadataKey(group_id=group_id), ShareGroupStatePartitionMetadataValue(
+    return ShareGroupStatePartitionMetadataKey(
+        group_id=group_id
+    ), ShareGroupStatePartitionMetadataValue(
         initialized_topics=[
             TopicPartitionsInfo(topic_id=t, topic_name=name, partitions=sorted(parts))
             for t, (name, parts) in sorted(initialized.items())
@@ -259,4 +293,7 @@ def snapshot_tombstone(group_id: str, topic_id: UUID, partition: int) -> tuple[A
 
 
 def state_batches_of(value: Any) -> list[StateBatch]:
-    return [StateBatch(b.first_offset, b.last_offset, b.delivery_state, b.delivery_count) for b in value.state_batches]
+    return [
+        StateBatch(b.first_offset, b.last_offset, b.delivery_state, b.delivery_count)
+        for b in value.state_batches
+    ]

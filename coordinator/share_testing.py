@@ -14,7 +14,11 @@ from uuid import UUID
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.result import Record, Result, apply_result
 from kbroker.coordinator.share_config import ShareConfig
-from kbroker.coordinator.share_coordinator import RoutedTimer, ShareCoordinator, ShareListenerAdapter
+from kbroker.coordinator.share_coordinator import (
+    RoutedTimer,
+    ShareCoordinator,
+    ShareListenerAdapter,
+)
 from kbroker.coordinator.share_records import decode_share_state_record
 from kbroker.coordinator.timer import FakeTimer, ManualClock
 from kbroker.wire.messages.share_group_heartbeat_request import ShareGroupHeartbeatRequest
@@ -39,8 +43,12 @@ class ShareTestContext:
         self.state_log: list[Record] = []
         self.timer = FakeTimer(self.clock, sink=self.finish)
         self.topics: dict[str, tuple[UUID, int, bool]] = topics if topics is not None else {}
-        self.log_ends: dict[tuple[UUID, int], tuple[int, int]] = log_ends if log_ends is not None else {}
-        self.group_configs: dict[str, dict[str, str]] = group_configs if group_configs is not None else {}
+        self.log_ends: dict[tuple[UUID, int], tuple[int, int]] = (
+            log_ends if log_ends is not None else {}
+        )
+        self.group_configs: dict[str, dict[str, str]] = (
+            group_configs if group_configs is not None else {}
+        )
         self._topic_ids = itertools.count(len(self.topics) + 1)
         self.released: list[tuple[UUID, int]] = []
         self.coord = GroupCoordinator(
@@ -61,7 +69,11 @@ class ShareTestContext:
         self.coord.share_groups.listener = ShareListenerAdapter(self.share, self.finish_share)
 
     def _int_overrides(self, group_id: str) -> dict[str, int]:
-        return {k: int(v) for k, v in self.group_configs.get(group_id, {}).items() if v.lstrip("-").isdigit()}
+        return {
+            k: int(v)
+            for k, v in self.group_configs.get(group_id, {}).items()
+            if v.lstrip("-").isdigit()
+        }
 
     def finish(self, result: Result[Any]) -> Any:
         return apply_result(result, self.offsets_log.extend)
@@ -83,28 +95,52 @@ class ShareTestContext:
     def sleep(self, ms: int) -> None:
         self.timer.advance(ms)
 
-    def heartbeat(self, group_id: str, member_id: str, epoch: int, topics: list[str] | None = None) -> ShareGroupHeartbeatResponse:
+    def heartbeat(
+        self, group_id: str, member_id: str, epoch: int, topics: list[str] | None = None
+    ) -> ShareGroupHeartbeatResponse:
         request = ShareGroupHeartbeatRequest(
-            group_id=group_id, member_id=member_id, member_epoch=epoch, subscribed_topic_names=topics
+            group_id=group_id,
+            member_id=member_id,
+            member_epoch=epoch,
+            subscribed_topic_names=topics,
         )
-        response = self.finish(self.coord.share_group_heartbeat(request, client_id="client", client_host="/127.0.0.1"))
+        response = self.finish(
+            self.coord.share_group_heartbeat(request, client_id="client", client_host="/127.0.0.1")
+        )
         assert isinstance(response, ShareGroupHeartbeatResponse)
         return response
 
-    def fetch(self, group_id: str, member_id: str, topic_id: UUID, partition: int, max_records: int = 500) -> list[tuple[int, int, int]]:
+    def fetch(
+        self, group_id: str, member_id: str, topic_id: UUID, partition: int, max_records: int = 500
+    ) -> list[tuple[int, int, int]]:
         """What ShareFetch acquires when the log read returns everything up to the HWM."""
         first = self.finish_share(self.share.fetch_offset(group_id, topic_id, partition))
         if first is None:
             return []
         high_watermark = self.log_ends[(topic_id, partition)][1]
         ranges = self.finish_share(
-            self.share.acquire(group_id, member_id, topic_id, partition, first, high_watermark - 1, max_records)
+            self.share.acquire(
+                group_id, member_id, topic_id, partition, first, high_watermark - 1, max_records
+            )
         )
         assert isinstance(ranges, list)
         return ranges
 
-    def ack(self, group_id: str, member_id: str, topic_id: UUID, partition: int, first: int, last: int, kind: int) -> int:
-        code = self.finish_share(self.share.acknowledge(group_id, member_id, topic_id, partition, [(first, last, [kind])]))
+    def ack(
+        self,
+        group_id: str,
+        member_id: str,
+        topic_id: UUID,
+        partition: int,
+        first: int,
+        last: int,
+        kind: int,
+    ) -> int:
+        code = self.finish_share(
+            self.share.acknowledge(
+                group_id, member_id, topic_id, partition, [(first, last, [kind])]
+            )
+        )
         return int(code)
 
     def restarted(self) -> ShareTestContext:

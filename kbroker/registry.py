@@ -85,6 +85,14 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     # -- KIP-848 consumer groups (issue 14) --
     ApiKey.CONSUMER_GROUP_HEARTBEAT: ("consumer_group_heartbeat", 0, 1),
     ApiKey.CONSUMER_GROUP_DESCRIBE: ("consumer_group_describe", 0, 1),
+    # -- KIP-932 share groups (issue 14) --
+    ApiKey.SHARE_GROUP_HEARTBEAT: ("share_group_heartbeat", 1, 1),
+    ApiKey.SHARE_GROUP_DESCRIBE: ("share_group_describe", 1, 1),
+    ApiKey.SHARE_FETCH: ("share_fetch", 1, 2),
+    ApiKey.SHARE_ACKNOWLEDGE: ("share_acknowledge", 1, 2),
+    ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS: ("describe_share_group_offsets", 0, 1),
+    ApiKey.ALTER_SHARE_GROUP_OFFSETS: ("alter_share_group_offsets", 0, 0),
+    ApiKey.DELETE_SHARE_GROUP_OFFSETS: ("delete_share_group_offsets", 0, 0),
 }
 
 

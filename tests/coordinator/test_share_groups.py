@@ -25,10 +25,16 @@ def test_join_gets_every_partition_and_epochs_follow_the_group() -> None:
     first = ctx.heartbeat("g", "a", 0, ["t"])
     assert first.member_epoch == 1
     assert first.assignment is not None
-    assert [(tp.topic_id, tp.partitions) for tp in first.assignment.topic_partitions] == [(tid, [0, 1, 2])]
+    assert [(tp.topic_id, tp.partitions) for tp in first.assignment.topic_partitions] == [
+        (tid, [0, 1, 2])
+    ]
     second = ctx.heartbeat("g", "b", 0, ["t"])
     assert second.member_epoch == 2
-    assert second.assignment is not None and second.assignment.topic_partitions[0].partitions == [0, 1, 2]
+    assert second.assignment is not None and second.assignment.topic_partitions[0].partitions == [
+        0,
+        1,
+        2,
+    ]
     # a moves to epoch 2; its assignment did not change, so none is sent
     again = ctx.heartbeat("g", "a", 1)
     assert (again.member_epoch, again.assignment) == (2, None)
@@ -45,16 +51,28 @@ def test_share_group_id_is_not_a_consumer_group_and_lists_as_share() -> None:
     from kbroker.wire.messages.consumer_group_heartbeat_request import ConsumerGroupHeartbeatRequest
 
     cg = ctx.coord.consumer_group_heartbeat(
-        ConsumerGroupHeartbeatRequest(group_id="g", member_id="x", member_epoch=0, rebalance_timeout_ms=1000, subscribed_topic_names=["t"]),
+        ConsumerGroupHeartbeatRequest(
+            group_id="g",
+            member_id="x",
+            member_epoch=0,
+            rebalance_timeout_ms=1000,
+            subscribed_topic_names=["t"],
+        ),
         api_version=1,
         client_id="c",
         client_host="/h",
     )
     assert cg.response is not None and cg.response.error_code == ErrorCode.GROUP_ID_NOT_FOUND
-    listed = ctx.coord.list_groups(ListGroupsRequest(types_filter=["share"]), api_version=5).response
+    listed = ctx.coord.list_groups(
+        ListGroupsRequest(types_filter=["share"]), api_version=5
+    ).response
     assert listed is not None
-    assert [(g.group_id, g.group_type, g.group_state) for g in listed.groups] == [("g", "share", "Stable")]
-    described = ctx.coord.share_group_describe(ShareGroupDescribeRequest(group_ids=["g", "nope"])).response
+    assert [(g.group_id, g.group_type, g.group_state) for g in listed.groups] == [
+        ("g", "share", "Stable")
+    ]
+    described = ctx.coord.share_group_describe(
+        ShareGroupDescribeRequest(group_ids=["g", "nope"])
+    ).response
     assert described is not None
     assert described.groups[0].members[0].member_id == "a"
     assert described.groups[1].error_code == ErrorCode.GROUP_ID_NOT_FOUND
@@ -78,7 +96,9 @@ def test_members_get_distinct_records_and_acceptance_moves_the_start_offset() ->
     assert part is not None and part.start_offset == 4
 
 
-def test_released_records_come_back_with_a_higher_delivery_count_and_are_archived_at_the_limit() -> None:
+def test_released_records_come_back_with_a_higher_delivery_count_and_are_archived_at_the_limit() -> (
+    None
+):
     ctx = ShareTestContext(ShareConfig(group_share_delivery_count_limit=3))
     tid = ctx.create_topic("t", 1)
     _joined(ctx, "a")
@@ -155,7 +175,9 @@ def test_restart_keeps_acknowledgements_delivery_counts_and_membership() -> None
     assert group is not None and list(group.members) == ["a"] and group.group_epoch == 1
     part = after.share.partition("g", tid, 0)
     assert part is not None and part.start_offset == 1
-    assert part.in_flight[1].state is RecordState.AVAILABLE and part.in_flight[1].delivery_count == 1
+    assert (
+        part.in_flight[1].state is RecordState.AVAILABLE and part.in_flight[1].delivery_count == 1
+    )
     assert part.in_flight[2].state is RecordState.ARCHIVED
     # offset 1 (held when the broker went down) comes back, then the rest; 0 and 2 never do
     assert after.fetch("g", "a", tid, 0) == [(1, 1, 2), (3, 5, 1)]
@@ -169,10 +191,14 @@ def test_delete_group_needs_it_empty_and_drops_its_share_state() -> None:
     _joined(ctx, "a")
     ctx.produce(tid, 0, 1)
     ctx.fetch("g", "a", tid, 0)
-    busy = ctx.finish(ctx.coord.delete_groups(DeleteGroupsRequest(groups_names=["g"]), api_version=2))
+    busy = ctx.finish(
+        ctx.coord.delete_groups(DeleteGroupsRequest(groups_names=["g"]), api_version=2)
+    )
     assert busy.results[0].error_code == ErrorCode.NON_EMPTY_GROUP
     ctx.heartbeat("g", "a", -1)
-    done = ctx.finish(ctx.coord.delete_groups(DeleteGroupsRequest(groups_names=["g"]), api_version=2))
+    done = ctx.finish(
+        ctx.coord.delete_groups(DeleteGroupsRequest(groups_names=["g"]), api_version=2)
+    )
     assert done.results[0].error_code == ErrorCode.NONE
     assert ctx.share.partition("g", tid, 0) is None
     after = ctx.restarted()

@@ -13,7 +13,6 @@ from uuid import UUID
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
 from kbroker.coordinator.share_config import ShareConfig
 from kbroker.coordinator.share_partition import AcknowledgeType, RecordState
 from kbroker.coordinator.share_testing import ShareTestContext
@@ -78,11 +77,15 @@ class ShareGroupMachine(RuleBasedStateMachine):
         if member not in self.epochs:
             return
         part = self._part()
-        before = {} if part is None else {o: (r.state, r.member_id) for o, r in part.in_flight.items()}
+        before = (
+            {} if part is None else {o: (r.state, r.member_id) for o, r in part.in_flight.items()}
+        )
         for first, last, count in self.ctx.fetch("g", member, self.tid, 0, max_records):
             for offset in range(first, last + 1):
                 state = before.get(offset, (RecordState.AVAILABLE, None))
-                assert state[0] is RecordState.AVAILABLE, f"offset {offset} handed out while {state}"
+                assert state[0] is RecordState.AVAILABLE, (
+                    f"offset {offset} handed out while {state}"
+                )
                 assert offset not in self.finished
                 self.deliveries[offset] = self.deliveries.get(offset, 0) + 1
                 assert self.deliveries[offset] == count
@@ -91,7 +94,9 @@ class ShareGroupMachine(RuleBasedStateMachine):
 
     @rule(
         member=st.sampled_from(MEMBERS),
-        kind=st.sampled_from([AcknowledgeType.ACCEPT, AcknowledgeType.RELEASE, AcknowledgeType.REJECT]),
+        kind=st.sampled_from(
+            [AcknowledgeType.ACCEPT, AcknowledgeType.RELEASE, AcknowledgeType.REJECT]
+        ),
         data=st.data(),
     )
     def acknowledge(self, member: str, kind: AcknowledgeType, data: st.DataObject) -> None:
@@ -101,7 +106,11 @@ class ShareGroupMachine(RuleBasedStateMachine):
         part = self._part()
         assert part is not None
         record = part.in_flight.get(offset)
-        still_mine = record is not None and record.state is RecordState.ACQUIRED and record.member_id == member
+        still_mine = (
+            record is not None
+            and record.state is RecordState.ACQUIRED
+            and record.member_id == member
+        )
         code = self.ctx.ack("g", member, self.tid, 0, offset, offset, int(kind))
         self.held[member].discard(offset)
         assert code == (ErrorCode.NONE if still_mine else ErrorCode.INVALID_RECORD_STATE)
@@ -115,8 +124,14 @@ class ShareGroupMachine(RuleBasedStateMachine):
         for offset in sorted(self.held[member]):
             assert part is not None
             record = part.in_flight.get(offset)
-            mine = record is not None and record.state is RecordState.ACQUIRED and record.member_id == member
-            code = self.ctx.ack("g", member, self.tid, 0, offset, offset, int(AcknowledgeType.RELEASE))
+            mine = (
+                record is not None
+                and record.state is RecordState.ACQUIRED
+                and record.member_id == member
+            )
+            code = self.ctx.ack(
+                "g", member, self.tid, 0, offset, offset, int(AcknowledgeType.RELEASE)
+            )
             assert code == (ErrorCode.NONE if mine else ErrorCode.INVALID_RECORD_STATE)
         self.held[member].clear()
 
@@ -141,5 +156,7 @@ class ShareGroupMachine(RuleBasedStateMachine):
             assert (record.state is RecordState.ACQUIRED) == (record.member_id is not None)
 
 
-ShareGroupMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
+ShareGroupMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=50, deadline=None
+)
 TestShareGroupMachine = ShareGroupMachine.TestCase
