@@ -80,6 +80,7 @@ def _read(
             partition_index=partition,
             error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
             current_leader=_leader(ctx, topic_id, partition),
+            records=b"",
         )
     log = ctx.broker.topics.log(topic.name, partition)
     if log is None or budget[0] <= 0:
@@ -99,6 +100,7 @@ def _read(
             partition_index=partition,
             error_code=ErrorCode.KAFKA_STORAGE_ERROR,
             current_leader=_leader(ctx, topic_id, partition),
+            records=b"",
         )
     if not fetched.records:
         return None
@@ -155,6 +157,7 @@ async def handle_share_fetch(ctx: RequestContext, req: ShareFetchRequest) -> Sha
                     partition_index=p.partition_index,
                     acknowledge_error_code=code,
                     current_leader=_leader(ctx, t.topic_id, p.partition_index),
+                    records=b"",  # v1+: not nullable
                 )
     if epoch == FINAL_EPOCH:
         close_session(runtime, group_id, member_id)
