@@ -34,14 +34,14 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 from helpers import unique_topic
-
-from kbroker.client import Client
 from kbroker.wire.messages.describe_share_group_offsets_request import (
     DescribeShareGroupOffsetsRequest,
     DescribeShareGroupOffsetsRequestGroup,
 )
 from kbroker.wire.messages.list_groups_request import ListGroupsRequest
 from kbroker.wire.messages.share_group_describe_request import ShareGroupDescribeRequest
+
+from kbroker.client import Client
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(240)]
 
