@@ -45,12 +45,12 @@ from kbroker.wire.messages.produce_request import (
     TopicProduceData,
 )
 from kbroker.wire.messages.share_acknowledge_request import (
+    AcknowledgementBatch as AckBatch,
+)
+from kbroker.wire.messages.share_acknowledge_request import (
     AcknowledgePartition,
     AcknowledgeTopic,
     ShareAcknowledgeRequest,
-)
-from kbroker.wire.messages.share_acknowledge_request import (
-    AcknowledgementBatch as AckBatch,
 )
 from kbroker.wire.messages.share_fetch_request import (
     AcknowledgementBatch,
@@ -321,6 +321,47 @@ def test_share_sessions_fetch_acknowledge_admin_and_restart(tmp_path: Path) -> N
             1,
         )
         assert after.groups[0].topics == []
+        c.close()
+    finally:
+        bt.close()
+
+
+def test_share_apis_follow_the_emulated_release() -> None:
+    """Share APIs only from releases that had them; share.version finalized by default only
+    from 4.2 (a 4.1 cluster had share groups as a preview, off until enabled)."""
+    from kbroker.emulation import emulation_for
+
+    share_keys = (76, 77, 78, 79, 90, 91, 92)
+    old = emulation_for("4.0")
+    assert not any(k in old.api_ranges for k in share_keys) and "share.version" not in old.supported_features
+    preview = emulation_for("4.1")
+    assert preview.api_ranges[ApiKey.SHARE_FETCH] == (1, 1)
+    assert preview.supported_features["share.version"] == (0, 1)
+    assert "share.version" not in preview.finalized_features
+    newest = emulation_for(None)
+    assert newest.api_ranges[ApiKey.SHARE_FETCH] == (1, 2)
+    assert newest.finalized_features["share.version"] == 1
+
+
+def test_share_groups_need_the_share_version_feature(tmp_path: Path) -> None:
+    from kbroker.wire.messages.update_features_request import (
+        FeatureUpdateKey,
+        UpdateFeaturesRequest,
+    )
+
+    bt = BrokerThread(tmp_path / "data", {"kbroker.emulate.version": "4.1"})
+    bt.start()
+    try:
+        c = RawClient(bt.address)
+        topic = CreatableTopic(name="t", num_partitions=1, replication_factor=-1)
+        assert c.request(CreateTopicsRequest(topics=[topic]), 7).topics[0].error_code == 0
+        join = ShareGroupHeartbeatRequest(group_id="sg", member_id="m1", member_epoch=0, subscribed_topic_names=["t"])
+        assert c.request(join, 1).error_code == ErrorCode.UNSUPPORTED_VERSION
+        enable = UpdateFeaturesRequest(
+            timeout_ms=5000, feature_updates=[FeatureUpdateKey(feature="share.version", max_version_level=1, upgrade_type=1)]
+        )
+        assert c.request(enable, 1).error_code == 0
+        assert c.request(join, 1).error_code == 0
         c.close()
     finally:
         bt.close()
