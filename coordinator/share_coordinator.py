@@ -170,7 +170,8 @@ class ShareCoordinator:
         offsets = self.log_offsets(topic_id, partition)
         if offsets is None:
             return Result(response=None)
-        result = self.initialize(group_id, {topic_id: frozenset({partition})})
+        records = self.initialize(group_id, {topic_id: frozenset({partition})}).records
+        result: Result[int | None] = Result(records=records)
         part = self.partitions.get(key)
         if part is None:
             return result

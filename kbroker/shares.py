@@ -66,8 +66,8 @@ class _Listener(ShareListenerAdapter):
     """Membership changes: the share coordinator's records, and a leaving member's share
     session closed."""
 
-    def __init__(self, runtime: ShareRuntime) -> None:
-        super().__init__(runtime.coordinator, runtime.finish)
+    def __init__(self, runtime: ShareRuntime, coordinator: ShareCoordinator) -> None:
+        super().__init__(coordinator, runtime.finish)
         self.runtime = runtime
 
     def member_left(self, group_id: str, member_id: str) -> None:
@@ -87,7 +87,7 @@ class ShareRuntime:
         self.config = ShareConfig(**share_group_settings(config))
         self.num_partitions = config.get_int("share.coordinator.state.topic.num.partitions")
         assert groups.timer is not None
-        self.coordinator = ShareCoordinator(
+        self.coordinator: ShareCoordinator = ShareCoordinator(
             self.config,
             now_ms,
             RoutedTimer(groups.timer, self.finish),
@@ -95,7 +95,7 @@ class ShareRuntime:
             groups.group_configs.get,
         )
         self.coordinator.released = self._released
-        self.listener = _Listener(self)
+        self.listener = _Listener(self, self.coordinator)
         self.sessions: dict[tuple[str, str], ShareSession] = {}
 
     def log_offsets(self, topic_id: UUID, partition: int) -> tuple[int, int] | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from kbroker.acl.check import GROUP, allowed
+from kbroker.acl.model import AclOperation
 from kbroker.registry import RequestContext
 from kbroker.shares import MAX_SHARE_SESSIONS, ShareRuntime, ShareSession
 from kbroker.wire.errors import ErrorCode
@@ -17,7 +19,14 @@ FINAL_EPOCH = -1
 def share_groups_enabled(ctx: RequestContext) -> bool:
     """Kafka serves share groups only while ``share.version`` is finalized at 1 or more
     (the default of a 4.2 cluster; an UpdateFeatures downgrade to 0 turns them off)."""
-    return ctx.broker.features.levels().get(SHARE_VERSION_FEATURE, 0) >= 1
+    features = ctx.broker.features
+    return features is not None and features.levels().get(SHARE_VERSION_FEATURE, 0) >= 1
+
+
+def group_allowed(ctx: RequestContext, group_id: str | None, operation: AclOperation = AclOperation.READ) -> bool:
+    """ACLs (when an authorizer is on): READ on the group to be a member, fetch and
+    acknowledge; DESCRIBE to describe it; DELETE to delete its offsets."""
+    return allowed(ctx, operation, GROUP, group_id or "")
 
 
 def share_runtime(ctx: RequestContext) -> ShareRuntime:
@@ -58,9 +67,10 @@ def enter_session(
             raise SessionError(ErrorCode.SHARE_SESSION_LIMIT_REACHED)
         session = runtime.sessions[key] = ShareSession(epoch=0)
         return session
-    session = runtime.sessions.get(key)
-    if session is None:
+    found = runtime.sessions.get(key)
+    if found is None:
         raise SessionError(ErrorCode.SHARE_SESSION_NOT_FOUND)
+    session = found
     if epoch != FINAL_EPOCH:
         if epoch != session.next_epoch():
             raise SessionError(ErrorCode.INVALID_SHARE_SESSION_EPOCH)

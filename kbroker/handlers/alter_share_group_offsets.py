@@ -10,8 +10,10 @@ Version notes:
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from kbroker.coordinator.result import Effects
-from kbroker.handlers._share import share_runtime
+from kbroker.handlers._share import group_allowed, share_runtime
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -27,6 +29,8 @@ from kbroker.wire.messages.alter_share_group_offsets_response import (
 async def handle_alter_share_group_offsets(
     ctx: RequestContext, req: AlterShareGroupOffsetsRequest
 ) -> AlterShareGroupOffsetsResponse:
+    if not group_allowed(ctx, req.group_id):
+        return AlterShareGroupOffsetsResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     groups = ctx.broker.groups
     assert groups.coordinator is not None
     runtime = share_runtime(ctx)
@@ -42,7 +46,7 @@ async def handle_alter_share_group_offsets(
             error_message="The share group must be empty to alter its offsets.",
         )
     response = AlterShareGroupOffsetsResponse()
-    altered: dict = {}
+    altered: dict[UUID, set[int]] = {}
     for t in req.topics:
         topic = ctx.broker.metadata.get(t.topic_name)
         rt = AlterShareGroupOffsetsResponseTopic(topic_name=t.topic_name)

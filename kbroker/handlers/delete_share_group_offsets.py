@@ -10,8 +10,9 @@ Version notes:
 
 from __future__ import annotations
 
+from kbroker.acl.model import AclOperation
 from kbroker.coordinator.result import Effects
-from kbroker.handlers._share import share_runtime
+from kbroker.handlers._share import group_allowed, share_runtime
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -26,6 +27,8 @@ from kbroker.wire.messages.delete_share_group_offsets_response import (
 async def handle_delete_share_group_offsets(
     ctx: RequestContext, req: DeleteShareGroupOffsetsRequest
 ) -> DeleteShareGroupOffsetsResponse:
+    if not group_allowed(ctx, req.group_id, AclOperation.DELETE):
+        return DeleteShareGroupOffsetsResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     groups = ctx.broker.groups
     assert groups.coordinator is not None
     runtime = share_runtime(ctx)

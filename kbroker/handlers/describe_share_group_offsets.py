@@ -10,7 +10,8 @@ Version notes:
 
 from __future__ import annotations
 
-from kbroker.handlers._share import share_runtime
+from kbroker.acl.model import AclOperation
+from kbroker.handlers._share import group_allowed, share_runtime
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -37,6 +38,9 @@ async def handle_describe_share_group_offsets(
     for g in req.groups:
         out = DescribeShareGroupOffsetsResponseGroup(group_id=g.group_id)
         response.groups.append(out)
+        if not group_allowed(ctx, g.group_id, AclOperation.DESCRIBE):
+            out.error_code = ErrorCode.GROUP_AUTHORIZATION_FAILED
+            continue
         if coordinator.share_groups.get(g.group_id) is None:
             out.error_code = ErrorCode.GROUP_ID_NOT_FOUND
             out.error_message = f"Group {g.group_id} not found."

@@ -21,6 +21,7 @@ from kbroker.handlers._share import (
     check_member,
     close_session,
     enter_session,
+    group_allowed,
     share_groups_enabled,
     share_runtime,
 )
@@ -42,6 +43,8 @@ async def handle_share_acknowledge(
 ) -> ShareAcknowledgeResponse:
     if not share_groups_enabled(ctx):
         return ShareAcknowledgeResponse(error_code=ErrorCode.UNSUPPORTED_VERSION)
+    if not group_allowed(ctx, req.group_id):
+        return ShareAcknowledgeResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     runtime = share_runtime(ctx)
     group_id, member_id = req.group_id or "", req.member_id or ""
     try:

@@ -33,6 +33,7 @@ from kbroker.handlers._share import (
     check_member,
     close_session,
     enter_session,
+    group_allowed,
     share_groups_enabled,
     share_runtime,
 )
@@ -128,6 +129,8 @@ def _read(
 async def handle_share_fetch(ctx: RequestContext, req: ShareFetchRequest) -> ShareFetchResponse:
     if not share_groups_enabled(ctx):
         return ShareFetchResponse(error_code=ErrorCode.UNSUPPORTED_VERSION)
+    if not group_allowed(ctx, req.group_id):
+        return ShareFetchResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     runtime = share_runtime(ctx)
     group_id, member_id = req.group_id or "", req.member_id or ""
     epoch = req.share_session_epoch

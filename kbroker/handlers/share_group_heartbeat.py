@@ -11,7 +11,7 @@ Version notes:
 
 from __future__ import annotations
 
-from kbroker.handlers._share import share_groups_enabled
+from kbroker.handlers._share import group_allowed, share_groups_enabled
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -28,6 +28,8 @@ async def handle_share_group_heartbeat(
             error_code=ErrorCode.UNSUPPORTED_VERSION,
             error_message="Share groups are not enabled (share.version).",
         )
+    if not group_allowed(ctx, req.group_id):
+        return ShareGroupHeartbeatResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     runtime = ctx.broker.groups
     assert runtime.coordinator is not None
     result = runtime.coordinator.share_group_heartbeat(
