@@ -279,26 +279,18 @@ class GroupCoordinator:
     def share_group_heartbeat(
         self, request: ShareGroupHeartbeatRequest, *, client_id: str, client_host: str
     ) -> Result[ShareGroupHeartbeatResponse]:
-        """A group id of a live classic or consumer group is not a share group's (an Empty
-        classic group left only with offsets makes way, as for consumer groups)."""
-        fx = Effects()
+        """The id of a classic group (even an Empty one holding only committed offsets) or
+        of a consumer group is not a share group's: GROUP_ID_NOT_FOUND, as Kafka answers."""
         classic = self.groups.get(request.group_id)
-        busy_classic = classic is not None and not classic.is_in(GroupState.DEAD) and (
-            not classic.is_in(GroupState.EMPTY) or bool(classic.members)
-        )
-        if busy_classic or self.consumer_groups.get(request.group_id) is not None:
+        taken = classic is not None and not classic.is_in(GroupState.DEAD)
+        if taken or self.consumer_groups.get(request.group_id) is not None:
             return Result(
                 response=ShareGroupHeartbeatResponse(
                     error_code=ErrorCode.GROUP_ID_NOT_FOUND,
                     error_message=f"Group {request.group_id} is not a share group.",
                 )
             )
-        if classic is not None and not classic.is_in(GroupState.DEAD) and request.member_epoch == 0:
-            self.offsets.delete_all_offsets(request.group_id, fx)
-            self.groups.delete_group(classic, fx)
-        result = self.share_groups.heartbeat(request, client_id=client_id, client_host=client_host)
-        result.records[:0] = fx.records
-        return result
+        return self.share_groups.heartbeat(request, client_id=client_id, client_host=client_host)
 
     def share_group_describe(self, request: ShareGroupDescribeRequest) -> Result[ShareGroupDescribeResponse]:
         return self.share_groups.describe(request)
@@ -326,6 +318,11 @@ class GroupCoordinator:
         if not request.group_id:
             return Result(
                 response=self.offsets.commit_error_response(request, ErrorCode.INVALID_GROUP_ID)
+            )
+        if self.share_groups.get(request.group_id) is not None:
+            # a share group keeps no committed offsets (its state is per share-partition)
+            return Result(
+                response=self.offsets.commit_error_response(request, ErrorCode.GROUP_ID_NOT_FOUND)
             )
         consumer_group = self.consumer_groups.get(request.group_id)
         if consumer_group is not None:

@@ -217,3 +217,29 @@ def test_a_record_held_at_the_delivery_limit_across_a_restart_is_archived_not_re
     assert ctx.fetch("g", "a", tid, 0) == [(0, 0, 2)]
     ctx = ctx.restarted()
     assert ctx.fetch("g", "a", tid, 0) == []
+
+
+def test_group_ids_of_other_kinds_are_not_share_groups_and_share_groups_take_no_commits() -> None:
+    from kbroker.wire.messages.offset_commit_request import (
+        OffsetCommitRequest,
+        OffsetCommitRequestPartition,
+        OffsetCommitRequestTopic,
+    )
+
+    ctx = ShareTestContext()
+    ctx.create_topic("t", 1)
+
+    def commit(group_id: str) -> int:
+        request = OffsetCommitRequest(
+            group_id=group_id,
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            topics=[OffsetCommitRequestTopic(name="t", partitions=[OffsetCommitRequestPartition(partition_index=0, committed_offset=1)])],
+        )
+        response = ctx.finish(ctx.coord.commit_offsets(request, api_version=8))
+        return int(response.topics[0].partitions[0].error_code)
+
+    assert commit("classic") == ErrorCode.NONE  # an Empty classic group holding an offset
+    assert ctx.heartbeat("classic", "a", 0, ["t"]).error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    _joined(ctx, "a")
+    assert commit("g") == ErrorCode.GROUP_ID_NOT_FOUND
