@@ -33,6 +33,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.consumer_group import ConsumerGroupState
 from kbroker.coordinator.consumer_group_manager import (
     CONSUMER_GROUP_TYPE,
     CONSUMER_PROTOCOL_TYPE,
@@ -194,6 +195,19 @@ class GroupCoordinator:
             all_expired = self.offsets.cleanup_expired_offsets(group, now_ms, fx)
             if all_expired and group.is_in(GroupState.EMPTY):
                 self.groups.delete_group(group, fx)
+        # KIP-848 groups (Kafka's ConsumerGroup.offsetExpirationCondition): retention counts
+        # from each commit; offsets of topics a member subscribes to are kept; an Empty
+        # group left without offsets is deleted.
+        for group_id in list(self.consumer_groups.groups):
+            consumer_group = self.consumer_groups.groups[group_id]
+            if consumer_group.state is ConsumerGroupState.DEAD:
+                continue
+            subscribed = set(consumer_group.subscribed_topics) if consumer_group.members else set()
+            all_expired = self.offsets.expire_offsets(
+                group_id, lambda o: o.commit_timestamp_ms, subscribed.__contains__, now_ms, fx
+            )
+            if all_expired and consumer_group.state is ConsumerGroupState.EMPTY:
+                self.consumer_groups.delete_group(consumer_group, fx)
         self.schedule_group_metadata_expiration()
         return fx.result(None)
 
