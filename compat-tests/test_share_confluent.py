@@ -12,6 +12,8 @@ One share group on a one-partition topic:
 3. a consumer ACCEPTs part of a new run, the broker restarts, and a new consumer gets
    exactly the records that were not accepted, each once.
 
+A second group (lock 60 s) checks that records a closing consumer held come back at once.
+
 confluent-kafka's AdminClient has no share-group calls in 2.16, so ListGroups,
 ShareGroupDescribe and DescribeShareGroupOffsets go through kbroker's own client (the
 wire codec over TCP).
@@ -205,6 +207,35 @@ def test_share_group_of_three_release_lock_expiry_and_restart(broker_factory) ->
     assert all(len(v) == 1 for v in after.values()), after
     _wait_start_offset(boot, group, 43, [g])
     g.close()
+
+
+def test_records_of_a_consumer_that_closes_come_back_at_once(broker_factory) -> None:
+    """The group's lock is 60 s (GROUP config share.record.lock.duration.ms): records that a
+    closing consumer held reach the next one well before any lock could expire."""
+    broker = broker_factory(SHARE_BROKER_SETTINGS)
+    boot = broker.bootstrap
+    topic, group = unique_topic("share"), unique_topic("sg")
+    admin = AdminClient({"bootstrap.servers": boot})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
+    entries = [
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("share.record.lock.duration.ms", "60000", incremental_operation=AlterConfigOpType.SET),
+    ]
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+    admin.incremental_alter_configs([resource])[resource].result(10)
+    _produce(boot, topic, (f"held-{i}" for i in range(4)))
+    holder = _consumer(boot, group, "holder", share_acknowledgement_mode="explicit")
+    holder.subscribe([topic])
+    held = _wait_records(holder, 4)
+    assert [(m.offset(), m.delivery_count()) for m in held] == [(0, 1), (1, 1), (2, 1), (3, 1)]
+    closed_at = time.monotonic()
+    holder.close()  # leaves without acknowledging
+    taker = _consumer(boot, group, "taker")
+    taker.subscribe([topic])
+    again = _wait_records(taker, 4)
+    assert time.monotonic() - closed_at < 60, "came back only when the lock expired"
+    assert [(m.offset(), m.delivery_count()) for m in again] == [(0, 2), (1, 2), (2, 2), (3, 2)]
+    taker.close()
 
 
 def _wait_records(consumer: ShareConsumer, at_least: int) -> list[Any]:
