@@ -234,6 +234,9 @@ class SharePartition:
         count = last_offset - first_offset + 1
         if count <= 0 or not types or len(types) not in (1, count):
             raise AckRefused("acknowledge types do not match the batch")
+        if count > len(self.in_flight):
+            # every offset must be held; this also bounds the work a request can ask for
+            raise AckRefused(f"{count} offsets acknowledged, {len(self.in_flight)} in flight")
         try:
             kinds = [AcknowledgeType(t) for t in types]
         except ValueError:
@@ -244,8 +247,6 @@ class SharePartition:
             kind = kinds[0] if len(kinds) == 1 else kinds[i]
             record = self.in_flight.get(offset)
             if record is None or record.state is not S.ACQUIRED or record.member_id != member_id:
-                if offset < self.start_offset and kind is AcknowledgeType.GAP:
-                    continue
                 raise AckRefused(f"offset {offset} is not acquired by member {member_id}")
             plan.append((offset, record, kind))
         released = False
@@ -328,6 +329,8 @@ class SharePartition:
         part = cls(delivery_count_limit, max_in_flight_records, state_epoch=state_epoch)
         part.start_offset = part.end_offset = start_offset
         for b in batches:
+            if b.last_offset - max(b.first_offset, start_offset) + 1 + len(part.in_flight) > max_in_flight_records:
+                break  # more than a share-partition can hold in flight: not written by us
             state = RecordState(b.delivery_state)
             if state is S.ACQUIRED:
                 state = S.AVAILABLE

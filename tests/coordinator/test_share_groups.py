@@ -243,3 +243,15 @@ def test_group_ids_of_other_kinds_are_not_share_groups_and_share_groups_take_no_
     assert ctx.heartbeat("classic", "a", 0, ["t"]).error_code == ErrorCode.GROUP_ID_NOT_FOUND
     _joined(ctx, "a")
     assert commit("g") == ErrorCode.GROUP_ID_NOT_FOUND
+
+
+def test_an_acknowledgement_over_a_huge_range_is_refused_at_once() -> None:
+    """Refused before any offset is looked at: the work one batch can cause is bounded by the
+    in-flight records, not by the range it names."""
+    ctx = ShareTestContext()
+    tid = ctx.create_topic("t", 1)
+    _joined(ctx, "a")
+    ctx.produce(tid, 0, 2)
+    assert ctx.fetch("g", "a", tid, 0) == [(0, 1, 1)]
+    assert ctx.ack("g", "a", tid, 0, 0, 2**62, ACCEPT) == ErrorCode.INVALID_RECORD_STATE
+    assert ctx.ack("g", "a", tid, 0, 0, 1, ACCEPT) == ErrorCode.NONE
