@@ -225,6 +225,7 @@ class ShareCoordinator:
         code = ErrorCode.NONE
         released = False
         changed = False
+        start_before = part.start_offset
         now = self.now_ms()
         lock_ms = self.lock_duration_ms(group_id)
         for first, last, types in batches:
@@ -237,7 +238,8 @@ class ShareCoordinator:
         if changed:
             self._write(fx, key)
             self._schedule_lock_timer(key)
-        if released:
+        if released or part.start_offset != start_before:
+            # records are available again, or the in-flight window moved (room for more)
             self.released(topic_id, partition)
         return fx.result(code)
 

@@ -255,3 +255,16 @@ def test_an_acknowledgement_over_a_huge_range_is_refused_at_once() -> None:
     assert ctx.fetch("g", "a", tid, 0) == [(0, 1, 1)]
     assert ctx.ack("g", "a", tid, 0, 0, 2**62, ACCEPT) == ErrorCode.INVALID_RECORD_STATE
     assert ctx.ack("g", "a", tid, 0, 0, 1, ACCEPT) == ErrorCode.NONE
+
+
+def test_the_in_flight_cap_holds_back_fresh_records_and_an_accept_wakes_waiting_fetches() -> None:
+    ctx = ShareTestContext(ShareConfig(group_share_partition_max_record_locks=2))
+    tid = ctx.create_topic("t", 1)
+    _joined(ctx, "a", "b")
+    ctx.produce(tid, 0, 5)
+    assert ctx.fetch("g", "a", tid, 0) == [(0, 1, 1)]
+    assert ctx.fetch("g", "b", tid, 0) == []  # two records in flight: the cap
+    assert ctx.released == []
+    assert ctx.ack("g", "a", tid, 0, 0, 1, ACCEPT) == ErrorCode.NONE
+    assert ctx.released == [(tid, 0)]  # a parked fetch of b would look again now
+    assert ctx.fetch("g", "b", tid, 0) == [(2, 3, 1)]
