@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from kbroker.coordinator.result import Effects, Record, Result
-from kbroker.coordinator.share_config import ShareConfig
+from kbroker.coordinator.share_config import ShareConfig, parse_by_duration_ms
 from kbroker.coordinator.share_partition import AckRefused, SharePartition
 from kbroker.coordinator.share_records import (
     SHARE_SNAPSHOT,
@@ -45,6 +45,8 @@ __all__ = ["LogOffsets", "ShareCoordinator"]
 LogOffsets = Callable[[UUID, int], tuple[int, int] | None]
 """(topic id, partition) -> (log start offset, high watermark), or None if it is gone."""
 GroupStringOverrides = Callable[[str], Mapping[str, str]]
+OffsetForTimestamp = Callable[[UUID, int, int], int | None]
+"""(topic id, partition, timestamp ms) -> the first offset with a timestamp at or after it."""
 PartitionKey = tuple[str, UUID, int]
 
 LOCK_DURATION_OVERRIDE = "share.record.lock.duration.ms"
@@ -64,12 +66,14 @@ class ShareCoordinator:
         timer: Any,
         log_offsets: LogOffsets,
         overrides: GroupStringOverrides | None = None,
+        offset_for_timestamp: OffsetForTimestamp | None = None,
     ) -> None:
         self.config = config
         self.now_ms = now_ms
         self.timer = timer
         self.log_offsets = log_offsets
         self.overrides: GroupStringOverrides = overrides or (lambda _g: {})
+        self.offset_for_timestamp: OffsetForTimestamp = offset_for_timestamp or (lambda _t, _p, _ts: None)
         self.partitions: dict[PartitionKey, SharePartition] = {}
         self.snapshot_epochs: dict[PartitionKey, int] = {}
         self.released: Callable[[UUID, int], None] = lambda _t, _p: None
@@ -154,9 +158,20 @@ class ShareCoordinator:
                 if offsets is None:
                     continue
                 part = self.partitions[key] = self._new_partition(group_id)
-                part.initialize(offsets[0] if reset == "earliest" else offsets[1])
+                part.initialize(self._reset_offset(reset, topic_id, partition, offsets))
                 self._write(fx, key)
         return fx.result(None)
+
+    def _reset_offset(self, reset: str, topic_id: UUID, partition: int, offsets: tuple[int, int]) -> int:
+        log_start, high_watermark = offsets
+        if reset == "earliest":
+            return log_start
+        duration_ms = parse_by_duration_ms(reset)
+        if duration_ms is not None:
+            found = self.offset_for_timestamp(topic_id, partition, self.now_ms() - duration_ms)
+            if found is not None:
+                return min(max(found, log_start), high_watermark)
+        return high_watermark
 
     def partition(self, group_id: str, topic_id: UUID, partition: int) -> SharePartition | None:
         return self.partitions.get((group_id, topic_id, partition))

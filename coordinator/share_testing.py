@@ -51,6 +51,8 @@ class ShareTestContext:
         )
         self._topic_ids = itertools.count(len(self.topics) + 1)
         self.released: list[tuple[UUID, int]] = []
+        # (topic id, partition) -> the append time of each offset (for by_duration resets)
+        self.record_times: dict[tuple[UUID, int], list[int]] = {}
         self.coord = GroupCoordinator(
             now_ms=self.clock.now_ms,
             timer=self.timer,
@@ -64,9 +66,14 @@ class ShareTestContext:
             RoutedTimer(self.timer, self.finish_share),
             lambda t, p: self.log_ends.get((t, p)),
             lambda g: self.group_configs.get(g, {}),
+            self._offset_for_timestamp,
         )
         self.share.released = lambda t, p: self.released.append((t, p))
         self.coord.share_groups.listener = ShareListenerAdapter(self.share, self.finish_share)
+
+    def _offset_for_timestamp(self, topic_id: UUID, partition: int, timestamp_ms: int) -> int | None:
+        times = self.record_times.get((topic_id, partition), [])
+        return next((offset for offset, t in enumerate(times) if t >= timestamp_ms), None)
 
     def _int_overrides(self, group_id: str) -> dict[str, int]:
         return {
@@ -91,6 +98,7 @@ class ShareTestContext:
     def produce(self, topic_id: UUID, partition: int, count: int) -> None:
         start, end = self.log_ends[(topic_id, partition)]
         self.log_ends[(topic_id, partition)] = (start, end + count)
+        self.record_times.setdefault((topic_id, partition), []).extend([self.clock.ms] * count)
 
     def sleep(self, ms: int) -> None:
         self.timer.advance(ms)

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from kbroker.config import BrokerConfig, ConfigSource, ConfigType
+from kbroker.coordinator.share_config import valid_auto_offset_reset
 from kbroker.errors import KafkaError
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.describe_configs_response import (
@@ -62,10 +63,9 @@ GROUP_CONFIGS: dict[str, tuple[str, str, str]] = {
     ),
 }
 # string group configs -> (default, allowed values).  share.auto.offset.reset: where a
-# share group starts reading a partition it never read (Kafka's default: latest);
-# Kafka's "by_duration:<ISO-8601>" is not served (INVALID_CONFIG).
+# share group starts reading a partition it never read (Kafka's default: latest).
 STRING_GROUP_CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "share.auto.offset.reset": ("latest", ("latest", "earliest")),
+    "share.auto.offset.reset": ("latest", ("latest", "earliest", "by_duration:<ISO-8601 duration>")),
 }
 
 
@@ -114,7 +114,7 @@ def validate_group_configs(values: dict[str, str], broker: BrokerConfig) -> None
     for name, value in values.items():
         if name in STRING_GROUP_CONFIGS:
             allowed = STRING_GROUP_CONFIGS[name][1]
-            if value not in allowed:
+            if not valid_auto_offset_reset(value):
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for {name}: one of {', '.join(allowed)}")
             continue
         if name not in GROUP_CONFIGS:

@@ -93,6 +93,7 @@ class ShareRuntime:
             RoutedTimer(groups.timer, self.finish),
             self.log_offsets,
             groups.group_configs.get,
+            self.offset_for_timestamp,
         )
         self.coordinator.released = self._released
         self.listener = _Listener(self, self.coordinator)
@@ -106,6 +107,14 @@ class ShareRuntime:
         if log is None:
             return None
         return log.log_start_offset, log.high_watermark
+
+    def offset_for_timestamp(self, topic_id: UUID, partition: int, timestamp_ms: int) -> int | None:
+        topic = self.broker.metadata.by_id(topic_id)
+        log = self.broker.topics.log(topic.name, partition) if topic is not None else None
+        if log is None:
+            return None
+        found = log.offset_for_timestamp(max(timestamp_ms, 0))
+        return found.offset if found is not None else None
 
     def _released(self, topic_id: UUID, partition: int) -> None:
         topic = self.broker.metadata.by_id(topic_id)

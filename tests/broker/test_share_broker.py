@@ -191,6 +191,9 @@ def test_share_sessions_fetch_acknowledge_admin_and_restart(tmp_path: Path) -> N
             ]
         )
         assert c.request(alter, 1).responses[0].error_code == ErrorCode.INVALID_CONFIG
+        alter.resources[0].resource_name = "other"
+        alter.resources[0].configs[0].value = "by_duration:PT1H"
+        assert c.request(alter, 1).responses[0].error_code == 0
         described = c.request(
             DescribeConfigsRequest(
                 resources=[

@@ -268,3 +268,30 @@ def test_the_in_flight_cap_holds_back_fresh_records_and_an_accept_wakes_waiting_
     assert ctx.ack("g", "a", tid, 0, 0, 1, ACCEPT) == ErrorCode.NONE
     assert ctx.released == [(tid, 0)]  # a parked fetch of b would look again now
     assert ctx.fetch("g", "b", tid, 0) == [(2, 3, 1)]
+
+
+def test_auto_offset_reset_by_duration_starts_at_the_first_record_that_recent() -> None:
+    ctx = ShareTestContext()
+    tid = ctx.create_topic("t", 1)
+    ctx.produce(tid, 0, 3)  # offsets 0-2, two hours old by the time the group starts
+    ctx.sleep(3_600_000)
+    ctx.produce(tid, 0, 2)  # offsets 3-4, one hour old
+    ctx.sleep(3_600_000)
+    ctx.group_configs["g"] = {"share.auto.offset.reset": "by_duration:PT1H30M"}
+    _joined(ctx, "a")
+    assert ctx.fetch("g", "a", tid, 0) == [(3, 4, 1)]
+    ctx.group_configs["g2"] = {"share.auto.offset.reset": "by_duration:PT1M"}  # nothing that recent
+    assert ctx.heartbeat("g2", "x", 0, ["t"]).error_code == ErrorCode.NONE
+    assert ctx.fetch("g2", "x", tid, 0) == []
+    ctx.produce(tid, 0, 1)
+    assert ctx.fetch("g2", "x", tid, 0) == [(5, 5, 1)]
+
+
+def test_by_duration_values_parse_as_java_durations() -> None:
+    from kbroker.coordinator.share_config import parse_by_duration_ms, valid_auto_offset_reset
+
+    assert parse_by_duration_ms("by_duration:P1DT2H3M4.5S") == 93_784_500
+    assert parse_by_duration_ms("by_duration:PT0.001S") == 1
+    for bad in ("by_duration:", "by_duration:P", "by_duration:PT", "by_duration:-PT1H", "by_duration:1h", "PT1H"):
+        assert parse_by_duration_ms(bad) is None, bad
+    assert valid_auto_offset_reset("earliest") and not valid_auto_offset_reset("sideways")
