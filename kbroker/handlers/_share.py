@@ -14,6 +14,7 @@ from kbroker.wire.errors import ErrorCode
 
 SHARE_VERSION_FEATURE = "share.version"
 FINAL_EPOCH = -1
+MIN_ACK_TYPE, MAX_ACK_TYPE = 0, 4  # GAP .. RENEW
 
 
 def share_groups_enabled(ctx: RequestContext) -> bool:
@@ -100,6 +101,8 @@ def acknowledge(
         if b.first_offset > b.last_offset or b.first_offset <= previous_last or b.first_offset < 0:
             return ErrorCode.INVALID_REQUEST
         if len(b.acknowledge_types) not in (1, b.last_offset - b.first_offset + 1):
+            return ErrorCode.INVALID_REQUEST
+        if any(not MIN_ACK_TYPE <= t <= MAX_ACK_TYPE for t in b.acknowledge_types):
             return ErrorCode.INVALID_REQUEST
         previous_last = b.last_offset
         plain.append((b.first_offset, b.last_offset, list(b.acknowledge_types)))

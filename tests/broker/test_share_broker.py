@@ -368,3 +368,34 @@ def test_share_groups_need_the_share_version_feature(tmp_path: Path) -> None:
         c.close()
     finally:
         bt.close()
+
+
+def test_bad_share_requests_get_error_codes(tmp_path: Path) -> None:
+    bt = BrokerThread(tmp_path / "data", {"offsets.topic.num.partitions": "1", "share.coordinator.state.topic.num.partitions": "1"})
+    bt.start()
+    try:
+        c = RawClient(bt.address)
+        topic = CreatableTopic(name="t", num_partitions=1, replication_factor=-1)
+        assert c.request(CreateTopicsRequest(topics=[topic]), 7).topics[0].error_code == 0
+        topic_id = c.request(MetadataRequest(topics=[MetadataRequestTopic(name="t")]), 12).topics[0].topic_id
+        no_member = ShareFetchRequest(group_id="sg", member_id=None, share_session_epoch=0, max_wait_ms=0, topics=[])
+        assert c.request(no_member, 1).error_code == ErrorCode.INVALID_REQUEST
+        assert _fetch(c, topic_id, 0).error_code == ErrorCode.UNKNOWN_MEMBER_ID  # not in the group
+        _produce(c, "t", 2)
+        _join(c)
+        stranger = _fetch(c, UUID(int=12345), 0, max_wait_ms=-5)
+        assert stranger.error_code == 0
+        assert [p.error_code for t in stranger.responses for p in t.partitions] == [ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]
+        assert _acquired(_fetch(c, topic_id, 0, max_wait_ms=0)) == []  # latest: nothing yet
+        _produce(c, "t", 2)
+        assert _acquired(_fetch(c, topic_id, 1, max_wait_ms=0)) == [(2, 3, 1)]
+        bad_type = _fetch(c, topic_id, 2, [(2, 3, 9)], max_wait_ms=0)
+        assert bad_type.responses[0].partitions[0].acknowledge_error_code == ErrorCode.INVALID_REQUEST
+        backwards = _fetch(c, topic_id, 3, [(3, 2, ACCEPT)], max_wait_ms=0)
+        assert backwards.responses[0].partitions[0].acknowledge_error_code == ErrorCode.INVALID_REQUEST
+        assert _fetch(c, topic_id, 4, [(2, 3, ACCEPT)], max_wait_ms=0).responses[0].partitions[0].acknowledge_error_code == 0
+        open_again = ShareAcknowledgeRequest(group_id="sg", member_id="m1", share_session_epoch=0, topics=[])
+        assert c.request(open_again, 2).error_code == ErrorCode.INVALID_SHARE_SESSION_EPOCH
+        c.close()
+    finally:
+        bt.close()
