@@ -54,6 +54,7 @@ FEATURES: dict[str, str] = {
     "transactions": "Transactions",
     "compaction": "Compacted topics",
     "durability": "Durability (acks=all across a crash)",
+    "share-groups": "Share groups (KIP-932 queues)",
 }
 # What a client cannot do at all (so no test can show it), with why.
 NOT_SUPPORTED: dict[tuple[str, str], str] = {
@@ -69,6 +70,11 @@ NOT_SUPPORTED: dict[tuple[str, str], str] = {
     ("kbroker-cli", "idempotence"): "no idempotent producer",
     ("kbroker-cli", "groups"): "commits offsets from outside the membership; does not join groups",
     ("kbroker-cli", "transactions"): "no transactional producer",
+    ("kafka-python", "share-groups"): "no share consumer (KIP-932)",
+    ("aiokafka", "share-groups"): "no share consumer (KIP-932)",
+    ("kafkajs", "share-groups"): "no share consumer (KIP-932)",
+    ("kcat", "share-groups"): "no share consumer (KIP-932)",
+    ("kbroker-cli", "share-groups"): "no share consumer (KIP-932)",
 }
 # A test failed if any phase failed, else was skipped if any phase skipped, else passed.
 OUTCOME_RANK = {"failed": 3, "skipped": 2, "passed": 1}

@@ -105,6 +105,7 @@ def _wait_start_offset(boot: str, group: str, expected: int, pump: list[ShareCon
             assert not _poll(c), "no record was left to deliver"
 
 
+@pytest.mark.feature("share-groups", client="confluent")
 def test_share_group_of_three_release_lock_expiry_and_restart(broker_factory) -> None:
     broker = broker_factory(SHARE_BROKER_SETTINGS)
     if not broker.persistent:
@@ -209,6 +210,7 @@ def test_share_group_of_three_release_lock_expiry_and_restart(broker_factory) ->
     g.close()
 
 
+@pytest.mark.feature("share-groups", client="confluent")
 def test_records_of_a_consumer_that_closes_come_back_at_once(broker_factory) -> None:
     """The group's lock is 60 s (GROUP config share.record.lock.duration.ms): records that a
     closing consumer held reach the next one well before any lock could expire."""
