@@ -54,6 +54,7 @@ FEATURES: dict[str, str] = {
     "transactions": "Transactions",
     "compaction": "Compacted topics",
     "durability": "Durability (acks=all across a crash)",
+    "cluster": "Virtual cluster (leader moves, node stop/start, coordinator moves)",
     "share-groups": "Share groups (KIP-932 queues)",
 }
 # What a client cannot do at all (so no test can show it), with why.

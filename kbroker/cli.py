@@ -153,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
         help="shorthand for advertised.listeners: the address clients are told to connect to "
         "(default: the listen address)",
     )
+    p.add_argument(
+        "--nodes",
+        metavar="N",
+        help="run a virtual cluster of N nodes (1-9; ids 1..N, node k on the listen port + k - 1): "
+        "shorthand for --set kbroker.nodes=N",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="where logs and metadata live (default ./kbroker-data)")
     p.add_argument("--config", metavar="FILE", help="Kafka server.properties-style file (Java properties syntax)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a property (repeatable)")
@@ -291,7 +297,7 @@ def _main(argv: list[str] | None) -> int:
             advertise=args.advertise,
             data_dir=args.data_dir,
             config_file=args.config,
-            overrides=args.set,
+            overrides=[*args.set, *([f"kbroker.nodes={args.nodes}"] if args.nodes else [])],
             dev=args.dev,
         )
     except ConfigError as exc:
@@ -399,6 +405,10 @@ async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | 
             # Every listener as NAME=HOST:PORT (PROTOCOL), for scripts that start on port 0.
             ready += "; listeners " + " ".join(
                 f"{x.name}={format_address(*broker.listen_addresses[x.name])} ({x.protocol})" for x in listeners
+            )
+        if broker.cluster is not None:  # a virtual cluster: every node's first listener
+            ready += "; nodes " + " ".join(
+                f"{node.node_id}={format_address(*node.endpoint(listeners[0].name))}" for node in broker.cluster.nodes.values()
             )
         http_url = broker.http.url if broker.http is not None else None
         if http_url:

@@ -223,6 +223,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0", min=0),
         # HOST:PORT of the HTTP listener (/healthz, /readyz, /metrics); unset = off, port 0 = a free port.
         _d("kbroker.http.listen", _T.STRING, None),
+        # The control API (kbroker.control): /v1/faults (and the cluster routes) on the HTTP
+        # listener, for tests that change a running broker from outside.  Off by default: it
+        # lets anyone who reaches the HTTP port break the broker on purpose.
+        _d("kbroker.control.enabled", _T.BOOLEAN, "false"),
         # -- ACLs (issue 11): Kafka's StandardAuthorizer; unset = no authorizer, all allowed --
         _d("authorizer.class.name", _T.STRING, "", choices=("", STANDARD_AUTHORIZER)),
         # "User:admin;User:bob": principals allowed everything.
@@ -269,6 +273,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # Web console (kbroker/console/): true = pages only show; false also allows creating and
         # deleting topics and resetting group offsets from the console's forms.
         _d("kbroker.console.read.only", _T.BOOLEAN, "true"),
+        # -- virtual cluster (issue 15): N nodes (ids 1..N) in this process over one data dir,
+        # node k listening on each listener's port + k - 1 (kbroker/cluster.py).  Capped at
+        # 9 so a cluster takes a small, predictable block of ports.
+        _d("kbroker.nodes", _T.INT, "1", min=1, max=9),
     ]
 }
 

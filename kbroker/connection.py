@@ -54,7 +54,8 @@ time the send buffer stays full.  A handler's own wait (Fetch ``max_wait_ms``, a
 is not bounded by it.  One timer per connection checks the deadline lazily.
 
 A frame that cannot be decoded, an unknown API key and other ``CloseConnection`` cases close
-this connection only.  End of input closes the connection once the buffered complete
+this connection only.  A ``Blackhole`` (a fault rule, ``kbroker.control.faults``) leaves it
+open: the task drops every later frame unanswered until the peer or the idle timer closes it.  End of input closes the connection once the buffered complete
 frames are answered.  When the transport is lost during a request, the request finishes
 (its answer is dropped) and the task ends.  Shutdown (``Broker.shutdown`` calls
 :meth:`KafkaConnection.shutdown`): an idle connection closes at once, a busy one after
@@ -98,10 +99,17 @@ _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
 
 Response = bytes | bytearray | None
+# What the task answers a blackholed request with: nothing, now or later (see Blackhole).
+SILENCE = b""
 
 
 class CloseConnection(Exception):
     """Raised by dispatch when Kafka would close the connection rather than answer."""
+
+
+class Blackhole(CloseConnection):
+    """Raised by dispatch (a fault rule): keep the connection open, take its requests and
+    never answer again, as a node cut off by the network looks to its client."""
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -109,13 +117,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
         "broker", "peer", "session", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
         "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
         "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
+        "node_id",
     )
 
-    def __init__(self, broker: Broker, security: ListenerSecurity | None = None) -> None:
+    def __init__(self, broker: Broker, security: ListenerSecurity | None = None, node_id: int | None = None) -> None:
         self.broker = broker
         self.peer = "?"
         self.security = security
         self.session = Session() if security is None else security.new_session()
+        # The node whose listener accepted it: the configured node.id, or a virtual cluster's
+        # node (kbroker.cluster); the broker's connection factory always says which.
+        if node_id is not None:
+            self.session.node_id = node_id
+        self.node_id = self.session.node_id
         self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -270,6 +284,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         response = await broker.dispatch(frame, self.peer, self.session)
                     else:
                         response = await gate.handle(frame)
+                except Blackhole as exc:
+                    logger.info("%s: %s: no more answers on this connection", self.peer, exc)
+                    response = SILENCE
                 except CloseConnection as exc:
                     logger.info("%s: closing: %s", self.peer, exc)
                     self._close()
@@ -287,6 +304,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._closed:
                     return
                 if response is not None:
+                    if response is SILENCE:
+                        await self._swallow()
+                        return
                     assert self._transport is not None
                     self._transport.write(response)  # may call pause_writing
                 if gate is not None and gate.close_after_write:
@@ -303,6 +323,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
         finally:
             self._wakeup = None
             broker.forget_connection(self)
+
+    async def _swallow(self) -> None:
+        """A blackholed connection: cut and drop frames, answer nothing, until it closes."""
+        while not self._closed:
+            self._ready = None
+            if self._advance():
+                continue
+            if self._closed:
+                return
+            self._wakeup = self._loop.create_future()
+            await self._wakeup
+            self._wakeup = None
 
     def _advance(self) -> bool:
         """Cut the next complete frame into ``_ready`` (True), or get ready to receive it

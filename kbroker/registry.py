@@ -109,6 +109,9 @@ class RequestContext:
     now_ms: int
     # The connection's security facts (principal, client host, listener).
     session: Session = field(default_factory=Session)
+    # The node whose listener accepted the connection: the configured node.id, or in a
+    # virtual cluster (kbroker.nodes > 1) one of 1..N.
+    node_id: int = 1
 
 
 HandlerFn = Callable[[RequestContext, Any], Awaitable[Any]]

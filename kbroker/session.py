@@ -26,3 +26,6 @@ class Session:
     # The connection's SASL authenticator (kbroker.security.sasl.Authenticator) on a SASL
     # listener, for the SaslHandshake/SaslAuthenticate handlers; None elsewhere.
     sasl: Any = None
+    # The node whose listener accepted the connection (a virtual cluster's node id; in
+    # single-node mode the configured node.id).
+    node_id: int = 1

@@ -123,9 +123,9 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
                 _entry(dyn_key, dyn_value, default_source, BROKER_CONFIGS[dyn_key].type, synonyms if with_synonyms else [], False)
             )
         return result
-    if name != str(config.node_id):
+    if name != str(ctx.node_id):  # the node the request came to (a virtual cluster's too)
         result.error_code = ErrorCode.INVALID_REQUEST
-        result.error_message = f"Unexpected broker id, expected {config.node_id} or empty string, but received {name}"
+        result.error_message = f"Unexpected broker id, expected {ctx.node_id} or empty string, but received {name}"
         return result
     keys = resource.configuration_keys
     for key, definition in sorted(BROKER_CONFIGS.items()):

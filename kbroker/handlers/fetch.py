@@ -13,6 +13,8 @@ Version notes:
   answered with session_id 0, which tells the client no session was made (kafka-python asks
   for one; the others never do); a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 - v9+ current_leader_epoch is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+- Virtual cluster (``kbroker.cluster``): a partition this node does not lead is
+  NOT_LEADER_OR_FOLLOWER, with v12+ current_leader and v16+ node_endpoints (KIP-951).
 - Long poll: when fewer than min_bytes are ready the request parks until a produce to one
   of its partitions wakes it, or max_wait_ms passes.  No polling loop.
 - Batches are returned as stored, whole (a fetch from inside a batch gets that batch); the
@@ -148,6 +150,10 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
         remaining = deadline - time.monotonic()
         if size >= req.min_bytes or errored or remaining <= 0 or broker.closing:
             _count(broker, response)
+            if broker.cluster is not None:
+                from kbroker.cluster_routing import annotate_fetch
+
+                annotate_fetch(broker.cluster, ctx, response)
             return response
         await broker.waiters.wait(_partition_keys(ctx, req), remaining)
 
