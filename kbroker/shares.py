@@ -13,7 +13,7 @@
 - **Wake-ups.** Records released (RELEASE, a member leaving, an expired lock) wake parked
   ShareFetches through ``broker.waiters`` on that partition.
 - **Share sessions.** ShareFetch/ShareAcknowledge carry a share-session epoch per (group,
-  member): 0 opens a session, -1 closes it (the member's records in it come back), any other
+  member, node): 0 opens a session, -1 closes it (the member's records in it come back), any other
   value must be the next one.  Sessions live in memory; after a restart a client's next
   request gets SHARE_SESSION_NOT_FOUND and it opens a new one, as with Kafka.
 """
@@ -72,7 +72,8 @@ class _Listener(ShareListenerAdapter):
 
     def member_left(self, group_id: str, member_id: str) -> None:
         super().member_left(group_id, member_id)
-        self.runtime.sessions.pop((group_id, member_id), None)
+        for key in [k for k in self.runtime.sessions if k[:2] == (group_id, member_id)]:
+            del self.runtime.sessions[key]
 
     def group_deleted(self, group_id: str) -> None:
         super().group_deleted(group_id)
@@ -97,7 +98,9 @@ class ShareRuntime:
         )
         self.coordinator.released = self._released
         self.listener = _Listener(self, self.coordinator)
-        self.sessions: dict[tuple[str, str], ShareSession] = {}
+        # (group, member, node id) -> session: each node of a virtual cluster keeps its own,
+        # as each Kafka broker has its own share-session cache
+        self.sessions: dict[tuple[str, str, int], ShareSession] = {}
 
     def log_offsets(self, topic_id: UUID, partition: int) -> tuple[int, int] | None:
         topic = self.broker.metadata.by_id(topic_id)

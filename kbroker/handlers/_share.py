@@ -54,10 +54,10 @@ def check_member(ctx: RequestContext, group_id: str | None, member_id: str | Non
 
 
 def enter_session(
-    runtime: ShareRuntime, group_id: str, member_id: str, epoch: int, *, may_open: bool
+    runtime: ShareRuntime, group_id: str, member_id: str, node_id: int, epoch: int, *, may_open: bool
 ) -> ShareSession:
     """Validate the share-session epoch; open (epoch 0) or advance the session."""
-    key = (group_id, member_id)
+    key = (group_id, member_id, node_id)
     if epoch == 0:
         if not may_open:
             raise SessionError(ErrorCode.INVALID_SHARE_SESSION_EPOCH)
@@ -69,6 +69,10 @@ def enter_session(
         session = runtime.sessions[key] = ShareSession(epoch=0)
         return session
     found = runtime.sessions.get(key)
+    if found is None and epoch == FINAL_EPOCH:
+        # closing a session that is already gone (its member left the group, which ends
+        # its sessions on every node): the acknowledgements are still answered
+        return ShareSession(epoch=FINAL_EPOCH)
     if found is None:
         raise SessionError(ErrorCode.SHARE_SESSION_NOT_FOUND)
     session = found
@@ -79,9 +83,9 @@ def enter_session(
     return session
 
 
-def close_session(runtime: ShareRuntime, group_id: str, member_id: str) -> None:
+def close_session(runtime: ShareRuntime, group_id: str, member_id: str, node_id: int) -> None:
     """Epoch -1: the session ends; the member's records in it come back at once."""
-    session = runtime.sessions.pop((group_id, member_id), None)
+    session = runtime.sessions.pop((group_id, member_id, node_id), None)
     if session is not None:
         runtime.finish(runtime.coordinator.release_member(group_id, member_id, session.partitions))
 

@@ -48,8 +48,9 @@ async def handle_share_acknowledge(
     runtime = share_runtime(ctx)
     group_id, member_id = req.group_id or "", req.member_id or ""
     try:
-        check_member(ctx, group_id, member_id)
-        enter_session(runtime, group_id, member_id, req.share_session_epoch, may_open=False)
+        if req.share_session_epoch != FINAL_EPOCH:  # a member that left may still close its sessions
+            check_member(ctx, group_id, member_id)
+        enter_session(runtime, group_id, member_id, ctx.node_id, req.share_session_epoch, may_open=False)
     except SessionError as error:
         return ShareAcknowledgeResponse(error_code=error.code)
     response = ShareAcknowledgeResponse(
@@ -84,5 +85,5 @@ async def handle_share_acknowledge(
             ShareAcknowledgeTopicResponse(topic_id=t.topic_id, partitions=parts)
         )
     if req.share_session_epoch == FINAL_EPOCH:
-        close_session(runtime, group_id, member_id)
+        close_session(runtime, group_id, member_id, ctx.node_id)
     return response

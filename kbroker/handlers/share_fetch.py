@@ -5,7 +5,8 @@ Version notes:
   MaxRecords and BatchSize and the response's AcquisitionLockTimeoutMs.  v2 adds
   ShareAcquireMode (batch-optimized and record-limit both honour MaxRecords here) and
   IsRenewAck (RENEW acknowledgements extend a lock).
-- Share sessions (per group and member): epoch 0 opens one with the listed partitions (no
+- Share sessions (per group, member and node: each node of a virtual cluster keeps its
+  own, as each Kafka broker does): epoch 0 opens one with the listed partitions (no
   acknowledgements allowed: INVALID_REQUEST), -1 applies the acknowledgements and closes it
   (the member's other records in it come back at once; nothing is fetched), any other epoch
   must be the next one (INVALID_SHARE_SESSION_EPOCH; unknown: SHARE_SESSION_NOT_FOUND).
@@ -136,10 +137,11 @@ async def handle_share_fetch(ctx: RequestContext, req: ShareFetchRequest) -> Sha
     epoch = req.share_session_epoch
     has_acks = any(p.acknowledgement_batches for t in req.topics for p in t.partitions)
     try:
-        check_member(ctx, group_id, member_id)
+        if epoch != FINAL_EPOCH:  # a member that left may still close its sessions
+            check_member(ctx, group_id, member_id)
         if epoch == 0 and has_acks:
             raise SessionError(ErrorCode.INVALID_REQUEST)
-        session = enter_session(runtime, group_id, member_id, epoch, may_open=True)
+        session = enter_session(runtime, group_id, member_id, ctx.node_id, epoch, may_open=True)
     except SessionError as error:
         return ShareFetchResponse(error_code=error.code)
     lock_ms = runtime.coordinator.lock_duration_ms(group_id)
@@ -163,7 +165,7 @@ async def handle_share_fetch(ctx: RequestContext, req: ShareFetchRequest) -> Sha
                     records=b"",  # v1+: not nullable
                 )
     if epoch == FINAL_EPOCH:
-        close_session(runtime, group_id, member_id)
+        close_session(runtime, group_id, member_id, ctx.node_id)
         return _response(answered, lock_ms)
     # 2. the session's partitions
     for t in req.topics:
@@ -176,7 +178,7 @@ async def handle_share_fetch(ctx: RequestContext, req: ShareFetchRequest) -> Sha
     max_records = req.max_records if req.max_records > 0 else DEFAULT_MAX_RECORDS
     deadline = time.monotonic() + max(req.max_wait_ms, 0) / 1000
     while True:
-        if runtime.sessions.get((group_id, member_id)) is not session:
+        if runtime.sessions.get((group_id, member_id, ctx.node_id)) is not session:
             break  # the member left (or reopened its session) while this request waited
         budget = [max_records, max(req.max_bytes, 0), 0]
         found = False
