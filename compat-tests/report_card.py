@@ -57,6 +57,7 @@ FEATURES: dict[str, str] = {
     "cluster": "Virtual cluster (leader moves, node stop/start, coordinator moves)",
     "quotas": "Client quotas (set, describe, throttled)",
     "telemetry": "Client telemetry (KIP-714 subscriptions, pushes)",
+    "share-groups": "Share groups (KIP-932 queues)",
 }
 # What a client cannot do at all (so no test can show it), with why.
 NOT_SUPPORTED: dict[tuple[str, str], str] = {
@@ -74,6 +75,11 @@ NOT_SUPPORTED: dict[tuple[str, str], str] = {
     ("kbroker-cli", "transactions"): "no transactional producer",
     ("aiokafka", "telemetry"): "no KIP-714 client metrics",
     ("kafkajs", "telemetry"): "no KIP-714 client metrics",
+    ("kafka-python", "share-groups"): "no share consumer (KIP-932)",
+    ("aiokafka", "share-groups"): "no share consumer (KIP-932)",
+    ("kafkajs", "share-groups"): "no share consumer (KIP-932)",
+    ("kcat", "share-groups"): "no share consumer (KIP-932)",
+    ("kbroker-cli", "share-groups"): "no share consumer (KIP-932)",
 }
 # A test failed if any phase failed, else was skipped if any phase skipped, else passed.
 OUTCOME_RANK = {"failed": 3, "skipped": 2, "passed": 1}

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from kbroker.coordinator.config import GroupConfig
+from kbroker.coordinator.consumer_group import ConsumerGroupState
 from kbroker.coordinator.consumer_group_manager import (
     CONSUMER_GROUP_TYPE,
     CONSUMER_PROTOCOL_TYPE,
@@ -46,6 +47,13 @@ from kbroker.coordinator.group_manager import GroupManager
 from kbroker.coordinator.offsets import OffsetManager, TopicNameResolver
 from kbroker.coordinator.records import GroupMetadataRecord, OffsetCommitRecord, decode_record
 from kbroker.coordinator.result import Effects, Result
+from kbroker.coordinator.share_config import ShareConfig
+from kbroker.coordinator.share_group_manager import (
+    SHARE_GROUP_TYPE,
+    SHARE_PROTOCOL_TYPE,
+    ShareGroupManager,
+)
+from kbroker.coordinator.share_records import SHARE_GROUP_RECORD_TYPES, decode_share_group_record
 from kbroker.coordinator.state import GroupState
 from kbroker.coordinator.timer import Timer
 from kbroker.wire.errors import ErrorCode
@@ -82,6 +90,10 @@ from kbroker.wire.messages.offset_fetch_response import (
     OffsetFetchResponsePartition,
     OffsetFetchResponseTopic,
 )
+from kbroker.wire.messages.share_group_describe_request import ShareGroupDescribeRequest
+from kbroker.wire.messages.share_group_describe_response import ShareGroupDescribeResponse
+from kbroker.wire.messages.share_group_heartbeat_request import ShareGroupHeartbeatRequest
+from kbroker.wire.messages.share_group_heartbeat_response import ShareGroupHeartbeatResponse
 from kbroker.wire.messages.sync_group_request import SyncGroupRequest
 from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 from kbroker.wire.messages.txn_offset_commit_request import TxnOffsetCommitRequest
@@ -104,6 +116,7 @@ class GroupCoordinator:
         topic_name_for_id: TopicNameResolver | None = None,
         topics: TopicsProvider | None = None,
         group_overrides: GroupOverrides | None = None,
+        share_config: ShareConfig | None = None,
     ) -> None:
         self.config = config or GroupConfig()
         self.timer = timer
@@ -114,6 +127,10 @@ class GroupCoordinator:
             self.config, now_ms, timer, topics, new_uuid, group_overrides
         )
         self.offsets.is_consumer_group = lambda g: self.consumer_groups.get(g) is not None
+        # KIP-932 share groups (their share-partition state is the share coordinator's)
+        self.share_groups = ShareGroupManager(
+            share_config or ShareConfig(), now_ms, timer, topics, group_overrides
+        )
 
     # -- durability ------------------------------------------------------------------------
     def replay(self, key: bytes, value: bytes | None, *, producer_id: int = -1) -> None:
@@ -124,6 +141,10 @@ class GroupCoordinator:
             self.offsets.replay_offset_commit(record.key, record.value, producer_id)
         elif isinstance(record, GroupMetadataRecord):
             self.groups.replay_group_metadata(record.key, record.value)
+        elif int.from_bytes(key[:2], "big", signed=True) in SHARE_GROUP_RECORD_TYPES:
+            share_record = decode_share_group_record(key, value)
+            if share_record is not None:
+                self.share_groups.replay(share_record)
         else:
             consumer_record = decode_consumer_record(key, value)
             if consumer_record is None:
@@ -145,6 +166,7 @@ class GroupCoordinator:
         periodic offsets-retention cycle."""
         result = self.groups.on_loaded()
         self.consumer_groups.on_loaded()
+        self.share_groups.on_loaded()
         self.schedule_group_metadata_expiration()
         return result
 
@@ -154,6 +176,7 @@ class GroupCoordinator:
         self.timer.cancel(CLEANUP_KEY)
         self.offsets.store.offsets.clear()
         self.consumer_groups.on_unloaded()
+        self.share_groups.on_unloaded()
         return self.groups.on_unloaded()
 
     def schedule_group_metadata_expiration(self) -> None:
@@ -172,6 +195,19 @@ class GroupCoordinator:
             all_expired = self.offsets.cleanup_expired_offsets(group, now_ms, fx)
             if all_expired and group.is_in(GroupState.EMPTY):
                 self.groups.delete_group(group, fx)
+        # KIP-848 groups (Kafka's ConsumerGroup.offsetExpirationCondition): retention counts
+        # from each commit; offsets of topics a member subscribes to are kept; an Empty
+        # group left without offsets is deleted.
+        for group_id in list(self.consumer_groups.groups):
+            consumer_group = self.consumer_groups.groups[group_id]
+            if consumer_group.state is ConsumerGroupState.DEAD:
+                continue
+            subscribed = set(consumer_group.subscribed_topics) if consumer_group.members else set()
+            all_expired = self.offsets.expire_offsets(
+                group_id, lambda o: o.commit_timestamp_ms, subscribed.__contains__, now_ms, fx
+            )
+            if all_expired and consumer_group.state is ConsumerGroupState.EMPTY:
+                self.consumer_groups.delete_group(consumer_group, fx)
         self.schedule_group_metadata_expiration()
         return fx.result(None)
 
@@ -186,6 +222,12 @@ class GroupCoordinator:
         reply: JoinReply,
     ) -> Result[JoinGroupResponse]:
         fx = Effects()
+        if self.share_groups.get(request.group_id) is not None:
+            return Result(
+                response=JoinGroupResponse(
+                    error_code=ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=request.member_id
+                )
+            )
         consumer_group = self.consumer_groups.get(request.group_id)
         if consumer_group is not None:
             if consumer_group.members:
@@ -218,6 +260,13 @@ class GroupCoordinator:
         client_host: str,
     ) -> Result[ConsumerGroupHeartbeatResponse]:
         fx = Effects()
+        if self.share_groups.get(request.group_id) is not None:
+            return Result(
+                response=ConsumerGroupHeartbeatResponse(
+                    error_code=ErrorCode.GROUP_ID_NOT_FOUND,
+                    error_message=f"Group {request.group_id} is not a consumer group.",
+                )
+            )
         classic = self.groups.get(request.group_id)
         if classic is not None and not classic.is_in(GroupState.DEAD):
             if not classic.is_in(GroupState.EMPTY) or classic.members:
@@ -239,6 +288,26 @@ class GroupCoordinator:
         self, request: ConsumerGroupDescribeRequest, *, api_version: int
     ) -> Result[ConsumerGroupDescribeResponse]:
         return self.consumer_groups.describe(request, api_version=api_version)
+
+    # -- KIP-932 share groups ----------------------------------------------------------------
+    def share_group_heartbeat(
+        self, request: ShareGroupHeartbeatRequest, *, client_id: str, client_host: str
+    ) -> Result[ShareGroupHeartbeatResponse]:
+        """The id of a classic group (even an Empty one holding only committed offsets) or
+        of a consumer group is not a share group's: GROUP_ID_NOT_FOUND, as Kafka answers."""
+        classic = self.groups.get(request.group_id)
+        taken = classic is not None and not classic.is_in(GroupState.DEAD)
+        if taken or self.consumer_groups.get(request.group_id) is not None:
+            return Result(
+                response=ShareGroupHeartbeatResponse(
+                    error_code=ErrorCode.GROUP_ID_NOT_FOUND,
+                    error_message=f"Group {request.group_id} is not a share group.",
+                )
+            )
+        return self.share_groups.heartbeat(request, client_id=client_id, client_host=client_host)
+
+    def share_group_describe(self, request: ShareGroupDescribeRequest) -> Result[ShareGroupDescribeResponse]:
+        return self.share_groups.describe(request)
 
     def sync_group(
         self, request: SyncGroupRequest, *, api_version: int, reply: SyncReply
@@ -263,6 +332,11 @@ class GroupCoordinator:
         if not request.group_id:
             return Result(
                 response=self.offsets.commit_error_response(request, ErrorCode.INVALID_GROUP_ID)
+            )
+        if self.share_groups.get(request.group_id) is not None:
+            # a share group keeps no committed offsets (its state is per share-partition)
+            return Result(
+                response=self.offsets.commit_error_response(request, ErrorCode.GROUP_ID_NOT_FOUND)
             )
         consumer_group = self.consumer_groups.get(request.group_id)
         if consumer_group is not None:
@@ -369,6 +443,13 @@ class GroupCoordinator:
         fx = Effects()
         response = DeleteGroupsResponse()
         for group_id in request.groups_names:
+            share_group = self.share_groups.get(group_id)
+            if share_group is not None:
+                code = ErrorCode.NON_EMPTY_GROUP if share_group.members else ErrorCode.NONE
+                if not share_group.members:
+                    self.share_groups.delete_group(share_group, fx)
+                response.results.append(DeletableGroupResult(group_id=group_id, error_code=code))
+                continue
             consumer_group = self.consumer_groups.get(group_id)
             if consumer_group is not None:
                 if consumer_group.members:
@@ -397,6 +478,20 @@ class GroupCoordinator:
         states = {s.lower() for s in request.states_filter} if api_version >= 4 else set()
         types = {t.lower() for t in request.types_filter} if api_version >= 5 else set()
         response = ListGroupsResponse()
+        for sg_id in sorted(self.share_groups.groups):
+            share_group = self.share_groups.groups[sg_id]
+            if states and str(share_group.state).lower() not in states:
+                continue
+            if types and SHARE_GROUP_TYPE not in types:
+                continue
+            response.groups.append(
+                ListedGroup(
+                    group_id=sg_id,
+                    protocol_type=SHARE_PROTOCOL_TYPE,
+                    group_state=str(share_group.state),
+                    group_type=SHARE_GROUP_TYPE,
+                )
+            )
         for cg_id in sorted(self.consumer_groups.groups):
             consumer_group = self.consumer_groups.groups[cg_id]
             if states and str(consumer_group.state).lower() not in states:
@@ -432,6 +527,13 @@ class GroupCoordinator:
     ) -> Result[DescribeGroupsResponse]:
         response = DescribeGroupsResponse()
         for group_id in request.groups:
+            if self.share_groups.get(group_id) is not None:
+                described = DescribedGroup(group_id=group_id, group_state=str(GroupState.DEAD))
+                if api_version >= 6:
+                    described.error_code = ErrorCode.GROUP_ID_NOT_FOUND
+                    described.error_message = f"Group {group_id} is not a classic group."
+                response.groups.append(described)
+                continue
             consumer_group = self.consumer_groups.get(group_id)
             if consumer_group is not None:
                 response.groups.append(

@@ -526,15 +526,28 @@ class OffsetManager:
             base = None
         if base is None:
             return False
+        return self.expire_offsets(group.group_id, base, group.is_subscribed_to_topic, now_ms, fx)
+
+    def expire_offsets(
+        self,
+        group_id: str,
+        base: Callable[[OffsetAndMetadata], int],
+        is_subscribed: Callable[[str], bool],
+        now_ms: int,
+        fx: Effects,
+    ) -> bool:
+        """Tombstone the group's offsets whose retention (from ``base``) has passed, except
+        those of subscribed topics and those a transaction still holds; True if none is left."""
+        stored = self.store.group_offsets(group_id)
+        if not stored:
+            return not self.store.has_pending_transactions(group_id)
         retention_ms = self.config.offsets_retention_ms
         expired: list[tuple[str, int]] = []
         remaining = 0
         for topic, partitions in sorted(stored.items()):
-            subscribed = group.is_subscribed_to_topic(topic)
+            subscribed = is_subscribed(topic)
             for partition, offset in sorted(partitions.items()):
-                pending = self.store.has_pending_transactional_offset(
-                    group.group_id, topic, partition
-                )
+                pending = self.store.has_pending_transactional_offset(group_id, topic, partition)
                 if (
                     not subscribed
                     and not pending
@@ -544,8 +557,8 @@ class OffsetManager:
                 else:
                     remaining += 1
         for topic, partition in expired:
-            self._append_and_replay(fx, group.group_id, topic, partition, None)
-        return remaining == 0 and not self.store.has_pending_transactions(group.group_id)
+            self._append_and_replay(fx, group_id, topic, partition, None)
+        return remaining == 0 and not self.store.has_pending_transactions(group_id)
 
 
 def _commit_time(offset: OffsetAndMetadata) -> int:

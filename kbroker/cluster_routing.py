@@ -5,12 +5,15 @@ Only called when ``Broker.cluster`` is set (``kbroker.nodes`` > 1); see ``kbroke
 
 Version notes:
 - Coordinator requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-  OffsetDelete, TxnOffsetCommit, ConsumerGroupHeartbeat, InitProducerId with a
+  OffsetDelete, TxnOffsetCommit, ConsumerGroupHeartbeat, ShareGroupHeartbeat,
+  Alter/DeleteShareGroupOffsets, InitProducerId with a
   transactional id, AddPartitionsToTxn v0-3, AddOffsetsToTxn, EndTxn) sent to a node that
   does not coordinate their key get NOT_COORDINATOR (COORDINATOR_NOT_AVAILABLE while the
   coordinator's partition is offline).  Batched group requests (OffsetFetch, DescribeGroups,
-  DeleteGroups, ConsumerGroupDescribe, AddPartitionsToTxn v4+) are answered by any node:
-  the state exists once, so the answer is the coordinator's.
+  DeleteGroups, ConsumerGroupDescribe, ShareGroupDescribe, DescribeShareGroupOffsets,
+  AddPartitionsToTxn v4+) are answered by any node: the state exists once, so the answer
+  is the coordinator's.  ShareFetch/ShareAcknowledge are answered by any node too (one
+  share-partition state per broker process).
 - FindCoordinator: the node leading the key's internal-topic partition.
 - Produce v10+ / Fetch v12+: a NOT_LEADER_OR_FOLLOWER partition carries current_leader;
   Produce v10+ / Fetch v16+ carry the node_endpoints it names (KIP-951).
@@ -50,6 +53,9 @@ _SINGLE_KEY_APIS: dict[int, tuple[int, str, int]] = {
     ApiKey.OFFSET_DELETE: (GROUP_KEY_TYPE, "group_id", 99),
     ApiKey.TXN_OFFSET_COMMIT: (GROUP_KEY_TYPE, "group_id", 99),
     ApiKey.CONSUMER_GROUP_HEARTBEAT: (GROUP_KEY_TYPE, "group_id", 99),
+    ApiKey.SHARE_GROUP_HEARTBEAT: (GROUP_KEY_TYPE, "group_id", 99),
+    ApiKey.ALTER_SHARE_GROUP_OFFSETS: (GROUP_KEY_TYPE, "group_id", 99),
+    ApiKey.DELETE_SHARE_GROUP_OFFSETS: (GROUP_KEY_TYPE, "group_id", 99),
     ApiKey.INIT_PRODUCER_ID: (TRANSACTION_KEY_TYPE, "transactional_id", 99),
     ApiKey.ADD_PARTITIONS_TO_TXN: (TRANSACTION_KEY_TYPE, "v3_and_below_transactional_id", 3),
     ApiKey.ADD_OFFSETS_TO_TXN: (TRANSACTION_KEY_TYPE, "transactional_id", 99),

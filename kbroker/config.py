@@ -195,6 +195,28 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("group.consumer.max.size", _T.INT, str(INT_MAX), min=1),
         _d("group.consumer.assignors", _T.LIST, "uniform,range"),
         # -- end of KIP-848 consumer groups ---------------------------------------------
+        # -- KIP-932 share groups (issue 14): Kafka 4.2's defaults and ranges -------------
+        _d("group.share.session.timeout.ms", _T.INT, "45000", min=1),
+        _d("group.share.min.session.timeout.ms", _T.INT, "45000", min=1),
+        _d("group.share.max.session.timeout.ms", _T.INT, "60000", min=1),
+        _d("group.share.heartbeat.interval.ms", _T.INT, "5000", min=1),
+        _d("group.share.min.heartbeat.interval.ms", _T.INT, "5000", min=1),
+        _d("group.share.max.heartbeat.interval.ms", _T.INT, "15000", min=1),
+        # how long a fetched record stays with its consumer unacknowledged
+        _d("group.share.record.lock.duration.ms", _T.INT, "30000", min=1000, max=3600000),
+        _d("group.share.min.record.lock.duration.ms", _T.INT, "15000", min=1000, max=30000),
+        _d("group.share.max.record.lock.duration.ms", _T.INT, "60000", min=30000, max=3600000),
+        # deliveries of one record before it is archived (a poison message stops coming back)
+        _d("group.share.delivery.count.limit", _T.INT, "5", min=2, max=10),
+        _d("group.share.min.delivery.count.limit", _T.INT, "2", min=2, max=5),
+        _d("group.share.max.delivery.count.limit", _T.INT, "10", min=5, max=25),
+        # in-flight (acquired or not yet done) records per share-partition: bounds its memory
+        _d("group.share.partition.max.record.locks", _T.INT, "2000", min=100, max=10000),
+        _d("group.share.max.size", _T.INT, "200", min=1, max=1000),
+        _d("share.coordinator.state.topic.num.partitions", _T.INT, "50", min=1),
+        _d("share.coordinator.state.topic.replication.factor", _T.SHORT, "1", min=1),
+        _d("share.coordinator.state.topic.segment.bytes", _T.INT, "104857600", min=1),
+        # -- end of KIP-932 share groups ------------------------------------------------
         # Fault injection for client test suites (0 = off): every Nth partition append of a
         # Produce is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND although it was stored, so the
         # client retries a batch the log already has (idempotence must absorb it).
@@ -356,6 +378,31 @@ def check_consumer_group_configs(config: BrokerConfig) -> None:
 # -- end of KIP-848 consumer groups ------------------------------------------------------
 
 
+def check_share_group_configs(config: BrokerConfig) -> None:
+    """Raise ConfigError as Kafka 4 refuses a share-group default outside its min/max."""
+    for what in ("session.timeout.ms", "heartbeat.interval.ms", "record.lock.duration.ms", "delivery.count.limit"):
+        low = config.get_int(f"group.share.min.{what}")
+        value = config.get_int(f"group.share.{what}")
+        high = config.get_int(f"group.share.max.{what}")
+        if not low <= value <= high:
+            raise ConfigError(
+                f"group.share.{what} ({value}) must be between group.share.min.{what} ({low}) "
+                f"and group.share.max.{what} ({high})"
+            )
+
+
+def share_group_settings(config: BrokerConfig) -> dict[str, Any]:
+    """The ``group.share.*`` properties as ``coordinator.share_config.ShareConfig`` fields."""
+    return {
+        "group_share_session_timeout_ms": config.get_int("group.share.session.timeout.ms"),
+        "group_share_heartbeat_interval_ms": config.get_int("group.share.heartbeat.interval.ms"),
+        "group_share_record_lock_duration_ms": config.get_int("group.share.record.lock.duration.ms"),
+        "group_share_delivery_count_limit": config.get_int("group.share.delivery.count.limit"),
+        "group_share_partition_max_record_locks": config.get_int("group.share.partition.max.record.locks"),
+        "group_share_max_size": config.get_int("group.share.max.size"),
+    }
+
+
 # ``kbroker --dev``: what a developer running a local substitute expects, applied over the
 # defaults and under every other source.  Each is listed in --help.
 DEV_PRESET: dict[str, str] = {
@@ -364,6 +411,7 @@ DEV_PRESET: dict[str, str] = {
     # One partition each for the internal topics: 2 files to create and replay, not 100.
     "offsets.topic.num.partitions": "1",
     "transaction.state.log.num.partitions": "1",
+    "share.coordinator.state.topic.num.partitions": "1",
     # Producing to or consuming from a new name just works.
     "auto.create.topics.enable": "true",
     # Lets a test consumer use a short session.timeout.ms (clients default to 45 s).
@@ -709,6 +757,7 @@ class BrokerConfig:
             split_host_port(self.properties["kbroker.http.listen"], what="kbroker.http.listen")
         check_cleaner_configs(self)
         check_consumer_group_configs(self)
+        check_share_group_configs(self)
 
     def get(self, name: str) -> str | None:
         if name in self.properties:

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from kbroker.config import BrokerConfig, ConfigSource, ConfigType
+from kbroker.coordinator.share_config import valid_auto_offset_reset
 from kbroker.errors import KafkaError
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.describe_configs_response import (
@@ -39,6 +40,32 @@ GROUP_CONFIGS: dict[str, tuple[str, str, str]] = {
         "group.consumer.min.heartbeat.interval.ms",
         "group.consumer.max.heartbeat.interval.ms",
     ),
+    # KIP-932 share groups
+    "share.session.timeout.ms": (
+        "group.share.session.timeout.ms",
+        "group.share.min.session.timeout.ms",
+        "group.share.max.session.timeout.ms",
+    ),
+    "share.heartbeat.interval.ms": (
+        "group.share.heartbeat.interval.ms",
+        "group.share.min.heartbeat.interval.ms",
+        "group.share.max.heartbeat.interval.ms",
+    ),
+    "share.record.lock.duration.ms": (
+        "group.share.record.lock.duration.ms",
+        "group.share.min.record.lock.duration.ms",
+        "group.share.max.record.lock.duration.ms",
+    ),
+    "share.delivery.count.limit": (
+        "group.share.delivery.count.limit",
+        "group.share.min.delivery.count.limit",
+        "group.share.max.delivery.count.limit",
+    ),
+}
+# string group configs -> (default, allowed values).  share.auto.offset.reset: where a
+# share group starts reading a partition it never read (Kafka's default: latest).
+STRING_GROUP_CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "share.auto.offset.reset": ("latest", ("latest", "earliest", "by_duration:<ISO-8601 duration>")),
 }
 
 
@@ -55,7 +82,9 @@ class GroupConfigStore:
         if isinstance(loaded, dict):
             for group_id, values in loaded.items():
                 if isinstance(values, dict):
-                    kept = {str(k): str(v) for k, v in values.items() if k in GROUP_CONFIGS}
+                    kept = {
+                        str(k): str(v) for k, v in values.items() if k in GROUP_CONFIGS or k in STRING_GROUP_CONFIGS
+                    }
                     if kept:
                         self.groups[str(group_id)] = kept
 
@@ -63,7 +92,7 @@ class GroupConfigStore:
         return dict(self.groups.get(group_id, {}))
 
     def int_values(self, group_id: str) -> dict[str, int]:
-        return {k: int(v) for k, v in self.groups.get(group_id, {}).items()}
+        return {k: int(v) for k, v in self.groups.get(group_id, {}).items() if k in GROUP_CONFIGS}
 
     def replace(self, group_id: str, values: dict[str, str]) -> None:
         if values:
@@ -83,6 +112,11 @@ def validate_group_configs(values: dict[str, str], broker: BrokerConfig) -> None
     """INVALID_CONFIG for an unknown name, a non-integer, or a value outside the broker's
     bounds (Kafka's GroupConfig.validate)."""
     for name, value in values.items():
+        if name in STRING_GROUP_CONFIGS:
+            allowed = STRING_GROUP_CONFIGS[name][1]
+            if not valid_auto_offset_reset(value):
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for {name}: one of {', '.join(allowed)}")
+            continue
         if name not in GROUP_CONFIGS:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown group config name: {name}")
         try:
@@ -125,6 +159,23 @@ def describe_group_configs(
                 is_sensitive=False,
                 synonyms=chain if with_synonyms else [],
                 config_type=ConfigType.INT,
+                documentation=None,
+            )
+        )
+    for name, (default, _allowed) in sorted(STRING_GROUP_CONFIGS.items()):
+        if keys is not None and name not in keys:
+            continue
+        value = overrides.get(name)
+        synonyms = [DescribeConfigsSynonym(name=name, value=value, source=GROUP_CONFIG_SOURCE)] if value is not None else []
+        result.configs.append(
+            DescribeConfigsResourceResult(
+                name=name,
+                value=value if value is not None else default,
+                read_only=False,
+                config_source=GROUP_CONFIG_SOURCE if value is not None else ConfigSource.DEFAULT_CONFIG,
+                is_sensitive=False,
+                synonyms=synonyms if with_synonyms else [],
+                config_type=ConfigType.STRING,
                 documentation=None,
             )
         )

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.clock import now_ms
-from kbroker.config import consumer_group_settings
+from kbroker.config import consumer_group_settings, share_group_settings
 from kbroker.coordinator.config import GroupConfig
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import partition_for
 from kbroker.coordinator.result import Record, Result, apply_result
+from kbroker.coordinator.share_config import ShareConfig
 from kbroker.coordinator.timer import CallLaterTimer
 from kbroker.group_configs import GroupConfigStore
 from kbroker.internal_topics import append_records, ensure_topic, replay_topic
@@ -47,6 +48,7 @@ from kbroker.wire.records import (
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
+    from kbroker.shares import ShareRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class GroupRuntime:
         self.coordinator: GroupCoordinator | None = None
         # KIP-848 per-group configs (the GROUP config resource)
         self.group_configs = GroupConfigStore(Path(config.data_dir))
+        # KIP-932: the share coordinator's runtime (started with this one)
+        self.shares: ShareRuntime | None = None
 
     def start(self) -> None:
         """Replay ``__consumer_offsets`` (if it exists) into a new coordinator."""
@@ -90,7 +94,13 @@ class GroupRuntime:
             topic_name_for_id=topic_name_for_id,
             topics=topics,
             group_overrides=self.group_configs.int_values,
+            share_config=ShareConfig(**share_group_settings(self.broker.config)),
         )
+        from kbroker.shares import ShareRuntime
+
+        self.shares = ShareRuntime(self.broker, self)
+        self.shares.load()
+        coordinator.share_groups.listener = self.shares.listener
         replayed = 0
 
         def on_batch(view: RecordBatchView, from_offset: int) -> None:
@@ -123,6 +133,8 @@ class GroupRuntime:
         """Answer parked Join/Sync requests (NOT_COORDINATOR) and drop every timer."""
         if self.coordinator is not None:
             self.finish(self.coordinator.on_unloaded())
+        if self.shares is not None:
+            self.shares.close()
 
     def ensure_offsets_topic(self) -> None:
         segment_bytes = self.broker.config.get("offsets.topic.segment.bytes") or "104857600"

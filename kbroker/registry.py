@@ -99,6 +99,14 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     # -- client telemetry (issue 12, KIP-714): advertised only with kbroker.client.telemetry.enable
     ApiKey.GET_TELEMETRY_SUBSCRIPTIONS: ("get_telemetry_subscriptions", 0, 0),
     ApiKey.PUSH_TELEMETRY: ("push_telemetry", 0, 0),
+    # -- KIP-932 share groups (issue 14) --
+    ApiKey.SHARE_GROUP_HEARTBEAT: ("share_group_heartbeat", 1, 1),
+    ApiKey.SHARE_GROUP_DESCRIBE: ("share_group_describe", 1, 1),
+    ApiKey.SHARE_FETCH: ("share_fetch", 1, 2),
+    ApiKey.SHARE_ACKNOWLEDGE: ("share_acknowledge", 1, 2),
+    ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS: ("describe_share_group_offsets", 0, 1),
+    ApiKey.ALTER_SHARE_GROUP_OFFSETS: ("alter_share_group_offsets", 0, 0),
+    ApiKey.DELETE_SHARE_GROUP_OFFSETS: ("delete_share_group_offsets", 0, 0),
 }
 
 

@@ -33,7 +33,13 @@ from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
-from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
+from kbroker.metadata import (
+    META_PROPERTIES,
+    OFFSETS_TOPIC,
+    SHARE_GROUP_STATE_TOPIC,
+    TRANSACTION_STATE_TOPIC,
+    MetadataStore,
+)
 from kbroker.registry import Handler, RequestContext, load_handler
 from kbroker.session import Session
 from kbroker.startup import DataDirLock, StartupError, bind_listener, prepare_data_dir
@@ -164,7 +170,7 @@ class Broker:
             # A coordinator with state on disk starts now: its timers (member sessions, offset
             # expiry, transaction timeouts) and the markers of prepared transactions cannot wait
             # for a client.  Otherwise it starts on the first request that needs it.
-            if self.metadata.get(OFFSETS_TOPIC) is not None:
+            if self.metadata.get(OFFSETS_TOPIC) is not None or self.metadata.get(SHARE_GROUP_STATE_TOPIC) is not None:
                 _ = self.groups
             if self.metadata.get(TRANSACTION_STATE_TOPIC) is not None:
                 _ = self.transactions

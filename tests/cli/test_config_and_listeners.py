@@ -68,7 +68,7 @@ zookeeper.connect=localhost:2181
 IGNORED_IN_KRAFT_FILE = (
     "controller.quorum.bootstrap.servers, inter.broker.listener.name, num.io.threads, "
     "num.network.threads, num.recovery.threads.per.data.dir, process.roles, "
-    "share.coordinator.state.topic.min.isr, share.coordinator.state.topic.replication.factor, "
+    "share.coordinator.state.topic.min.isr, "
     "socket.receive.buffer.bytes, socket.send.buffer.bytes, transaction.state.log.min.isr, "
     "zookeeper.connect"
 )
