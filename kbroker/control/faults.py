@@ -443,6 +443,9 @@ class FaultEngine:
             response = await handler.fn(ctx, request)
         else:
             response = await self._answer_with_error(handler, ctx, request, effects)
+        if effects.throttle_time_ms:
+            # As a quota would (KIP-219): the connection then reads nothing for that long.
+            ctx.session.throttle_ms = max(ctx.session.throttle_ms, effects.throttle_time_ms)
         if (
             effects.throttle_time_ms
             and response is not None

@@ -354,6 +354,22 @@ def test_throttle_time(broker: BrokerThread) -> None:
     c.close()
 
 
+def test_throttle_time_mutes_the_connection_as_a_quota_does(broker: BrokerThread) -> None:
+    """KIP-219: after a throttled answer the broker reads nothing more from that connection
+    for the throttle time; other connections are served meanwhile."""
+    c = _client(broker)
+    other = _client(broker)
+    add_rule(broker, {"api": "Metadata", "throttle_time_ms": 2500, "count": 1})
+    assert c.request(MetadataRequest(topics=[]), 12).throttle_time_ms == 2500
+    started = time.monotonic()
+    assert other.request(ApiVersionsRequest(), 3).error_code == ErrorCode.NONE
+    # (another connection is served meanwhile)
+    assert c.request(ApiVersionsRequest(), 3).error_code == ErrorCode.NONE
+    assert time.monotonic() - started >= 2.0  # this one was, for about 2.5 s
+    c.close()
+    other.close()
+
+
 def test_after_skips_the_first_matches(broker: BrokerThread) -> None:
     c = _client(broker)
     rule = add_rule(broker, {"api": 3, "throttle_time_ms": 7, "after": 2, "count": 1})
