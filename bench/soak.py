@@ -36,6 +36,7 @@ power cut), 1 otherwise.  Bounded: ``--cycles`` kills and ``--max-seconds`` in a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -80,7 +81,9 @@ def progress(text: str) -> None:
 class Broker:
     """The kbroker process under test: started, SIGKILLed and restarted by pid."""
 
-    def __init__(self, data_dir: Path, log_path: Path, settings: dict[str, str], env: dict[str, str]) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, settings: dict[str, str], env: dict[str, str]
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.settings = settings
@@ -95,14 +98,25 @@ class Broker:
 
     def start(self) -> float:
         """Start and wait for the readiness line; returns the seconds it took."""
-        cmd = [sys.executable, "-m", "kbroker", "--listen", f"127.0.0.1:{self.port}",
-               "--data-dir", str(self.data_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "kbroker",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+        ]
         for key, value in self.settings.items():
             cmd += ["--set", f"{key}={value}"]
         began = time.monotonic()
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env={**os.environ, **self.env},
+            cmd,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **self.env},
         )
         ready = threading.Event()
         found: dict[str, int] = {}
@@ -170,6 +184,7 @@ class Report:
     restart_s_max: float = 0.0
     files_cut: int = 0
     bytes_dropped: int = 0
+    dropped_by_kind: dict[str, int] = field(default_factory=dict)
     producers: dict[str, dict[str, int]] = field(default_factory=dict)
     txn: dict[str, int] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
@@ -179,6 +194,13 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.violations
+
+
+def _file_kind(path: str) -> str:
+    """``.../soak-kp-0/00000000000000000000.log`` -> ``soak-kp *.log``."""
+    parent = os.path.basename(os.path.dirname(path)).rpartition("-")[0] or "data dir"
+    name = os.path.basename(path)
+    return f"{parent} *{os.path.splitext(name)[1] or name}"
 
 
 def _create_topics(bootstrap: str, topics: list[str]) -> None:
@@ -193,10 +215,9 @@ def _create_topics(bootstrap: str, topics: list[str]) -> None:
 def _read_lines(path: Path) -> list[dict[str, Any]]:
     lines = []
     for raw in path.read_text().splitlines():
-        try:
+        # a line cut short: a worker killed mid-line (only after its stop timeout)
+        with contextlib.suppress(json.JSONDecodeError):
             lines.append(json.loads(raw))
-        except json.JSONDecodeError:
-            pass  # a worker killed mid-line (only after its stop timeout)
     return lines
 
 
@@ -204,11 +225,15 @@ def read_back(bootstrap: str, topic: str, isolation: str) -> list[tuple[int, int
     """Every record of ``topic`` as (partition, offset, value), read to the end."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"soak-verify-{topic}",
-        "enable.auto.commit": False, "enable.partition.eof": True,
-        "isolation.level": isolation,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"soak-verify-{topic}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": isolation,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     records: list[tuple[int, int, str]] = []
     at_end: set[int] = set()
@@ -231,7 +256,9 @@ def read_back(bootstrap: str, topic: str, isolation: str) -> list[tuple[int, int
     return records
 
 
-def check_producer(kind: str, lines: list[dict[str, Any]], records: list[tuple[int, int, str]]) -> dict[str, int]:
+def check_producer(
+    kind: str, lines: list[dict[str, Any]], records: list[tuple[int, int, str]]
+) -> dict[str, int]:
     acked = {d["ack"]: (d["p"], d["o"]) for d in lines if "ack" in d}
     where: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for p, o, v in records:
@@ -250,8 +277,11 @@ def check_producer(kind: str, lines: list[dict[str, Any]], records: list[tuple[i
     }
 
 
-def check_txn(txn_lines: list[dict[str, Any]], consumer_lines: list[dict[str, Any]],
-              committed_view: list[tuple[int, int, str]]) -> tuple[dict[str, int], list[str]]:
+def check_txn(
+    txn_lines: list[dict[str, Any]],
+    consumer_lines: list[dict[str, Any]],
+    committed_view: list[tuple[int, int, str]],
+) -> tuple[dict[str, int], list[str]]:
     from bench.soak_workers import TXN_RECORDS
 
     outcomes = {d["txn"]: d["outcome"] for d in txn_lines if "txn" in d}
@@ -274,7 +304,9 @@ def check_txn(txn_lines: list[dict[str, Any]], consumer_lines: list[dict[str, An
             problems.append(f"undecided transaction {k} is partial ({n}/{TXN_RECORDS})")
     for k, n in per_txn.items():
         if k not in outcomes and n not in (0, TXN_RECORDS):
-            problems.append(f"transaction {k} (outcome never logged) is partial ({n}/{TXN_RECORDS})")
+            problems.append(
+                f"transaction {k} (outcome never logged) is partial ({n}/{TXN_RECORDS})"
+            )
     aborted = {k for k, o in outcomes.items() if o == "aborted"}
     seen = [v for d in consumer_lines for v in d.get("seen", ())]
     seen_aborted = [v for v in seen if int(v.split(":")[1]) in aborted]
@@ -286,7 +318,9 @@ def check_txn(txn_lines: list[dict[str, Any]], consumer_lines: list[dict[str, An
         "committed": by_outcome["committed"],
         "aborted": by_outcome["aborted"],
         "undecided": by_outcome["unknown"],
-        "committed_lost": sum(1 for k, o in outcomes.items() if o == "committed" and per_txn.get(k, 0) == 0),
+        "committed_lost": sum(
+            1 for k, o in outcomes.items() if o == "committed" and per_txn.get(k, 0) == 0
+        ),
         "records_read_committed": len(values),
         "consumer_seen": len(seen),
         "consumer_seen_aborted": len(seen_aborted),
@@ -310,7 +344,9 @@ def check_offsets(lines: list[dict[str, Any]]) -> tuple[dict[str, int], list[str
                 if p in best and o < best[p]:
                     backwards += 1
                     if len(problems) < 5:
-                        problems.append(f"OffsetFetch answered {o} for partition {p} after a commit of {best[p]}")
+                        problems.append(
+                            f"OffsetFetch answered {o} for partition {p} after a commit of {best[p]}"
+                        )
     return {"commits": commits, "fetches": fetches, "went_backwards": backwards}, problems
 
 
@@ -335,14 +371,35 @@ def run(plan: Plan, work: Path) -> Report:
         broker.start()
         topics = [PRODUCERS[c] for c in plan.clients] + [TXN_TOPIC]
         _create_topics(broker.bootstrap, topics)
-        kinds = [(c, PRODUCERS[c]) for c in plan.clients] + [("txn", TXN_TOPIC), ("consumer", TXN_TOPIC)]
+        kinds = [(c, PRODUCERS[c]) for c in plan.clients] + [
+            ("txn", TXN_TOPIC),
+            ("consumer", TXN_TOPIC),
+        ]
         for i, (kind, topic) in enumerate(kinds):
             with (work / f"{kind}.stderr").open("wb") as err:
                 workers[kind] = subprocess.Popen(
-                    [sys.executable, "-m", "bench.soak_workers", kind, "--bootstrap", broker.bootstrap,
-                     "--topic", topic, "--out", str(work / f"{kind}.jsonl"), "--stop", str(stop_file),
-                     "--seed", str(plan.seed * 31 + i), "--max-seconds", str(plan.max_seconds + 60)],
-                    cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.soak_workers",
+                        kind,
+                        "--bootstrap",
+                        broker.bootstrap,
+                        "--topic",
+                        topic,
+                        "--out",
+                        str(work / f"{kind}.jsonl"),
+                        "--stop",
+                        str(stop_file),
+                        "--seed",
+                        str(plan.seed * 31 + i),
+                        "--max-seconds",
+                        str(plan.max_seconds + 60),
+                    ],
+                    cwd=ROOT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
                 )
         time.sleep(2.0)  # let every client connect once before the first kill
         for cycle in range(plan.cycles):
@@ -352,9 +409,11 @@ def run(plan: Plan, work: Path) -> Report:
             time.sleep(rng.uniform(plan.min_up_s, plan.max_up_s))
             broker.kill()
             if plan.power_loss:
-                cut, dropped = simulate_power_loss(str(data_dir), durable, str(journal))
-                report.files_cut += cut
-                report.bytes_dropped += dropped
+                for path, dropped in simulate_power_loss(str(data_dir), durable, str(journal)):
+                    report.files_cut += 1
+                    report.bytes_dropped += dropped
+                    kind = _file_kind(path)
+                    report.dropped_by_kind[kind] = report.dropped_by_kind.get(kind, 0) + dropped
                 journal.unlink(missing_ok=True)
                 durable = file_sizes(str(data_dir))
             restarts.append(broker.start())
@@ -377,16 +436,21 @@ def run(plan: Plan, work: Path) -> Report:
             figures = check_producer(kind, lines, records)
             report.producers[kind] = figures
             if figures["duplicated"] and not report.losses_expected:
-                report.violations.append(f"{kind}: {figures['duplicated']} records in the log twice")
+                report.violations.append(
+                    f"{kind}: {figures['duplicated']} records in the log twice"
+                )
             if (figures["lost"] or figures["moved"]) and not report.losses_expected:
                 report.violations.append(
-                    f"{kind}: {figures['lost']} acknowledged records lost, {figures['moved']} not at their acknowledged offset")
+                    f"{kind}: {figures['lost']} acknowledged records lost, {figures['moved']} not at their acknowledged offset"
+                )
         committed_view = read_back(broker.bootstrap, TXN_TOPIC, "read_committed")
         txn_lines = _read_lines(work / "txn.jsonl")
         consumer_lines = _read_lines(work / "consumer.jsonl")
         report.txn, problems = check_txn(txn_lines, consumer_lines, committed_view)
         if report.txn["consumer_seen_vanished"] and not report.losses_expected:
-            problems.append(f"{report.txn['consumer_seen_vanished']} records seen read_committed are gone")
+            problems.append(
+                f"{report.txn['consumer_seen_vanished']} records seen read_committed are gone"
+            )
         if report.txn["committed_lost"] and not report.losses_expected:
             problems.append(f"{report.txn['committed_lost']} committed transactions lost")
         report.offsets, offset_problems = check_offsets(consumer_lines)
@@ -413,40 +477,70 @@ def render(report: Report) -> str:
     p = report.plan
     mode = "power loss" if p["power_loss"] else "SIGKILL"
     flush = "log.flush.interval.messages=1" if p["flush_every_message"] else "default flush policy"
-    out = [f"kill loop: {report.cycles_run} cycles ({mode}, {flush}), seed {p['seed']}, {report.seconds} s; "
-           f"restart median {report.restart_s_median} s, max {report.restart_s_max} s"]
+    out = [
+        f"kill loop: {report.cycles_run} cycles ({mode}, {flush}), seed {p['seed']}, {report.seconds} s; "
+        f"restart median {report.restart_s_median} s, max {report.restart_s_max} s"
+    ]
     if p["power_loss"]:
-        out.append(f"power cuts dropped {report.bytes_dropped} unsynced bytes in {report.files_cut} file cuts")
+        out.append(
+            f"power cuts dropped {report.bytes_dropped} unsynced bytes in {report.files_cut} file cuts"
+        )
+        for kind, n in sorted(report.dropped_by_kind.items(), key=lambda kv: -kv[1]):
+            out.append(f"  {n:10} bytes  {kind}")
     for kind, f in report.producers.items():
-        out.append(f"{kind:13} acknowledged {f['acknowledged']:7}  verified {f['verified']:7}  lost {f['lost']}  "
-                   f"duplicated {f['duplicated']}  moved {f['moved']}  (log holds {f['records_in_log']})")
+        out.append(
+            f"{kind:13} acknowledged {f['acknowledged']:7}  verified {f['verified']:7}  lost {f['lost']}  "
+            f"duplicated {f['duplicated']}  moved {f['moved']}  (log holds {f['records_in_log']})"
+        )
     t = report.txn
     if t:
-        out.append(f"transactions  {t['transactions']} ({t['committed']} committed, {t['aborted']} aborted, "
-                   f"{t['undecided']} undecided); committed lost {t['committed_lost']}; read_committed consumer "
-                   f"saw {t['consumer_seen']} records, {t['consumer_seen_aborted']} aborted, "
-                   f"{t['consumer_seen_vanished']} since vanished")
+        out.append(
+            f"transactions  {t['transactions']} ({t['committed']} committed, {t['aborted']} aborted, "
+            f"{t['undecided']} undecided); committed lost {t['committed_lost']}; read_committed consumer "
+            f"saw {t['consumer_seen']} records, {t['consumer_seen_aborted']} aborted, "
+            f"{t['consumer_seen_vanished']} since vanished"
+        )
     o = report.offsets
     if o:
-        out.append(f"group offsets {o['commits']} commits, {o['fetches']} fetches, went backwards {o['went_backwards']}")
+        out.append(
+            f"group offsets {o['commits']} commits, {o['fetches']} fetches, went backwards {o['went_backwards']}"
+        )
     out.append("violations: " + ("none" if report.ok else "; ".join(report.violations)))
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d = Plan()
     ap.add_argument("--cycles", type=int, default=d.cycles, help=f"SIGKILLs (default {d.cycles})")
-    ap.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock, printed)")
-    ap.add_argument("--min-up", type=float, default=d.min_up_s, help="shortest run between kills, s")
+    ap.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: from the clock, printed)"
+    )
+    ap.add_argument(
+        "--min-up", type=float, default=d.min_up_s, help="shortest run between kills, s"
+    )
     ap.add_argument("--max-up", type=float, default=d.max_up_s, help="longest run between kills, s")
-    ap.add_argument("--power-loss", action="store_true", help="also drop unsynced writes at each kill")
-    ap.add_argument("--flush-every-message", action="store_true", help="log.flush.interval.messages=1")
-    ap.add_argument("--max-seconds", type=float, default=d.max_seconds, help="bound on the whole soak")
-    ap.add_argument("--clients", default=",".join(d.clients),
-                    help="idempotent producers, from kafka-python,aiokafka,confluent")
-    ap.add_argument("--work-dir", help="keep data, logs and worker output here (default: a temp dir, removed)")
+    ap.add_argument(
+        "--power-loss", action="store_true", help="also drop unsynced writes at each kill"
+    )
+    ap.add_argument(
+        "--flush-every-message", action="store_true", help="log.flush.interval.messages=1"
+    )
+    ap.add_argument(
+        "--max-seconds", type=float, default=d.max_seconds, help="bound on the whole soak"
+    )
+    ap.add_argument(
+        "--clients",
+        default=",".join(d.clients),
+        help="idempotent producers, from kafka-python,aiokafka,confluent",
+    )
+    ap.add_argument(
+        "--work-dir", help="keep data, logs and worker output here (default: a temp dir, removed)"
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
@@ -454,9 +548,16 @@ def main(argv: list[str] | None = None) -> int:
     for c in clients:
         if c not in PRODUCERS:
             ap.error(f"unknown client {c!r}")
-    plan = Plan(cycles=args.cycles, seed=seed, min_up_s=args.min_up, max_up_s=args.max_up,
-                power_loss=args.power_loss, flush_every_message=args.flush_every_message,
-                max_seconds=args.max_seconds, clients=clients)
+    plan = Plan(
+        cycles=args.cycles,
+        seed=seed,
+        min_up_s=args.min_up,
+        max_up_s=args.max_up,
+        power_loss=args.power_loss,
+        flush_every_message=args.flush_every_message,
+        max_seconds=args.max_seconds,
+        clients=clients,
+    )
     progress(f"seed {seed}")
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="kbroker-soak-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -42,7 +43,7 @@ CONSUMER_COMMIT_INTERVAL_S = 0.5
 
 class Out:
     def __init__(self, path: str) -> None:
-        self.f: TextIO = open(path, "a", buffering=1)
+        self.f: TextIO = open(path, "a", buffering=1)  # noqa: SIM115 - open for the process's life
 
     def write(self, **fields: Any) -> None:
         self.f.write(json.dumps(fields, separators=(",", ":")) + "\n")
@@ -146,10 +147,8 @@ async def _aiokafka(args: argparse.Namespace, out: Out, deadline: float) -> None
 
 
 async def _stop_quietly(producer: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):
         await asyncio.wait_for(producer.stop(), 10)
-    except Exception:
-        pass
 
 
 def run_confluent(args: argparse.Namespace, out: Out, deadline: float) -> None:
@@ -158,9 +157,9 @@ def run_confluent(args: argparse.Namespace, out: Out, deadline: float) -> None:
     incarnation = 0
     while not _stopping(args, deadline):
         incarnation += 1
-        failed = []
+        failed: list[Any] = []
 
-        def on_delivery(err: Any, msg: Any) -> None:
+        def on_delivery(err: Any, msg: Any, failed: list[Any] = failed) -> None:
             if err is None:
                 out.write(ack=msg.value().decode(), p=msg.partition(), o=msg.offset())
             else:
@@ -283,7 +282,9 @@ def run_consumer(args: argparse.Namespace, out: Out, deadline: float) -> None:
                 except KafkaException as exc:
                     out.write(error=f"committed: {exc}")
                     continue
-                out.write(fetched={str(tp.partition): tp.offset for tp in fetched if tp.error is None})
+                out.write(
+                    fetched={str(tp.partition): tp.offset for tp in fetched if tp.error is None}
+                )
     finally:
         if seen:
             out.write(seen=seen)

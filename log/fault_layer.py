@@ -95,16 +95,34 @@ def parse_fault_rules(text: str) -> Iterable[tuple[str, int, str]]:
             continue
         op, name = words[0], words[1] if len(words) > 1 else "EIO"
         if op not in FAULT_OPS or not hasattr(errno, name):
-            raise ValueError(f"bad fault rule {line!r}: want '<{'|'.join(FAULT_OPS)}> <ERRNO> [path]'")
+            raise ValueError(
+                f"bad fault rule {line!r}: want '<{'|'.join(FAULT_OPS)}> <ERRNO> [path]'"
+            )
         yield op, int(getattr(errno, name)), words[2] if len(words) > 2 else ""
 
 
-def install(journal_path: str | None, faults_path: str | None) -> None:
-    """Wrap the ``os`` file functions (idempotent: a second call does nothing)."""
+_WRAPPED = ("fsync", "fdatasync", "write", "pwrite", "pwritev", "ftruncate", "open")
+
+
+def install(journal_path: str | None, faults_path: str | None) -> Callable[[], None]:
+    """Wrap the ``os`` file functions; returns the function that puts them back.
+    A second install before that does nothing."""
     global _installed
     if _installed or not (journal_path or faults_path):
-        return
+        return lambda: None
     _installed = True
+    saved = {name: getattr(os, name) for name in _WRAPPED}
+    saved_open = builtins.open
+
+    def uninstall() -> None:
+        global _installed
+        for name, real in saved.items():
+            setattr(os, name, real)
+        builtins.open = saved_open
+        if journal_fd >= 0:
+            os.close(journal_fd)
+        _installed = False
+
     faults = _Faults(faults_path) if faults_path else None
     journal_fd = (
         os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if journal_path else -1
@@ -123,10 +141,10 @@ def install(journal_path: str | None, faults_path: str | None) -> None:
 
         return fsync
 
-    os.fsync = wrap_fsync(os.fsync)
-    os.fdatasync = wrap_fsync(os.fdatasync)
+    setattr(os, "fsync", wrap_fsync(os.fsync))  # noqa: B010 - setattr: a typed module
+    setattr(os, "fdatasync", wrap_fsync(os.fdatasync))  # noqa: B010
     if faults is None:
-        return
+        return uninstall
 
     def wrap_fd_call(real: Callable[..., Any], op: str) -> Callable[..., Any]:
         def call(fd: int, *args: Any) -> Any:
@@ -153,8 +171,9 @@ def install(journal_path: str | None, faults_path: str | None) -> None:
             faults.check("create", os.path.abspath(os.fspath(file)))
         return real_open(file, mode, *args, **kw)
 
-    os.open = os_open  # type: ignore[assignment]
+    os.open = os_open
     builtins.open = open_
+    return uninstall
 
 
 def install_from_environment() -> None:
@@ -191,11 +210,11 @@ def file_sizes(root: str) -> dict[tuple[int, int], int]:
 
 def simulate_power_loss(
     root: str, durable_at_start: dict[tuple[int, int], int], journal_path: str
-) -> tuple[int, int]:
+) -> list[tuple[str, int]]:
     """Cut every regular file under ``root`` back to what a power cut would have left:
     its size at its last fsync in the journal, else its size when the broker started
     (``durable_at_start``, from ``file_sizes`` then), else nothing.  Call only after the
-    broker was SIGKILLed.  Returns (files cut, bytes dropped).
+    broker was SIGKILLed.  Returns (path, bytes dropped) of every file cut.
 
     Modelled: unsynced appends and files never synced.  Not modelled: directory entries
     (creations, renames and unlinks are taken as durable) and in-place overwrites of
@@ -203,7 +222,7 @@ def simulate_power_loss(
     are truncated, everything else is written to a new file and renamed).
     """
     synced = read_fsync_journal(journal_path)
-    cut = dropped = 0
+    cut: list[tuple[str, int]] = []
     for dirpath, _, names in os.walk(root):
         for name in names:
             path = os.path.join(dirpath, name)
@@ -214,6 +233,5 @@ def simulate_power_loss(
             durable = synced.get(key, durable_at_start.get(key, 0))
             if st.st_size > durable:
                 os.truncate(path, durable)
-                cut += 1
-                dropped += st.st_size - durable
-    return cut, dropped
+                cut.append((path, st.st_size - durable))
+    return cut
