@@ -31,6 +31,7 @@ from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
+from kbroker.log.errors import LogStorageError
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.session import Session
@@ -197,9 +198,13 @@ class Broker:
             self._transactions.close()
         if self._groups is not None:
             self._groups.close()
-        if logs_open:
-            self.topics.close()
-        self._lock.release()
+        try:
+            if logs_open:
+                self.topics.close()
+        except LogStorageError as exc:  # e.g. a full disk: no clean-shutdown marker then
+            logger.error("the logs did not close cleanly (the next start recovers them): %s", exc)
+        finally:
+            self._lock.release()
 
     def _log_recovery(self) -> None:
         logs = self.topics.logs
