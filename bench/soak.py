@@ -337,7 +337,8 @@ def check_offsets(lines: list[dict[str, Any]]) -> tuple[dict[str, int], list[str
         if "commit" in d:
             commits += 1
             for p, o in d["commit"].items():
-                best[p] = max(best.get(p, -1), o)
+                if o >= 0:  # a negative offset (-1, -1001) is "nothing to commit"
+                    best[p] = max(best.get(p, -1), o)
         elif "fetched" in d:
             fetches += 1
             for p, o in d["fetched"].items():

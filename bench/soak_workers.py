@@ -194,6 +194,11 @@ def run_txn(args: argparse.Namespace, out: Out, deadline: float) -> None:
 
     rng = random.Random(args.seed)
     k = 0
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            out.write(error=f"delivery of {msg.value().decode()}: {err}")
+
     while not _stopping(args, deadline):
         producer = Producer(
             {
@@ -218,7 +223,9 @@ def run_txn(args: argparse.Namespace, out: Out, deadline: float) -> None:
             try:
                 producer.begin_transaction()
                 for i in range(TXN_RECORDS):
-                    producer.produce(args.topic, value=f"txn:{k}:{i}".encode())
+                    producer.produce(
+                        args.topic, value=f"txn:{k}:{i}".encode(), on_delivery=on_delivery
+                    )
                 if commit:
                     tried_commit = True
                     producer.commit_transaction(30)
