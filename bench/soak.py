@@ -8,7 +8,8 @@ five client processes (``bench.soak_workers``) that run for the whole soak: idem
 a confluent-kafka transactional producer committing or aborting small transactions, and
 a read_committed group consumer of the transactional topic committing its offsets.
 
-Each cycle lets the load run for a random time (seeded; the seed is printed), then
+Each cycle lets the load run for a random time (seeded; the seed is printed; one cycle in
+ten runs ``settle_s`` so that the consumer group can settle), then
 SIGKILLs the broker by pid and starts it again on the same port over the same data dir;
 the clients reconnect by themselves.  With ``--power-loss`` each kill is also a power
 cut: the broker runs with the test-only fsync journal (``kbroker.log.fault_layer``) and,
@@ -170,6 +171,8 @@ class Plan:
     max_up_s: float = 3.0
     power_loss: bool = False
     flush_every_message: bool = False
+    settle_probability: float = 0.1
+    settle_s: float = 10.0
     max_seconds: float = 1800.0
     clients: tuple[str, ...] = ("kafka-python", "aiokafka", "confluent")
     keep: bool = False
@@ -407,7 +410,10 @@ def run(plan: Plan, work: Path) -> Report:
             if time.monotonic() - began > plan.max_seconds:
                 progress(f"time bound reached after {cycle} cycles")
                 break
-            time.sleep(rng.uniform(plan.min_up_s, plan.max_up_s))
+            # Now and then a long stretch: group members left behind by a kill (a rejoin
+            # under a new member id) expire only after session.timeout.ms of uptime.
+            long_run = rng.random() < plan.settle_probability
+            time.sleep(plan.settle_s if long_run else rng.uniform(plan.min_up_s, plan.max_up_s))
             broker.kill()
             if plan.power_loss:
                 for path, dropped in simulate_power_loss(str(data_dir), durable, str(journal)):

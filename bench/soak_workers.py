@@ -259,7 +259,7 @@ def run_consumer(args: argparse.Namespace, out: Out, deadline: float) -> None:
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10000,
+            "session.timeout.ms": 6000,  # the broker's group.min.session.timeout.ms
             "reconnect.backoff.max.ms": 500,
         }
     )

@@ -286,6 +286,8 @@ class Broker:
             await asyncio.sleep(HOUSEKEEPING_TICK_S)
             try:
                 self.topics.run_periodic(now_ms())
+            except LogStorageError as exc:  # e.g. a full disk: retried at the next tick
+                logger.warning("log housekeeping: %s", exc)
             except Exception:
                 logger.exception("log housekeeping failed")
 
