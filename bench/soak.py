@@ -3,9 +3,10 @@
 Theory of operation
 -------------------
 One kbroker process (``python -m kbroker`` on a loopback port, data in a temp dir) and
-five client processes (``bench.soak_workers``) that run for the whole soak: idempotent
-``acks=all`` producers from kafka-python, aiokafka and confluent-kafka (one topic each),
-a confluent-kafka transactional producer committing or aborting small transactions, and
+six client processes (``bench.soak_workers``; kafkajs's is
+``compat-tests/js/soak_producer.js``) that run for the whole soak: idempotent ``acks=all``
+producers from kafka-python, aiokafka, confluent-kafka and kafkajs (one topic each), a
+confluent-kafka transactional producer committing or aborting small transactions, and
 a read_committed group consumer of the transactional topic committing its offsets.
 
 Each cycle lets the load run for a random time (seeded; the seed is printed; one cycle in
@@ -62,9 +63,14 @@ START_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 60.0
 READ_BACK_TIMEOUT_S = 120.0
 PARTITIONS = 2
-PRODUCERS = {"kafka-python": "soak-kp", "aiokafka": "soak-aio", "confluent": "soak-ck"}
+PRODUCERS = {
+    "kafka-python": "soak-kp",
+    "aiokafka": "soak-aio",
+    "confluent": "soak-ck",
+    "kafkajs": "soak-js",
+}
+KAFKAJS_DIR = ROOT / "compat-tests" / "js"  # `npm ci` there installs kafkajs
 TXN_TOPIC = "soak-txn"
-VALUE_PREFIX = {"kafka-python": "kp", "aiokafka": "aio", "confluent": "ck"}
 READY = re.compile(r"^kbroker \S+ serving on [^\s:]+:(?P<port>\d+) ")
 BROKER_SETTINGS = {
     "num.partitions": str(PARTITIONS),
@@ -174,7 +180,7 @@ class Plan:
     settle_probability: float = 0.1
     settle_s: float = 10.0
     max_seconds: float = 1800.0
-    clients: tuple[str, ...] = ("kafka-python", "aiokafka", "confluent")
+    clients: tuple[str, ...] = ("kafka-python", "aiokafka", "confluent", "kafkajs")
     keep: bool = False
 
 
@@ -380,26 +386,17 @@ def run(plan: Plan, work: Path) -> Report:
             ("consumer", TXN_TOPIC),
         ]
         for i, (kind, topic) in enumerate(kinds):
+            out, worker_s = str(work / f"{kind}.jsonl"), str(plan.max_seconds + 60)
+            if kind == "kafkajs":
+                cmd = ["node", str(KAFKAJS_DIR / "soak_producer.js"), broker.bootstrap, topic,
+                       str(PARTITIONS), out, str(stop_file), worker_s]  # fmt: skip
+            else:
+                cmd = [sys.executable, "-m", "bench.soak_workers", kind, "--bootstrap",
+                       broker.bootstrap, "--topic", topic, "--out", out, "--stop", str(stop_file),
+                       "--seed", str(plan.seed * 31 + i), "--max-seconds", worker_s]  # fmt: skip
             with (work / f"{kind}.stderr").open("wb") as err:
                 workers[kind] = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.soak_workers",
-                        kind,
-                        "--bootstrap",
-                        broker.bootstrap,
-                        "--topic",
-                        topic,
-                        "--out",
-                        str(work / f"{kind}.jsonl"),
-                        "--stop",
-                        str(stop_file),
-                        "--seed",
-                        str(plan.seed * 31 + i),
-                        "--max-seconds",
-                        str(plan.max_seconds + 60),
-                    ],
+                    cmd,
                     cwd=ROOT,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -543,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--clients",
         default=",".join(d.clients),
-        help="idempotent producers, from kafka-python,aiokafka,confluent",
+        help="idempotent producers, from kafka-python,aiokafka,confluent,kafkajs",
     )
     ap.add_argument(
         "--work-dir", help="keep data, logs and worker output here (default: a temp dir, removed)"
@@ -555,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     for c in clients:
         if c not in PRODUCERS:
             ap.error(f"unknown client {c!r}")
+    if "kafkajs" in clients and not (KAFKAJS_DIR / "node_modules" / "kafkajs").is_dir():
+        ap.error(f"kafkajs is not installed: run `npm ci` in {KAFKAJS_DIR.relative_to(ROOT)}")
     plan = Plan(
         cycles=args.cycles,
         seed=seed,
