@@ -1,5 +1,5 @@
 """A short, bounded run of the kill loop (``python -m bench.soak``) so that it keeps working:
-real clients (idempotent kafka-python, aiokafka and confluent-kafka producers, a
+real clients (idempotent kafka-python, aiokafka, confluent-kafka and kafkajs producers, a
 transactional producer, a committing group consumer) against a kbroker process that is
 SIGKILLed and restarted under them; the soak's own checks must all hold."""
 
@@ -49,7 +49,7 @@ def run_soak(tmp_path: Path, *args: str) -> dict:
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr[-3000:]}"
     report = json.loads(out.read_text())
     assert report["violations"] == []
-    for kind in ("kafka-python", "aiokafka", "confluent"):
+    for kind in ("kafka-python", "aiokafka", "confluent", "kafkajs"):
         figures = report["producers"][kind]
         assert figures["acknowledged"] > 0, kind
         assert figures["lost"] == figures["duplicated"] == figures["moved"] == 0, (kind, figures)
