@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 60.0
 READ_BACK_TIMEOUT_S = 120.0
+WARM_UP_TIMEOUT_S = 60.0
 PARTITIONS = 2
 PRODUCERS = {
     "kafka-python": "soak-kp",
@@ -360,6 +361,22 @@ def check_offsets(lines: list[dict[str, Any]]) -> tuple[dict[str, int], list[str
     return {"commits": commits, "fetches": fetches, "went_backwards": backwards}, problems
 
 
+def _wait_for_first_acks(work: Path, clients: tuple[str, ...]) -> None:
+    """Before the first kill, wait (bounded) until every producer has had an
+    acknowledgement and the transactional one has finished a transaction: every client
+    is then really under test, however slowly it started."""
+    wanted = {f"{c}.jsonl": '"ack"' for c in clients} | {"txn.jsonl": '"outcome"'}
+    deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+    while wanted and time.monotonic() < deadline:
+        for name, marker in list(wanted.items()):
+            with contextlib.suppress(FileNotFoundError):
+                if marker in (work / name).read_text():
+                    del wanted[name]
+        time.sleep(0.2)
+    if wanted:
+        progress(f"no first acknowledgement within {WARM_UP_TIMEOUT_S:.0f} s: {sorted(wanted)}")
+
+
 def run(plan: Plan, work: Path) -> Report:
     rng = random.Random(plan.seed)
     report = Report(plan=asdict(plan))
@@ -402,7 +419,7 @@ def run(plan: Plan, work: Path) -> Report:
                     stdout=subprocess.DEVNULL,
                     stderr=err,
                 )
-        time.sleep(2.0)  # let every client connect once before the first kill
+        _wait_for_first_acks(work, plan.clients)
         for cycle in range(plan.cycles):
             if time.monotonic() - began > plan.max_seconds:
                 progress(f"time bound reached after {cycle} cycles")
