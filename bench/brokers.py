@@ -132,6 +132,13 @@ class Broker:
     # kbroker's bytecode cache (PYTHONPYCACHEPREFIX): an installed broker has .pyc files,
     # so runs share one cache dir and start-up is measured warm (the first start fills it).
     pycache: Path | None = None
+    # Where kbroker runs from (``python -m kbroker`` imports the kbroker/ found there):
+    # another tree's checkout, to compare two versions side by side; None = this tree.
+    cwd: Path | None = None
+    # Another Python whose installed kbroker to run instead of this tree's (a before/after
+    # comparison, e.g. bench.faults_bench --baseline-python); run with -P so this tree,
+    # the working directory, does not shadow it.
+    python: str = ""
 
     @property
     def pid(self) -> int | None:
@@ -145,7 +152,7 @@ class Broker:
         port = free_port()
         self.bootstrap = f"127.0.0.1:{port}"
         if self.kind == "kbroker":
-            cmd = [sys.executable, "-m", "kbroker", "--listen", self.bootstrap,
+            cmd = [*([self.python, "-P"] if self.python else [sys.executable]), "-m", "kbroker", "--listen", self.bootstrap,
                    "--data-dir", str(self.workdir / "data")]
             for k, v in self.settings.items():
                 cmd += ["--set", f"{k}={v}"]
@@ -163,7 +170,7 @@ class Broker:
         log = (self.workdir / "broker.log").open("wb")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cmd, cwd=self.cwd or ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us, not the broker; we stop it ourselves
         )
         log.close()

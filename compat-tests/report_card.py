@@ -54,6 +54,9 @@ FEATURES: dict[str, str] = {
     "transactions": "Transactions",
     "compaction": "Compacted topics",
     "durability": "Durability (acks=all across a crash)",
+    "cluster": "Virtual cluster (leader moves, node stop/start, coordinator moves)",
+    "quotas": "Client quotas (set, describe, throttled)",
+    "telemetry": "Client telemetry (KIP-714 subscriptions, pushes)",
 }
 # What a client cannot do at all (so no test can show it), with why.
 NOT_SUPPORTED: dict[tuple[str, str], str] = {
@@ -69,6 +72,8 @@ NOT_SUPPORTED: dict[tuple[str, str], str] = {
     ("kbroker-cli", "idempotence"): "no idempotent producer",
     ("kbroker-cli", "groups"): "commits offsets from outside the membership; does not join groups",
     ("kbroker-cli", "transactions"): "no transactional producer",
+    ("aiokafka", "telemetry"): "no KIP-714 client metrics",
+    ("kafkajs", "telemetry"): "no KIP-714 client metrics",
 }
 # A test failed if any phase failed, else was skipped if any phase skipped, else passed.
 OUTCOME_RANK = {"failed": 3, "skipped": 2, "passed": 1}

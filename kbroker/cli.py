@@ -153,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
         help="shorthand for advertised.listeners: the address clients are told to connect to "
         "(default: the listen address)",
     )
+    p.add_argument(
+        "--nodes",
+        metavar="N",
+        help="run a virtual cluster of N nodes (1-9; ids 1..N, node k on the listen port + k - 1): "
+        "shorthand for --set kbroker.nodes=N",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="where logs and metadata live (default ./kbroker-data)")
     p.add_argument("--config", metavar="FILE", help="Kafka server.properties-style file (Java properties syntax)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a property (repeatable)")
@@ -291,7 +297,7 @@ def _main(argv: list[str] | None) -> int:
             advertise=args.advertise,
             data_dir=args.data_dir,
             config_file=args.config,
-            overrides=args.set,
+            overrides=[*args.set, *([f"kbroker.nodes={args.nodes}"] if args.nodes else [])],
             dev=args.dev,
         )
     except ConfigError as exc:
@@ -311,6 +317,8 @@ def _main(argv: list[str] | None) -> int:
         http = {HTTP_LISTEN_PROPERTY: f"{DEV_HTTP_HOST}:{DEV_HTTP_PORT}"}
         config = dataclasses.replace(config, properties={**config.properties, **http})
         dev_http = True
+    if config.get_bool("kbroker.control.enabled") and not config.get(HTTP_LISTEN_PROPERTY):
+        return _error("kbroker.control.enabled=true needs the HTTP listener: set kbroker.http.listen (or use --dev)", EXIT_USAGE)
     if config.ignored:
         ignoring = f"ignoring Kafka properties kbroker does not implement: {', '.join(config.ignored)}"
         if _json_logs:
@@ -402,6 +410,10 @@ async def _serve(config: BrokerConfig, scram_seed: list[tuple[str, str, Any]] | 
             # Every listener as NAME=HOST:PORT (PROTOCOL), for scripts that start on port 0.
             ready += "; listeners " + " ".join(
                 f"{x.name}={format_address(*broker.listen_addresses[x.name])} ({x.protocol})" for x in listeners
+            )
+        if broker.cluster is not None:  # a virtual cluster: every node's first listener
+            ready += "; nodes " + " ".join(
+                f"{node.node_id}={format_address(*node.endpoint(listeners[0].name))}" for node in broker.cluster.nodes.values()
             )
         http_url = broker.http.url if broker.http is not None else None
         if http_url:

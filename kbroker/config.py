@@ -201,6 +201,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("kbroker.test.fail.produce.after.append.every", _T.INT, "0", min=0),
         # HOST:PORT of the HTTP listener (/healthz, /readyz, /metrics); unset = off, port 0 = a free port.
         _d("kbroker.http.listen", _T.STRING, None),
+        # The control API (kbroker.control): /v1/faults (and the cluster routes) on the HTTP
+        # listener, for tests that change a running broker from outside.  Off by default: it
+        # lets anyone who reaches the HTTP port break the broker on purpose.
+        _d("kbroker.control.enabled", _T.BOOLEAN, "false"),
         # -- ACLs (issue 11): Kafka's StandardAuthorizer; unset = no authorizer, all allowed --
         _d("authorizer.class.name", _T.STRING, "", choices=("", STANDARD_AUTHORIZER)),
         # "User:admin;User:bob": principals allowed everything.
@@ -239,14 +243,47 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("sasl.oauthbearer.expected.issuer", _T.STRING, None),
         _d("sasl.oauthbearer.sub.claim.name", _T.STRING, "sub"),
         _d("sasl.oauthbearer.clock.skew.seconds", _T.INT, "30", min=0),
+        # OAUTHBEARER, signed JWTs: set, tokens must be signed by a key of this JSON Web Key
+        # Set (file:, http: or https: URL), read at start-up and every refresh.ms after
+        # (kbroker.security.jwks).  The scope claim, if present, must be a string or list.
+        _d("sasl.oauthbearer.jwks.endpoint.url", _T.STRING, None),
+        _d("sasl.oauthbearer.jwks.endpoint.refresh.ms", _T.LONG, "3600000", min=0),
+        # First retry delay of a failed JWKS read, doubling up to .max.ms (also the least time
+        # between two refreshes an unknown kid may start).
+        _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", _T.LONG, "100", min=0),
+        _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", _T.LONG, "10000", min=0),
+        _d("sasl.oauthbearer.scope.claim.name", _T.STRING, "scope"),
+        # Delegation tokens (keys 38-41, kbroker.security.delegation): off unless the secret
+        # that signs their HMACs is set, as Kafka.
+        _secret("delegation.token.secret.key"),
+        _d("delegation.token.max.lifetime.ms", _T.LONG, "604800000", min=1),
+        _d("delegation.token.expiry.time.ms", _T.LONG, "86400000", min=1),
+        # Accepted; kbroker drops expired tokens whenever the token store is used instead.
+        _d("delegation.token.expiry.check.interval.ms", _T.LONG, "3600000", min=1, honoured=False),
         # -- version emulation (issue 12) -------------------------------------------------
         # Answer as this Kafka release's broker did (ApiVersions ranges, features,
         # behaviour): see kbroker/emulation.py.  Unset: the newest release.
         _d("kbroker.emulate.version", _T.STRING, None, choices=RELEASES),
         # -- end of version emulation -----------------------------------------------------
+        # -- client quotas (issue 12): Kafka's rate windows (11 samples of 1 s) ------------
+        _d("quota.window.num", _T.INT, "11", min=1),
+        _d("quota.window.size.seconds", _T.INT, "1", min=1),
+        # -- end of client quotas -------------------------------------------------------------
+        # -- client telemetry (KIP-714, issue 12) ---------------------------------------------
+        # A Kafka broker serves GetTelemetrySubscriptions/PushTelemetry only with a telemetry
+        # receiver plugin; kbroker's receiver (kbroker.telemetry: pushed metrics on /metrics)
+        # is off by default, so ApiVersions matches a stock broker's.
+        _d("kbroker.client.telemetry.enable", _T.BOOLEAN, "false"),
+        # Largest PushTelemetry metrics payload accepted (Kafka's telemetry.max.bytes).
+        _d("telemetry.max.bytes", _T.INT, "1048576", min=1),
+        # -- end of client telemetry ----------------------------------------------------------
         # Web console (kbroker/console/): true = pages only show; false also allows creating and
         # deleting topics and resetting group offsets from the console's forms.
         _d("kbroker.console.read.only", _T.BOOLEAN, "true"),
+        # -- virtual cluster (issue 15): N nodes (ids 1..N) in this process over one data dir,
+        # node k listening on each listener's port + k - 1 (kbroker/cluster.py).  Capped at
+        # 9 so a cluster takes a small, predictable block of ports.
+        _d("kbroker.nodes", _T.INT, "1", min=1, max=9),
     ]
 }
 

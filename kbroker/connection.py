@@ -22,10 +22,13 @@ Protocol state (changed only by the loop's callbacks and by the task between awa
 - ``_busy``: the task is answering a request (one in flight, as Kafka's SocketServer mutes
   the channel): later frames stay uncut in ``_scratch`` until its answer has been handed to
   the transport, so requests of one connection are answered in order;
+- ``_muted``: a client quota throttled the request just answered (``Session.throttle_ms``,
+  set by ``Broker.dispatch``): as Kafka mutes the channel (KIP-219), the task waits out the
+  throttle time before it cuts the next frame; the answer itself went at once;
 - ``_write_blocked``: the transport's send buffer is above its high-water mark (a client
   that does not read its answers): the task cuts no further frame until it drains;
 - ``_reading``: whether the transport is delivering bytes.  Reading stops while no frame can
-  be cut (busy, write-blocked or a frame ready) and ``_scratch`` is full; it resumes when the
+  be cut (busy, muted, write-blocked or a frame ready) and ``_scratch`` is full; it resumes when the
   task waits for a frame again.  So a connection holds at most ``READ_BUFFER_BYTES`` of
   read-ahead plus one frame being received (bounded by ``socket.request.max.bytes``; a large
   frame is only started while the connection is free), one request in handling and one
@@ -54,7 +57,8 @@ time the send buffer stays full.  A handler's own wait (Fetch ``max_wait_ms``, a
 is not bounded by it.  One timer per connection checks the deadline lazily.
 
 A frame that cannot be decoded, an unknown API key and other ``CloseConnection`` cases close
-this connection only.  End of input closes the connection once the buffered complete
+this connection only.  A ``Blackhole`` (a fault rule, ``kbroker.control.faults``) leaves it
+open: the task drops every later frame unanswered until the peer or the idle timer closes it.  End of input closes the connection once the buffered complete
 frames are answered.  When the transport is lost during a request, the request finishes
 (its answer is dropped) and the task ends.  Shutdown (``Broker.shutdown`` calls
 :meth:`KafkaConnection.shutdown`): an idle connection closes at once, a busy one after
@@ -98,24 +102,37 @@ _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
 
 Response = bytes | bytearray | None
+# What the task answers a blackholed request with: nothing, now or later (see Blackhole).
+SILENCE = b""
 
 
 class CloseConnection(Exception):
     """Raised by dispatch when Kafka would close the connection rather than answer."""
 
 
+class Blackhole(CloseConnection):
+    """Raised by dispatch (a fault rule): keep the connection open, take its requests and
+    never answer again, as a node cut off by the network looks to its client."""
+
+
 class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = (
         "broker", "peer", "session", "_loop", "_transport", "_scratch", "_start", "_end", "_frame", "_filled", "_ready",
-        "_busy", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
+        "_busy", "_muted", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
         "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
+        "node_id",
     )
 
-    def __init__(self, broker: Broker, security: ListenerSecurity | None = None) -> None:
+    def __init__(self, broker: Broker, security: ListenerSecurity | None = None, node_id: int | None = None) -> None:
         self.broker = broker
         self.peer = "?"
         self.security = security
         self.session = Session() if security is None else security.new_session()
+        # The node whose listener accepted it: the configured node.id, or a virtual cluster's
+        # node (kbroker.cluster); the broker's connection factory always says which.
+        if node_id is not None:
+            self.session.node_id = node_id
+        self.node_id = self.session.node_id
         self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -126,6 +143,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._filled = 0
         self._ready: bytes | bytearray | None = None
         self._busy = False
+        self._muted = False  # throttled by a client quota: no frame is cut (see _mute)
         self._write_blocked = False
         self._reading = True
         self._eof = False
@@ -201,7 +219,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._wake()
             return
         self._end += nbytes
-        if self._busy or self._write_blocked or self._ready is not None:
+        if self._busy or self._muted or self._write_blocked or self._ready is not None:
             if self._end - self._start >= len(self._scratch):
                 self._pause_reading()
             return
@@ -270,6 +288,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         response = await broker.dispatch(frame, self.peer, self.session)
                     else:
                         response = await gate.handle(frame)
+                except Blackhole as exc:
+                    logger.info("%s: %s: no more answers on this connection", self.peer, exc)
+                    response = SILENCE
                 except CloseConnection as exc:
                     logger.info("%s: closing: %s", self.peer, exc)
                     self._close()
@@ -287,11 +308,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._closed:
                     return
                 if response is not None:
+                    if response is SILENCE:
+                        await self._swallow()
+                        return
                     assert self._transport is not None
                     self._transport.write(response)  # may call pause_writing
                 if gate is not None and gate.close_after_write:
                     self._close_later(gate.close_delay_s)  # a failed authentication: the answer, then the end
                     return
+                if self.session.throttle_ms:
+                    await self._mute(self.session.throttle_ms)
+                    self.session.throttle_ms = 0
                 if self._debug:
                     key, version, correlation_id = _HEADER.unpack_from(frame)
                     logger.debug(
@@ -303,6 +330,35 @@ class KafkaConnection(asyncio.BufferedProtocol):
         finally:
             self._wakeup = None
             broker.forget_connection(self)
+
+    async def _swallow(self) -> None:
+        """A blackholed connection: cut and drop frames, answer nothing, until it closes."""
+        while not self._closed:
+            self._ready = None
+            if self._advance():
+                continue
+            if self._closed:
+                return
+            self._wakeup = self._loop.create_future()
+            await self._wakeup
+            self._wakeup = None
+    async def _mute(self, throttle_ms: int) -> None:
+        """Read no request for ``throttle_ms`` (a client quota throttled the last one; KIP-219).
+        Bytes that arrive meanwhile stay uncut; reading pauses once the buffer is full.  A
+        close or shutdown ends the wait at once."""
+        self._muted = True
+        deadline = self._loop.time() + throttle_ms / 1000
+        try:
+            while not self._closed and not self.broker.closing and self._loop.time() < deadline:
+                self._wakeup = self._loop.create_future()
+                timer = self._loop.call_at(deadline, self._wake)
+                try:
+                    await self._wakeup
+                finally:
+                    timer.cancel()
+                    self._wakeup = None
+        finally:
+            self._muted = False
 
     def _advance(self) -> bool:
         """Cut the next complete frame into ``_ready`` (True), or get ready to receive it
@@ -405,7 +461,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # -- shutdown --------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Close now if idle; a busy connection closes after writing its answer."""
+        """Close now if idle (or muted by a quota); a busy connection closes after writing its answer."""
         if not self._busy:
             self._close()
 

@@ -94,12 +94,23 @@ def _capped_max(name: str, max_level: int, ranges: dict[int, tuple[int, int]]) -
     return level
 
 
-def emulation_for(release: str | None) -> Emulation:
-    """The emulation of ``release`` ("X.Y"; None: the newest)."""
+# KIP-714's APIs, which a Kafka broker (3.7+) advertises only when a client-telemetry
+# receiver is configured (the per-release table assumes none): GetTelemetrySubscriptions
+# and PushTelemetry v0.  kbroker's receiver is kbroker.client.telemetry.enable.
+CLIENT_TELEMETRY_APIS: dict[int, tuple[int, int]] = {71: (0, 0), 72: (0, 0)}
+CLIENT_TELEMETRY_SINCE = (3, 7)
+
+
+def emulation_for(release: str | None, client_telemetry: bool = False) -> Emulation:
+    """The emulation of ``release`` ("X.Y"; None: the newest), with KIP-714's APIs when
+    ``client_telemetry`` (a receiver is configured) and the release has them."""
     release = release or NEWEST
     if release not in RELEASES:
         raise ValueError(f"unknown Kafka release {release!r}: one of {', '.join(RELEASES)}")
-    ranges = served_ranges(API_RANGES[release])
+    release_ranges = API_RANGES[release]
+    if client_telemetry and release_key(release) >= CLIENT_TELEMETRY_SINCE:
+        release_ranges = {**release_ranges, **CLIENT_TELEMETRY_APIS}
+    ranges = served_ranges(release_ranges)
     supported: dict[str, tuple[int, int]] = {}
     caps: dict[str, int] = {}
     for name, (lo, hi) in SUPPORTED_FEATURES[release].items():

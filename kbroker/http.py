@@ -4,7 +4,9 @@ Served by aiohttp's low-level server (``aiohttp.web.Server``) on the broker's ow
 no extra thread, no routing framework.  Routes are exact paths registered with
 :meth:`HttpListener.add_route`; other modules (the console, ...) add theirs the same way
 before or after start.  A route serves GET and HEAD unless it names its methods (the
-console's forms add POST); any other method is 405.
+console's forms add POST); any other method is 405.  A prefix route
+(:meth:`HttpListener.add_prefix_route`) serves the paths below its prefix that no exact
+route serves: the control API (``kbroker.control``) under ``/v1/``.
 
 Start-up order (see ``Broker.start``): the HTTP listener binds before the logs are loaded,
 so ``/healthz`` answers during a long recovery while ``/readyz`` says 503 until the
@@ -39,6 +41,8 @@ class HttpListener:
         self.broker = broker
         self.host, self.port = split_host_port(listen, what="kbroker.http.listen")
         self.routes: dict[str, tuple[Handler, tuple[str, ...]]] = {}
+        # (prefix, handler, methods): paths below a prefix that no exact route serves.
+        self.prefix_routes: list[tuple[str, Handler, tuple[str, ...]]] = []
         self.registry, self.collector = new_registry(broker)
         self._runner: web.ServerRunner | None = None
         # --dev: when the port is taken, bind a free one instead of failing the start.
@@ -54,6 +58,11 @@ class HttpListener:
     def add_route(self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
         """Serve ``methods`` of ``path`` (exact match) with ``handler``; a later call replaces it."""
         self.routes[path] = (handler, methods)
+
+    def add_prefix_route(self, prefix: str, handler: Handler, methods: tuple[str, ...]) -> None:
+        """Serve every path starting with ``prefix`` that has no exact route (the handler
+        routes further itself: the control API's ``/v1/``)."""
+        self.prefix_routes.append((prefix, handler, methods))
 
     @property
     def url(self) -> str:
@@ -95,6 +104,8 @@ class HttpListener:
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         route = self.routes.get(request.path)
+        if route is None:
+            route = next(((h, m) for prefix, h, m in self.prefix_routes if request.path.startswith(prefix)), None)
         if route is None:
             return web.Response(status=404, text="not found\n")
         handler, methods = route

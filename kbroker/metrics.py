@@ -19,6 +19,7 @@ rather than the JMX ``TotalTimeMs`` percentiles.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from kbroker.clock import now_ms
+from kbroker.quotas.manager import QUOTA_TYPE
+from kbroker.quotas.model import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE
 from kbroker.stats import LATENCY_BUCKETS_S, BrokerStats
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -39,6 +43,18 @@ if TYPE_CHECKING:
     from kbroker.server import Broker
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Kafka's quota-rate attribute per enforced key: (metric name suffix, help).
+QUOTA_RATE_METRICS = {
+    PRODUCER_BYTE_RATE: ("byte_rate", "Bytes per second produced, as the producer_byte_rate quota measures them."),
+    CONSUMER_BYTE_RATE: ("byte_rate", "Bytes per second fetched, as the consumer_byte_rate quota measures them."),
+    REQUEST_PERCENTAGE: ("request_time", "Percent of one thread's time used, as the request_percentage quota measures it."),
+}
+
+
+def _prometheus_name(name: str) -> str:
+    """A metric or label name made of Prometheus' characters (others become ``_``)."""
+    out = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    return out if out and not out[0].isdigit() else f"_{out}"
 
 
 def request_name(api_key: int) -> str:
@@ -97,6 +113,61 @@ class BrokerCollector(Collector):
         yield self._lag()
         yield from self._loop_lag()
         yield from self._cleaner()
+        yield from self._quotas()
+        yield from self._client_telemetry()
+
+    def _client_telemetry(self) -> Iterator[Metric]:
+        """Metrics clients pushed (KIP-714, ``kbroker.telemetry``), under their OTLP names made
+        Prometheus-safe (``org.apache.kafka.producer.node.request.latency.avg`` ->
+        ``org_apache_kafka_producer_node_request_latency_avg``), labelled with the client's
+        instance id, its client id and the point's attributes."""
+        telemetry = self.broker.telemetry_if_started
+        if telemetry is None:
+            return
+        telemetry.expire(now_ms())
+        families: dict[str, Metric] = {}
+        for (instance_label, name, attributes), series in sorted(telemetry.series.items()):
+            metric_name = _prometheus_name(name)
+            family = families.get(metric_name)
+            if family is None:
+                family = families[metric_name] = Metric(metric_name, f"Pushed by clients as {name}.", series.kind)
+            labels = {"client_instance_id": instance_label, "client_id": series.client_id}
+            for key, value in attributes:
+                label = _prometheus_name(key)
+                labels[label if label not in labels else f"attribute_{label}"] = value
+            family.add_sample(metric_name + ("_total" if series.kind == "counter" else ""), labels, series.value)
+        yield from families.values()
+
+    def _quotas(self) -> Iterator[Metric]:
+        """Client-quota figures per quota type (Kafka's ``kafka.server:type=Produce|Fetch|Request``
+        beans, labelled by the user and client-id of the quota's sensor, as Kafka tags them):
+        throttle time handed out, throttled responses, and the rate each sensor measures now."""
+        quotas = self.broker.quotas
+        if quotas is None:
+            return
+        labels = ["user", "client_id"]
+        throttle_ms: dict[str, CounterMetricFamily] = {}
+        throttled: dict[str, CounterMetricFamily] = {}
+        for quota_type in QUOTA_TYPE.values():
+            prefix = f"kafka_server_{quota_type.lower()}"
+            throttle_ms[quota_type] = CounterMetricFamily(
+                f"{prefix}_throttle_time_ms", f"Milliseconds of throttle time given to {quota_type} quota violations.", labels=labels
+            )
+            throttled[quota_type] = CounterMetricFamily(
+                f"{prefix}_throttled_requests", f"Responses throttled by a {quota_type} quota.", labels=labels
+            )
+        for (quota_type, user, client_id), (count, total_ms) in sorted(quotas.throttles.items()):
+            throttle_ms[quota_type].add_metric([user, client_id], total_ms)
+            throttled[quota_type].add_metric([user, client_id], count)
+        yield from throttle_ms.values()
+        yield from throttled.values()
+        rates = {
+            key: GaugeMetricFamily(f"kafka_server_{QUOTA_TYPE[key].lower()}_{name}", doc, labels=labels)
+            for key, (name, doc) in QUOTA_RATE_METRICS.items()
+        }
+        for (key, user, client_id), measured in sorted(quotas.measured_rates(now_ms()).items()):
+            rates[key].add_metric([user, client_id], measured)
+        yield from rates.values()
 
     def _loop_lag(self) -> Iterator[Metric]:
         probe = self.probe

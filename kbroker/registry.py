@@ -19,9 +19,10 @@ rows to a Kafka release's ranges with :func:`served_ranges`; it never widens the
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.session import Session
 from kbroker.wire.api import ApiKey
@@ -29,6 +30,8 @@ from kbroker.wire.messages import REQUESTS, RESPONSES
 
 if TYPE_CHECKING:
     from kbroker.server import Broker
+
+T = TypeVar("T")
 
 # api key -> (module in kbroker.handlers, min version, max version).
 API_TABLE: dict[int, tuple[str, int, int]] = {
@@ -82,9 +85,20 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.SASL_AUTHENTICATE: ("sasl_authenticate", 0, 2),
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: ("describe_user_scram_credentials", 0, 0),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: ("alter_user_scram_credentials", 0, 0),
+    # -- delegation tokens (issue 11, kbroker.security.delegation)
+    ApiKey.CREATE_DELEGATION_TOKEN: ("create_delegation_token", 1, 3),
+    ApiKey.RENEW_DELEGATION_TOKEN: ("renew_delegation_token", 1, 2),
+    ApiKey.EXPIRE_DELEGATION_TOKEN: ("expire_delegation_token", 1, 2),
+    ApiKey.DESCRIBE_DELEGATION_TOKEN: ("describe_delegation_token", 1, 3),
     # -- KIP-848 consumer groups (issue 14) --
     ApiKey.CONSUMER_GROUP_HEARTBEAT: ("consumer_group_heartbeat", 0, 1),
     ApiKey.CONSUMER_GROUP_DESCRIBE: ("consumer_group_describe", 0, 1),
+    # -- client quotas (issue 12) --
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: ("describe_client_quotas", 0, 1),
+    ApiKey.ALTER_CLIENT_QUOTAS: ("alter_client_quotas", 0, 1),
+    # -- client telemetry (issue 12, KIP-714): advertised only with kbroker.client.telemetry.enable
+    ApiKey.GET_TELEMETRY_SUBSCRIPTIONS: ("get_telemetry_subscriptions", 0, 0),
+    ApiKey.PUSH_TELEMETRY: ("push_telemetry", 0, 0),
 }
 
 
@@ -101,6 +115,20 @@ class RequestContext:
     now_ms: int
     # The connection's security facts (principal, client host, listener).
     session: Session = field(default_factory=Session)
+    # The node whose listener accepted the connection: the configured node.id, or in a
+    # virtual cluster (kbroker.nodes > 1) one of 1..N.
+    node_id: int = 1
+    # Seconds the handler spent parked (a Fetch long poll, a rebalance): not busy time, so
+    # left out of the request-time quota (kbroker.quotas).  See :meth:`parked`.
+    parked_s: float = 0.0
+
+    async def parked(self, waiting: Awaitable[T]) -> T:
+        """Await ``waiting``, counting the time as parked rather than busy."""
+        started = time.perf_counter()
+        try:
+            return await waiting
+        finally:
+            self.parked_s += time.perf_counter() - started
 
 
 HandlerFn = Callable[[RequestContext, Any], Awaitable[Any]]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -27,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 from kbroker.clock import now_ms
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.connection import CloseConnection, KafkaConnection
+from kbroker.control.faults import FaultEngine
 from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
 from kbroker.log.errors import LogStorageError
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
-from kbroker.registry import RequestContext, load_handler
+from kbroker.registry import Handler, RequestContext, load_handler
 from kbroker.session import Session
 from kbroker.startup import DataDirLock, StartupError, bind_listener, prepare_data_dir
 from kbroker.stats import BrokerStats
@@ -45,10 +47,14 @@ from kbroker.wire.headers import decode_request_header, encode_response, peek_re
 
 if TYPE_CHECKING:
     from kbroker.acl.authorizer import StandardAuthorizer
+    from kbroker.client_metrics import ClientMetricsStore
+    from kbroker.cluster import Cluster
     from kbroker.groups import GroupRuntime
     from kbroker.http import HttpListener
+    from kbroker.quotas.manager import ClientQuotas
     from kbroker.security.listener import ListenerSecurity
     from kbroker.security.scram import ScramStore
+    from kbroker.telemetry import TelemetryManager
     from kbroker.transactions import TransactionRuntime
 
 logger = logging.getLogger(__name__)
@@ -69,6 +75,9 @@ class Broker:
         self._groups: GroupRuntime | None = None
         self._transactions: TransactionRuntime | None = None
         self._scram: ScramStore | None = None
+        self._delegation_tokens: Any = None  # kbroker.security.delegation.DelegationTokenStore
+        self._client_metrics: ClientMetricsStore | None = None
+        self._telemetry: TelemetryManager | None = None
         # (mechanism, user, credential) set at start, as kafka-storage format --add-scram.
         self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
@@ -80,11 +89,18 @@ class Broker:
         # The first listener's bound address, and every listener's by name.
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
         self.listen_addresses: dict[str, tuple[str, int]] = {x.name: (x.host, x.port) for x in config.listeners}
-        self._produce_fault_every = config.get_int("kbroker.test.fail.produce.after.append.every")
-        self._produce_appends = 0
+        # Fault rules (kbroker.control.faults).  dispatch and the Produce handler check only
+        # these two flags, which the engine keeps true while a rule of their kind can fire.
+        self.faults_active = False
+        self.append_faults_active = False
+        self.fault_engine = FaultEngine(self)
+        self.node_id = config.node_id
+        every = config.get_int("kbroker.test.fail.produce.after.append.every")
+        if every > 0:  # the older way to ask for one such rule
+            self.fault_engine.add({"api": "Produce", "error": "NOT_ENOUGH_REPLICAS_AFTER_APPEND", "after_append": True, "every": every})
         self._lock = DataDirLock(config.data_dir)
         # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
-        self.emulation = emulation_for(config.get("kbroker.emulate.version"))
+        self.emulation = emulation_for(config.get("kbroker.emulate.version"), config.get_bool("kbroker.client.telemetry.enable"))
         self.features: FinalizedFeatures | None = None  # loaded at start (data dir locked)
         self.stats = BrokerStats()
         self.http: HttpListener | None = None  # kbroker.http.listen (aiohttp imported only then)
@@ -92,10 +108,26 @@ class Broker:
             from kbroker.http import HttpListener
 
             self.http = HttpListener(self, config.get("kbroker.http.listen") or "")
+        if config.get_bool("kbroker.control.enabled"):
+            if self.http is None:
+                raise ConfigError("kbroker.control.enabled=true needs the HTTP listener: set kbroker.http.listen (or use --dev)")
+            from kbroker.control.api import install_control
+
+            install_control(self, self.http)
         self.ready = False  # logs recovered and the Kafka listener accepting (/readyz)
         # The ACL authorizer (kbroker.acl), loaded at start when authorizer.class.name asks for
         # it; None means every request is allowed, and is all a handler checks then.
         self.authorizer: StandardAuthorizer | None = None
+        # The virtual cluster (kbroker.nodes > 1): nodes, replicas, leaders, ISR.  None for a
+        # single node, which is all the request path checks then.
+        self.cluster: Cluster | None = None
+        self._node_id = self.node_id  # read once (config.node_id parses)
+        if config.get_int("kbroker.nodes") > 1:
+            from kbroker.cluster import Cluster
+
+            self.cluster = Cluster(self, config.get_int("kbroker.nodes"))
+        # Client quotas (kbroker.quotas), loaded at start from the data dir.
+        self.quotas: ClientQuotas | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,9 +154,12 @@ class Broker:
             existing = (data_dir / META_PROPERTIES).exists()
             self.metadata.load(self.config.node_id)
             self._load_authorizer()
+            self._load_quotas()
             self.features = FinalizedFeatures(data_dir, self.emulation)
             self.topics.open(now_ms())
             logs_open = True
+            if self.cluster is not None:
+                self.cluster.load()
             if existing:
                 self._log_recovery()
             # A coordinator with state on disk starts now: its timers (member sessions, offset
@@ -138,7 +173,7 @@ class Broker:
             for listener, sock in zip(self.config.listeners, socks, strict=True):
                 secured = security[listener.name]
                 context = secured.ssl_context if secured is not None else None
-                self._servers.append(await loop.create_server(self._connection_factory(secured), sock=sock, ssl=context))
+                self._servers.append(await loop.create_server(self.connection_factory(secured), sock=sock, ssl=context))
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
             self._undo_start(socks, logs_open)
             if self.http is not None:
@@ -153,6 +188,8 @@ class Broker:
         self.listen_address = self.listen_addresses[self.config.listeners[0].name]
         if bound:
             self.config = self.config.with_bound_ports(bound)
+        if self.cluster is not None:
+            await self._start_cluster(security)
         self._spawn(self._housekeeping())
         self.ready = True
 
@@ -166,8 +203,39 @@ class Broker:
             except AclStoreError as exc:
                 raise StartupError(str(exc)) from None
 
-    def _connection_factory(self, security: ListenerSecurity | None) -> Callable[[], KafkaConnection]:
-        return lambda: KafkaConnection(self, security)
+    async def _start_cluster(self, security: dict[str, ListenerSecurity | None]) -> None:
+        """Serve nodes 2..N of the virtual cluster (node 1 is the listeners just bound)."""
+        assert self.cluster is not None
+        self.cluster.adopt_node_one(self._servers, list(self.config.listeners))
+        try:
+            await self.cluster.start(security)
+        except BaseException:
+            self.cluster.close_servers()
+            self._undo_start([], logs_open=True)
+            if self.http is not None:
+                await self.http.stop()
+            raise
+
+    def connection_factory(self, security: ListenerSecurity | None, node_id: int | None = None) -> Callable[[], KafkaConnection]:
+        node = self.config.node_id if node_id is None else node_id
+        return lambda: KafkaConnection(self, security, node)
+
+    def drop_connections(self, node_id: int) -> None:
+        """Close every connection a node's listeners accepted (a virtual node stops)."""
+        for conn in list(self._connections):
+            if conn.node_id == node_id:
+                conn.abort()
+
+    def _load_quotas(self) -> None:
+        from kbroker.quotas.manager import ClientQuotas
+        from kbroker.quotas.store import QuotaStoreError
+
+        try:
+            self.quotas = ClientQuotas(
+                self.config.data_dir, self.config.get_int("quota.window.num"), self.config.get_int("quota.window.size.seconds")
+            )
+        except QuotaStoreError as exc:
+            raise StartupError(str(exc)) from None
 
     def _listener_security(self) -> dict[str, ListenerSecurity | None]:
         """Each listener's security (for a PLAINTEXT listener only its name, which the
@@ -222,6 +290,29 @@ class Broker:
         )
 
     @property
+    def client_metrics(self) -> ClientMetricsStore:
+        """The CLIENT_METRICS subscriptions (``kbroker.client_metrics``); the first use reads
+        them from the data dir."""
+        if self._client_metrics is None:
+            from kbroker.client_metrics import ClientMetricsStore
+
+            self._client_metrics = ClientMetricsStore(self.config.data_dir)
+        return self._client_metrics
+
+    @property
+    def telemetry(self) -> TelemetryManager:
+        """Client telemetry (``kbroker.telemetry``, KIP-714); made on first use."""
+        if self._telemetry is None:
+            from kbroker.telemetry import TelemetryManager
+
+            self._telemetry = TelemetryManager(self.client_metrics, self.config.get_int("telemetry.max.bytes"))
+        return self._telemetry
+
+    @property
+    def telemetry_if_started(self) -> TelemetryManager | None:
+        return self._telemetry
+
+    @property
     def scram_credentials(self) -> ScramStore:
         """The SCRAM credentials (``kbroker.security.scram``); the first use reads them
         from the data dir."""
@@ -232,6 +323,18 @@ class Broker:
             store.load()
             self._scram = store
         return self._scram
+
+    @property
+    def delegation_tokens(self) -> Any:
+        """The delegation tokens (``kbroker.security.delegation``); the first use reads them
+        from the data dir."""
+        if self._delegation_tokens is None:
+            from kbroker.security.delegation import DelegationTokenStore
+
+            store = DelegationTokenStore(self.config.data_dir, self.config)
+            store.load()
+            self._delegation_tokens = store
+        return self._delegation_tokens
 
     @property
     def groups(self) -> GroupRuntime:
@@ -261,6 +364,8 @@ class Broker:
         """Register a new connection; False (the caller closes it) past ``max.connections``."""
         if len(self._connections) >= self._max_connections or self.closing:
             return False
+        if self.cluster is not None and not self.cluster.nodes[conn.node_id].up:
+            return False  # accepted just before its node stopped
         self._connections.add(conn)
         self.stats.connections_accepted += 1
         return True
@@ -298,6 +403,8 @@ class Broker:
             await self.http.stop()
         for server in self._servers:
             server.close()
+        if self.cluster is not None:
+            self.cluster.close_servers()
         self.waiters.notify_all()  # parked fetches answer now
         for conn in list(self._connections):
             conn.shutdown()  # idle ones close now, busy ones after writing their answer
@@ -313,14 +420,21 @@ class Broker:
         self._close_state(logs_open=True)
         logger.info("stopped: logs flushed, clean-shutdown marker written, data dir %s unlocked", self.config.data_dir)
 
-    def should_inject_produce_fault(self) -> bool:
-        """Fault injection for test suites: see ``kbroker.test.fail.produce.after.append.every``."""
-        if self._produce_fault_every <= 0:
-            return False
-        self._produce_appends += 1
-        return self._produce_appends % self._produce_fault_every == 0
-
     # -- dispatch --------------------------------------------------------------------------
+
+
+    def _cluster_routed(self, handler: Handler) -> Handler:
+        """``handler`` with the virtual cluster's routing in front (NOT_LEADER_OR_FOLLOWER,
+        NOT_COORDINATOR, ...), for the fault engine, which calls ``handler.fn`` itself."""
+        cluster = self.cluster
+        assert cluster is not None
+        inner = handler.fn
+
+        async def routed(ctx: RequestContext, request: Any) -> Any:
+            early = cluster.route(ctx, request)
+            return early if early is not None else await inner(ctx, request)
+
+        return dataclasses.replace(handler, fn=routed)
 
     async def dispatch(self, frame: bytes | bytearray, peer: str, session: Session | None = None) -> bytes | bytearray | None:
         """Answer one request frame; None for no answer (Produce acks=0)."""
@@ -348,10 +462,19 @@ class Broker:
         except DecodeError as exc:
             logger.debug("undecodable frame from %s: %s", peer, bytes(frame[:256]).hex())
             raise CloseConnection(f"undecodable {handler.request_cls.__name__} v{api_version}: {exc}") from None
-        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session or Session())
+        session = session or Session(node_id=self._node_id)
+        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer, now_ms(), session, session.node_id)
         started = time.perf_counter()
         try:
-            response = await handler.fn(ctx, request)
+            if self.faults_active:  # a fault rule can fire (kbroker.control.faults)
+                if self.cluster is not None:
+                    handler = self._cluster_routed(handler)
+                response = await self.fault_engine.handle(handler, ctx, request)
+            elif self.cluster is not None:
+                early = self.cluster.route(ctx, request)
+                response = early if early is not None else await handler.fn(ctx, request)
+            else:
+                response = await handler.fn(ctx, request)
         except KafkaError as exc:
             response = handler.response_cls()
             if not fill_error(response, exc.code, exc.message):
@@ -363,7 +486,19 @@ class Broker:
             response = handler.response_cls()
             if not fill_error(response, ErrorCode.UNKNOWN_SERVER_ERROR):
                 raise CloseConnection("internal error") from None
-        self.stats.request(api_key, getattr(response, "error_code", 0), time.perf_counter() - started)
+        elapsed_s = time.perf_counter() - started
+        self.stats.request(api_key, getattr(response, "error_code", 0), elapsed_s)
+        quotas = self.quotas
+        if quotas is not None and quotas.active:
+            throttle_ms = quotas.throttle_request(
+                api_key, request, response, ctx.session.principal, ctx.client_id, len(frame), max(elapsed_s - ctx.parked_s, 0.0), now_ms()
+            )
+            if throttle_ms > 0:
+                # KIP-219: answered at once with the throttle time; the connection then reads
+                # nothing from this client for that long (kbroker.connection).
+                ctx.session.throttle_ms = throttle_ms
+                if response is not None and hasattr(response, "throttle_time_ms"):
+                    response.throttle_time_ms = max(response.throttle_time_ms, throttle_ms)
         if response is None:
             return None
         try:

@@ -26,3 +26,15 @@ class Session:
     # The connection's SASL authenticator (kbroker.security.sasl.Authenticator) on a SASL
     # listener, for the SaslHandshake/SaslAuthenticate handlers; None elsewhere.
     sasl: Any = None
+    # The node whose listener accepted the connection (a virtual cluster's node id; in
+    # single-node mode the configured node.id).
+    node_id: int = 1
+    # Authenticated with a delegation token (SCRAM tokenauth=true): may not manage tokens.
+    token_authenticated: bool = False
+    # Set by Broker.dispatch when a client quota throttled the request just answered: the
+    # connection reads no further request for this many ms (KIP-219), then resets it.
+    throttle_ms: int = 0
+    # What the client said it is in ApiVersions v3+ (KIP-511); client-metrics subscriptions
+    # match on them (KIP-714).
+    client_software_name: str = ""
+    client_software_version: str = ""

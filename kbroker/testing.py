@@ -57,6 +57,10 @@ class BrokerThread:
         if self.broker is not None:  # a restart keeps the port clients know
             config = config.with_listen_port(self.broker.listen_address[1])
         broker = Broker(config)
+        if self.broker is not None and self.broker.cluster is not None and broker.cluster is not None:
+            for node_id, node in self.broker.cluster.nodes.items():  # ... and so do the other nodes
+                if node_id > 1 and node_id in broker.cluster.nodes:
+                    broker.cluster.nodes[node_id].bound = list(node.bound)
         self.call(broker.start())
         self.broker = broker
 
@@ -75,6 +79,78 @@ class BrokerThread:
         self._thread.join(CALL_TIMEOUT_S)
         self.loop.close()
 
+    # -- virtual cluster (kbroker.nodes > 1): the control API's operations ------------------
+
+    def _cluster(self) -> Any:
+        assert self.broker is not None, "broker not started"
+        if self.broker.cluster is None:
+            raise RuntimeError("not a virtual cluster: start with settings {'kbroker.nodes': 'N'}")
+        return self.broker.cluster
+
+    def stop_node(self, node_id: int) -> None:
+        """Stop node ``node_id``: its listeners close, its partitions and coordinators move."""
+        self.call(self._cluster().stop_node(node_id))
+
+    def start_node(self, node_id: int) -> None:
+        """Start node ``node_id`` again on its port; it rejoins the ISR."""
+        self.call(self._cluster().start_node(node_id))
+
+    def move_leader(self, topic: str, partition: int, node_id: int) -> None:
+        """Make ``node_id`` (an ISR member) the partition's leader, bumping its leader epoch."""
+        cluster = self._cluster()
+
+        async def move() -> None:
+            cluster.move_leader(topic, partition, node_id)
+
+        self.call(move())
+
+    def cluster_state(self) -> dict[str, Any]:
+        """The cluster as GET /v1/state answers it: nodes, topics' partitions, groups."""
+        cluster = self._cluster()
+
+        async def state() -> dict[str, Any]:
+            result: dict[str, Any] = cluster.state()
+            return result
+
+        result: dict[str, Any] = self.call(state())
+        return result
+
+    # -- fault rules (kbroker.control.faults): the control API's /v1/faults, in-process --
+
+    def add_fault(self, rule: dict[str, Any]) -> int:
+        """Add a fault rule (the fields of ``POST /v1/faults``); returns its id.  A rule
+        that does not validate raises ``kbroker.control.faults.FaultRuleError``."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def add() -> int:
+            return engine.add(rule).id
+
+        result: int = self.call(add())
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The rules with their counters: ``[{"id", "rule", "hits", "remaining"}]``, as GET."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def describe() -> list[dict[str, Any]]:
+            return engine.describe()
+
+        result: list[dict[str, Any]] = self.call(describe())
+        return result
+
+    def clear_faults(self, fault_id: int | None = None) -> None:
+        """Delete one rule (KeyError for an unknown id) or, with None, all of them."""
+        assert self.broker is not None, "broker not started"
+        engine = self.broker.fault_engine
+
+        async def clear() -> bool:
+            return engine.clear(fault_id)
+
+        if not self.call(clear()):
+            raise KeyError(fault_id)
+
     @property
     def address(self) -> tuple[str, int]:
         assert self.broker is not None, "broker not started"
@@ -84,6 +160,13 @@ class BrokerThread:
     def bootstrap(self) -> str:
         host, port = self.address
         return f"{host}:{port}"
+
+    @property
+    def cluster_bootstrap(self) -> str:
+        """Every node's address, comma-separated (a virtual cluster); else :attr:`bootstrap`."""
+        if self.broker is None or self.broker.cluster is None:
+            return self.bootstrap
+        return ",".join(f"{n['host']}:{n['port']}" for n in self.cluster_state()["nodes"])
 
 
 @contextmanager

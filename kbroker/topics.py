@@ -189,22 +189,35 @@ class TopicManager:
             )
         if replication_factor == 0 or replication_factor < -1:
             raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0, or -1 to use the default value.")
-        if replication_factor > 1:
+        nodes = 1 if self.broker.cluster is None else self.broker.cluster.node_count
+        if replication_factor > nodes:
             raise KafkaError(
                 ErrorCode.INVALID_REPLICATION_FACTOR,
                 f"Unable to replicate the partition {replication_factor} time(s): The target replication factor "
-                f"of {replication_factor} cannot be reached because only 1 broker(s) are registered.",
+                f"of {replication_factor} cannot be reached because only {nodes} broker(s) are registered.",
             )
         validate_topic_configs(configs)
         return num_partitions
 
-    def create_topic(self, name: str, num_partitions: int, configs: dict[str, str], now_ms: int) -> TopicMetadata:
+    def replication_factor_for(self, name: str, requested: int = -1) -> int:
+        """The replication factor a new topic gets: 1 on a single node; in a virtual cluster
+        the requested one, or (-1) the cluster's default for the topic."""
+        cluster = self.broker.cluster
+        if cluster is None:
+            return 1
+        return requested if requested > 0 else cluster.default_replication_factor(name)
+
+    def create_topic(
+        self, name: str, num_partitions: int, configs: dict[str, str], now_ms: int, replication_factor: int = -1
+    ) -> TopicMetadata:
         assert self.logs is not None
         log_config = self._log_config(configs)
         for p in range(num_partitions):
             self.logs.create(name, p, log_config)
         topic = self.broker.metadata.create(name, num_partitions, configs)
         self._start_leader_epochs(topic)
+        if self.broker.cluster is not None:
+            self.broker.cluster.topic_created(topic, self.replication_factor_for(name, replication_factor))
         return topic
 
     def auto_create(self, name: str, now_ms: int) -> TopicMetadata | None:
@@ -223,6 +236,8 @@ class TopicManager:
         assert self.logs is not None
         topic = self.broker.metadata.delete(name)
         self.logs.delete_topic(name)
+        if self.broker.cluster is not None:
+            self.broker.cluster.topic_deleted(name)
         if self.cleaner is not None:
             self.cleaner.forget(name)
         for p in range(topic.num_partitions):
@@ -239,6 +254,8 @@ class TopicManager:
             self.logs.create(name, p, log_config)
         self.broker.metadata.add_partitions(name, new_total)
         self._start_leader_epochs(topic, first_new)
+        if self.broker.cluster is not None:
+            self.broker.cluster.partitions_added(topic)
 
     def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         assert self.logs is not None

@@ -3,7 +3,8 @@
 //
 //   node driver.js <command> < request.json
 //
-// commands: create, list, produce, consume, offsets-by-time, offsets, delete, admin-ops
+// commands: create, list, produce, consume, offsets-by-time, offsets, delete, admin-ops,
+// cluster-produce, cluster-consume (the virtual-cluster tests)
 'use strict'
 
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
@@ -11,7 +12,8 @@ const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
 const b64 = (buf) => (buf === null || buf === undefined ? null : Buffer.from(buf).toString('base64'))
 const unb64 = (s) => (s === null || s === undefined ? null : Buffer.from(s, 'base64'))
 
-// req.ssl: { ca, cert?, key? } file paths; req.sasl: kafkajs's { mechanism, username, password }.
+// req.ssl: { ca, cert?, key? } file paths; req.sasl: kafkajs's { mechanism, username, password },
+// or { mechanism: 'oauthbearer', token } for OAUTHBEARER.
 function security (req) {
   const out = {}
   if (req.ssl) {
@@ -22,7 +24,11 @@ function security (req) {
       out.ssl.key = fs.readFileSync(req.ssl.key)
     }
   }
-  if (req.sasl) out.sasl = req.sasl
+  if (req.sasl && req.sasl.mechanism === 'oauthbearer') {
+    // req.sasl.token: the JWT the oauthBearerProvider hands kafkajs
+    const token = req.sasl.token
+    out.sasl = { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: token }) }
+  } else if (req.sasl) out.sasl = req.sasl
   return out
 }
 
@@ -30,7 +36,7 @@ function client (req) {
   return new Kafka({
     ...security(req),
     clientId: 'compat-kafkajs',
-    brokers: [req.bootstrap],
+    brokers: req.bootstrap.split(','),
     connectionTimeout: 5000,
     requestTimeout: 10000,
     retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
@@ -197,6 +203,65 @@ const commands = {
     }
     return { records }
   }
+}
+
+// The virtual-cluster tests: an idempotent acks=all producer sending one record at a time
+// (req.pauseMs apart) to req.partition = seq % req.partitions, while the test moves leaders
+// and stops a node; answers the records acknowledged and the sends that failed.
+commands['cluster-produce'] = async (req) => {
+  const kafka = client({ ...req })
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1000 }
+  })
+  await producer.connect()
+  const acked = []
+  const failed = []
+  try {
+    for (let seq = req.first || 0; seq < req.count; seq++) {
+      const partition = seq % req.partitions
+      try {
+        await producer.send({ topic: req.topic, acks: -1, timeout: 10000, messages: [{ partition, value: String(seq) }] })
+        acked.push({ partition, value: seq })
+      } catch (e) {
+        failed.push({ partition, value: seq, error: String(e && e.message) })
+      }
+      if (req.pauseMs) await new Promise((resolve) => setTimeout(resolve, req.pauseMs))
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  return { acked, failed }
+}
+
+// A group consumer committing as it goes, until req.want records or req.timeoutMs; then
+// the group's committed offsets.  A crash (the consumer giving up) is an error.
+commands['cluster-consume'] = async (req) => {
+  const kafka = client(req)
+  const consumer = kafka.consumer({ groupId: req.group, sessionTimeout: 10000, rebalanceTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+  await consumer.connect()
+  const records = []
+  try {
+    await consumer.subscribe({ topics: [req.topic], fromBeginning: true })
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(resolve, req.timeoutMs)
+      consumer.on(consumer.events.CRASH, (e) => { clearTimeout(timer); reject(e.payload.error) })
+      consumer.run({
+        autoCommit: true,
+        autoCommitThreshold: 1,
+        eachMessage: async ({ partition, message }) => {
+          records.push({ partition, offset: Number(message.offset), value: Number(message.value.toString()) })
+          if (new Set(records.map((r) => r.value)).size >= req.want) { clearTimeout(timer); setTimeout(resolve, 500) }
+        }
+      }).catch(reject)
+    })
+  } finally {
+    await consumer.disconnect()
+  }
+  const committed = await withAdmin(req, (admin) => admin.fetchOffsets({ groupId: req.group, topics: [req.topic] }))
+  return { records, committed: committed[0].partitions.map((p) => ({ partition: p.partition, offset: Number(p.offset) })) }
 }
 
 async function main () {

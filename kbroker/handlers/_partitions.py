@@ -16,10 +16,13 @@ def find_partition(
     leader-epoch fencing errors of :func:`check_leader_epoch`."""
     if topic is None or not 0 <= partition < topic.num_partitions:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-    log = ctx.broker.topics.log(topic.name, partition)
+    broker = ctx.broker
+    log = broker.topics.log(topic.name, partition)
     if log is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     check_leader_epoch(topic, partition, current_leader_epoch)
+    if broker.cluster is not None:  # a virtual cluster: only the leader serves it
+        broker.cluster.check_leader(ctx.node_id, topic.name, partition)
     return log
 
 

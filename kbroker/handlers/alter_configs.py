@@ -10,6 +10,11 @@ Version notes:
 - validate_only checks everything and changes nothing.
 - GROUP resources (IncrementalAlterConfigs, SET/DELETE): KIP-848 per-group configs
   (``kbroker.group_configs``), validated against the broker's bounds (INVALID_CONFIG).
+- CLIENT_METRICS resources (16, KIP-714 subscriptions, ``kbroker.client_metrics``): AlterConfigs
+  replaces the subscription, IncrementalAlterConfigs SET/DELETE and APPEND/SUBTRACT on the
+  list configs (metrics, match); checked as Kafka checks them (unknown name, empty
+  subscription name, interval.ms outside 100-3600000: INVALID_REQUEST; a bad match selector
+  or regex: INVALID_CONFIG).  Durable; deleting every config removes the subscription.
 - BROKER resources (name = this node's id, or "" for the cluster default): only the
   dynamic configs kbroker applies live (``kbroker.dynamic_configs``: the log cleaner's and
   the broker-wide defaults of topic configs, e.g. log.retention.ms, which reach every
@@ -29,9 +34,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kbroker import client_metrics
 from kbroker.acl.check import require_configs
 from kbroker.acl.model import AclOperation
 from kbroker.broker_loggers import RESOURCE_BROKER_LOGGER, apply_change, check_change
+from kbroker.client_metrics import RESOURCE_CLIENT_METRICS
 from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
@@ -112,6 +119,32 @@ def _alter_group(ctx: RequestContext, group_id: str, configs: list[Any], validat
         store.replace(group_id, values)
 
 
+def _alter_client_metrics(ctx: RequestContext, name: str, configs: list[Any], validate_only: bool) -> None:
+    """IncrementalAlterConfigs on a CLIENT_METRICS subscription (``kbroker.client_metrics``):
+    SET/DELETE, and APPEND/SUBTRACT on its lists (metrics, match)."""
+    client_metrics.validate(name, {})
+    store = ctx.broker.client_metrics
+    values = store.get(name)
+    for c in configs:
+        if c.config_operation == OP_SET and c.value is not None:
+            values[c.name] = c.value
+        elif c.config_operation == OP_DELETE:
+            values.pop(c.name, None)
+        elif c.config_operation in (OP_APPEND, OP_SUBTRACT) and client_metrics.CONFIG_TYPES.get(c.name) is ConfigType.LIST:
+            items = [i for i in values.get(c.name, "").split(",") if i]
+            for v in (c.value or "").split(","):
+                if c.config_operation == OP_APPEND and v and v not in items:
+                    items.append(v)
+                elif c.config_operation == OP_SUBTRACT and v in items:
+                    items.remove(v)
+            values[c.name] = ",".join(items)
+        else:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Operation {c.config_operation} is not valid for {c.name}")
+    client_metrics.validate(name, values)
+    if not validate_only:
+        store.replace(name, values)
+
+
 def _topic_or_raise(ctx: RequestContext, resource_type: int, name: str) -> dict[str, str]:
     if resource_type != RESOURCE_TOPIC:
         raise KafkaError(ErrorCode.INVALID_REQUEST, "kbroker's broker configs are static; only topic configs can be altered")
@@ -137,6 +170,12 @@ async def handle_alter_configs(ctx: RequestContext, req: AlterConfigsRequest) ->
         try:
             require_configs(ctx, AclOperation.ALTER_CONFIGS, resource.resource_type, resource.resource_name)
             new = {c.name: c.value for c in resource.configs if c.value is not None}
+            if resource.resource_type == RESOURCE_CLIENT_METRICS:  # the whole subscription replaced
+                client_metrics.validate(resource.resource_name, new)
+                if not req.validate_only:
+                    ctx.broker.client_metrics.replace(resource.resource_name, new)
+                out.append(result)
+                continue
             if resource.resource_type == RESOURCE_BROKER:
                 _apply_broker(ctx, _broker_scope(ctx, resource.resource_name), new, req.validate_only)
                 out.append(result)
@@ -163,6 +202,10 @@ async def handle_incremental_alter_configs(
             if resource.resource_type == RESOURCE_BROKER_LOGGER:
                 changes = [(c.name, c.config_operation, c.value) for c in resource.configs]
                 _alter_loggers(ctx, resource.resource_name, changes, req.validate_only)
+                out.append(result)
+                continue
+            if resource.resource_type == RESOURCE_CLIENT_METRICS:  # KIP-714 subscriptions
+                _alter_client_metrics(ctx, resource.resource_name, resource.configs, req.validate_only)
                 out.append(result)
                 continue
             if resource.resource_type == RESOURCE_GROUP:  # KIP-848 per-group configs

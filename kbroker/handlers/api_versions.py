@@ -10,7 +10,8 @@ Version notes:
 - An unsupported version is answered by the dispatcher with a v0 body carrying
   UNSUPPORTED_VERSION and our ranges; kafka-python and librdkafka read key 18's entry
   from it to choose the version to retry with.
-- v3+: client_software_name/version are accepted and not checked.  supported_features
+- v3+: client_software_name/version are accepted and not checked; they are kept on the
+  connection for client-metrics subscriptions (KIP-714).  supported_features
   and finalized_features (tagged) are the emulated release's, capped to what kbroker
   implements; from 3.9, a v3 answer leaves out supported features with minimum 0
   (KAFKA-17492).  Finalized levels and their epoch are ``kbroker.features``' (changed by
@@ -48,6 +49,8 @@ async def handle_api_versions(ctx: RequestContext, req: ApiVersionsRequest) -> A
     emulation = ctx.broker.emulation
     out = ApiVersionsResponse(error_code=ErrorCode.NONE, api_keys=_api_keys(emulation))
     if ctx.api_version >= 3:
+        ctx.session.client_software_name = req.client_software_name
+        ctx.session.client_software_version = req.client_software_version
         out.supported_features = [
             SupportedFeatureKey(name=name, min_version=lo, max_version=hi)
             for name, (lo, hi) in emulation.supported_features_for(ctx.api_version).items()

@@ -65,11 +65,16 @@ def _create_one(ctx: RequestContext, topic: CreatableTopic, validate_only: bool)
         topic.name, assigned if assigned is not None else topic.num_partitions, topic.replication_factor, configs
     )
     overrides = {k: v for k, v in configs.items() if v is not None}
+    replication_factor = broker.topics.replication_factor_for(topic.name, topic.replication_factor)
     result = CreatableTopicResult(
-        name=topic.name, error_code=ErrorCode.NONE, error_message=None, num_partitions=num_partitions, replication_factor=1
+        name=topic.name,
+        error_code=ErrorCode.NONE,
+        error_message=None,
+        num_partitions=num_partitions,
+        replication_factor=replication_factor,
     )
     if not validate_only:
-        created = broker.topics.create_topic(topic.name, num_partitions, overrides, ctx.now_ms)
+        created = broker.topics.create_topic(topic.name, num_partitions, overrides, ctx.now_ms, replication_factor)
         result.topic_id = created.topic_id
     effective = broker.topics.topic_defaults()
     effective.update(overrides)

@@ -4,7 +4,8 @@ Version notes:
 - v0-v2 served (kafka-python's admin describe_cluster; the other clients use Metadata).
 - v1 adds endpoint_type: 1 (brokers) is answered; 2 (controllers) gets
   UNSUPPORTED_ENDPOINT_TYPE, as a broker listener does in Kafka.
-- v2 adds is_fenced: never fenced, a single node.
+- v2 adds is_fenced: never fenced, a single node.  A virtual cluster (``kbroker.cluster``)
+  lists its nodes, a stopped one fenced (v2+) or left out (v0-1).
 - ACLs: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED;
   cluster_authorized_operations from the authorizer.
 """
@@ -36,12 +37,25 @@ async def handle_describe_cluster(ctx: RequestContext, req: DescribeClusterReque
         )
     require(ctx, AclOperation.DESCRIBE, CLUSTER)
     host, port = broker.config.advertised_for(ctx.session.listener_name)
+    brokers = [DescribeClusterBroker(broker_id=broker.config.node_id, host=host, port=port)]
+    controller_id = broker.config.node_id
+    if broker.cluster is not None:  # every node, the stopped ones fenced (v2+)
+        from kbroker.cluster_routing import broker_list
+
+        listed = broker_list(broker.cluster, ctx.session.listener_name)
+        controller_id = listed[0][0] if listed else -1
+        brokers = [
+            DescribeClusterBroker(broker_id=node.node_id, host=h, port=p, is_fenced=not node.up)
+            for node in broker.cluster.nodes.values()
+            for h, p in [node.endpoint(ctx.session.listener_name)]
+            if node.up or ctx.api_version >= 2
+        ]
     return DescribeClusterResponse(
         error_code=ErrorCode.NONE,
         endpoint_type=1,
         cluster_id=broker.metadata.cluster_id,
-        controller_id=broker.config.node_id,
-        brokers=[DescribeClusterBroker(broker_id=broker.config.node_id, host=host, port=port)],
+        controller_id=controller_id,
+        brokers=brokers,
         cluster_authorized_operations=(
             authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS) if req.include_cluster_authorized_operations else OPERATIONS_OMITTED
         ),

@@ -16,7 +16,10 @@ Version notes:
   effective level in Kafka's names, source DYNAMIC_BROKER_LOGGER_CONFIG (6), root as
   "root" (``kbroker.broker_loggers``).  GROUP (32, KIP-848 per-group configs,
   ``kbroker.group_configs``): the group's override (source GROUP_CONFIG, 8) ahead of the
-  broker property.  Others: INVALID_REQUEST.
+  broker property.  CLIENT_METRICS (16, KIP-714 subscriptions, ``kbroker.client_metrics``):
+  metrics, interval.ms and match, those set on the subscription with source
+  CLIENT_METRICS_CONFIG (7), the others with their defaults (DEFAULT_CONFIG), as Kafka 4
+  describes them; an empty name is INVALID_REQUEST.  Others: INVALID_REQUEST.
 - ACLs: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), the group
   (GROUP_AUTHORIZATION_FAILED) or, for the broker and its loggers, on the cluster
   (CLUSTER_AUTHORIZATION_FAILED).
@@ -31,6 +34,7 @@ from kbroker.broker_loggers import (
     RESOURCE_BROKER_LOGGER,
     current_levels,
 )
+from kbroker.client_metrics import RESOURCE_CLIENT_METRICS, describe_client_metrics
 from kbroker.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigSource, ConfigType
 from kbroker.dynamic_configs import DYNAMIC_BROKER_CONFIGS
 from kbroker.errors import KafkaError
@@ -123,9 +127,9 @@ def _broker_configs(ctx: RequestContext, resource: DescribeConfigsResource, with
                 _entry(dyn_key, dyn_value, default_source, BROKER_CONFIGS[dyn_key].type, synonyms if with_synonyms else [], False)
             )
         return result
-    if name != str(config.node_id):
+    if name != str(ctx.node_id):  # the node the request came to (a virtual cluster's too)
         result.error_code = ErrorCode.INVALID_REQUEST
-        result.error_message = f"Unexpected broker id, expected {config.node_id} or empty string, but received {name}"
+        result.error_message = f"Unexpected broker id, expected {ctx.node_id} or empty string, but received {name}"
         return result
     keys = resource.configuration_keys
     for key, definition in sorted(BROKER_CONFIGS.items()):
@@ -186,6 +190,10 @@ async def handle_describe_configs(ctx: RequestContext, req: DescribeConfigsReque
             results.append(_broker_configs(ctx, resource, req.include_synonyms))
         elif resource.resource_type == RESOURCE_BROKER_LOGGER:
             results.append(_logger_configs(ctx, resource))
+        elif resource.resource_type == RESOURCE_CLIENT_METRICS:  # KIP-714 subscriptions
+            subscriptions = ctx.broker.client_metrics
+            wanted = resource.configuration_keys
+            results.append(describe_client_metrics(subscriptions, resource.resource_name, wanted, req.include_synonyms))
         elif resource.resource_type == RESOURCE_GROUP:  # KIP-848 per-group configs
             store = ctx.broker.groups.group_configs
             keys = resource.configuration_keys

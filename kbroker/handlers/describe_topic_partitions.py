@@ -26,6 +26,7 @@ from __future__ import annotations
 from kbroker.acl.check import TOPIC, allowed, authorized_operations
 from kbroker.acl.model import AclOperation
 from kbroker.authz import TOPIC_OPERATIONS
+from kbroker.cluster_routing import replica_fields
 from kbroker.metadata import topic_name_error
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
@@ -111,6 +112,10 @@ async def handle_describe_topic_partitions(
             )
             for index in range(start, upper)
         ]
+        if broker.cluster is not None:
+            for part in partitions:
+                leader, replicas, isr, offline = replica_fields(broker.cluster, name, part.partition_index)
+                part.leader_id, part.replica_nodes, part.isr_nodes, part.offline_replicas = leader, replicas, isr, offline
         resp.topics.append(
             DescribeTopicPartitionsResponseTopic(
                 error_code=ErrorCode.NONE,

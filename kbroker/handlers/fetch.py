@@ -13,10 +13,15 @@ Version notes:
   answered with session_id 0, which tells the client no session was made (kafka-python asks
   for one; the others never do); a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 - v9+ current_leader_epoch is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+- Virtual cluster (``kbroker.cluster``): a partition this node does not lead is
+  NOT_LEADER_OR_FOLLOWER, with v12+ current_leader and v16+ node_endpoints (KIP-951).
 - Long poll: when fewer than min_bytes are ready the request parks until a produce to one
   of its partitions wakes it, or max_wait_ms passes.  No polling loop.
 - Batches are returned as stored, whole (a fetch from inside a batch gets that batch); the
   first partition with data gets at least one batch even past max_bytes (KIP-74).
+- Under a consumer_byte_rate quota max_bytes is capped at quota x (quota.window.num - 1) x
+  quota.window.size.seconds, as Kafka caps it; a throttled Fetch is answered without records
+  (kbroker.quotas).
 - ACLs: each topic needs READ (else TOPIC_AUTHORIZATION_FAILED per partition; an unknown
   topic id stays UNKNOWN_TOPIC_ID).
 """
@@ -32,6 +37,7 @@ from kbroker.errors import KafkaError, log_error_code
 from kbroker.handlers._partitions import find_partition
 from kbroker.log.errors import LogError, OffsetOutOfRangeError
 from kbroker.metadata import TopicMetadata
+from kbroker.quotas.model import CONSUMER_BYTE_RATE
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -87,11 +93,20 @@ def _read_partition(
     return out
 
 
+def _max_bytes(ctx: RequestContext, req: FetchRequest) -> int:
+    """The request's max_bytes, capped under a consumer_byte_rate quota by what the quota
+    allows over its windows (Kafka's maxValueInQuotaWindow), so one answer cannot exceed it."""
+    quotas = ctx.broker.quotas
+    if quotas is None or not quotas.active:
+        return req.max_bytes
+    return min(req.max_bytes, quotas.max_value_in_window(CONSUMER_BYTE_RATE, ctx.session.principal, ctx.client_id))
+
+
 def _read_all(ctx: RequestContext, req: FetchRequest) -> tuple[FetchResponse, int, bool]:
     """One pass over every requested partition: (response, bytes, whether any partition erred)."""
     metadata = ctx.broker.metadata
     read_committed = req.isolation_level == READ_COMMITTED
-    budget = [max(req.max_bytes, 0), 0]  # [bytes left, bytes so far]
+    budget = [max(_max_bytes(ctx, req), 0), 0]  # [bytes left, bytes so far]
     responses = []
     errored = False
     check = ctx.broker.authorizer is not None
@@ -148,6 +163,10 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
         remaining = deadline - time.monotonic()
         if size >= req.min_bytes or errored or remaining <= 0 or broker.closing:
             _count(broker, response)
+            if broker.cluster is not None:
+                from kbroker.cluster_routing import annotate_fetch
+
+                annotate_fetch(broker.cluster, ctx, response)
             return response
-        await broker.waiters.wait(_partition_keys(ctx, req), remaining)
+        await ctx.parked(broker.waiters.wait(_partition_keys(ctx, req), remaining))
 

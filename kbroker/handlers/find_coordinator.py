@@ -3,7 +3,8 @@
 Version notes:
 - v0-v6 served; librdkafka 2.0.2 needs v0 in the advertised range to look up coordinators
   at all; aiokafka sends v1, librdkafka/kafkajs v2, kafka-python v6.
-- key_type 0 (group) and 1 (transaction): this node coordinates everything.  A group
+- key_type 0 (group) and 1 (transaction): this node coordinates everything; in a virtual
+  cluster (``kbroker.cluster``) the leader of the key's internal-topic partition does.  A group
   lookup creates ``__consumer_offsets`` if it does not exist yet, as Kafka does.
 - v4+ batch: ``coordinator_keys``, one answer each; v0-3 a single ``key``.
 - Other key types (share groups, v6): INVALID_REQUEST.
@@ -77,5 +78,9 @@ async def handle_find_coordinator(ctx: RequestContext, req: FindCoordinatorReque
             broker.groups.ensure_offsets_topic()
         except (OSError, LogStorageError):  # e.g. a full disk: the client retries
             return _not_available(ctx, req)
+    if broker.cluster is not None:
+        from kbroker.cluster_routing import find_coordinator as find_cluster_coordinator
+
+        return find_cluster_coordinator(broker.cluster, ctx, req)
     host, port = broker.config.advertised_for(ctx.session.listener_name)
     return find_coordinator(req, api_version=ctx.api_version, node_id=broker.config.node_id, host=host, port=port)

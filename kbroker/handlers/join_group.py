@@ -32,4 +32,4 @@ async def handle_join_group(ctx: RequestContext, req: JoinGroupRequest) -> JoinG
         reply=reply,
     )
     response = runtime.finish(result)
-    return response if response is not None else await fut
+    return response if response is not None else await ctx.parked(fut)

@@ -4,7 +4,7 @@ Version notes:
 - v0-v1 served (Kafka 4.1's range).  v0 lists CLIENT_METRICS resources only (the request
   has no resource types).  v1 lists the resource types asked for; an empty list means every
   supported one: TOPIC (2: every topic), BROKER (4) and BROKER_LOGGER (8: this node's id),
-  CLIENT_METRICS (16: none, kbroker has no client metrics subscriptions yet) and GROUP
+  CLIENT_METRICS (16: the subscriptions, ``kbroker.client_metrics``) and GROUP
   (32: the groups the group coordinator knows).  A type outside these fails the request
   with UNSUPPORTED_VERSION.
 """
@@ -37,7 +37,7 @@ def _names(ctx: RequestContext, resource_type: int) -> list[str]:
         listed = runtime.finish(runtime.coordinator.list_groups(ListGroupsRequest(), api_version=0))
         assert listed is not None
         return sorted(g.group_id for g in listed.groups)
-    return []  # CLIENT_METRICS: no subscriptions
+    return sorted(broker.client_metrics.values)  # CLIENT_METRICS: the subscriptions
 
 
 @handler(ApiKey.LIST_CONFIG_RESOURCES, 0, 1)

@@ -3,6 +3,8 @@
 Version notes:
 - v0-v5 served (librdkafka's legacy list_groups sends v0).  v4+ states_filter, v5+
   types_filter (all groups here are classic).
+- Virtual cluster (``kbroker.cluster``): a node lists only the groups it coordinates, so
+  admin clients asking every node see each group once.
 - ACLs: all groups with DESCRIBE on the cluster, else only those the principal may DESCRIBE.
 """
 
@@ -24,4 +26,7 @@ async def handle_list_groups(ctx: RequestContext, req: ListGroupsRequest) -> Lis
     assert response is not None
     if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.DESCRIBE, CLUSTER):
         response.groups = [g for g in response.groups if allowed(ctx, AclOperation.DESCRIBE, GROUP, g.group_id)]
+    cluster = ctx.broker.cluster
+    if cluster is not None:  # each node lists the groups it coordinates, as Kafka's brokers do
+        response.groups = [g for g in response.groups if cluster.coordinator_of(0, g.group_id) == ctx.node_id]
     return response

@@ -4,6 +4,9 @@ Version notes:
 - v0-v13 served.  kcat sends v4, aiokafka v5, kafkajs v6, librdkafka v10/v13, kafka-python v13.
 - v0: an empty topic list means all topics; v1+: null means all, empty means none.
 - v1+ controller_id: always this node (admin clients send topic admin to the controller).
+- Virtual cluster (``kbroker.cluster``): every live node is listed (any node answers), with
+  each partition's replicas, ISR, offline replicas and leader (-1 and LEADER_NOT_AVAILABLE
+  while offline); controller_id is the first live node.
 - v2+ cluster_id; v7+ leader_epoch (bumped at every start, never lower: librdkafka ignores
   metadata older than it has cached); v10+ topic_id (non-zero, stable across restarts:
   librdkafka uses Fetch v13+ only with one); v10+ requests may name topics by id.
@@ -24,6 +27,7 @@ import uuid
 from kbroker.acl.check import CLUSTER, TOPIC, allowed, authorized_operations
 from kbroker.acl.model import CLUSTER_NAME, AclOperation
 from kbroker.authz import CLUSTER_OPERATIONS, OPERATIONS_OMITTED, TOPIC_OPERATIONS
+from kbroker.cluster_routing import broker_list, replica_fields
 from kbroker.metadata import TopicMetadata, topic_name_error
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
@@ -37,8 +41,41 @@ from kbroker.wire.messages.metadata_response import (
 )
 
 
+def _cluster_partitions(ctx: RequestContext, topic: TopicMetadata) -> list[MetadataResponsePartition]:
+    """A virtual cluster's view of the partitions: replicas, ISR, offline replicas; a
+    partition without a leader is LEADER_NOT_AVAILABLE, as Kafka answers it."""
+    cluster = ctx.broker.cluster
+    assert cluster is not None
+    out = []
+    for index, epoch in enumerate(topic.leader_epochs):
+        leader, replicas, isr, offline = replica_fields(cluster, topic.name, index)
+        out.append(
+            MetadataResponsePartition(
+                error_code=ErrorCode.LEADER_NOT_AVAILABLE if leader < 0 else ErrorCode.NONE,
+                partition_index=index,
+                leader_id=leader,
+                leader_epoch=epoch,
+                replica_nodes=replicas,
+                isr_nodes=isr,
+                offline_replicas=offline,
+            )
+        )
+    return out
+
+
 def describe_topic(ctx: RequestContext, topic: TopicMetadata, with_ops: bool) -> MetadataResponseTopic:
     node_id = ctx.broker.config.node_id
+    if ctx.broker.cluster is not None:
+        return MetadataResponseTopic(
+            error_code=ErrorCode.NONE,
+            name=topic.name,
+            topic_id=topic.topic_id,
+            is_internal=topic.is_internal,
+            partitions=_cluster_partitions(ctx, topic),
+            topic_authorized_operations=(
+                authorized_operations(ctx, TOPIC, topic.name, TOPIC_OPERATIONS) if with_ops else OPERATIONS_OMITTED
+            ),
+        )
     return MetadataResponseTopic(
         error_code=ErrorCode.NONE,
         name=topic.name,
@@ -122,10 +159,16 @@ async def handle_metadata(ctx: RequestContext, req: MetadataRequest) -> Metadata
                         continue
             topics.append(describe_topic(ctx, topic, with_ops))
     host, port = broker.config.advertised_for(ctx.session.listener_name)
+    brokers = [MetadataResponseBroker(node_id=broker.config.node_id, host=host, port=port, rack=None)]
+    controller_id = broker.config.node_id
+    if broker.cluster is not None:
+        listed = broker_list(broker.cluster, ctx.session.listener_name)
+        brokers = [MetadataResponseBroker(node_id=n, host=h, port=p, rack=None) for n, h, p in listed]
+        controller_id = listed[0][0] if listed else -1
     return MetadataResponse(
-        brokers=[MetadataResponseBroker(node_id=broker.config.node_id, host=host, port=port, rack=None)],
+        brokers=brokers,
         cluster_id=broker.metadata.cluster_id,
-        controller_id=broker.config.node_id,
+        controller_id=controller_id,
         topics=topics,
         cluster_authorized_operations=(
             authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)

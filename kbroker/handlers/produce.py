@@ -7,7 +7,10 @@ Version notes:
 - v13+ name topics by topic id (KIP-516); an unknown id gets UNKNOWN_TOPIC_ID for each of
   its partitions, and the answer names topics by id.
 - acks 0 (no response), 1 and -1 (all): with one replica both mean "in this node's log";
-  any other value is INVALID_REQUIRED_ACKS.  Durability follows the flush policy.
+  any other value is INVALID_REQUIRED_ACKS.  Durability follows the flush policy.  In a
+  virtual cluster (``kbroker.cluster``) acks -1 with an ISR below min.insync.replicas is
+  NOT_ENOUGH_REPLICAS, a partition this node does not lead NOT_LEADER_OR_FOLLOWER, with
+  v10+ current_leader and node_endpoints (KIP-951).
 - Batches are stored as received: ``log`` checks magic, sizes and CRC-32C on the header view
   and patches only base offset, leader epoch and (LogAppendTime topics) the max timestamp.
 - Idempotence: a duplicate of one of the producer's last five batches is answered NONE with
@@ -24,8 +27,9 @@ Version notes:
 - ACLs (when an authorizer is configured): a transactional id needs WRITE on it, else every
   partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its
   partitions are TOPIC_AUTHORIZATION_FAILED (before any existence check, as Kafka).
-- ``kbroker.test.fail.produce.after.append.every`` (fault injection for test suites) answers
-  every Nth stored partition with NOT_ENOUGH_REPLICAS_AFTER_APPEND, so clients retry.
+- Fault rules with ``after_append`` (``kbroker.control.faults``; the older
+  ``kbroker.test.fail.produce.after.append.every`` is one) answer a stored partition with
+  their error (NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...), so clients retry a stored batch.
 """
 
 from __future__ import annotations
@@ -95,7 +99,12 @@ def _first_keyless_record(records: bytes | bytearray | memoryview) -> int | None
 
 
 def _append(
-    ctx: RequestContext, topic_name: str, p: PartitionProduceData, acks_ok: bool, transactional_id: str | None = None
+    ctx: RequestContext,
+    topic_name: str,
+    p: PartitionProduceData,
+    acks_ok: bool,
+    transactional_id: str | None = None,
+    acks: int = 1,
 ) -> PartitionProduceResponse:
     out = PartitionProduceResponse(index=p.index, error_code=ErrorCode.NONE, base_offset=-1)
     if not acks_ok:
@@ -105,8 +114,12 @@ def _append(
     topic = broker.metadata.get(topic_name)
     try:
         log = find_partition(ctx, topic, p.index)
+        if acks == -1 and broker.cluster is not None:
+            assert topic is not None
+            broker.cluster.check_min_isr(topic, p.index)
     except KafkaError as exc:
         out.error_code = exc.code
+        out.error_message = exc.message
         return out
     assert topic is not None
     if not p.records:
@@ -138,9 +151,12 @@ def _append(
         return out
     broker.waiters.notify((topic_name, p.index))
     broker.stats.produced(topic_name, result.record_count, result.size_bytes)
-    if broker.should_inject_produce_fault():
-        out.error_code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        return out
+    if broker.append_faults_active:  # a fault rule with after_append (kbroker.control.faults)
+        injected = broker.fault_engine.after_append(ctx, topic_name, p.index)
+        if injected is not None:
+            out.error_code = injected
+            out.log_start_offset = result.log_start_offset
+            return out
     out.base_offset = result.base_offset
     out.log_append_time_ms = result.log_append_time_ms
     out.log_start_offset = result.log_start_offset
@@ -151,7 +167,9 @@ def _refuse(p: PartitionProduceData, code: ErrorCode) -> PartitionProduceRespons
     return PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1)
 
 
-def _produce_topic(ctx: RequestContext, t: TopicProduceData, acks_ok: bool, transactional_id: str | None) -> TopicProduceResponse:
+def _produce_topic(
+    ctx: RequestContext, t: TopicProduceData, acks_ok: bool, transactional_id: str | None, acks: int = 1
+) -> TopicProduceResponse:
     name: str | None = t.name
     if ctx.api_version >= TOPIC_ID_VERSION:
         topic = ctx.broker.metadata.by_id(t.topic_id)
@@ -161,7 +179,7 @@ def _produce_topic(ctx: RequestContext, t: TopicProduceData, acks_ok: bool, tran
     if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.WRITE, TOPIC, name):
         partitions = [_refuse(p, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in t.partition_data]
     else:
-        partitions = [_append(ctx, name, p, acks_ok, transactional_id) for p in t.partition_data]
+        partitions = [_append(ctx, name, p, acks_ok, transactional_id, acks) for p in t.partition_data]
     return TopicProduceResponse(name=name, topic_id=t.topic_id, partition_responses=partitions)
 
 
@@ -173,7 +191,7 @@ def _authorized_produce(ctx: RequestContext, req: ProduceRequest) -> list[TopicP
             for t in req.topic_data
         ]
     acks_ok = req.acks in VALID_ACKS
-    return [_produce_topic(ctx, t, acks_ok, req.transactional_id) for t in req.topic_data]
+    return [_produce_topic(ctx, t, acks_ok, req.transactional_id, req.acks) for t in req.topic_data]
 
 
 @handler(ApiKey.PRODUCE, 0, 13)
@@ -187,7 +205,7 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
         responses = _authorized_produce(ctx, req)
     else:
         acks_ok = req.acks in VALID_ACKS
-        responses = [_produce_topic(ctx, t, acks_ok, req.transactional_id) for t in req.topic_data]
+        responses = [_produce_topic(ctx, t, acks_ok, req.transactional_id, req.acks) for t in req.topic_data]
     stats = ctx.broker.stats
     for t in responses:
         for p in t.partition_responses:
@@ -195,4 +213,9 @@ async def handle_produce(ctx: RequestContext, req: ProduceRequest) -> ProduceRes
                 stats.error(ApiKey.PRODUCE, p.error_code)
     if req.acks == 0:
         return None
-    return ProduceResponse(responses=responses)
+    response = ProduceResponse(responses=responses)
+    if ctx.broker.cluster is not None:
+        from kbroker.cluster_routing import annotate_produce
+
+        annotate_produce(ctx.broker.cluster, ctx, response)
+    return response

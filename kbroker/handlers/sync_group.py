@@ -24,4 +24,4 @@ async def handle_sync_group(ctx: RequestContext, req: SyncGroupRequest) -> SyncG
     assert runtime.coordinator is not None
     fut, reply = runtime.parked()
     response = runtime.finish(runtime.coordinator.sync_group(req, api_version=ctx.api_version, reply=reply))
-    return response if response is not None else await fut
+    return response if response is not None else await ctx.parked(fut)

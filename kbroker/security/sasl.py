@@ -6,7 +6,9 @@ Each connection of a SASL listener gets an :class:`Authenticator` (the connectio
 ``_gate``, and ``Session.sasl`` for the handlers).  Until authentication succeeds every
 frame goes through :meth:`Authenticator.handle`, which lets a request reach
 ``broker.dispatch`` only if the state allows its API key (the table ``ALLOWED``); any other
-request closes the connection, as Kafka's IllegalSaslStateException does.  Frames are
+request closes the connection, as Kafka's IllegalSaslStateException does: before the
+SaslHandshake without an answer, after it (state AUTHENTICATE) once the request's own error
+response with ILLEGAL_SASL_STATE is written.  Frames are
 bounded by ``sasl.server.max.receive.size`` meanwhile (a 100 MB SaslAuthenticate is
 refused at its size prefix, before a byte of it is read).
 
@@ -26,7 +28,9 @@ State table (request or event -> next state)::
 
 Mechanisms: PLAIN (users from the listener's ``plain.sasl.jaas.config``: ``user_<name>=
 "<password>"``), SCRAM-SHA-256/512 (:mod:`kbroker.security.scram`, credentials from the
-broker's store) and OAUTHBEARER with unsecured JWTs (:mod:`kbroker.security.oauthbearer`).  An unsupported mechanism is answered UNSUPPORTED_SASL_MECHANISM with the
+broker's store, or a delegation token's with the ``tokenauth=true`` extension:
+:mod:`kbroker.security.delegation`) and OAUTHBEARER with unsecured or JWKS-signed JWTs
+(:mod:`kbroker.security.oauthbearer`, :mod:`kbroker.security.jwks`).  An unsupported mechanism is answered UNSUPPORTED_SASL_MECHANISM with the
 enabled list, and the connection closed.  A failed authentication is answered
 SASL_AUTHENTICATION_FAILED with a message at once, and the connection is closed
 ``connection.failed.authentication.delay.ms`` later (nothing more is read meanwhile).
@@ -86,6 +90,10 @@ ALLOWED: dict[State, frozenset[int]] = {
     State.AUTHENTICATE: frozenset({ApiKey.SASL_AUTHENTICATE}),
     State.FAILED: frozenset(),
 }
+# Outside ALLOWED the connection closes.  Before SaslHandshake it closes without an answer;
+# after a SaslHandshake v1 (AUTHENTICATE) the request is first answered with its own error
+# response carrying ILLEGAL_SASL_STATE (a second SaslHandshake, ApiVersions, ...), as Kafka's
+# SaslServerAuthenticator does: see illegal_state_answer.
 REAUTH_KEYS = frozenset({ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE})
 
 
@@ -141,7 +149,14 @@ class _Scram:
 
     @property
     def user(self) -> str:
-        return self.exchange.user
+        """The user name of the principal: a delegation token's owner (``User:`` dropped)
+        when the token authenticated."""
+        owner = self.exchange.token_owner
+        return owner.partition(":")[2] if owner else self.exchange.user
+
+    @property
+    def token_authenticated(self) -> bool:
+        return bool(self.exchange.token_owner)
 
     @property
     def complete(self) -> bool:
@@ -159,10 +174,10 @@ class _Scram:
 class _OAuth:
     """OAuthBearerExchange under the Exchange protocol."""
 
-    def __init__(self, get: Any) -> None:
+    def __init__(self, get: Any, jwks: Any = None) -> None:
         from kbroker.security.oauthbearer import OAuthBearerExchange
 
-        self.exchange = OAuthBearerExchange(get)
+        self.exchange = OAuthBearerExchange(get, jwks)
 
     @property
     def user(self) -> str:
@@ -197,6 +212,7 @@ class SaslListener:
         self.failed_delay_s = int(get("connection.failed.authentication.delay.ms") or "0") / 1000
         self.reauth_ms = int(get("connections.max.reauth.ms") or "0")
         self.exact_nonce = (get("kbroker.sasl.scram.exact.nonce") or "false").lower() == "true"
+        self.jwks = _jwks_keys(config, listener) if "OAUTHBEARER" in mechanisms and get("sasl.oauthbearer.jwks.endpoint.url") else None
 
     def authenticator(self, conn: KafkaConnection) -> Authenticator:
         auth = Authenticator(self, conn)
@@ -207,9 +223,14 @@ class SaslListener:
         if mechanism == "PLAIN":
             return PlainExchange(self.plain_users)
         if mechanism == "OAUTHBEARER":
-            return _OAuth(self._get)
+            return _OAuth(self._get, self.jwks)
         store: ScramStore = self.broker.scram_credentials
-        return _Scram(ScramExchange(mechanism, store, exact_nonce=self.exact_nonce))
+        tokens = self.broker.delegation_tokens
+
+        def token_lookup(token_id: str, scram_mechanism: str) -> Any:
+            return tokens.scram_credential(token_id, scram_mechanism, int(time.time() * 1000)) if tokens.enabled else None
+
+        return _Scram(ScramExchange(mechanism, store, exact_nonce=self.exact_nonce, token_lookup=token_lookup))
 
 
 class Authenticator:
@@ -244,6 +265,14 @@ class Authenticator:
                 raise CloseConnection("the SASL session expired and the client did not re-authenticate")
         elif api_key not in ALLOWED[self.state]:
             name = ApiKey(api_key).name if api_key in ApiKey._value2member_map_ else str(api_key)
+            if self.state is State.AUTHENTICATE:
+                # Kafka answers this one with the request's own error response
+                # (ILLEGAL_SASL_STATE), then closes as after a failed authentication.
+                logger.info("%s: unexpected %s request during SASL authentication, closing", self.conn.peer, name)
+                self._fail()
+                answer = illegal_state_answer(frame, f"Unexpected Kafka request of type {name} during SASL authentication.")
+                if answer is not None:
+                    return answer
             raise CloseConnection(f"unexpected {name} request in SASL state {self.state.value}")
         conn = self.conn
         answer = await conn.broker.dispatch(frame, conn.peer, conn.session)
@@ -319,6 +348,7 @@ class Authenticator:
             self.conn.broker.stats.authenticated(self.sasl.listener.name, True)
             self._principal = principal
             self.conn.session.principal = principal
+            self.conn.session.token_authenticated = bool(getattr(exchange, "token_authenticated", False))
             self.state = State.AUTHENTICATED
             self._exchange = None
             if self.sasl.reauth_ms > 0:
@@ -339,6 +369,77 @@ class Authenticator:
             await asyncio.sleep(self.sasl.failed_delay_s)
             raise CloseConnection("SASL authentication failed (legacy exchange)") from None
         return _SIZE.pack(len(answer)) + answer
+
+
+def illegal_state_answer(frame: bytes | bytearray, message: str) -> bytes | bytearray | None:
+    """The answer to ``frame`` with ILLEGAL_SASL_STATE in its top-level error fields (a
+    SaslHandshake's lists no mechanism); None if the request's response has no top-level
+    error code in that version (Kafka would set per-item errors), or its version or body is not one kbroker reads (the connection just closes)."""
+    from kbroker.errors import fill_error
+    from kbroker.registry import load_handler
+    from kbroker.wire.codec import decode_from
+    from kbroker.wire.headers import decode_request_header, encode_response
+
+    try:
+        api_key, version, correlation_id = peek_request_header(frame)
+        handler = load_handler(api_key)
+        if handler is None or not handler.min_version <= version <= handler.max_version:
+            return None
+        _header, offset = decode_request_header(frame)
+        decode_from(handler.request_cls, version, memoryview(frame), offset)  # Kafka parses it first
+    except (DecodeError, ValueError):
+        return None
+    response = handler.response_cls()
+    fields = {f.name for f in response.SCHEMA if f.in_version(version)}
+    if "error_code" not in fields or not fill_error(response, ErrorCode.ILLEGAL_SASL_STATE, message):
+        return None
+    if hasattr(response, "mechanisms"):
+        response.mechanisms = []
+    return encode_response(correlation_id, api_key, version, response)
+
+
+def _jwks_keys(config: BrokerConfig, listener: ServedListener) -> Any:
+    """The listener's JWKS for signed OAUTHBEARER tokens, read now (ConfigError if it cannot
+    be).  An https: endpoint is trusted by the system's CAs, or by the PEM file named
+    ``ssl.truststore.location`` in the listener's ``oauthbearer.sasl.jaas.config`` options
+    (Kafka reads the endpoint's TLS settings from those options too)."""
+    import ssl
+
+    from kbroker.security.jwks import JwksError, JwksKeys
+
+    def get(name: str) -> str:
+        value = config.listener_property(listener.name, name)
+        assert value is not None  # every one has a default in the config table
+        return value
+
+    url = get("sasl.oauthbearer.jwks.endpoint.url")
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context()
+        jaas_name = f"listener.name.{listener.name.lower()}.oauthbearer.sasl.jaas.config"
+        jaas = config.properties.get(jaas_name)
+        if jaas:
+            try:
+                _module, options = parse_jaas(jaas)
+            except ValueError as exc:
+                raise ConfigError(f"{jaas_name}: {exc}") from None
+            if options.get("ssl.truststore.location"):
+                try:
+                    context = ssl.create_default_context(cafile=options["ssl.truststore.location"])
+                except (OSError, ssl.SSLError) as exc:
+                    raise ConfigError(f"{jaas_name}: ssl.truststore.location: {exc}") from None
+    keys = JwksKeys(
+        url,
+        int(get("sasl.oauthbearer.jwks.endpoint.refresh.ms")),
+        int(get("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms")),
+        int(get("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms")),
+        context,
+    )
+    try:
+        keys.load()
+    except JwksError as exc:
+        raise ConfigError(f"listener {listener.name}: sasl.oauthbearer.jwks.endpoint.url: {exc}") from None
+    return keys
 
 
 def _plain_users(config: BrokerConfig, listener: ServedListener) -> dict[str, str]:

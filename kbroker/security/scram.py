@@ -17,7 +17,8 @@ Exchange (:class:`ScramExchange`), one per authentication, a state table::
     CLIENT_FIRST --client-first--> CLIENT_FINAL --client-final--> DONE
          any error or a bad proof ---------------------------------> FAILED
 
-client-first ``n,,n=<user>,r=<client nonce>[,<extension>=<value>...]`` (gs2 header ``n`` or
+client-first ``n,,n=<user>,r=<client nonce>[,<extension>=<value>...]`` (``tokenauth=true``:
+the user is a delegation token's id, its credential the token's; gs2 header ``n`` or
 ``y``, optional ``a=`` authzid equal to the user; channel binding ``p=`` is refused).  The
 server answers ``r=<client nonce><server nonce>,s=<salt>,i=<iterations>``.  client-final
 ``c=<base64 gs2 header>,r=<nonce>,p=<proof>``: the nonce must end with the server's nonce
@@ -38,6 +39,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -183,8 +185,18 @@ class State(Enum):
 class ScramExchange:
     """The server side of one SCRAM authentication; :meth:`step` takes each client message."""
 
-    def __init__(self, mechanism: str, store: ScramStore, *, exact_nonce: bool) -> None:
+    def __init__(
+        self,
+        mechanism: str,
+        store: ScramStore,
+        *,
+        exact_nonce: bool,
+        token_lookup: Callable[[str, str], tuple[ScramCredential, str] | None] | None = None,
+    ) -> None:
         self.mechanism = mechanism
+        # tokenauth=true: (credential, owner principal) of a delegation token by id
+        self.token_lookup = token_lookup
+        self.token_owner = ""  # the owner's principal once a token authenticated
         self.digest = MECHANISMS[mechanism][1]
         self.store = store
         self.exact_nonce = exact_nonce
@@ -198,6 +210,7 @@ class ScramExchange:
         self._server_first = ""
         self._client_nonce = ""
         self._server_nonce = ""
+        self._pending_owner = ""
 
     def step(self, message: bytes) -> bytes:
         """The server's answer to ``message``; ScramError (state FAILED) when it is refused."""
@@ -222,9 +235,17 @@ class ScramExchange:
         authzid, sep2, bare = rest.partition(",")
         if not sep or not sep2 or flag not in ("n", "y"):
             raise ScramError("Invalid client-first message: channel binding is not supported" if flag.startswith("p") else "Invalid client-first message")
-        attrs = _attributes(bare)
+        # n=<user>,r=<nonce>, then Kafka's extensions: key=value with keys of any length
+        # (ScramExtensions, e.g. tokenauth=true), unlike RFC 5802's one-letter attributes.
+        head = bare.split(",", 2)
+        attrs = _attributes(",".join(head[:2]))
         if len(attrs) < 2 or attrs[0][0] != "n" or attrs[1][0] != "r" or not attrs[1][1]:
             raise ScramError("Invalid client-first message: expected n=<user>,r=<nonce>")
+        for part in head[2].split(",") if len(head) > 2 else ():
+            key, sep, value = part.partition("=")
+            if not sep or not key:
+                raise ScramError(f"Invalid client-first message: extension {part[:16]!r}")
+            attrs.append((key, value))
         self.user = _saslname(attrs[0][1])
         if authzid and (not authzid.startswith("a=") or _saslname(authzid[2:]) != self.user):
             raise ScramError("Authentication failed: Client requested an authorization id that is different from username")
@@ -232,7 +253,14 @@ class ScramExchange:
         self._client_nonce = attrs[1][1]
         self._gs2_header = f"{flag},{authzid},"
         self._client_first_bare = bare
-        credential = self.store.get(self.user, self.mechanism)
+        token_owner = ""
+        if self.extensions.get("tokenauth", "").lower() == "true":
+            # A delegation token: the user is the token id (kbroker.security.delegation).
+            found = self.token_lookup(self.user, self.mechanism) if self.token_lookup is not None else None
+            credential, token_owner = found if found is not None else (None, "")
+        else:
+            credential = self.store.get(self.user, self.mechanism)
+        self._pending_owner = token_owner
         self._known = credential is not None
         # An unknown user gets a made-up credential: the same steps, the same failure.
         self._credential = credential or ScramCredential.from_salted_password(
@@ -272,6 +300,7 @@ class ScramExchange:
         if not hmac.compare_digest(computed, credential.stored_key) or not self._known:
             raise ScramError("Authentication failed: Invalid user credentials")
         self.state = State.DONE
+        self.token_owner = self._pending_owner
         server_signature = hmac.digest(credential.server_key, auth_message, self.digest)
         return f"v={_b64(server_signature)}".encode()
 

@@ -98,9 +98,22 @@ def test_each_release_advertises_its_ranges_narrowed_to_what_kbroker_serves(rele
 def test_the_default_is_the_newest_release_and_serves_the_whole_table() -> None:
     assert emulation_for(None).release == NEWEST
     newest = API_RANGES[NEWEST]
-    assert emulation_for(None).api_ranges == served_ranges(None)
+    # KIP-714's APIs only with a telemetry receiver, as a Kafka broker advertises them
+    telemetry = {ApiKey.GET_TELEMETRY_SUBSCRIPTIONS, ApiKey.PUSH_TELEMETRY}
+    whole = served_ranges(None)
+    assert emulation_for(None).api_ranges == {k: r for k, r in whole.items() if k not in telemetry}
+    assert emulation_for(None, client_telemetry=True).api_ranges == whole
     for key, (_module, lo, hi) in API_TABLE.items():
-        assert newest[key][0] <= lo and hi <= newest[key][1], key
+        if key not in telemetry:
+            assert newest[key][0] <= lo and hi <= newest[key][1], key
+
+
+def test_telemetry_apis_are_advertised_with_a_receiver_from_3_7_on() -> None:
+    for release in RELEASES:
+        ranges = emulation_for(release, client_telemetry=True).api_ranges
+        has = tuple(map(int, release.split("."))) >= (3, 7)
+        assert (ranges.get(ApiKey.GET_TELEMETRY_SUBSCRIPTIONS), ranges.get(ApiKey.PUSH_TELEMETRY)) == (((0, 0), (0, 0)) if has else (None, None)), release
+        assert ApiKey.PUSH_TELEMETRY not in emulation_for(release).api_ranges
     # the KIP-890 part 1 and topic-id versions Kafka 4.1 serves
     for key, hi in ((ApiKey.PRODUCE, 13), (ApiKey.FETCH, 18), (ApiKey.ADD_PARTITIONS_TO_TXN, 5), (ApiKey.TXN_OFFSET_COMMIT, 5), (ApiKey.INIT_PRODUCER_ID, 5)):
         assert API_TABLE[key][2] == hi, key
@@ -305,8 +318,8 @@ def test_produce_v0_to_2_are_advertised_and_refused(emulated: RawClient) -> None
 
 
 # kafka-python tells releases apart by one API's max version each; these releases' marks are
-# keys kbroker does not serve (yet), so it reads them as the release before.
-KAFKA_PYTHON_MARK_NOT_SERVED = {"2.6": ApiKey.DESCRIBE_CLIENT_QUOTAS, "3.4": 4}  # 4: LeaderAndIsr (inter-broker, gone in Kafka 4)
+# keys kbroker does not serve, so it reads them as the release before.
+KAFKA_PYTHON_MARK_NOT_SERVED = {"3.4": 4}  # 4: LeaderAndIsr (inter-broker, gone in Kafka 4)
 
 
 @pytest.mark.parametrize("release", RELEASES)

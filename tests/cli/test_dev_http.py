@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import Running
+from cli_helpers import Running, assert_one_line_error, run_kbroker
 
 HTTP_IN_READY = re.compile(r"serving on .*, data dir .*, HTTP (?P<url>http://127\.0\.0\.1:(?P<port>\d+))$")
 HTTP_TIMEOUT_S = 10.0
@@ -73,3 +73,21 @@ def test_an_explicit_http_listen_wins_and_empty_turns_it_off(tmp_path: Path) -> 
         assert "HTTP" not in m.string
     finally:
         broker.kill()
+
+
+def test_dev_with_the_control_api_enabled_serves_it(tmp_path: Path) -> None:
+    broker = _start(tmp_path, "--set", "kbroker.control.enabled=true")
+    try:
+        m = broker.wait_ready()
+        http = HTTP_IN_READY.search(m.string)
+        assert http is not None, m.string
+        assert _get(http["url"] + "/v1/faults") == (200, '{"faults": []}\n')
+    finally:
+        broker.kill()
+
+
+def test_the_control_api_without_an_http_listener_is_a_usage_error(tmp_path: Path) -> None:
+    proc = run_kbroker(
+        "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"), "--set", "kbroker.control.enabled=true", cwd=tmp_path
+    )
+    assert_one_line_error(proc, 2, "kbroker.control.enabled=true needs the HTTP listener")

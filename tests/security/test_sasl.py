@@ -14,6 +14,7 @@ from kbroker.wire.messages.api_versions_request import ApiVersionsRequest
 from kbroker.wire.messages.metadata_request import MetadataRequest
 from kbroker.wire.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from kbroker.wire.messages.sasl_handshake_request import SaslHandshakeRequest
+from kbroker.wire.messages.sasl_handshake_response import SaslHandshakeResponse
 from security_harness import ScramClient
 
 from kbroker.security.scram import ScramCredential, ScramStore
@@ -158,6 +159,38 @@ def test_no_other_request_before_authentication(broker: BrokerThread) -> None:
     client.close()
     client = sasl_client(broker)  # SaslAuthenticate before SaslHandshake
     client.request(SaslAuthenticateRequest(auth_bytes=b"x"), 1, expect_response=False)
+    assert client.recv_frame() is None
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("request_", "version"),
+    [(SaslHandshakeRequest(mechanism="PLAIN"), 1), (ApiVersionsRequest(), 3), (SaslHandshakeRequest(mechanism="SCRAM-SHA-256"), 0)],
+    ids=["second-handshake", "api-versions", "second-handshake-v0"],
+)
+def test_an_unexpected_request_during_the_exchange_is_answered_illegal_state_then_closed(
+    broker: BrokerThread, request_: SaslHandshakeRequest | ApiVersionsRequest, version: int
+) -> None:
+    """After SaslHandshake v1 only SaslAuthenticate may come: anything else gets its own error
+    response with ILLEGAL_SASL_STATE (Kafka's SaslServerAuthenticator), then the connection closes."""
+    client = sasl_client(broker)
+    assert client.request(SaslHandshakeRequest(mechanism="PLAIN"), 1).error_code == 0
+    answer = client.request(request_, version)
+    assert answer.error_code == ErrorCode.ILLEGAL_SASL_STATE
+    if isinstance(answer, SaslHandshakeResponse):
+        assert answer.mechanisms == []
+    assert client.is_closed_by_peer()
+    client.close()
+    other = sasl_client(broker)  # nothing else is affected
+    assert other.request(SaslHandshakeRequest(mechanism="PLAIN"), 1).error_code == 0
+    assert other.request(SaslAuthenticateRequest(auth_bytes=plain_token("alice", "alice-secret")), 2).error_code == 0
+    other.close()
+
+
+def test_a_request_without_a_top_level_error_during_the_exchange_closes_unanswered(broker: BrokerThread) -> None:
+    client = sasl_client(broker)
+    assert client.request(SaslHandshakeRequest(mechanism="PLAIN"), 1).error_code == 0
+    client.request(MetadataRequest(topics=[]), 12, expect_response=False)
     assert client.recv_frame() is None
     client.close()
 
