@@ -327,7 +327,10 @@ def _main(argv: list[str] | None) -> int:
             print(f"kbroker: warning: {ignoring}", file=sys.stderr, flush=True)
 
     from kbroker import eventloop
+    from kbroker.log.fault_layer import install_from_environment
     from kbroker.startup import StartupError
+
+    install_from_environment()  # test-only file layer; a no-op unless its env vars are set
 
     try:
         loop_factory = eventloop.loop_factory()

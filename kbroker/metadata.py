@@ -179,7 +179,12 @@ class MetadataStore:
             topic_id = uuid.uuid4()
         topic = TopicMetadata(name, topic_id, [0] * num_partitions, dict(configs))
         self._add(topic)
-        self.save()
+        try:
+            self.save()
+        except OSError:  # e.g. a full disk: the topic must not exist in memory alone
+            del self._topics[name]
+            del self._by_id[topic_id]
+            raise
         return topic
 
     def add_partitions(self, name: str, new_total: int) -> None:

@@ -33,6 +33,7 @@ from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
+from kbroker.log.errors import LogStorageError
 from kbroker.metadata import (
     META_PROPERTIES,
     OFFSETS_TOPIC,
@@ -273,9 +274,13 @@ class Broker:
             self._transactions.close()
         if self._groups is not None:
             self._groups.close()
-        if logs_open:
-            self.topics.close()
-        self._lock.release()
+        try:
+            if logs_open:
+                self.topics.close()
+        except LogStorageError as exc:  # e.g. a full disk: no clean-shutdown marker then
+            logger.error("the logs did not close cleanly (the next start recovers them): %s", exc)
+        finally:
+            self._lock.release()
 
     def _log_recovery(self) -> None:
         logs = self.topics.logs
@@ -394,6 +399,8 @@ class Broker:
             await asyncio.sleep(HOUSEKEEPING_TICK_S)
             try:
                 self.topics.run_periodic(now_ms())
+            except LogStorageError as exc:  # e.g. a full disk: retried at the next tick
+                logger.warning("log housekeeping: %s", exc)
             except Exception:
                 logger.exception("log housekeeping failed")
 

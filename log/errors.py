@@ -80,6 +80,18 @@ class UnknownPartitionError(LogError):
 class LogStorageError(LogError):
     """An I/O error (ENOSPC, EIO, ...) while writing or reading files (KAFKA_STORAGE_ERROR).
 
-    After a failed append the log has been truncated back to its last good position;
-    if even that failed the log is marked offline and every later call raises this.
+    After a failed append the log has been truncated back to its last good position.
+    A failed fsync (LogFsyncError) marks the log offline: every later append raises
+    this, reads are still served.
+    """
+
+
+class LogFsyncError(LogStorageError):
+    """An fsync of a segment's ``.log`` file failed (KAFKA_STORAGE_ERROR).
+
+    What the kernel still holds for that file is then unknown (a failed fsync may have
+    dropped the dirty pages), so the log goes offline: appends are refused, reads of
+    what it holds are still served, and a restart recovers it from its last good
+    recovery point.  Other write failures (a full disk: ENOSPC on write, index or
+    snapshot files) leave the log online, so appends succeed again once space returns.
     """

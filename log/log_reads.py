@@ -45,9 +45,9 @@ offset: int,
     pass the LSO for read_committed) are left out.  With ``min_one_batch`` the
     first batch is returned whole even if larger than ``max_bytes`` (Kafka's
     behaviour for the first partition of a fetch).  Raises OffsetOutOfRangeError
-    unless log_start_offset <= offset <= log_end_offset.
+    unless log_start_offset <= offset <= log_end_offset.  An offline log (a failed
+    fsync) still serves what it holds.
     """
-    log._check_online()
     leo = log.log_end_offset
     if offset < log.log_start_offset or offset > leo:
         raise OffsetOutOfRangeError(offset, log.log_start_offset, leo)
@@ -129,7 +129,6 @@ def offset_for_timestamp(log: PartitionLog, timestamp_ms: int) -> TimestampAndOf
     """ListOffsets: the first record with timestamp >= ``timestamp_ms`` (its
     timestamp and offset), or the special lookups -1 latest, -2/-4 earliest,
     -3 max timestamp.  None when there is no such record."""
-    log._check_online()
     if timestamp_ms == LATEST_TIMESTAMP:
         leo = log.log_end_offset
         return TimestampAndOffset(-1, leo, log.epoch_cache.latest_epoch)

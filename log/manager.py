@@ -285,14 +285,23 @@ class LogManager:
             self._next_producer_expiration_ms = (
                 now_ms + self.producer_id_expiration_check_interval_ms
             )
+        failed: list[str] = []
         for log in self.logs.values():
-            log.maybe_roll(now_ms)
-            log.maybe_flush(now_ms)
-            if retention_due:
-                log.enforce_retention(now_ms)
-            if expiration_due:
-                log.remove_expired_producers(now_ms, self.producer_id_expiration_ms)
-            log.delete_pending_files(now_ms)
+            if log.is_offline:
+                continue  # appends refused until a restart; its reads need no upkeep
+            try:
+                log.maybe_roll(now_ms)
+                log.maybe_flush(now_ms)
+                if retention_due:
+                    log.enforce_retention(now_ms)
+                if expiration_due:
+                    log.remove_expired_producers(now_ms, self.producer_id_expiration_ms)
+                log.delete_pending_files(now_ms)
+            except LogStorageError as exc:  # e.g. a full disk: the other logs go on
+                failed.append(str(exc))
+        if failed:
+            # Checkpoints wait for the next tick; one error names the whole tick.
+            raise LogStorageError(f"housekeeping failed for {len(failed)} logs: {failed[0]}")
         if now_ms >= self._next_recovery_checkpoint_ms:
             self._next_recovery_checkpoint_ms = now_ms + self.offset_checkpoint_interval_ms
             self.checkpoint_recovery_points()
@@ -306,8 +315,19 @@ class LogManager:
 
     def close(self) -> None:
         """Flush and close every log, checkpoint, then write the clean-shutdown marker."""
+        failed: list[str] = []
         for log in self.logs.values():
-            log.close(clean=True)
-        self.checkpoint()
+            if log.is_offline:
+                failed.append(f"{log.directory} is offline")
+            try:
+                log.close(clean=True)
+            except LogStorageError as exc:  # e.g. a full disk: recovery will rescan it
+                failed.append(str(exc))
+                log.close(clean=False)
+        try:
+            self.checkpoint()
+        finally:
+            self.logs.clear()
+        if failed:  # no clean-shutdown marker: the next start recovers these logs
+            raise LogStorageError(f"{len(failed)} logs did not close cleanly: {failed[0]}")
         write_atomically(os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER), b"")
-        self.logs.clear()

@@ -29,9 +29,18 @@ the topic says so) LogAppendTime with a recomputed CRC -- the v2 CRC starts at
 batch -- duplicates and sequence errors raise before a single byte reaches the file.
 Then one ``pwritev`` puts [header copy, caller's body, header copy, body, ...] at the
 end of the active segment; if it fails the file is cut back to its previous size and
-nothing in memory has changed.  Only after the write succeeds are producer state,
-indexes and offsets updated.  So an exception from ``append`` always means "nothing
-of this append is in the log".
+nothing in memory has changed.  Only after the write succeeds are indexes and
+offsets updated, and producer state only after the fsync too when a flush is due
+(``flush.messages``): a failed fsync rolls the append back (``Segment.rollback``).
+So an exception from ``append`` always means "nothing of this append is in the log".
+
+Full disk and failing I/O: a failed write (ENOSPC, EIO) of the segment, of an index at
+roll, or of a new segment's files fails that append with LogStorageError and leaves
+the log online: the next append tries again, so appends succeed once space returns.
+A producer snapshot that cannot be written is skipped (recovery replays from an older
+one).  A failed fsync of a ``.log`` file (LogFsyncError) takes the log offline: the
+kernel may have dropped the unsynced pages, so appends are refused until a restart
+recovers the log from its last recovery point; reads are still served.
 
 Reads are served straight from the file: the offset index gives a position at or
 before the wanted batch, a few 61-byte header reads find the batch holding the
@@ -62,6 +71,7 @@ from kbroker.log.config import LogConfig
 from kbroker.log.errors import (
     CorruptBatchError,
     InvalidRecordError,
+    LogFsyncError,
     LogStorageError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
@@ -262,6 +272,11 @@ class PartitionLog:
             seg.txn_index.flush(fsync=True)
 
     # -- append --------------------------------------------------------------------
+    @property
+    def is_offline(self) -> bool:
+        """True after an fsync failed (see LogFsyncError): appends are refused."""
+        return self._offline is not None
+
     def _check_online(self) -> None:
         if self._offline is not None:
             raise LogStorageError(f"log {self.directory} is offline: {self._offline}")
@@ -402,22 +417,39 @@ class PartitionLog:
         epochs = self.epoch_cache.epochs
         if leader_epoch >= 0 and (not epochs or leader_epoch > epochs[-1]):
             self.epoch_cache.assign(leader_epoch, first)
+        mark = seg.mark()
         try:
             seg.append(pieces, size, batches, offset)
         except LogStorageError:
             self.epoch_cache.truncate_from_end(first)
             raise
+        count = offset - first
+        self._unflushed_messages += count
+        flush_due = cfg.fsync_every_append or (
+            cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages
+        )
+        if flush_due:
+            # The durability point: until this fsync returns the append can still be
+            # undone, so a failure leaves nothing of it visible (see "Full disk").
+            try:
+                seg.sync_log()
+            except LogFsyncError as exc:
+                self._offline = str(exc)
+                self._unflushed_messages -= count
+                with contextlib.suppress(LogStorageError):
+                    seg.rollback(mark)
+                self.epoch_cache.truncate_from_end(first)
+                raise
         if pending is not None:
             self.producer_state.commit(pending)
             if aborted is not None:
                 for txn in aborted:
                     seg.txn_index.append(txn)
-        count = offset - first
-        self._unflushed_messages += count
-        if cfg.fsync_every_append or (
-            cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages
-        ):
-            self.flush()
+        if flush_due:
+            # The data is durable; indexes, older segments and the recovery point follow
+            # here or, if this fails (a full disk), at the next flush.
+            with contextlib.suppress(LogStorageError):
+                self.flush()
         return AppendResult(
             first,
             offset - 1,
@@ -455,11 +487,18 @@ class PartitionLog:
             return old
         end = self.log_end_offset
         old.on_become_inactive()
-        old.flush()
-        seg = new_segment(self.directory, end, self.config, now_ms)
+        try:
+            old.flush()
+        except LogFsyncError as exc:
+            self._offline = str(exc)
+            raise
+        seg = new_segment(self.directory, end, self.config, now_ms)  # LogStorageError
         self.segments.append(seg)
         self._bases.append(end)
-        self.producer_state.take_snapshot(end, keep=end)
+        # The snapshot only shortens recovery (which replays from an older one if this
+        # one is missing): a full disk here must not fail the append that rolled.
+        with contextlib.suppress(OSError):
+            self.producer_state.take_snapshot(end, keep=end)
         self.recovery_point = max(self.recovery_point, end)
         return seg
 
@@ -752,7 +791,7 @@ class PartitionLog:
         try:
             for seg in list(self.segments):
                 seg.flush()
-        except LogStorageError as exc:
+        except LogFsyncError as exc:
             self._offline = str(exc)
             raise
         self.recovery_point = max(self.recovery_point, end)
@@ -782,9 +821,12 @@ class PartitionLog:
         if clean and self._offline is None:
             self.active_segment.on_become_inactive()
             self.flush()
-            self.producer_state.take_snapshot(
-                self.log_end_offset, keep=self.active_segment.base_offset
-            )
+            try:
+                self.producer_state.take_snapshot(
+                    self.log_end_offset, keep=self.active_segment.base_offset
+                )
+            except OSError as exc:
+                raise LogStorageError(f"producer snapshot in {self.directory} failed: {exc}") from exc
         self.delete_pending_files(None)
         for seg in self.segments:
             seg.close()

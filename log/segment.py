@@ -6,7 +6,7 @@ import errno
 import os
 from collections.abc import Iterator
 
-from kbroker.log.errors import LogStorageError
+from kbroker.log.errors import LogFsyncError, LogStorageError
 from kbroker.log.index import IndexCorruptError, OffsetIndex, TimeIndex
 from kbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 from kbroker.wire.records import (
@@ -179,6 +179,7 @@ class Segment:
         self.rolling_base_ms = now_ms
         self._bytes_since_index_entry = 0
         self.is_dirty = self.size_bytes == 0  # a new segment's index files get created at flush
+        self._log_synced = False  # the .log file is fsynced up to size_bytes
 
     # -- loading -------------------------------------------------------------------
     def load_trusted(self, next_offset_hint: int | None) -> None:
@@ -319,6 +320,7 @@ class Segment:
             self._bytes_since_index_entry += batch_size
         self.next_offset = next_offset
         self.is_dirty = True
+        self._log_synced = False
 
     # -- reading -------------------------------------------------------------------
     def read(self, position: int, max_bytes: int) -> bytes:
@@ -369,18 +371,58 @@ class Segment:
         return None
 
     # -- durability and lifecycle ----------------------------------------------------
-    def flush(self) -> None:
-        """fsync the log and write + fsync pending index entries."""
-        if not self.is_dirty:
+    def sync_log(self) -> None:
+        """fsync the ``.log`` file alone: the durability point of an append.
+        LogFsyncError if it fails."""
+        if self._log_synced:
             return
         try:
             os.fsync(self.fd)
+        except OSError as exc:
+            raise LogFsyncError(f"fsync of {self.log_path} failed: {exc}") from exc
+        self._log_synced = True
+
+    def flush(self) -> None:
+        """fsync the log and write + fsync pending index entries.
+
+        LogFsyncError if the log's fsync fails; LogStorageError if an index write
+        fails (the segment stays dirty and the next flush tries again: indexes are
+        derived data that recovery rebuilds)."""
+        if not self.is_dirty:
+            return
+        self.sync_log()
+        try:
             self.index.flush(fsync=True)
             self.time_index.flush(fsync=True)
             self.txn_index.flush(fsync=True)
         except OSError as exc:
-            raise LogStorageError(f"flush of {self.log_path} failed: {exc}") from exc
+            raise LogStorageError(f"index flush of {self.log_path} failed: {exc}") from exc
         self.is_dirty = False
+
+    def mark(self) -> tuple[int, int, int, int, int, int, int]:
+        """The in-memory state an append changes, for :meth:`rollback`."""
+        return (
+            self.size_bytes,
+            self.next_offset,
+            self.max_timestamp,
+            self.offset_of_max_timestamp,
+            self._bytes_since_index_entry,
+            len(self.index.keys),
+            len(self.time_index.keys),
+        )
+
+    def rollback(self, mark: tuple[int, int, int, int, int, int, int]) -> None:
+        """Undo the appends made since ``mark()``: the file is cut back and the
+        offsets and index entries restored (LogStorageError if the cut fails)."""
+        size, next_offset, max_ts, offset_of_max_ts, since_entry, n_index, n_time = mark
+        self._truncate_file(size)
+        self.next_offset = next_offset
+        self.max_timestamp = max_ts
+        self.offset_of_max_timestamp = offset_of_max_ts
+        self._bytes_since_index_entry = since_entry
+        self.index.truncate_entries(n_index)
+        self.time_index.truncate_entries(n_time)
+        self.is_dirty = True
 
     def on_become_inactive(self) -> None:
         """Called at roll and close: record the final max timestamp in the time index."""
@@ -403,6 +445,7 @@ class Segment:
         except OSError as exc:
             raise LogStorageError(f"truncate of {self.log_path} failed: {exc}") from exc
         self.size_bytes = size
+        self._log_synced = False
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -8,6 +8,8 @@ Version notes:
   lookup creates ``__consumer_offsets`` if it does not exist yet, as Kafka does.
 - v4+ batch: ``coordinator_keys``, one answer each; v0-3 a single ``key``.
 - Other key types (share groups, v6): INVALID_REQUEST.
+- A group lookup that cannot create ``__consumer_offsets`` (a full disk) answers
+  COORDINATOR_NOT_AVAILABLE (retriable), as Kafka does while the topic is unavailable.
 - ACLs: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or the transactional id
   (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), per key; a denied key gets no coordinator.
 """
@@ -17,8 +19,10 @@ from __future__ import annotations
 from kbroker.acl.check import DENIED_ERROR, GROUP, TRANSACTIONAL_ID, allowed
 from kbroker.acl.model import AclOperation
 from kbroker.coordinator.find_coordinator import GROUP_KEY_TYPE, find_coordinator
+from kbroker.log.errors import LogStorageError
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
+from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
 from kbroker.wire.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
 
@@ -49,6 +53,19 @@ def _denied_keys(ctx: RequestContext, req: FindCoordinatorRequest) -> FindCoordi
     return response
 
 
+def _not_available(ctx: RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse:
+    """COORDINATOR_NOT_AVAILABLE for every key: ``__consumer_offsets`` cannot be created."""
+    code = ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if ctx.api_version < 4:
+        return FindCoordinatorResponse(error_code=code, error_message=None, node_id=-1, host="", port=-1)
+    return FindCoordinatorResponse(
+        coordinators=[
+            Coordinator(key=k, node_id=-1, host="", port=-1, error_code=code, error_message=None)
+            for k in req.coordinator_keys
+        ]
+    )
+
+
 @handler(ApiKey.FIND_COORDINATOR, 0, 6)
 async def handle_find_coordinator(ctx: RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse:
     broker = ctx.broker
@@ -57,7 +74,10 @@ async def handle_find_coordinator(ctx: RequestContext, req: FindCoordinatorReque
         if denied is not None:
             return denied
     if ctx.api_version == 0 or req.key_type == GROUP_KEY_TYPE:
-        broker.groups.ensure_offsets_topic()
+        try:
+            broker.groups.ensure_offsets_topic()
+        except (OSError, LogStorageError):  # e.g. a full disk: the client retries
+            return _not_available(ctx, req)
     if broker.cluster is not None:
         from kbroker.cluster_routing import find_coordinator as find_cluster_coordinator
 
