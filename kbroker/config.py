@@ -247,6 +247,12 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # Web console (kbroker/console/): true = pages only show; false also allows creating and
         # deleting topics and resetting group offsets from the console's forms.
         _d("kbroker.console.read.only", _T.BOOLEAN, "true"),
+        # -- bounded resources (issue 17) --------------------------------------------------
+        # Segment files open at once (log.file_cache, an LRU: others are reopened on use).
+        # -1: half the process's soft RLIMIT_NOFILE, leaving the other half to connections;
+        # at least 16 (a roll and a fetch across partitions need several at once).
+        _d("kbroker.log.max.open.files", _T.INT, "-1", min=-1),
+        # -- end of bounded resources -------------------------------------------------------
     ]
 }
 

@@ -205,15 +205,9 @@ class Broker:
         logs = self.topics.logs
         if logs is None or logs.had_clean_shutdown:
             return
-        report = logs.load_report
         logger.info(
-            "recovered after an unclean stop: %d partitions loaded, %d segments and %d bytes "
-            "scanned, %d bytes truncated, %d segments deleted",
-            logs.loaded_partitions,
-            report.recovered_segments,
-            report.scanned_bytes,
-            report.truncated_bytes,
-            report.deleted_segments,
+            "unclean stop: %d partitions are recovered on first use or in the background",
+            logs.unloaded_partitions,
         )
 
     @property

@@ -68,6 +68,7 @@ from kbroker.log.errors import (
     RecordTooLargeError,
     UnsupportedMagicError,
 )
+from kbroker.log.file_cache import FileCache
 from kbroker.log.index import IndexCorruptError
 
 # The ListOffsets constants moved to log_reads with the lookups; re-exported here.
@@ -176,9 +177,13 @@ class PartitionLog:
         log_start_offset: int = 0,
         recovery_point: int = 0,
         had_clean_shutdown: bool = False,
+        files: FileCache | None = None,
     ) -> None:
         self.directory = directory
         self.config = config
+        # The LRU of open segment descriptors shared by a LogManager's logs (None: each
+        # segment keeps its file open; see log.file_cache).
+        self.files = files
         self.segments, self.load_report = load_segments(
             directory,
             config,
@@ -186,6 +191,7 @@ class PartitionLog:
             log_start_offset=log_start_offset,
             had_clean_shutdown=had_clean_shutdown,
             now_ms=now_ms,
+            files=files,
         )
         self._bases = [s.base_offset for s in self.segments]
         self.log_start_offset = max(log_start_offset, self.segments[0].base_offset)
@@ -456,7 +462,7 @@ class PartitionLog:
         end = self.log_end_offset
         old.on_become_inactive()
         old.flush()
-        seg = new_segment(self.directory, end, self.config, now_ms)
+        seg = new_segment(self.directory, end, self.config, now_ms, self.files)
         self.segments.append(seg)
         self._bases.append(end)
         self.producer_state.take_snapshot(end, keep=end)
@@ -687,6 +693,8 @@ class PartitionLog:
             discard_cleaned(self.directory, base_offset)
             return None
         pending = PendingReplace(base_offset, end_offset, self.segments[i:j], self._now_ms)
+        for seg in pending.old:  # readers keep them open while swap_files renames them
+            seg.pin()
         self._replacing = pending
         return pending
 
@@ -714,8 +722,12 @@ class PartitionLog:
         segments are closed, their files unlinked ``file.delete.delay.ms`` later."""
         if self._replacing is pending:
             self._replacing = None
+            for seg in pending.old:
+                seg.unpin()
         if pending.cleaned is None:
             return
+        if self.files is not None:
+            pending.cleaned.adopt(self.files)
         i = bisect.bisect_left(self._bases, pending.base_offset)
         j = i + len(pending.old)
         due = self._now_ms + max(self.config.file_delete_delay_ms, 0)
