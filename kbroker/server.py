@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from kbroker.acceptor import Acceptor
 from kbroker.clock import now_ms
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.connection import CloseConnection, KafkaConnection
@@ -31,6 +32,7 @@ from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
+from kbroker.limits import ConnectionLimits, RequestMemory
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.session import Session
@@ -72,9 +74,11 @@ class Broker:
         self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
         self.in_flight = 0
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[Acceptor] = []
         self._connections: set[KafkaConnection] = set()
-        self._max_connections = config.get_int("max.connections")
+        # max.connections, max.connections.per.ip (+ overrides), queued.max.request.bytes
+        self.limits = ConnectionLimits.from_config(config)
+        self.request_memory = RequestMemory(config.get_int("queued.max.request.bytes"))
         self._background: set[asyncio.Task[None]] = set()
         # The first listener's bound address, and every listener's by name.
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
@@ -133,11 +137,12 @@ class Broker:
                 _ = self.groups
             if self.metadata.get(TRANSACTION_STATE_TOPIC) is not None:
                 _ = self.transactions
-            loop = asyncio.get_running_loop()
             for listener, sock in zip(self.config.listeners, socks, strict=True):
                 secured = security[listener.name]
                 context = secured.ssl_context if secured is not None else None
-                self._servers.append(await loop.create_server(self._connection_factory(secured), sock=sock, ssl=context))
+                acceptor = Acceptor(sock, self._connection_factory(secured), context, self.limits.admits)
+                acceptor.start()
+                self._servers.append(acceptor)
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
             self._undo_start(socks, logs_open)
             if self.http is not None:
@@ -247,8 +252,9 @@ class Broker:
         return self._transactions
 
     def accept_connection(self, conn: KafkaConnection) -> bool:
-        """Register a new connection; False (the caller closes it) past ``max.connections``."""
-        if len(self._connections) >= self._max_connections or self.closing:
+        """Register a new connection; False (the caller closes it) past ``max.connections``
+        or its address's ``max.connections.per.ip`` quota."""
+        if self.closing or not self.limits.add(conn.session.client_host):
             return False
         self._connections.add(conn)
         self.stats.connections_accepted += 1
@@ -263,7 +269,9 @@ class Broker:
         return self._groups
 
     def forget_connection(self, conn: KafkaConnection) -> None:
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.remove(conn)
+            self.limits.remove(conn.session.client_host)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

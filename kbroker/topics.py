@@ -142,7 +142,8 @@ class TopicManager:
             )
         topic = self.broker.metadata.get(key[0])
         if topic is not None and key[1] < topic.num_partitions:
-            log.epoch_cache.assign(topic.leader_epochs[key[1]], log.log_end_offset)
+            # fsynced with the log's next flush (thousands may load at once; see LeaderEpochCache)
+            log.epoch_cache.assign(topic.leader_epochs[key[1]], log.log_end_offset, durable=False)
 
     def apply_dynamic_configs(self) -> None:
         """AlterConfigs changed a dynamic broker config: apply it now."""

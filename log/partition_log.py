@@ -462,6 +462,7 @@ class PartitionLog:
         end = self.log_end_offset
         old.on_become_inactive()
         old.flush()
+        self.epoch_cache.sync()  # the recovery point moves past this data below
         seg = new_segment(self.directory, end, self.config, now_ms, self.files)
         self.segments.append(seg)
         self._bases.append(end)
@@ -764,9 +765,13 @@ class PartitionLog:
         try:
             for seg in list(self.segments):
                 seg.flush()
+            self.epoch_cache.sync()
         except LogStorageError as exc:
             self._offline = str(exc)
             raise
+        except OSError as exc:
+            self._offline = f"leader-epoch checkpoint of {self.directory}: {exc}"
+            raise LogStorageError(self._offline) from exc
         self.recovery_point = max(self.recovery_point, end)
         self._unflushed_messages = 0
 

@@ -183,3 +183,20 @@ def test_deleting_an_unloaded_topic(tmp_path, h):
     assert m.delete_topic("gone") == 2
     assert m.partition_keys() == [] and not (tmp_path / "gone-0").exists()
     m.close()
+
+
+def test_a_lazily_started_leader_epoch_is_fsynced_with_the_log(tmp_path, h, monkeypatch):
+    from kbroker.log import PartitionLog
+    from kbroker.log.checkpoints import LeaderEpochCache
+
+    log = PartitionLog(str(tmp_path / "t-0"), CFG, now_ms=0)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    log.epoch_cache.assign(3, 0, durable=False)
+    assert synced == []  # no fsync on the way: thousands of partitions may load at once
+    assert LeaderEpochCache(log.directory).epochs == [3]  # but written (survives a kill)
+    log.append(h.batch(1), leader_epoch=3, now_ms=0)
+    log.flush()
+    assert synced and not log.epoch_cache._unsynced  # fsynced before the data counts as durable
+    log.close()
