@@ -35,11 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.brokers import ROOT, free_port, metadata_answered, proc_status_kb, tansu_binary
-from kbroker.client import Client
 from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 from kbroker.wire.messages.list_groups_request import ListGroupsRequest
 from kbroker.wire.records import make_batch
+
+from bench.brokers import ROOT, free_port, metadata_answered, proc_status_kb, tansu_binary
+from kbroker.client import Client
 
 SECTION = "scale (python -m bench.scale)"
 START_TIMEOUT_S = 60.0
@@ -139,7 +140,7 @@ def fill(client: Client, partitions: int) -> list[tuple[str, int]]:
         left -= n
     for name, n in topics:
         create_topics(client, [name], n)
-        client.produce(name, {p: bytes(make_batch([b"x" * 100])) for p in range(n)})
+        client.produce(name, {p: bytes(make_batch([b"x" * 100], timestamp_ms=int(time.time() * 1000))) for p in range(n)})
     return topics
 
 
@@ -272,7 +273,7 @@ def churn(c: Client, seconds: float) -> float:
         create_topics(c, [name], 1)
         for _ in range(50):  # a new topic's leader may take a moment to be known
             try:
-                c.produce(name, {0: bytes(make_batch([b"y" * 100]))})
+                c.produce(name, {0: bytes(make_batch([b"y" * 100], timestamp_ms=int(time.time() * 1000)))})
                 break
             except Exception:
                 time.sleep(0.01)

@@ -11,13 +11,18 @@ wake-up, refuses at once (closes) a client over ``max.connections`` or its addre
 ``max.connections.per.ip`` quota, and hands the others to
 ``loop.connect_accepted_socket`` with the listener's protocol factory and TLS context.
 
-Out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM), the acceptor
+Before each accept the acceptor checks the connection count against the budget the
+descriptor limit leaves (``kbroker.limits.connection_fd_budget``): at it, it stops
+watching the socket until a connection closes (``room_freed``), so connections never
+take the descriptors the rest of the broker needs.
+
+Out of descriptors all the same (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM), the acceptor
 stops watching the socket for ``ACCEPT_BACKOFF_S`` and tries again then; pending clients
 wait in the kernel's backlog meanwhile.  Existing connections are served as before (they
 are other sockets, on the same loop).  It logs one WARNING when a run of failures
 begins and one INFO line when accepting works again (with the number of failed attempts
-and how long it lasted), so a broker stuck at its limit does not flood its log and never
-spins.
+and how long it lasted), and at most one such pair per ``ACCEPT_WARNING_INTERVAL_S``, so
+a broker stuck at its limit does not flood its log and never spins.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ ACCEPT_BATCH = 64
 # long enough not to spin on a limit that holds, short enough that clients retrying see
 # the broker again soon after descriptors are freed.
 ACCEPT_BACKOFF_S = 0.5
+# At most one WARNING per this interval about running out: a broker that keeps hitting
+# its limit (each close lets one more client in, then the next accept fails) says so
+# once a minute, not once per client.
+ACCEPT_WARNING_INTERVAL_S = 60.0
 # accept() errors that mean "out of a resource": back off, do not spin.
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # The TLS handshake of a new client on a TLS listener (asyncio's default is 60 s).
@@ -48,7 +57,8 @@ TLS_HANDSHAKE_TIMEOUT_S = 60.0
 class Acceptor:
     """Accepts on ``sock`` for the connection ``factory``; see the module docstring.
 
-    ``admits(host)`` says whether a new client from ``host`` is within the connection
+    ``at_fd_budget(pending)`` says whether the registered connections plus ``pending``
+    (accepted, not registered yet) fill the descriptor budget.  ``admits(host)`` says whether a new client from ``host`` is within the connection
     limits (checked before the transport exists; the connection checks again when it
     registers, which counts it).
     """
@@ -59,11 +69,15 @@ class Acceptor:
         factory: Callable[[], asyncio.BaseProtocol],
         ssl_context: ssl.SSLContext | None,
         admits: Callable[[str], bool],
+        at_fd_budget: Callable[[int], bool] = lambda pending: False,
     ) -> None:
         self.sock = sock
         self._factory = factory
         self._ssl = ssl_context
         self._admits = admits
+        self._at_fd_budget = at_fd_budget
+        self._paused_for_budget = False
+        self._budget_warned_at: float | None = None
         self._loop = asyncio.get_running_loop()
         self._fd = sock.fileno()
         self._watching = False
@@ -71,10 +85,14 @@ class Acceptor:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._failures = 0  # failed accept() calls in the current run of failures
         self._failing_since = 0.0
+        self._warned_at: float | None = None  # when the last WARNING was logged
+        self._run_warned = False  # whether the current run of failures was logged
         self.refused = 0  # clients closed at once: over max.connections or their IP's quota
         self.backoffs = 0  # pauses after running out of descriptors or memory
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start accepting (a coroutine, as ``loop.create_server`` is: the point where the
+        broker starts listening can be awaited)."""
         self.sock.setblocking(False)
         self._watch()
 
@@ -90,6 +108,9 @@ class Acceptor:
 
     def _on_readable(self) -> None:
         for _ in range(ACCEPT_BATCH):
+            if self._at_fd_budget(len(self._handshakes)):
+                self._pause_for_budget()
+                return
             try:
                 conn, address = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -102,11 +123,12 @@ class Acceptor:
                 logger.debug("accept() failed: %s", exc)
                 continue
             if self._failures:
-                logger.info(
-                    "accepting connections again after %d failed attempts over %.1f s",
-                    self._failures,
-                    time.monotonic() - self._failing_since,
-                )
+                if self._run_warned:
+                    logger.info(
+                        "accepting connections again after %d failed attempts over %.1f s",
+                        self._failures,
+                        time.monotonic() - self._failing_since,
+                    )
                 self._failures = 0
             self._admit(conn, address)
 
@@ -138,15 +160,38 @@ class Acceptor:
     def _back_off(self, exc: OSError) -> None:
         self.backoffs += 1
         if self._failures == 0:
-            self._failing_since = time.monotonic()
-            logger.warning(
-                "cannot accept connections: %s; retrying every %.1f s (existing connections are served)",
-                exc.strerror or exc,
-                ACCEPT_BACKOFF_S,
-            )
+            now = self._failing_since = time.monotonic()
+            self._run_warned = self._warned_at is None or now - self._warned_at >= ACCEPT_WARNING_INTERVAL_S
+            if self._run_warned:
+                self._warned_at = now
+                logger.warning(
+                    "cannot accept connections: %s; retrying every %.1f s (existing connections "
+                    "are served; said at most every %.0f s)",
+                    exc.strerror or exc,
+                    ACCEPT_BACKOFF_S,
+                    ACCEPT_WARNING_INTERVAL_S,
+                )
         self._failures += 1
         self._unwatch()
         self._loop.call_later(ACCEPT_BACKOFF_S, self._watch)
+
+    def _pause_for_budget(self) -> None:
+        self._unwatch()
+        self._paused_for_budget = True
+        now = time.monotonic()
+        if self._budget_warned_at is None or now - self._budget_warned_at >= ACCEPT_WARNING_INTERVAL_S:
+            self._budget_warned_at = now
+            logger.warning(
+                "not accepting connections for now: the descriptor limit (RLIMIT_NOFILE) leaves "
+                "room for no more; new clients wait until one closes (said at most every %.0f s)",
+                ACCEPT_WARNING_INTERVAL_S,
+            )
+
+    def room_freed(self) -> None:
+        """A connection closed: accepting resumes if it paused at the descriptor budget."""
+        if self._paused_for_budget and not self._at_fd_budget(len(self._handshakes)):
+            self._paused_for_budget = False
+            self._watch()
 
     def close(self) -> None:
         """Stop accepting and close the listening socket (connections stay)."""

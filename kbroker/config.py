@@ -249,7 +249,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("kbroker.console.read.only", _T.BOOLEAN, "true"),
         # -- bounded resources (issue 17) --------------------------------------------------
         # Segment files open at once (log.file_cache, an LRU: others are reopened on use).
-        # -1: half the process's soft RLIMIT_NOFILE, leaving the other half to connections;
+        # -1: a quarter of the process's soft RLIMIT_NOFILE, leaving the rest to connections;
         # at least 16 (a roll and a fetch across partitions need several at once).
         _d("kbroker.log.max.open.files", _T.INT, "-1", min=-1),
         # Kafka's default: no per-address limit.  Over it, a new connection is closed at once.

@@ -1,5 +1,9 @@
 """The broker-wide bounds on clients: connection counts and queued request bytes.
 
+``ConnectionLimits`` also holds the number of connections the descriptor limit leaves
+room for (``connection_fd_budget``): at it the acceptor stops accepting until one closes,
+as Kafka's acceptor waits for a slot at ``max.connections``.
+
 ``ConnectionLimits`` holds Kafka's ``max.connections``, ``max.connections.per.ip`` and
 ``max.connections.per.ip.overrides`` (``host:count`` pairs; host names are resolved once,
 at start-up) and counts the registered connections by client address.  The acceptor
@@ -20,12 +24,28 @@ otherwise wait for ever), so the pool is exceeded by at most one frame.
 from __future__ import annotations
 
 import ipaddress
+import resource
 import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kbroker.config import BrokerConfig, ConfigError
+
+# Descriptors kept free of both connections and segment files: the interpreter's own
+# files, handler modules imported on a key's first request, checkpoint and snapshot
+# writes, index flushes, the event loop and the listeners.  Without them a broker full
+# of connections could not even import the handler of a new request.
+FD_RESERVE = 32
+
+
+def connection_fd_budget(max_open_segment_files: int) -> int | None:
+    """How many connections the process's soft RLIMIT_NOFILE leaves room for, after the
+    segment-file cache and FD_RESERVE; None when unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(1, soft - max_open_segment_files - FD_RESERVE)
 
 
 def parse_overrides(text: str) -> dict[str, int]:
@@ -65,6 +85,13 @@ class ConnectionLimits:
     overrides: dict[str, int] = field(default_factory=dict)
     total: int = 0
     by_host: dict[str, int] = field(default_factory=dict)
+    # Connections the descriptor limit leaves room for (connection_fd_budget); at it the
+    # acceptor pauses (clients wait in the backlog) rather than run out of descriptors.
+    fd_budget: int | None = None
+
+    def at_fd_budget(self, pending: int = 0) -> bool:
+        """Whether the connections, with ``pending`` ones not registered yet, fill it."""
+        return self.fd_budget is not None and self.total + pending >= self.fd_budget
 
     @classmethod
     def from_config(cls, config: BrokerConfig) -> ConnectionLimits:

@@ -32,7 +32,7 @@ from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
-from kbroker.limits import ConnectionLimits, RequestMemory
+from kbroker.limits import ConnectionLimits, RequestMemory, connection_fd_budget
 from kbroker.metadata import META_PROPERTIES, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, MetadataStore
 from kbroker.registry import RequestContext, load_handler
 from kbroker.session import Session
@@ -128,6 +128,8 @@ class Broker:
             self.features = FinalizedFeatures(data_dir, self.emulation)
             self.topics.open(now_ms())
             logs_open = True
+            assert self.topics.logs is not None
+            self.limits.fd_budget = connection_fd_budget(self.topics.logs.files.max_open)
             if existing:
                 self._log_recovery()
             # A coordinator with state on disk starts now: its timers (member sessions, offset
@@ -140,8 +142,10 @@ class Broker:
             for listener, sock in zip(self.config.listeners, socks, strict=True):
                 secured = security[listener.name]
                 context = secured.ssl_context if secured is not None else None
-                acceptor = Acceptor(sock, self._connection_factory(secured), context, self.limits.admits)
-                acceptor.start()
+                acceptor = Acceptor(
+                    sock, self._connection_factory(secured), context, self.limits.admits, self.limits.at_fd_budget
+                )
+                await acceptor.start()
                 self._servers.append(acceptor)
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
             self._undo_start(socks, logs_open)
@@ -272,6 +276,8 @@ class Broker:
         if conn in self._connections:
             self._connections.remove(conn)
             self.limits.remove(conn.session.client_host)
+            for acceptor in self._servers:
+                acceptor.room_freed()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

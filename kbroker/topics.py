@@ -130,7 +130,10 @@ class TopicManager:
         its recovery found, and record its current leader epoch as open() does."""
         report = log.load_report
         if report.recovered_segments:
-            logger.info(
+            # INFO only when recovery cut something: 10,000 clean rescans are not news
+            level = logging.INFO if report.truncated_bytes or report.deleted_segments else logging.DEBUG
+            logger.log(
+                level,
                 "recovered %s-%d after an unclean stop: %d segments and %d bytes scanned, "
                 "%d bytes truncated, %d segments deleted",
                 key[0],
@@ -198,7 +201,8 @@ class TopicManager:
         for p in range(first_partition, topic.num_partitions):
             log = self.logs.logs.get((topic.name, p))  # unloaded ones: _on_log_loaded
             if log is not None:
-                log.epoch_cache.assign(topic.leader_epochs[p], log.log_end_offset)
+                # fsynced with the log's next flush, before any data of the epoch is durable
+                log.epoch_cache.assign(topic.leader_epochs[p], log.log_end_offset, durable=False)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -230,8 +234,7 @@ class TopicManager:
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str], now_ms: int) -> TopicMetadata:
         assert self.logs is not None
         log_config = self._log_config(configs)
-        for p in range(num_partitions):
-            self.logs.create(name, p, log_config)
+        self.logs.create_many(name, range(num_partitions), log_config)
         topic = self.broker.metadata.create(name, num_partitions, configs)
         self._start_leader_epochs(topic)
         return topic
@@ -264,8 +267,7 @@ class TopicManager:
         assert topic is not None
         log_config = self._log_config(topic.configs)
         first_new = topic.num_partitions
-        for p in range(first_new, new_total):
-            self.logs.create(name, p, log_config)
+        self.logs.create_many(name, range(first_new, new_total), log_config)
         self.broker.metadata.add_partitions(name, new_total)
         self._start_leader_epochs(topic, first_new)
 

@@ -8,6 +8,7 @@ A leftover ``.tmp`` is garbage from a crash and is ignored (loaders delete it).
 from __future__ import annotations
 
 import bisect
+import ctypes
 import os
 
 from kbroker.log.results import EpochEndOffset
@@ -20,6 +21,24 @@ def fsync_directory(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_file_system(path: str) -> None:
+    """Make everything written to the file system holding ``path`` durable: Linux's
+    syncfs(2) (one call for any number of files), else sync(2)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
     finally:
         os.close(fd)
 

@@ -36,16 +36,17 @@ from typing import Protocol
 # segment at once, a fetch spanning partitions several; below this evictions thrash.
 MIN_OPEN_FILES = 16
 # Share of the process's soft RLIMIT_NOFILE given to segment files by default: the
-# other half stays for client connections, checkpoints, index flushes, snapshots and
-# the interpreter's own files.
-DEFAULT_OPEN_FILES_SHARE = 0.5
+# rest stays for client connections (the larger need: 1,000 clients under ulimit -n
+# 1024 must fit), checkpoints, index flushes, snapshots and the interpreter's files.
+# An evicted segment costs one open() when next used, a refused client much more.
+DEFAULT_OPEN_FILES_SHARE = 0.25
 # When the soft limit is unlimited, the default is capped here all the same: a broker
 # should not depend on the host's limit being unlimited to stay bounded.
 UNLIMITED_DEFAULT_OPEN_FILES = 32_768
 
 
 def default_max_open_files() -> int:
-    """Half the soft RLIMIT_NOFILE (at least MIN_OPEN_FILES): see the constants."""
+    """A quarter of the soft RLIMIT_NOFILE (at least MIN_OPEN_FILES): see the constants."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return UNLIMITED_DEFAULT_OPEN_FILES

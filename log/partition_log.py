@@ -178,11 +178,14 @@ class PartitionLog:
         recovery_point: int = 0,
         had_clean_shutdown: bool = False,
         files: FileCache | None = None,
+        fsync_on_load: bool = True,
     ) -> None:
         self.directory = directory
         self.config = config
         # The LRU of open segment descriptors shared by a LogManager's logs (None: each
-        # segment keeps its file open; see log.file_cache).
+        # segment keeps its file open; see log.file_cache).  ``fsync_on_load`` False: what
+        # recovery rewrote is only written, and the caller syncs the file system before
+        # it records the recovery point anywhere (LogManager: lazy loads, one sync).
         self.files = files
         self.segments, self.load_report = load_segments(
             directory,
@@ -192,6 +195,7 @@ class PartitionLog:
             had_clean_shutdown=had_clean_shutdown,
             now_ms=now_ms,
             files=files,
+            fsync=fsync_on_load,
         )
         self._bases = [s.base_offset for s in self.segments]
         self.log_start_offset = max(log_start_offset, self.segments[0].base_offset)
@@ -202,7 +206,7 @@ class PartitionLog:
         self.epoch_cache.truncate_from_end(self.log_end_offset)
         self.epoch_cache.truncate_from_start(self.log_start_offset)
         self.producer_state = ProducerStateManager(directory)
-        self._load_producer_state()
+        self._load_producer_state(fsync=fsync_on_load)
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms
         # Segments renamed *.deleted, with the time (ms) their files may be unlinked.
@@ -238,7 +242,7 @@ class PartitionLog:
     def size_bytes(self) -> int:
         return sum(s.size_bytes for s in self.segments)
 
-    def _load_producer_state(self) -> None:
+    def _load_producer_state(self, fsync: bool = True) -> None:
         """Load the newest usable producer snapshot and replay the batches after it,
         rebuilding on the way the aborted-txn index of every segment that lost it
         (rescanned by recovery, or its ``.txnindex`` missing or damaged)."""
@@ -265,7 +269,7 @@ class PartitionLog:
                     )
         for seg in rebuild:
             seg.txn_index.needs_rebuild = False
-            seg.txn_index.flush(fsync=True)
+            seg.txn_index.flush(fsync=fsync)
 
     # -- append --------------------------------------------------------------------
     def _check_online(self) -> None:
@@ -793,14 +797,20 @@ class PartitionLog:
         for seg in self.segments:
             seg.index_interval_bytes = config.index_interval_bytes
 
-    def close(self, clean: bool = True) -> None:
+    def close(self, clean: bool = True, *, fsync: bool = True) -> None:
         """Close the files.  ``clean`` first makes everything durable and snapshots the
-        producer state at the log end (so the next open need not rescan)."""
+        producer state at the log end (so the next open need not rescan); with ``fsync``
+        False everything is only written, for a caller that syncs the whole file system
+        next (LogManager.close: one sync instead of five fsyncs per partition)."""
         if clean and self._offline is None:
             self.active_segment.on_become_inactive()
-            self.flush()
+            if fsync:
+                self.flush()
+            else:
+                for seg in self.segments:
+                    seg.flush(fsync=False)
             self.producer_state.take_snapshot(
-                self.log_end_offset, keep=self.active_segment.base_offset
+                self.log_end_offset, keep=self.active_segment.base_offset, fsync=fsync
             )
         self.delete_pending_files(None)
         for seg in self.segments:

@@ -127,6 +127,7 @@ def load_segments(
     had_clean_shutdown: bool,
     now_ms: int,
     files: FileCache | None = None,
+    fsync: bool = True,
 ) -> tuple[list[Segment], LoadReport]:
     """Open (and if needed recover) the segments of ``directory``; see the module doc."""
     report = LoadReport()
@@ -179,8 +180,12 @@ def load_segments(
             delete_segment_files(seg)
             report.deleted_segments += 1
         kept = []
-    if not kept:
-        kept = [new_segment(directory, max(log_start_offset, 0), config, now_ms, files)]
     for seg in kept:
-        seg.flush()  # what was rescanned or rebuilt is now durable (no-op if untouched)
+        # what was rescanned or rebuilt is now durable, or written for the caller's sync
+        # (no-op if untouched)
+        seg.flush(fsync=fsync)
+    if not kept:
+        # A fresh, empty segment: its index files are written at its first flush (until
+        # then a crash leaves none, and recovery builds them: nothing to make durable).
+        kept = [new_segment(directory, max(log_start_offset, 0), config, now_ms, files)]
     return kept, report

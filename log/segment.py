@@ -195,6 +195,9 @@ class Segment:
         self.rolling_base_ms = now_ms
         self._bytes_since_index_entry = 0
         self.is_dirty = self.size_bytes == 0  # a new segment's index files get created at flush
+        if self.is_dirty:  # ... whole, even when only written (flush(fsync=False))
+            self.index.reset()
+            self.time_index.reset()
 
     # -- the descriptor ----------------------------------------------------------------
     @property
@@ -426,15 +429,17 @@ class Segment:
         return None
 
     # -- durability and lifecycle ----------------------------------------------------
-    def flush(self) -> None:
-        """fsync the log and write + fsync pending index entries."""
+    def flush(self, fsync: bool = True) -> None:
+        """fsync the log and write + fsync pending index entries (``fsync`` False: only
+        write them, for a caller that syncs the whole file system next)."""
         if not self.is_dirty:
             return
         try:
-            os.fsync(self.fd)
-            self.index.flush(fsync=True)
-            self.time_index.flush(fsync=True)
-            self.txn_index.flush(fsync=True)
+            if fsync:
+                os.fsync(self.fd)
+            self.index.flush(fsync=fsync)
+            self.time_index.flush(fsync=fsync)
+            self.txn_index.flush(fsync=fsync)
         except OSError as exc:
             raise LogStorageError(f"flush of {self.log_path} failed: {exc}") from exc
         self.is_dirty = False
