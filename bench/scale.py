@@ -98,7 +98,8 @@ def start(kind: str, workdir: Path, *, python: str, nofile: int, settings: dict[
                "--advertised-listener-url", url]
     log = (workdir / f"{kind}.log").open("ab")
     t0 = time.perf_counter()
-    popen = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    # cwd: the work dir, so `-m kbroker` is the interpreter's installed kbroker, not ./kbroker
+    popen = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True, preexec_fn=_limit_nofile(nofile))
     log.close()
     while not metadata_answered("127.0.0.1", port, 1.0):
@@ -171,27 +172,38 @@ class Figures:
         print(f"  {key} [{kind}] = {value if value is None else round(value, 4)}", file=sys.stderr, flush=True)
 
 
-def startup_figures(fig: Figures, base: Path, partitions: int, *, python: str, nofile: int, label: str) -> None:
+def startup_figures(fig: Figures, base: Path, partitions: int, runs: list[tuple[str, str, int]]) -> None:
+    """Fill a data dir once (with the first interpreter), then restart every interpreter
+    of ``runs`` (label, python, RLIMIT_NOFILE) on its own copy of it, side by side."""
     work = Path(tempfile.mkdtemp(prefix="scale-", dir=base))
     try:
-        broker = start("kbroker", work, python=python, nofile=min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], max(nofile, 2 * partitions + 1024)))
+        _, python, _ = runs[0]
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        broker = start("kbroker", work, python=python, nofile=min(hard, 2 * partitions + 1024))
         with Client(broker.bootstrap, timeout_s=CLIENT_TIMEOUT_S) as c:
             topics = fill(c, partitions)
         broker.stop()
-        broker = start("kbroker", work, python=python, nofile=nofile)
-        try:
-            fig.put(f"start-up, {partitions:,} partitions (s)", label, broker.startup_s)
-            fig.put(f"RSS after start-up, {partitions:,} partitions (MB)", label, broker.rss_mb())
-            with Client(broker.bootstrap, timeout_s=CLIENT_TIMEOUT_S) as c:
-                if partitions:
-                    fig.put(f"Metadata, {partitions:,} partitions (ms)", label, 1000 * metadata_s(c))
-                    t0 = time.perf_counter()
-                    fetch_all(c, topics)
-                    fig.put(f"first fetch of all {partitions:,} partitions (s)", label, time.perf_counter() - t0)
-                    time.sleep(SETTLE_S)
-                    fig.put(f"RSS after fetching all {partitions:,} partitions (MB)", label, broker.rss_mb())
-        finally:
-            broker.stop()
+        for label, python, nofile in runs:
+            copy = Path(tempfile.mkdtemp(prefix=f"scale-{label}-", dir=base))
+            shutil.copytree(work / "data", copy / "data")
+            broker = start("kbroker", copy, python=python, nofile=nofile)
+            try:
+                fig.put(f"start-up, {partitions:,} partitions (s)", label, broker.startup_s)
+                fig.put(f"RSS after start-up, {partitions:,} partitions (MB)", label, broker.rss_mb())
+                with Client(broker.bootstrap, timeout_s=CLIENT_TIMEOUT_S) as c:
+                    if partitions:
+                        fig.put(f"Metadata, {partitions:,} partitions (ms)", label, 1000 * metadata_s(c))
+                        t0 = time.perf_counter()
+                        fetch_all(c, topics)
+                        fig.put(f"first fetch of all {partitions:,} partitions (s)", label, time.perf_counter() - t0)
+                        time.sleep(SETTLE_S)
+                        fig.put(f"RSS after fetching all {partitions:,} partitions (MB)", label, broker.rss_mb())
+                t0 = time.perf_counter()
+                broker.stop()
+                fig.put(f"clean shutdown, {partitions:,} partitions (s)", label, time.perf_counter() - t0)
+            finally:
+                broker.stop()
+                shutil.rmtree(copy, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -306,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nofile", type=int, default=1024, help="RLIMIT_NOFILE of the restarted broker")
     ap.add_argument("--python", default=sys.executable, help="interpreter that runs kbroker")
     ap.add_argument("--label", default="kbroker", help="column name of this kbroker")
+    ap.add_argument("--compare-python", default="",
+                    help="also restart this kbroker interpreter (e.g. an older checkout's venv) on a copy "
+                         "of each start-up data dir, under the hard RLIMIT_NOFILE")
+    ap.add_argument("--compare-label", default="before", help="column name of --compare-python")
     ap.add_argument("--only", default="", help="startup or broker: run one part")
     ap.add_argument("--topics", type=int, default=1000)
     ap.add_argument("--metadata-partitions", type=int, default=9000)
@@ -323,9 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="kbroker-bench-scale-"))
     try:
         if args.only in ("", "startup") and "kbroker" in targets:
+            runs = [(args.label, args.python, args.nofile)]
+            if args.compare_python:
+                _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                runs.append((args.compare_label, args.compare_python, hard))
             for n in (int(x) for x in args.partitions.split(",") if x):
                 print(f"start-up with {n} partitions", file=sys.stderr, flush=True)
-                startup_figures(fig, base, n, python=args.python, nofile=args.nofile, label=args.label)
+                startup_figures(fig, base, n, runs)
         if args.only in ("", "broker"):
             for kind in targets:
                 print(f"broker figures: {kind}", file=sys.stderr, flush=True)
@@ -333,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     kinds = [args.label if t == "kbroker" else t for t in targets]
+    if args.compare_python:
+        kinds.insert(1, args.compare_label)
     table = render(fig, kinds)
     print(table)
     if args.write:

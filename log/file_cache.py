@@ -54,18 +54,23 @@ def default_max_open_files() -> int:
 
 
 class CachedFile(Protocol):
-    """What the cache needs of a segment: its open descriptor (-1 when closed) and
-    whether it is pinned."""
+    """What the cache needs of a segment: its open descriptor (-1 when closed), whether
+    it is pinned, and whether it was used since the cache last looked (set by the user on
+    every use: a plain attribute store, the cheapest thing the hot path can do)."""
 
     _fd: int
     _pins: int
+    _used: bool
 
 
 class FileCache:
     """The LRU of open segment descriptors; see the module docstring.
 
-    Invariant: ``_open`` holds exactly the registered files whose ``_fd`` is >= 0,
-    least recently used first.
+    Invariant: ``_open`` holds exactly the registered files whose ``_fd`` is >= 0, in
+    the order they were opened or last given a second chance.  Eviction is the "clock"
+    approximation of LRU: from the oldest, a file used since it was last looked at
+    loses its ``_used`` mark and goes to the back; the first one not used is closed.
+    So a use costs one attribute store instead of reordering the dict.
     """
 
     __slots__ = ("max_open", "_open", "opens", "evictions")
@@ -81,10 +86,6 @@ class FileCache:
     def __len__(self) -> int:
         return len(self._open)
 
-    def touch(self, f: CachedFile) -> None:
-        """``f`` was just used: it becomes the most recently used."""
-        self._open.move_to_end(f)
-
     def open(self, f: CachedFile, path: str, flags: int) -> int:
         """Open ``path`` for ``f`` (evicting the least recently used unpinned files
         beyond ``max_open`` first) and register the descriptor; OSError if it fails."""
@@ -92,6 +93,7 @@ class FileCache:
             self._evict(len(self._open) - self.max_open + 1)
         fd = os.open(path, flags, 0o644)
         f._fd = fd
+        f._used = False
         self._open[f] = None
         self.opens += 1
         return fd
@@ -111,12 +113,15 @@ class FileCache:
             os.close(fd)
 
     def _evict(self, count: int) -> None:
-        victims: list[CachedFile] = []
-        for f in self._open:
-            if len(victims) == count:
-                break
-            if f._pins == 0:
-                victims.append(f)
-        for f in victims:
+        # At most two sweeps: the first may only clear ``_used`` marks.
+        for _ in range(2 * len(self._open)):
+            if count == 0 or not self._open:
+                return
+            f = next(iter(self._open))
+            if f._pins or f._used:
+                f._used = False
+                self._open.move_to_end(f)
+                continue
             self.close(f)
             self.evictions += 1
+            count -= 1

@@ -223,6 +223,9 @@ class LogManager:
                 log_start_offset=starts.get(parsed, 0),
                 had_clean_shutdown=self.had_clean_shutdown,
             )
+        # What the files say now: checkpoint() rewrites them only if that changes.
+        self._written[RECOVERY_POINT_CHECKPOINT] = recovery
+        self._written[LOG_START_CHECKPOINT] = starts
         self.checkpoint()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(marker)

@@ -206,6 +206,8 @@ class PartitionLog:
         self.epoch_cache.truncate_from_end(self.log_end_offset)
         self.epoch_cache.truncate_from_start(self.log_start_offset)
         self.producer_state = ProducerStateManager(directory)
+        self._snapshot_at_end = False
+        self._snapshot_leo = -1  # with _snapshot_at_end: close skips an identical snapshot
         self._load_producer_state(fsync=fsync_on_load)
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms
@@ -250,7 +252,11 @@ class PartitionLog:
         leo = self.log_end_offset
         rebuild = [s for s in self.segments if s.txn_index.needs_rebuild]
         bound = rebuild[0].base_offset if rebuild else leo
-        start = max(ps.load(leo, at_most=bound), self.segments[0].base_offset)
+        loaded_at = ps.load(leo, at_most=bound)
+        # A snapshot at the log end already describes this state: close() need not write one.
+        self._snapshot_at_end = loaded_at == leo and not rebuild
+        self._snapshot_leo = leo
+        start = max(loaded_at, self.segments[0].base_offset)
         for seg in self.segments:
             if seg.next_offset <= start:
                 continue
@@ -653,7 +659,10 @@ class PartitionLog:
 
     def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
         """producer.id.expiration.ms: forget idle producers (see producer_state)."""
-        return self.producer_state.remove_expired_producers(now_ms, expiration_ms)
+        removed = self.producer_state.remove_expired_producers(now_ms, expiration_ms)
+        if removed:
+            self._snapshot_at_end = False
+        return removed
 
     def replace_segments(
         self,
@@ -809,9 +818,10 @@ class PartitionLog:
             else:
                 for seg in self.segments:
                     seg.flush(fsync=False)
-            self.producer_state.take_snapshot(
-                self.log_end_offset, keep=self.active_segment.base_offset, fsync=fsync
-            )
+            if not (self._snapshot_at_end and self._snapshot_leo == self.log_end_offset):
+                self.producer_state.take_snapshot(
+                    self.log_end_offset, keep=self.active_segment.base_offset, fsync=fsync
+                )
         self.delete_pending_files(None)
         for seg in self.segments:
             seg.close()

@@ -181,6 +181,7 @@ class Segment:
         self._files = files
         self._fd = -1
         self._pins = 0
+        self._used = False
         try:
             if files is None:
                 self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -204,11 +205,11 @@ class Segment:
     def fd(self) -> int:
         """The open ``.log`` descriptor (reopened if the cache had closed it)."""
         fd = self._fd
+        if fd >= 0:
+            self._used = True  # for the cache's eviction (log.file_cache); harmless without one
+            return fd
         files = self._files
         if files is None:
-            return fd
-        if fd >= 0:
-            files.touch(self)
             return fd
         try:
             return files.open(self, self.log_path, os.O_RDWR)
@@ -447,8 +448,10 @@ class Segment:
     def on_become_inactive(self) -> None:
         """Called at roll and close: record the final max timestamp in the time index."""
         if self.max_timestamp >= 0:
+            entries = len(self.time_index)
             self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
-            self.is_dirty = True
+            if len(self.time_index) != entries:  # (already there: nothing to write)
+                self.is_dirty = True
 
     def truncate_to(self, offset: int) -> None:
         """Keep only the batches that end before ``offset``; a batch straddling
