@@ -35,7 +35,6 @@ All of it lives on the event-loop thread.  Single-node brokers have no :class:`C
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import zlib
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kbroker import cluster_routing
+from kbroker.acceptor import Acceptor
 from kbroker.config import ServedListener
 from kbroker.errors import KafkaError
 from kbroker.metadata import (
@@ -206,7 +206,6 @@ class Cluster:
             await self._open(self.nodes[node_id])
 
     async def _open(self, node: ClusterNode) -> None:
-        loop = asyncio.get_running_loop()
         wanted = node.bound or node.wanted  # a restart binds the ports it had
         socks = []
         try:
@@ -220,11 +219,16 @@ class Cluster:
         for listener, sock in zip(wanted, socks, strict=True):
             secured = self._security.get(listener.name)
             context = secured.ssl_context if secured is not None else None
-            node.servers.append(
-                await loop.create_server(
-                    self.broker.connection_factory(secured, node.node_id), sock=sock, ssl=context
-                )
+            limits = self.broker.limits
+            acceptor = Acceptor(
+                sock,
+                self.broker.connection_factory(secured, node.node_id),
+                context,
+                limits.admits,
+                limits.at_fd_budget,
             )
+            await acceptor.start()
+            node.servers.append(acceptor)
             port = sock.getsockname()[1]
             bound.append(
                 listener

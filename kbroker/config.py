@@ -306,6 +306,24 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # node k listening on each listener's port + k - 1 (kbroker/cluster.py).  Capped at
         # 9 so a cluster takes a small, predictable block of ports.
         _d("kbroker.nodes", _T.INT, "1", min=1, max=9),
+        # -- bounded resources (issue 17) --------------------------------------------------
+        # Segment files open at once (log.file_cache, an LRU: others are reopened on use).
+        # -1: a quarter of the process's soft RLIMIT_NOFILE, leaving the rest to connections;
+        # at least 16 (a roll and a fetch across partitions need several at once).
+        _d("kbroker.log.max.open.files", _T.INT, "-1", min=-1),
+        # Kafka's default: no per-address limit.  Over it, a new connection is closed at once.
+        _d("max.connections.per.ip", _T.INT, str(INT_MAX), min=0),
+        # "host:count,..." quotas overriding max.connections.per.ip (host names resolved at start).
+        _d("max.connections.per.ip.overrides", _T.STRING, ""),
+        # Bytes of request frames held at once (kbroker.limits.RequestMemory).  Kafka's default
+        # (-1) is unbounded; 100 connections each sending a 100 MB frame would then hold 10 GB,
+        # so kbroker bounds it: a frame that does not fit waits, its connection unread.
+        _d("queued.max.request.bytes", _T.LONG, "536870912", min=-1),
+        # A connection that has sent part of a request (even just part of its size) and then
+        # nothing for this long is closed (a slow-header client); connections.max.idle.ms
+        # still bounds the whole wait.  Not a Kafka property.
+        _d("kbroker.connections.partial.request.timeout.ms", _T.LONG, "30000", min=1),
+        # -- end of bounded resources -------------------------------------------------------
     ]
 }
 

@@ -53,7 +53,14 @@ loop is the PLAINTEXT one.
 
 Time limits: ``connections.max.idle.ms`` bounds the wait for a complete frame, counted from
 when the connection became ready for it (so a stalled half-frame is dropped too), and the
-time the send buffer stays full.  A handler's own wait (Fetch ``max_wait_ms``, a rebalance)
+time the send buffer stays full.  A partial request -- even part of its 4-byte size --
+after which nothing arrives for ``kbroker.connections.partial.request.timeout.ms`` closes
+the connection sooner (a slow-header client holds a descriptor and a receive buffer).
+
+Memory: a frame above ``DIRECT_FRAME_BYTES`` takes its size from the broker's
+``queued.max.request.bytes`` pool (``kbroker.limits.RequestMemory``) before its buffer is
+allocated and gives it back once answered; while the pool has no room the connection
+reads nothing (``_waiting_memory``) and is woken when some is given back.  A handler's own wait (Fetch ``max_wait_ms``, a rebalance)
 is not bounded by it.  One timer per connection checks the deadline lazily.
 
 A frame that cannot be decoded, an unknown API key and other ``CloseConnection`` cases close
@@ -70,6 +77,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import struct
 import time
 from typing import TYPE_CHECKING, cast
@@ -88,7 +96,8 @@ MIN_REQUEST_FRAME_BYTES = 10
 # The receive buffer, and so the read-ahead while a request is being answered.  Clients
 # pipeline small requests (Metadata, Heartbeat, small Produce/Fetch); 64 KiB holds many of
 # them, so the next is ready to dispatch, and the kernel's socket buffers hold the rest.
-# Every connection has one (filled with zeros, so resident): 100 connections cost 6.4 MB.
+# Every connection has one, in anonymous memory: only the pages it has touched are
+# resident (an idle client that sent a few small requests: one or two 4 KiB pages).
 READ_BUFFER_BYTES = 64 * 1024
 # Frames above this are received straight into their own buffer (no copy); below it, one
 # copy out of the receive buffer is cheaper than an extra recv call per frame.
@@ -121,6 +130,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         "_busy", "_muted", "_write_blocked", "_reading", "_eof", "_closed", "_idle_since", "_idle_timer",
         "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
         "node_id",
+        "_memory", "_reserved_bytes", "_waiting_memory", "_last_byte_s", "_partial_timeout_s",
     )
 
     def __init__(self, broker: Broker, security: ListenerSecurity | None = None, node_id: int | None = None) -> None:
@@ -136,7 +146,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._gate: Authenticator | None = None  # SASL authentication pending (kbroker.security.sasl)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._scratch = bytearray(READ_BUFFER_BYTES)
+        # Anonymous memory: pages are zero until touched, so an idle connection keeps only
+        # the few it has used resident (a bytearray would be 64 KiB resident from the start).
+        self._scratch = mmap.mmap(-1, READ_BUFFER_BYTES)
         self._start = 0
         self._end = 0
         self._frame: bytearray | None = None
@@ -156,6 +168,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # what the task waits on between frames
         self._debug = logger.isEnabledFor(logging.DEBUG)  # per-request lines: --log-level DEBUG
+        self._memory = broker.request_memory  # queued.max.request.bytes (kbroker.limits)
+        self._reserved_bytes = 0  # taken from it for the large frame received or in handling
+        self._waiting_memory = False  # a large frame waits for room in it; reading paused
+        self._last_byte_s = 0.0  # loop time bytes last arrived (the partial-request timeout)
+        self._partial_timeout_s = broker.config.get_int("kbroker.connections.partial.request.timeout.ms") / 1000
 
     # -- transport callbacks -----------------------------------------------------------
 
@@ -210,6 +227,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._closed:
             return
+        self._last_byte_s = self._loop.time()
         frame = self._frame
         if frame is not None:
             self._filled += nbytes
@@ -231,7 +249,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         so it is safe while the transport still holds a view of it)."""
         start, end = self._start, self._end
         if start:
-            self._scratch[: end - start] = memoryview(self._scratch)[start:end]
+            self._scratch.move(0, start, end - start)
             self._start, self._end = 0, end - start
 
     def eof_received(self) -> bool:
@@ -305,6 +323,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 finally:
                     broker.in_flight -= 1
                     self._busy = False
+                    if self._reserved_bytes:
+                        self._give_back_memory()
                 if self._closed:
                     return
                 if response is not None:
@@ -329,6 +349,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 del frame, response
         finally:
             self._wakeup = None
+            self._memory.forget(self)
+            if self._reserved_bytes:
+                self._give_back_memory()
             broker.forget_connection(self)
 
     async def _swallow(self) -> None:
@@ -401,7 +424,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     self._start = end
                 return True
             if size > DIRECT_FRAME_BYTES:
-                # Receive the rest straight into the frame's own buffer.
+                # Receive the rest straight into the frame's own buffer, once the pool
+                # (queued.max.request.bytes) has room for it; until then nothing is read.
+                if not self._memory.try_take(self, size, self._memory_freed):
+                    self._waiting_memory = True
+                    self._idle_since = None  # we keep the client waiting, not it us
+                    self._pause_reading()
+                    return False
+                self._waiting_memory = False
+                self._reserved_bytes = size
                 have = self._end - start - 4
                 frame = bytearray(size)
                 frame[:have] = memoryview(scratch)[start + 4 : self._end]
@@ -413,12 +444,38 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._eof:
             self._close()
             return False
-        self._idle_since = self._loop.time()
+        now = self._idle_since = self._loop.time()
+        if (self._frame is not None or self._end > self._start) and self._idle_timer is not None:
+            # A partial request: make sure the timer looks at it within the partial timeout.
+            due = now + self._partial_timeout_s
+            if self._idle_timer.when() > due:
+                self._idle_timer.cancel()
+                self._idle_timer = self._loop.call_at(due, self._check_idle)
         if not self._reading:
             self._reading = True
             assert self._transport is not None
             self._transport.resume_reading()
         return False
+
+    def _memory_freed(self) -> None:
+        """The request pool may have room for the large frame this connection waits with."""
+        if self._closed or not self._waiting_memory:
+            return
+        if not self._busy and self._ready is None and self._advance():
+            self._wake()
+
+    def _give_back_memory(self) -> None:
+        size, self._reserved_bytes = self._reserved_bytes, 0
+        self._memory.give_back(size)
+
+    def _stalled_partial(self, now: float) -> float | None:
+        """When a partial request (the task waits for its rest) stalls past its timeout:
+        that deadline, or None if no partial request is pending."""
+        if self._idle_since is None or self._write_blocked or self._waiting_memory:
+            return None
+        if self._frame is None and self._end <= self._start:
+            return None
+        return max(self._last_byte_s, self._idle_since) + self._partial_timeout_s
 
     def _pause_reading(self) -> None:
         if self._reading and not self._closed:
@@ -436,7 +493,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
             logger.info("%s: idle, stalled or not reading for %.0f s, closing", self.peer, self._idle_timeout_s)
             self._close(abort=self._write_blocked)
             return
+        partial_due = self._stalled_partial(now)
+        if partial_due is not None and now >= partial_due:
+            logger.info(
+                "%s: sent part of a request, then nothing for %.0f s, closing", self.peer, self._partial_timeout_s
+            )
+            self._close()
+            return
         due = (since if since is not None else now) + self._idle_timeout_s
+        if partial_due is not None:
+            due = min(due, partial_due)
         self._idle_timer = self._loop.call_at(due, self._check_idle)
 
     def _close_later(self, delay_s: float) -> None:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from kbroker.acceptor import Acceptor
 from kbroker.clock import now_ms
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.connection import CloseConnection, KafkaConnection
@@ -33,6 +34,7 @@ from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
+from kbroker.limits import ConnectionLimits, RequestMemory, connection_fd_budget
 from kbroker.log.errors import LogStorageError
 from kbroker.metadata import (
     META_PROPERTIES,
@@ -88,9 +90,11 @@ class Broker:
         self.scram_seed: list[tuple[str, str, Any]] = []
         self.closing = False
         self.in_flight = 0
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[Acceptor] = []
         self._connections: set[KafkaConnection] = set()
-        self._max_connections = config.get_int("max.connections")
+        # max.connections, max.connections.per.ip (+ overrides), queued.max.request.bytes
+        self.limits = ConnectionLimits.from_config(config)
+        self.request_memory = RequestMemory(config.get_int("queued.max.request.bytes"))
         self._background: set[asyncio.Task[None]] = set()
         # The first listener's bound address, and every listener's by name.
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)
@@ -166,6 +170,8 @@ class Broker:
             logs_open = True
             if self.cluster is not None:
                 self.cluster.load()
+            assert self.topics.logs is not None
+            self.limits.fd_budget = connection_fd_budget(self.topics.logs.files.max_open)
             if existing:
                 self._log_recovery()
             # A coordinator with state on disk starts now: its timers (member sessions, offset
@@ -175,11 +181,14 @@ class Broker:
                 _ = self.groups
             if self.metadata.get(TRANSACTION_STATE_TOPIC) is not None:
                 _ = self.transactions
-            loop = asyncio.get_running_loop()
             for listener, sock in zip(self.config.listeners, socks, strict=True):
                 secured = security[listener.name]
                 context = secured.ssl_context if secured is not None else None
-                self._servers.append(await loop.create_server(self.connection_factory(secured), sock=sock, ssl=context))
+                acceptor = Acceptor(
+                    sock, self.connection_factory(secured), context, self.limits.admits, self.limits.at_fd_budget
+                )
+                await acceptor.start()
+                self._servers.append(acceptor)
         except BaseException:  # incl. cancellation (Ctrl-C during start-up): undo, then re-raise
             self._undo_start(socks, logs_open)
             if self.http is not None:
@@ -286,15 +295,9 @@ class Broker:
         logs = self.topics.logs
         if logs is None or logs.had_clean_shutdown:
             return
-        report = logs.load_report
         logger.info(
-            "recovered after an unclean stop: %d partitions loaded, %d segments and %d bytes "
-            "scanned, %d bytes truncated, %d segments deleted",
-            logs.loaded_partitions,
-            report.recovered_segments,
-            report.scanned_bytes,
-            report.truncated_bytes,
-            report.deleted_segments,
+            "unclean stop: %d partitions are recovered on first use or in the background",
+            logs.unloaded_partitions,
         )
 
     @property
@@ -369,11 +372,14 @@ class Broker:
         return self._transactions
 
     def accept_connection(self, conn: KafkaConnection) -> bool:
-        """Register a new connection; False (the caller closes it) past ``max.connections``."""
-        if len(self._connections) >= self._max_connections or self.closing:
+        """Register a new connection; False (the caller closes it) past ``max.connections``
+        or its address's ``max.connections.per.ip`` quota."""
+        if self.closing:
             return False
         if self.cluster is not None and not self.cluster.nodes[conn.node_id].up:
             return False  # accepted just before its node stopped
+        if not self.limits.add(conn.session.client_host):
+            return False
         self._connections.add(conn)
         self.stats.connections_accepted += 1
         return True
@@ -387,7 +393,16 @@ class Broker:
         return self._groups
 
     def forget_connection(self, conn: KafkaConnection) -> None:
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.remove(conn)
+            self.limits.remove(conn.session.client_host)
+            if self.cluster is None:
+                for acceptor in self._servers:
+                    acceptor.room_freed()
+            else:  # node 1's acceptors are self._servers
+                for node in self.cluster.nodes.values():
+                    for acceptor in node.servers:
+                        acceptor.room_freed()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -18,6 +18,7 @@ from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType, check_value
 from kbroker.dynamic_configs import DynamicConfigs
 from kbroker.errors import KafkaError
 from kbroker.log import LogConfig, LogManager, PartitionLog
+from kbroker.log.file_cache import MIN_OPEN_FILES
 from kbroker.log_cleaner import LogCleanerService, cleaner_config
 from kbroker.metadata import INTERNAL_TOPICS, TopicMetadata, topic_name_error
 from kbroker.wire.errors import ErrorCode
@@ -80,6 +81,12 @@ def validate_topic_configs(configs: dict[str, str | None]) -> None:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {name}")
 
 
+def max_open_files(configured: int) -> int | None:
+    """``kbroker.log.max.open.files``: -1 is None (the log's default, derived from
+    RLIMIT_NOFILE); values below the cache's minimum count as that minimum."""
+    return None if configured < 0 else max(configured, MIN_OPEN_FILES)
+
+
 class TopicManager:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -101,20 +108,45 @@ class TopicManager:
             retention_check_interval_ms=config.get_int("log.retention.check.interval.ms"),
             producer_id_expiration_ms=config.get_int("producer.id.expiration.ms"),
             producer_id_expiration_check_interval_ms=config.get_int("producer.id.expiration.check.interval.ms"),
+            max_open_files=max_open_files(config.get_int("kbroker.log.max.open.files")),
         )
         self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
+        self.logs.on_load = self._on_log_loaded
         self.cleaner = LogCleanerService(
             str(config.data_dir), self.logs, cleaner_config(self.dynamic.effective(config))
         )
-        orphans = {topic for topic, _ in self.logs.logs} - {t.name for t in self.broker.metadata}
+        orphans = {topic for topic, _ in self.logs.partition_keys()} - {t.name for t in self.broker.metadata}
         for topic in sorted(orphans):
             logger.warning("removing the logs of %s: no such topic in the metadata", topic)
             self.logs.delete_topic(topic)
         for t in self.broker.metadata:
             for p in range(t.num_partitions):
-                if self.logs.get(t.name, p) is None:
+                if not self.logs.has(t.name, p):
                     self.logs.create(t.name, p, self._log_config(t.configs))
             self._start_leader_epochs(t)
+
+    def _on_log_loaded(self, key: tuple[str, int], log: PartitionLog) -> None:
+        """A partition's log was loaded lazily (first use or in the background): log what
+        its recovery found, and record its current leader epoch as open() does."""
+        report = log.load_report
+        if report.recovered_segments:
+            # INFO only when recovery cut something: 10,000 clean rescans are not news
+            level = logging.INFO if report.truncated_bytes or report.deleted_segments else logging.DEBUG
+            logger.log(
+                level,
+                "recovered %s-%d after an unclean stop: %d segments and %d bytes scanned, "
+                "%d bytes truncated, %d segments deleted",
+                key[0],
+                key[1],
+                report.recovered_segments,
+                report.scanned_bytes,
+                report.truncated_bytes,
+                report.deleted_segments,
+            )
+        topic = self.broker.metadata.get(key[0])
+        if topic is not None and key[1] < topic.num_partitions:
+            # fsynced with the log's next flush (thousands may load at once; see LeaderEpochCache)
+            log.epoch_cache.assign(topic.leader_epochs[key[1]], log.log_end_offset, durable=False)
 
     def apply_dynamic_configs(self) -> None:
         """AlterConfigs changed a dynamic broker config: apply it now."""
@@ -167,9 +199,10 @@ class TopicManager:
         OffsetForLeaderEpoch would answer -1/-1 for the epoch Metadata reports."""
         assert self.logs is not None
         for p in range(first_partition, topic.num_partitions):
-            log = self.logs.get(topic.name, p)
+            log = self.logs.logs.get((topic.name, p))  # unloaded ones: _on_log_loaded
             if log is not None:
-                log.epoch_cache.assign(topic.leader_epochs[p], log.log_end_offset)
+                # fsynced with the log's next flush, before any data of the epoch is durable
+                log.epoch_cache.assign(topic.leader_epochs[p], log.log_end_offset, durable=False)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -212,8 +245,7 @@ class TopicManager:
     ) -> TopicMetadata:
         assert self.logs is not None
         log_config = self._log_config(configs)
-        for p in range(num_partitions):
-            self.logs.create(name, p, log_config)
+        self.logs.create_many(name, range(num_partitions), log_config)
         topic = self.broker.metadata.create(name, num_partitions, configs)
         self._start_leader_epochs(topic)
         if self.broker.cluster is not None:
@@ -250,8 +282,7 @@ class TopicManager:
         assert topic is not None
         log_config = self._log_config(topic.configs)
         first_new = topic.num_partitions
-        for p in range(first_new, new_total):
-            self.logs.create(name, p, log_config)
+        self.logs.create_many(name, range(first_new, new_total), log_config)
         self.broker.metadata.add_partitions(name, new_total)
         self._start_leader_epochs(topic, first_new)
         if self.broker.cluster is not None:

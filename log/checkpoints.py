@@ -8,6 +8,7 @@ A leftover ``.tmp`` is garbage from a crash and is ignored (loaders delete it).
 from __future__ import annotations
 
 import bisect
+import ctypes
 import os
 
 from kbroker.log.results import EpochEndOffset
@@ -24,14 +25,36 @@ def fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str, data: bytes) -> None:
+def sync_file_system(path: str) -> None:
+    """Make everything written to the file system holding ``path`` durable: Linux's
+    syncfs(2) (one call for any number of files), else sync(2)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: str, data: bytes, *, fsync: bool = True) -> None:
+    """tmp + rename (both fsynced unless ``fsync`` is False: then the new content
+    survives a process kill, and a power loss only once someone fsyncs it)."""
     tmp = path + TMP_SUFFIX
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if fsync:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_directory(os.path.dirname(path) or ".")
+    if fsync:
+        fsync_directory(os.path.dirname(path) or ".")
 
 
 def _read_lines(path: str) -> list[str] | None:
@@ -74,7 +97,12 @@ class LeaderEpochCache:
 
     Invariants: epochs and start offsets both strictly increase; every start offset
     is < the log end offset once the log has been truncated to match.  Written on
-    every change (epochs change rarely).
+    every change (epochs change rarely), fsynced too unless the change is a leader
+    epoch started with ``durable=False`` (a lazily loaded partition; thousands of them
+    at once must not cost two fsyncs each): that one is fsynced by ``sync``, which the
+    log calls when it flushes -- before any data of the epoch is durable, so the cache
+    is never behind the durable data (Kafka, too, moved this fsync off the leader's
+    critical path: KAFKA-15046).
     """
 
     FILE_NAME = "leader-epoch-checkpoint"
@@ -83,6 +111,7 @@ class LeaderEpochCache:
         self.path = os.path.join(directory, self.FILE_NAME)
         self.epochs: list[int] = []
         self.start_offsets: list[int] = []
+        self._unsynced = False
         for line in _read_lines(self.path) or []:
             parts = line.split(" ")
             try:
@@ -99,13 +128,28 @@ class LeaderEpochCache:
     def latest_epoch(self) -> int:
         return self.epochs[-1] if self.epochs else -1
 
-    def _save(self) -> None:
+    def _save(self, durable: bool = True) -> None:
         write_atomically(
-            self.path, _format([f"{e} {o}" for e, o in zip(self.epochs, self.start_offsets)])
+            self.path,
+            _format([f"{e} {o}" for e, o in zip(self.epochs, self.start_offsets)]),
+            fsync=durable,
         )
+        self._unsynced = not durable
 
-    def assign(self, epoch: int, start_offset: int) -> None:
-        """Record that ``epoch`` starts at ``start_offset`` (ignored unless newer)."""
+    def sync(self) -> None:
+        """fsync a change written with ``durable=False`` (no-op otherwise)."""
+        if self._unsynced:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_directory(os.path.dirname(self.path) or ".")
+            self._unsynced = False
+
+    def assign(self, epoch: int, start_offset: int, *, durable: bool = True) -> None:
+        """Record that ``epoch`` starts at ``start_offset`` (ignored unless newer);
+        ``durable=False``: not fsynced until ``sync`` (see the class docstring)."""
         if epoch < 0 or (self.epochs and epoch <= self.epochs[-1]):
             return
         if self.start_offsets and start_offset <= self.start_offsets[-1]:
@@ -115,7 +159,7 @@ class LeaderEpochCache:
                 self.start_offsets.pop()
         self.epochs.append(epoch)
         self.start_offsets.append(start_offset)
-        self._save()
+        self._save(durable)
 
     def truncate_from_end(self, end_offset: int) -> None:
         """Forget epochs starting at or after ``end_offset`` (the log was truncated)."""

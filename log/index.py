@@ -30,12 +30,13 @@ class IndexCorruptError(Exception):
     """An index file failed its sanity check; the caller rebuilds it (internal to log)."""
 
 
-def _write_file_atomically(path: str, data: bytes) -> None:
+def _write_file_atomically(path: str, data: bytes, fsync: bool = True) -> None:
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if fsync:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -104,7 +105,9 @@ class _SparseIndex:
         """Write entries added since the last flush (the whole file after a reset)."""
         if self._written < 0:
             _write_file_atomically(
-                self.path, b"".join(self._pack(k, v) for k, v in zip(self.keys, self.values))
+                self.path,
+                b"".join(self._pack(k, v) for k, v in zip(self.keys, self.values)),
+                fsync,
             )
             self._written = len(self.keys)
             return

@@ -36,6 +36,24 @@ producer.id.expiration.check.          producers idle for producer.id.expiration
 interval.ms (600 s)                    (24 h) forgotten
 =====================================  =============================================
 
+Lazy loading
+------------
+``open_all`` only lists the partition directories (and reads the two checkpoints);
+a partition's segments, indexes, producer state and leader epochs are loaded by its
+first ``get`` -- so start-up time and memory grow little with the partition count.
+A partition that was not cleanly closed is recovered by that same load, before any
+read or write reaches it: unrecovered data is never served.  ``run_periodic`` loads
+the rest in the background, LAZY_LOAD_TICK_BUDGET_MS at a time (retention, flushes
+and the cleaner then see every log), and ``close`` recovers any partition still
+unloaded after an unclean stop before it writes the clean-shutdown marker.
+Checkpoints carry an unloaded partition's offsets over unchanged.  A lazy load writes
+what its recovery rebuilt without fsyncs (thousands of partitions may load in one
+Fetch); one file-system sync makes all of it durable before the next recovery-point
+checkpoint, so no checkpoint ever vouches for unsynced bytes.  ``close`` likewise
+writes every log and then syncs once, instead of five fsyncs per partition.  Segment files are
+opened through a ``FileCache`` (``log.file_cache``) shared by all the logs, so the
+descriptors in use stay bounded however many partitions and segments there are.
+
 A checkpoint whose content has not changed since it was last written is skipped (an
 idle broker does no fsyncs).  DeleteRecords is durable once acknowledged: when
 ``PartitionLog.delete_records_before`` moves a log start offset, the log calls back
@@ -48,17 +66,21 @@ import contextlib
 import os
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from kbroker.log.checkpoints import (
     fsync_directory,
     read_offset_checkpoint,
+    sync_file_system,
     write_atomically,
     write_offset_checkpoint,
 )
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogStorageError, UnknownPartitionError
+from kbroker.log.file_cache import FileCache, default_max_open_files
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.recovery import LoadReport
 
@@ -78,6 +100,18 @@ DEFAULT_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS = 600_000  # ...expiration.chec
 # Kafka's LogManager.InitialTaskDelayMs: scheduled duties first run this long after
 # start-up, so a restart does not pile retention scans onto recovery.
 INITIAL_TASK_DELAY_MS = 30_000
+# Wall time each run_periodic call may spend loading partitions in the background: the
+# event loop serves nothing meanwhile, so a slice stays well under a request's budget.
+LAZY_LOAD_TICK_BUDGET_MS = 20
+
+
+@dataclass(slots=True, frozen=True)
+class UnloadedPartition:
+    """What open_all learned of a partition whose log is not loaded yet."""
+
+    recovery_point: int
+    log_start_offset: int
+    had_clean_shutdown: bool
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -91,8 +125,9 @@ def parse_partition_dir(name: str) -> tuple[str, int] | None:
 class LogManager:
     """Owns every PartitionLog under ``data_dir``; see the module docstring.
 
-    Invariant: ``logs`` holds exactly the partition directories that exist (other
-    than ones being deleted) once ``open_all`` has run.
+    Invariant: ``logs`` and ``_unloaded`` (disjoint) together hold exactly the
+    partition directories that exist (other than ones being deleted) once
+    ``open_all`` has run.
     """
 
     def __init__(
@@ -106,6 +141,7 @@ class LogManager:
         retention_check_interval_ms: int = DEFAULT_RETENTION_CHECK_INTERVAL_MS,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         producer_id_expiration_check_interval_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS,
+        max_open_files: int | None = None,
     ) -> None:
         for name, value in (
             ("offset_checkpoint_interval_ms", offset_checkpoint_interval_ms),
@@ -119,7 +155,18 @@ class LogManager:
         self.data_dir = data_dir
         self.default_config = default_config
         self.topic_configs: dict[str, LogConfig] = {}
+        # The loaded logs; partitions found by open_all wait in _unloaded until first
+        # use (see "Lazy loading").
         self.logs: dict[tuple[str, int], PartitionLog] = {}
+        self._unloaded: dict[tuple[str, int], UnloadedPartition] = {}
+        # Lazy loads write what recovery rebuilt without fsyncs; one file-system sync
+        # makes them durable before any recovery point is checkpointed.
+        self._unsynced_loads = False
+        # Called with each partition loaded lazily (the broker records leader epochs).
+        self.on_load: Callable[[tuple[str, int], PartitionLog], None] | None = None
+        self.files = FileCache(
+            default_max_open_files() if max_open_files is None else max_open_files
+        )
         self.had_clean_shutdown = False
         # What open_all found: partitions loaded and the sum of their load reports.
         self.loaded_partitions = 0
@@ -153,59 +200,125 @@ class LogManager:
         return os.path.join(self.data_dir, f"{topic}-{partition}")
 
     def open_all(self, topic_configs: Mapping[str, LogConfig] | None = None) -> None:
-        """Load every partition (recovering those not cleanly closed), finish
-        interrupted topic deletions, then drop the clean-shutdown marker."""
+        """Find every partition (its log is loaded -- and recovered, if it was not
+        cleanly closed -- on first use or by ``load_pending``; see "Lazy loading"),
+        finish interrupted topic deletions, then drop the clean-shutdown marker."""
         if topic_configs:
             self.topic_configs.update(topic_configs)
         marker = os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER)
         self.had_clean_shutdown = os.path.exists(marker)
         recovery = read_offset_checkpoint(os.path.join(self.data_dir, RECOVERY_POINT_CHECKPOINT))
         starts = read_offset_checkpoint(os.path.join(self.data_dir, LOG_START_CHECKPOINT))
-        for name in sorted(os.listdir(self.data_dir)):
-            path = os.path.join(self.data_dir, name)
-            if not os.path.isdir(path):
-                continue
+        with os.scandir(self.data_dir) as entries:
+            names = sorted(e.name for e in entries if e.is_dir())
+        for name in names:
             if _DELETE_DIR.match(name):
-                shutil.rmtree(path, ignore_errors=True)
+                shutil.rmtree(os.path.join(self.data_dir, name), ignore_errors=True)
                 continue
             parsed = parse_partition_dir(name)
             if parsed is None or parsed in self.logs:
                 continue
-            log = PartitionLog(
-                path,
-                self.config_for(parsed[0]),
-                now_ms=self._now_ms,
-                log_start_offset=starts.get(parsed, 0),
+            self._unloaded[parsed] = UnloadedPartition(
                 recovery_point=recovery.get(parsed, 0),
+                log_start_offset=starts.get(parsed, 0),
                 had_clean_shutdown=self.had_clean_shutdown,
             )
-            log.on_log_start_offset_moved = self._log_start_offset_moved
-            self.logs[parsed] = log
-            self.loaded_partitions += 1
-            self.load_report.add(log.load_report)
+        # What the files say now: checkpoint() rewrites them only if that changes.
+        self._written[RECOVERY_POINT_CHECKPOINT] = recovery
+        self._written[LOG_START_CHECKPOINT] = starts
         self.checkpoint()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(marker)
             fsync_directory(self.data_dir)
 
-    def get(self, topic: str, partition: int) -> PartitionLog | None:
-        return self.logs.get((topic, partition))
+    def _load(self, key: tuple[str, int]) -> PartitionLog:
+        """Load (recovering if needed) an unloaded partition's log now."""
+        pending = self._unloaded[key]
+        log = PartitionLog(
+            self._path(*key),
+            self.config_for(key[0]),
+            now_ms=self._now_ms,
+            log_start_offset=pending.log_start_offset,
+            recovery_point=pending.recovery_point,
+            had_clean_shutdown=pending.had_clean_shutdown,
+            files=self.files,
+            fsync_on_load=False,
+        )
+        self._unsynced_loads = True
+        del self._unloaded[key]
+        log.on_log_start_offset_moved = self._log_start_offset_moved
+        self.logs[key] = log
+        self.loaded_partitions += 1
+        self.load_report.add(log.load_report)
+        if self.on_load is not None:
+            self.on_load(key, log)
+        return log
 
-    def create(self, topic: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
-        """Create (or return the existing) log of a partition."""
+    def load_pending(self, budget_ms: float, *, clean_too: bool = True) -> int:
+        """Load unloaded partitions, in name order, until ``budget_ms`` of wall time is
+        spent (at least one); only those needing recovery unless ``clean_too``.
+        Returns how many were loaded."""
+        deadline = time.monotonic() + budget_ms / 1000
+        loaded = 0
+        for key in sorted(self._unloaded):
+            if not clean_too and self._unloaded[key].had_clean_shutdown:
+                continue
+            self._load(key)
+            loaded += 1
+            if time.monotonic() >= deadline:
+                break
+        return loaded
+
+    @property
+    def unloaded_partitions(self) -> int:
+        return len(self._unloaded)
+
+    def has(self, topic: str, partition: int) -> bool:
+        """Whether the partition has a log, loaded or not (loads nothing)."""
+        key = (topic, partition)
+        return key in self.logs or key in self._unloaded
+
+    def partition_keys(self) -> list[tuple[str, int]]:
+        """Every partition with a log, loaded or not (loads nothing)."""
+        return [*self.logs, *self._unloaded]
+
+    def get(self, topic: str, partition: int) -> PartitionLog | None:
+        key = (topic, partition)
+        log = self.logs.get(key)
+        if log is None and key in self._unloaded:
+            return self._load(key)
+        return log
+
+    def create_many(self, topic: str, partitions: range, config: LogConfig | None = None) -> None:
+        """Create the logs of ``partitions`` of ``topic`` with one fsync of the data dir
+        for all of their directories (CreateTopics of 1,000 partitions: 1 fsync, not 1,000)."""
+        for p in partitions:
+            self.create(topic, p, config, sync_dir=False)
+        fsync_directory(self.data_dir)
+
+    def create(
+        self, topic: str, partition: int, config: LogConfig | None = None, *, sync_dir: bool = True
+    ) -> PartitionLog:
+        """Create (or return the existing) log of a partition; ``sync_dir`` False leaves
+        the data dir's fsync to the caller (``create_many``)."""
         if not _TOPIC_CHARS.match(topic) or partition < 0:
             raise ValueError(f"bad topic partition {topic!r}-{partition}")
         key = (topic, partition)
         if config is not None:
             self.topic_configs[topic] = config
-        existing = self.logs.get(key)
+        existing = self.get(topic, partition)
         if existing is not None:
             return existing
         path = self._path(topic, partition)
         os.makedirs(path, exist_ok=True)
-        fsync_directory(self.data_dir)
+        if sync_dir:
+            fsync_directory(self.data_dir)
         log = PartitionLog(
-            path, self.config_for(topic), now_ms=self._now_ms, had_clean_shutdown=True
+            path,
+            self.config_for(topic),
+            now_ms=self._now_ms,
+            had_clean_shutdown=True,
+            files=self.files,
         )
         log.on_log_start_offset_moved = self._log_start_offset_moved
         self.logs[key] = log
@@ -216,7 +329,7 @@ class LogManager:
         and make that durable before returning (the log-start checkpoint is written).
         Returns the new log start offset; raises UnknownPartitionError, or what
         ``PartitionLog.delete_records_before`` raises."""
-        log = self.logs.get((topic, partition))
+        log = self.get(topic, partition)
         if log is None:
             raise UnknownPartitionError(f"no log for {topic}-{partition}")
         return log.delete_records_before(offset)
@@ -231,12 +344,14 @@ class LogManager:
     def delete_topic(self, topic: str) -> int:
         """Delete every partition of ``topic``: close, rename to ``*-delete``, remove.
         Returns the number of partitions deleted."""
-        keys = [k for k in self.logs if k[0] == topic]
+        keys = [k for k in self.partition_keys() if k[0] == topic]
         for key in keys:
-            log = self.logs.pop(key)
-            log.close(clean=False)
+            log = self.logs.pop(key, None)
+            if log is not None:
+                log.close(clean=False)
+            self._unloaded.pop(key, None)
             doomed = f"{self._path(*key)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
-            os.rename(log.directory, doomed)
+            os.rename(self._path(*key), doomed)
         if keys:
             fsync_directory(self.data_dir)
             self.checkpoint()
@@ -258,14 +373,17 @@ class LogManager:
         self.checkpoint_log_start_offsets()
 
     def checkpoint_recovery_points(self) -> None:
-        self._write_checkpoint(
-            RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in self.logs.items()}
-        )
+        if self._unsynced_loads:
+            sync_file_system(self.data_dir)
+            self._unsynced_loads = False
+        offsets = {k: p.recovery_point for k, p in self._unloaded.items()}
+        offsets.update((k, log.recovery_point) for k, log in self.logs.items())
+        self._write_checkpoint(RECOVERY_POINT_CHECKPOINT, offsets)
 
     def checkpoint_log_start_offsets(self) -> None:
-        self._write_checkpoint(
-            LOG_START_CHECKPOINT, {k: log.log_start_offset for k, log in self.logs.items()}
-        )
+        offsets = {k: p.log_start_offset for k, p in self._unloaded.items()}
+        offsets.update((k, log.log_start_offset) for k, log in self.logs.items())
+        self._write_checkpoint(LOG_START_CHECKPOINT, offsets)
 
     def _write_checkpoint(self, name: str, offsets: dict[tuple[str, int], int]) -> None:
         if self._written[name] == offsets:
@@ -275,8 +393,11 @@ class LogManager:
         self._written[name] = offsets
 
     def run_periodic(self, now_ms: int) -> None:
-        """Time-based work, each duty at its own interval (see "Housekeeping cadence")."""
+        """Time-based work, each duty at its own interval (see "Housekeeping cadence"),
+        and a slice of background loading (see "Lazy loading")."""
         self._now_ms = now_ms
+        if self._unloaded:
+            self.load_pending(LAZY_LOAD_TICK_BUDGET_MS)
         retention_due = now_ms >= self._next_retention_ms
         if retention_due:
             self._next_retention_ms = now_ms + self.retention_check_interval_ms
@@ -314,20 +435,35 @@ class LogManager:
             log.flush()
 
     def close(self) -> None:
-        """Flush and close every log, checkpoint, then write the clean-shutdown marker."""
+        """Flush and close every log, checkpoint, then write the clean-shutdown marker.
+
+        A partition still unloaded after an unclean stop is recovered first: the marker
+        would otherwise vouch for files nobody checked.  A log that cannot close cleanly
+        (offline, a full disk) means no marker and a LogStorageError: the next start
+        recovers them."""
         failed: list[str] = []
+        try:
+            self.load_pending(float("inf"), clean_too=False)
+        except LogStorageError as exc:
+            failed.append(str(exc))
         for log in self.logs.values():
             if log.is_offline:
                 failed.append(f"{log.directory} is offline")
             try:
-                log.close(clean=True)
+                log.close(clean=True, fsync=False)
             except LogStorageError as exc:  # e.g. a full disk: recovery will rescan it
                 failed.append(str(exc))
                 log.close(clean=False)
         try:
+            try:
+                sync_file_system(self.data_dir)  # one sync for every log's writes above
+                self._unsynced_loads = False
+            except OSError as exc:
+                raise LogStorageError(f"cannot sync {self.data_dir}: {exc}") from exc
             self.checkpoint()
         finally:
             self.logs.clear()
+            self._unloaded.clear()
         if failed:  # no clean-shutdown marker: the next start recovers these logs
             raise LogStorageError(f"{len(failed)} logs did not close cleanly: {failed[0]}")
         write_atomically(os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER), b"")

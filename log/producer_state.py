@@ -293,8 +293,8 @@ class ProducerStateManager:
                 offsets.append(int(name[: -len(SNAPSHOT_SUFFIX)]))
         return sorted(offsets)
 
-    def take_snapshot(self, offset: int, keep: int | None = None) -> None:
-        """Persist the state as of ``offset`` (tmp file, fsync, rename).  Older
+    def take_snapshot(self, offset: int, keep: int | None = None, *, fsync: bool = True) -> None:
+        """Persist the state as of ``offset`` (tmp file, fsync unless told not to, rename).  Older
         snapshots go, except the newest few and the one at ``keep`` (the active
         segment's base: recovery of that segment replays from it)."""
         body = bytearray()
@@ -317,7 +317,8 @@ class ProducerStateManager:
         with open(tmp, "wb") as f:
             f.write(header + body)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
         for old in self.snapshot_offsets()[:-SNAPSHOTS_TO_KEEP]:
             if old != keep:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from kbroker.log.checkpoints import TMP_SUFFIX
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogStorageError
+from kbroker.log.file_cache import FileCache
 from kbroker.log.index import IndexCorruptError
 from kbroker.log.segment import (
     DELETED_SUFFIX,
@@ -93,13 +94,20 @@ def remove_debris(directory: str) -> None:
                 os.unlink(path)
 
 
-def new_segment(directory: str, base_offset: int, config: LogConfig, now_ms: int) -> Segment:
+def new_segment(
+    directory: str,
+    base_offset: int,
+    config: LogConfig,
+    now_ms: int,
+    files: FileCache | None = None,
+) -> Segment:
     return Segment(
         directory,
         base_offset,
         config.index_interval_bytes,
         max(1, config.segment_index_bytes // OFFSET_INDEX_ENTRY_BYTES),
         now_ms,
+        files,
     )
 
 
@@ -118,6 +126,8 @@ def load_segments(
     log_start_offset: int,
     had_clean_shutdown: bool,
     now_ms: int,
+    files: FileCache | None = None,
+    fsync: bool = True,
 ) -> tuple[list[Segment], LoadReport]:
     """Open (and if needed recover) the segments of ``directory``; see the module doc."""
     report = LoadReport()
@@ -130,7 +140,7 @@ def load_segments(
         )
     except OSError as exc:
         raise LogStorageError(f"cannot list {directory}: {exc}") from exc
-    segments = [new_segment(directory, b, config, now_ms) for b in bases]
+    segments = [new_segment(directory, b, config, now_ms, files) for b in bases]
     # The first segment to rescan: the one holding the recovery point.
     rescan_from = len(segments)
     if not had_clean_shutdown:
@@ -170,8 +180,12 @@ def load_segments(
             delete_segment_files(seg)
             report.deleted_segments += 1
         kept = []
-    if not kept:
-        kept = [new_segment(directory, max(log_start_offset, 0), config, now_ms)]
     for seg in kept:
-        seg.flush()  # what was rescanned or rebuilt is now durable (no-op if untouched)
+        # what was rescanned or rebuilt is now durable, or written for the caller's sync
+        # (no-op if untouched)
+        seg.flush(fsync=fsync)
+    if not kept:
+        # A fresh, empty segment: its index files are written at its first flush (until
+        # then a crash leaves none, and recovery builds them: nothing to make durable).
+        kept = [new_segment(directory, max(log_start_offset, 0), config, now_ms, files)]
     return kept, report

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterator
 
 from kbroker.log.errors import LogFsyncError, LogStorageError
+from kbroker.log.file_cache import FileCache
 from kbroker.log.index import IndexCorruptError, OffsetIndex, TimeIndex
 from kbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 from kbroker.wire.records import (
@@ -139,8 +141,15 @@ class Segment:
       the largest ``max_timestamp`` (-1 when none);
     * every index entry points at the start of a batch of this file.
 
+    The ``.log`` descriptor: with a ``files`` cache (``log.file_cache``) the file is
+    opened on demand and may be closed by the cache at any time the segment is not
+    pinned, so ``fd`` must be read afresh for every system call (never kept across
+    code that may open another segment); without one the segment keeps its own
+    descriptor from construction to ``close()``.
+
     Not thread-safe: one owner appends and reads.  ``flush()`` may run on another
-    thread while no append or truncation is in progress.
+    thread while no append or truncation is in progress, and only for a segment
+    without a cache.
     """
 
     def __init__(
@@ -150,6 +159,7 @@ class Segment:
         index_interval_bytes: int,
         max_index_entries: int,
         now_ms: int,
+        files: FileCache | None = None,
     ) -> None:
         self.directory = directory
         self.base_offset = base_offset
@@ -168,9 +178,16 @@ class Segment:
             os.path.join(directory, segment_file_name(base_offset, TXN_INDEX_SUFFIX))
         )
         self.index_interval_bytes = index_interval_bytes
+        self._files = files
+        self._fd = -1
+        self._pins = 0
+        self._used = False
         try:
-            self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
-            self.size_bytes = os.fstat(self.fd).st_size
+            if files is None:
+                self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+            else:
+                files.open(self, self.log_path, os.O_RDWR | os.O_CREAT)
+            self.size_bytes = os.fstat(self._fd).st_size
         except OSError as exc:
             raise LogStorageError(f"cannot open {self.log_path}: {exc}") from exc
         self.next_offset = base_offset
@@ -180,6 +197,49 @@ class Segment:
         self._bytes_since_index_entry = 0
         self.is_dirty = self.size_bytes == 0  # a new segment's index files get created at flush
         self._log_synced = False  # the .log file is fsynced up to size_bytes
+        if self.is_dirty:  # ... whole, even when only written (flush(fsync=False))
+            self.index.reset()
+            self.time_index.reset()
+
+    # -- the descriptor ----------------------------------------------------------------
+    @property
+    def fd(self) -> int:
+        """The open ``.log`` descriptor (reopened if the cache had closed it)."""
+        fd = self._fd
+        if fd >= 0:
+            self._used = True  # for the cache's eviction (log.file_cache); harmless without one
+            return fd
+        files = self._files
+        if files is None:
+            return fd
+        try:
+            return files.open(self, self.log_path, os.O_RDWR)
+        except OSError as exc:
+            raise LogStorageError(f"cannot reopen {self.log_path}: {exc}") from exc
+
+    def pin(self) -> None:
+        """Open the file and keep it open (under its current name, even if renamed)
+        until the matching ``unpin``."""
+        _ = self.fd
+        self._pins += 1
+
+    def unpin(self) -> None:
+        self._pins -= 1
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Keep the file open for the ``with`` body (see ``pin``)."""
+        self.pin()
+        try:
+            yield
+        finally:
+            self.unpin()
+
+    def adopt(self, files: FileCache) -> None:
+        """Hand this segment's private descriptor to ``files`` (owner thread only)."""
+        if self._files is None:
+            self._files = files
+            files.adopt(self)
 
     # -- loading -------------------------------------------------------------------
     def load_trusted(self, next_offset_hint: int | None) -> None:
@@ -348,7 +408,8 @@ class Segment:
         return None
 
     def batches_from(self, position: int) -> Iterator[tuple[int, RecordBatchView]]:
-        return iter_file_batches(self.fd, position, self.size_bytes)
+        with self.pinned():
+            yield from iter_file_batches(self.fd, position, self.size_bytes)
 
     def find_offset_by_timestamp(
         self, timestamp_ms: int, min_offset: int
@@ -382,19 +443,21 @@ class Segment:
             raise LogFsyncError(f"fsync of {self.log_path} failed: {exc}") from exc
         self._log_synced = True
 
-    def flush(self) -> None:
-        """fsync the log and write + fsync pending index entries.
+    def flush(self, fsync: bool = True) -> None:
+        """fsync the log and write + fsync pending index entries (``fsync`` False: only
+        write them, for a caller that syncs the whole file system next).
 
         LogFsyncError if the log's fsync fails; LogStorageError if an index write
         fails (the segment stays dirty and the next flush tries again: indexes are
         derived data that recovery rebuilds)."""
         if not self.is_dirty:
             return
-        self.sync_log()
+        if fsync:
+            self.sync_log()
         try:
-            self.index.flush(fsync=True)
-            self.time_index.flush(fsync=True)
-            self.txn_index.flush(fsync=True)
+            self.index.flush(fsync=fsync)
+            self.time_index.flush(fsync=fsync)
+            self.txn_index.flush(fsync=fsync)
         except OSError as exc:
             raise LogStorageError(f"index flush of {self.log_path} failed: {exc}") from exc
         self.is_dirty = False
@@ -427,8 +490,10 @@ class Segment:
     def on_become_inactive(self) -> None:
         """Called at roll and close: record the final max timestamp in the time index."""
         if self.max_timestamp >= 0:
+            entries = len(self.time_index)
             self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp)
-            self.is_dirty = True
+            if len(self.time_index) != entries:  # (already there: nothing to write)
+                self.is_dirty = True
 
     def truncate_to(self, offset: int) -> None:
         """Keep only the batches that end before ``offset``; a batch straddling
@@ -448,9 +513,11 @@ class Segment:
         self._log_synced = False
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-        self.fd = -1
+        if self._files is not None:
+            self._files.close(self)
+        elif self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
 
     def rename_for_deletion(self) -> list[str]:
         """Rename the files to ``*.deleted`` (log first: an index alone is an orphan that

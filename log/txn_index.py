@@ -127,7 +127,8 @@ class TransactionIndex:
             with open(tmp, "wb") as f:
                 f.write(b"".join(_ENTRY.pack(_VERSION, *t) for t in self.entries))
                 f.flush()
-                os.fsync(f.fileno())
+                if fsync:
+                    os.fsync(f.fileno())
             os.replace(tmp, self.path)
             self._written = len(self.entries)
             return

@@ -37,6 +37,7 @@ from kbroker.connection import (
     CloseConnection,
     KafkaConnection,
 )
+from kbroker.limits import RequestMemory
 from kbroker.testing import BrokerThread
 
 # Every wait in these tests is bounded by this.
@@ -138,7 +139,12 @@ def _wait_until(cond: Any, what: str) -> None:
 
 class FakeConfig:
     def __init__(self, **values: int) -> None:
-        self.values = {"connections.max.idle.ms": 600_000, "socket.request.max.bytes": 100 * 1024 * 1024}
+        self.values = {
+            "connections.max.idle.ms": 600_000,
+            "socket.request.max.bytes": 100 * 1024 * 1024,
+            "queued.max.request.bytes": -1,
+            "kbroker.connections.partial.request.timeout.ms": 30_000,
+        }
         self.values.update({k.replace("_", "."): v for k, v in values.items()})
 
     def get_int(self, name: str) -> int:
@@ -153,6 +159,7 @@ class FakeBroker:
 
     def __init__(self, **config: int) -> None:
         self.config = FakeConfig(**config)
+        self.request_memory = RequestMemory(self.config.get_int("queued.max.request.bytes"))
         self.closing = False
         self.in_flight = 0
         self.connections: set[KafkaConnection] = set()
@@ -709,3 +716,96 @@ def test_a_parked_fetch_answers_empty_when_its_wait_ends(bt: BrokerThread) -> No
             assert part.high_watermark == 0 and not part.records
     finally:
         c.close()
+
+
+def test_queued_max_request_bytes_holds_a_large_frame_until_room_is_given_back(loop_kind: str) -> None:
+    """queued.max.request.bytes: a frame larger than a receive buffer that does not fit in
+    the pool waits unread
+    (its connection stops reading) until another request is answered and gives its bytes
+    back; then it is received, answered, and the pool ends empty."""
+    parked = _body(0, 100_000, tag=b"park")  # larger than the receive buffer
+    second = _body(1, 100_000)
+
+    async def scenario() -> None:
+        broker = FakeBroker(queued_max_request_bytes=150_000)
+        a, ta = await _connect(broker)
+        b, tb = await _connect(broker)
+        await _feed(a, ta, _sized(parked), 1 << 20)
+        await _settle()
+        assert broker.dispatched == [parked] and broker.request_memory.used_bytes == 100_000
+        feeding = asyncio.ensure_future(_feed(b, tb, _sized(second), 1 << 20))
+        for _ in range(1000):
+            if not tb.reading:
+                break
+            await asyncio.sleep(0)
+        assert not tb.reading, "the connection kept reading a frame the pool has no room for"
+        assert broker.dispatched == [parked] and broker.request_memory.denied == 1
+        assert broker.release is not None
+        broker.release.set()
+        await feeding
+        await _settle()
+        assert broker.dispatched == [parked, second]
+        assert ta.answers() == [b"re:" + parked] and tb.answers() == [b"re:" + second]
+        assert broker.request_memory.used_bytes == 0
+
+    _run(loop_kind, scenario())
+
+
+def test_a_frame_larger_than_the_whole_pool_still_passes_alone(loop_kind: str) -> None:
+    big = _body(0, 100_000)
+
+    async def scenario() -> None:
+        broker = FakeBroker(queued_max_request_bytes=70_000)
+        conn, transport = await _connect(broker)
+        await _feed(conn, transport, _sized(big), 4099)
+        await _settle()
+        assert transport.answers() == [b"re:" + big]
+        assert broker.request_memory.used_bytes == 0
+
+    _run(loop_kind, scenario())
+
+
+def test_a_closed_connection_gives_back_its_partial_frame_and_its_turn(loop_kind: str) -> None:
+    async def scenario() -> None:
+        broker = FakeBroker(queued_max_request_bytes=120_000)
+        a, ta = await _connect(broker)
+        b, tb = await _connect(broker)
+        first = _sized(_body(0, 80_000))
+        await _feed(a, ta, first[:10_000], 1 << 20)  # a large frame, partly received
+        await _settle()
+        assert broker.request_memory.used_bytes == 80_000
+        second = _body(1, 80_000)
+        feeding = asyncio.ensure_future(_feed(b, tb, _sized(second), 1 << 20))
+        for _ in range(1000):
+            if not tb.reading:
+                break
+            await asyncio.sleep(0)
+        assert not tb.reading
+        a.connection_lost(None)  # a's client went away mid-frame
+        await feeding
+        await _settle()
+        assert tb.answers() == [b"re:" + second]
+        assert broker.request_memory.used_bytes == 0
+
+    _run(loop_kind, scenario())
+
+
+def test_a_stalled_partial_request_is_closed_after_its_timeout(loop_kind: str) -> None:
+    """kbroker.connections.partial.request.timeout.ms: two bytes of a size prefix and then
+    nothing close the connection, long before connections.max.idle.ms; a connection that
+    sent nothing at all (idle between requests) stays open."""
+
+    async def scenario() -> None:
+        broker = FakeBroker(kbroker_connections_partial_request_timeout_ms=200)
+        stalled, ts = await _connect(broker)
+        idle, ti = await _connect(broker)
+        await _feed(idle, ti, _sized(_body(0, 20)), 1 << 20)
+        await _feed(stalled, ts, b"\x00\x00", 1 << 20)
+        for _ in range(300):  # bounded: 3 s at most
+            if ts.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert ts.closed and not ti.closed
+        assert ti.answers() == [b"re:" + _body(0, 20)]
+
+    _run(loop_kind, scenario())

@@ -8,7 +8,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from broker_harness import RawClient
@@ -29,6 +28,7 @@ from kbroker.wire.messages.produce_request import (
 from kbroker.wire.records import make_batch
 from prometheus_client.parser import text_string_to_metric_families
 
+from kbroker.acceptor import Acceptor
 from kbroker.config import ConfigError, build_config
 from kbroker.server import Broker
 from kbroker.testing import BrokerThread
@@ -125,7 +125,7 @@ def test_healthz_and_readyz_once_started(http_broker: BrokerThread) -> None:
     assert _get(url + "/nothing-here")[0] == 404
 
 
-def test_readyz_is_503_until_the_kafka_listener_accepts(tmp_path: Path) -> None:
+def test_readyz_is_503_until_the_kafka_listener_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The HTTP listener binds first; with the Kafka listener's creation held (the loop stays
     free), the broker is healthy but not ready; released, it becomes ready."""
     config = build_config(listen="127.0.0.1:0", data_dir=str(tmp_path / "data"), overrides=[f"{k}={v}" for k, v in HTTP.items()], environ={})
@@ -133,15 +133,14 @@ def test_readyz_is_503_until_the_kafka_listener_accepts(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
     entered = threading.Event()
     gate = asyncio.Event()
-    real_create_server = loop.create_server
+    real_start = Acceptor.start
 
-    async def held_create_server(*args: Any, **kwargs: Any) -> Any:
-        if "sock" in kwargs:  # the Kafka listener (aiohttp binds by host and port)
-            entered.set()
-            await gate.wait()
-        return await real_create_server(*args, **kwargs)
+    async def held_start(self: Acceptor) -> None:  # the Kafka listener starts accepting
+        entered.set()
+        await gate.wait()
+        await real_start(self)
 
-    loop.create_server = held_create_server  # type: ignore[method-assign]
+    monkeypatch.setattr(Acceptor, "start", held_start)
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:

@@ -8,6 +8,7 @@ import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Generous: the machine is shared; these bound a wait, they assert nothing about speed.
@@ -49,11 +50,12 @@ class Running:
     """A ``kbroker`` process started in the background; ``lines`` is its stderr so far."""
 
     def __init__(
-        self, *args: str, cwd: Path, env: dict[str, str] | None = None, python_flags: tuple[str, ...] = ()
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None, python_flags: tuple[str, ...] = (),
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.proc = subprocess.Popen(
             command(*args, python_flags=python_flags), cwd=cwd, env=env or clean_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec_fn,
         )
         self.lines: list[str] = []
         self._partial = b""
