@@ -4,8 +4,8 @@ before the group coordinator sees the request.
 Kafka 4 (KafkaApis) answers UNKNOWN_TOPIC_OR_PARTITION for every partition of a topic the
 broker does not know, and for each partition of a known topic beyond its partition count;
 only the remaining partitions reach the coordinator, so a request naming nothing that
-exists creates no group, checks no generation and touches no transaction.  Topic ids
-(OffsetCommit v10+) are not served, so topics are looked up by name.
+exists creates no group, checks no generation and touches no transaction.  Topics are
+looked up by name: OffsetCommit v10 (topic ids) names them from known ids before this.
 
 ACLs are checked before that, as Kafka does: TxnOffsetCommit needs WRITE on the transactional
 id, both need READ on the group (else every partition gets the *_AUTHORIZATION_FAILED code)

@@ -27,6 +27,7 @@ from kbroker.wire.messages.describe_topic_partitions_request import (
     DescribeTopicPartitionsRequest,
     TopicRequest,
 )
+from kbroker.wire.messages.end_txn_request import EndTxnRequest
 from kbroker.wire.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 from kbroker.wire.messages.find_coordinator_request import FindCoordinatorRequest
 from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
@@ -333,3 +334,20 @@ def test_kafka_python_infers_each_emulated_release(release: str) -> None:
     else:
         assert mark not in API_TABLE, f"{mark!r} is served now: kafka-python should read {release}"
         assert tuple(map(int, got.split("."))) < tuple(map(int, release.split(".")))
+
+
+@pytest.mark.parametrize("emulated", [None], indirect=True)
+def test_the_default_offers_no_transaction_version_2_without_end_txn_v5(emulated: RawClient) -> None:
+    # Kafka 4.2 finalizes transaction.version 2, whose clients (the Java producer from 4.0)
+    # then skip AddPartitionsToTxn and expect EndTxn v5's epoch bump; kbroker serves
+    # neither yet, so the default must advertise EndTxn up to v4 and transaction.version 1.
+    assert FINALIZED_FEATURES[NEWEST]["transaction.version"] == 2
+    v4 = emulated.request(ApiVersionsRequest(client_software_name="raw", client_software_version="1"), 4)
+    ranges = {k.api_key: (k.min_version, k.max_version) for k in v4.api_keys}
+    supported = {f.name: (f.min_version, f.max_version) for f in v4.supported_features}
+    finalized = {f.name: f.max_version_level for f in v4.finalized_features}
+    assert ranges[ApiKey.END_TXN] == (0, 4)
+    assert supported["transaction.version"] == (0, 1) and finalized["transaction.version"] == 1
+    header = RequestHeader(request_api_key=ApiKey.END_TXN, request_api_version=5, correlation_id=9, client_id="raw")
+    emulated.send_raw(encode_request(header, EndTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0, committed=True)))
+    assert emulated.recv_frame() is None
