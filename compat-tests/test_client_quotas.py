@@ -40,11 +40,16 @@ MEASURE_FROM_S, MEASURE_TO_S = 3.0, 10.0
 # windows it has not lived through, so it may burst about 10 x the quota in its first second,
 # and then pays that burst back until the burst's sample leaves the window (about 11 s
 # later).  With the defaults the 3-10 s interval is that payback (about 0.1 MB/s for 100 KB
-# requests), so only an upper bound holds there.  With 3 windows the burst is about 2 x
+# requests), so only an upper bound holds there.  With 2 windows the burst is at most 2 x
 # the quota and is paid back by 3 s: from then on a throttled client must get close to its
-# quota, from below as well (a lower bound that catches over-throttling).
-CONVERGE_SETTINGS = {"quota.window.num": "3"}
-CONVERGED_MIN_RATIO, CONVERGED_MAX_RATIO = 0.5, 1.3
+# quota, from below as well (a lower bound that catches over-throttling).  (With 3 windows
+# the 3 s sawtooth of bursts and paybacks made 7 s measure 1.12-1.27 x the quota.)
+CONVERGE_SETTINGS = {"quota.window.num": "2"}
+# The issue's bound over 3-10 s with the default windows; with 2 windows the rate over those
+# 7 s still swings with the phase of the 2 s sawtooth (1.05-1.21 x the quota measured), so
+# the bounds there are about the quota from below and loose above.
+MAX_RATIO = 1.3
+CONVERGED_MIN_RATIO, CONVERGED_MAX_RATIO = 0.5, 1.5
 
 
 def kp_admin(bootstrap: str) -> KafkaAdminClient:
@@ -237,7 +242,9 @@ def run_producers(bootstrap: str) -> tuple[PacedProducer, PacedProducer]:
     return throttled, free
 
 
-def check_producers(throttled: PacedProducer, free: PacedProducer) -> tuple[float, str]:
+def check_producers(
+    throttled: PacedProducer, free: PacedProducer, max_ratio: float
+) -> tuple[float, str]:
     """The checks that hold for any quota window; the throttled rate and the figures."""
     assert throttled.errors == [] and free.errors == []
     throttled_rate = throttled.rate(MEASURE_FROM_S, MEASURE_TO_S)
@@ -246,7 +253,7 @@ def check_producers(throttled: PacedProducer, free: PacedProducer) -> tuple[floa
     print(figures)
     # it did offer far more than its quota
     assert throttled.offered_bytes > 5 * QUOTA_BYTES_PER_S * RUN_S, figures
-    assert throttled_rate <= CONVERGED_MAX_RATIO * QUOTA_BYTES_PER_S, figures
+    assert throttled_rate <= max_ratio * QUOTA_BYTES_PER_S, figures
     assert free_rate >= 3 * max(throttled_rate, QUOTA_BYTES_PER_S), figures
     # librdkafka saw the throttle times in the Produce responses, for the throttled one only
     assert throttled.throttle_events and max(throttled.throttle_events) > 0, figures
@@ -258,7 +265,7 @@ def check_producers(throttled: PacedProducer, free: PacedProducer) -> tuple[floa
 def test_a_producer_over_producer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
     throttled, free = run_producers(broker.bootstrap)
     try:
-        check_producers(throttled, free)
+        check_producers(throttled, free, MAX_RATIO)
     finally:
         throttled.close()
         free.close()
@@ -271,7 +278,7 @@ def test_a_throttled_producer_converges_on_its_quota(broker_factory) -> None:  #
     broker = broker_factory(CONVERGE_SETTINGS)
     throttled, free = run_producers(broker.bootstrap)
     try:
-        throttled_rate, figures = check_producers(throttled, free)
+        throttled_rate, figures = check_producers(throttled, free, CONVERGED_MAX_RATIO)
         assert throttled_rate >= CONVERGED_MIN_RATIO * QUOTA_BYTES_PER_S, figures
     finally:
         throttled.close()
@@ -314,7 +321,7 @@ def consume_for(
         consumer.close()
 
 
-def run_consumers(bootstrap: str) -> tuple[float, str]:
+def run_consumers(bootstrap: str, max_ratio: float) -> tuple[float, str]:
     """A consumer of client id "slow-reader" under ``QUOTA_BYTES_PER_S`` and a free one read
     the same ~24 MB topic at once; the checks that hold for any quota window; the slow
     reader's rate from 3 s to 10 s and the figures."""
@@ -364,7 +371,7 @@ def run_consumers(bootstrap: str) -> tuple[float, str]:
     )
     print(figures)
     assert fast_total == CONSUMED_TOPIC_BYTES, figures  # the unthrottled one read everything
-    assert slow_rate <= CONVERGED_MAX_RATIO * QUOTA_BYTES_PER_S, figures
+    assert slow_rate <= max_ratio * QUOTA_BYTES_PER_S, figures
     assert sum(n for _, n in slow) < CONSUMED_TOPIC_BYTES, figures
     assert fast_rate >= 3 * max(slow_rate, QUOTA_BYTES_PER_S), figures
     return slow_rate, figures
@@ -372,12 +379,14 @@ def run_consumers(bootstrap: str) -> tuple[float, str]:
 
 @pytest.mark.feature("quotas", client="confluent-kafka")
 def test_a_consumer_over_consumer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
-    run_consumers(broker.bootstrap)
+    run_consumers(broker.bootstrap, MAX_RATIO)
 
 
 @pytest.mark.feature("quotas", client="confluent-kafka")
 def test_a_throttled_consumer_converges_on_its_quota(broker_factory) -> None:  # type: ignore[no-untyped-def]
-    """As for the producer: with 3 quota windows the slow reader gets about its quota from
+    """As for the producer: with 2 quota windows the slow reader gets about its quota from
     3 s to 10 s (a throttled Fetch is answered empty and its bytes taken off the rate)."""
-    slow_rate, figures = run_consumers(broker_factory(CONVERGE_SETTINGS).bootstrap)
+    slow_rate, figures = run_consumers(
+        broker_factory(CONVERGE_SETTINGS).bootstrap, CONVERGED_MAX_RATIO
+    )
     assert slow_rate >= CONVERGED_MIN_RATIO * QUOTA_BYTES_PER_S, figures
