@@ -35,6 +35,21 @@ QUOTA_BYTES_PER_S = 1 * MB
 MESSAGE_BYTES = 100 * 1024
 RUN_S = 10.0
 MEASURE_FROM_S, MEASURE_TO_S = 3.0, 10.0
+# Kafka's algorithm enforces the quota over its whole measured window (quota.window.num x
+# quota.window.size.seconds, 11 s by default): a new client is measured as if idle for the
+# windows it has not lived through, so it may burst about 10 x the quota in its first second,
+# and then pays that burst back until the burst's sample leaves the window (about 11 s
+# later).  With the defaults the 3-10 s interval is that payback (about 0.1 MB/s for 100 KB
+# requests), so only an upper bound holds there.  With 2 windows the burst is at most 2 x
+# the quota and is paid back by 3 s: from then on a throttled client must get close to its
+# quota, from below as well (a lower bound that catches over-throttling).  (With 3 windows
+# the 3 s sawtooth of bursts and paybacks made 7 s measure 1.12-1.27 x the quota.)
+CONVERGE_SETTINGS = {"quota.window.num": "2"}
+# The issue's bound over 3-10 s with the default windows; with 2 windows the rate over those
+# 7 s still swings with the phase of the 2 s sawtooth (1.05-1.21 x the quota measured), so
+# the bounds there are about the quota from below and loose above.
+MAX_RATIO = 1.3
+CONVERGED_MIN_RATIO, CONVERGED_MAX_RATIO = 0.5, 1.5
 
 
 def kp_admin(bootstrap: str) -> KafkaAdminClient:
@@ -202,46 +217,69 @@ class PacedProducer:
         del self.producer
 
 
-@pytest.mark.feature("quotas", client="confluent-kafka")
-def test_a_producer_over_producer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
+def run_producers(bootstrap: str) -> tuple[PacedProducer, PacedProducer]:
+    """A producer of client id "throttled" under ``QUOTA_BYTES_PER_S`` and a free one, both
+    offering ``OFFERED_BYTES_PER_S`` for ``RUN_S`` at once (closed by the caller)."""
     topic = unique_topic("quota")
-    confluent_admin = AdminClient(
-        {"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"}
-    )
+    confluent_admin = AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
     confluent_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
-    admin = kp_admin(broker.bootstrap)
+    admin = kp_admin(bootstrap)
     try:
         assert kp_alter(
             admin, [({"client-id": "throttled"}, {"producer_byte_rate": QUOTA_BYTES_PER_S})]
         ) == [({"client-id": "throttled"}, 0)]
     finally:
         admin.close()
-    throttled = PacedProducer(broker.bootstrap, topic, "throttled")
-    free = PacedProducer(broker.bootstrap, topic, "free")
+    throttled = PacedProducer(bootstrap, topic, "throttled")
+    free = PacedProducer(bootstrap, topic, "free")
     started = time.monotonic()
     runners = [threading.Thread(target=p.run, args=(started,)) for p in (throttled, free)]
     for runner in runners:
         runner.start()
     for runner in runners:
         runner.join(RUN_S + 5)
+    assert not any(r.is_alive() for r in runners)
+    return throttled, free
+
+
+def check_producers(
+    throttled: PacedProducer, free: PacedProducer, max_ratio: float
+) -> tuple[float, str]:
+    """The checks that hold for any quota window; the throttled rate and the figures."""
+    assert throttled.errors == [] and free.errors == []
+    throttled_rate = throttled.rate(MEASURE_FROM_S, MEASURE_TO_S)
+    free_rate = free.rate(MEASURE_FROM_S, MEASURE_TO_S)
+    figures = f"throttled {throttled_rate / MB:.2f} MB/s, unthrottled {free_rate / MB:.2f} MB/s, offered {OFFERED_BYTES_PER_S / MB:.0f} MB/s each"
+    print(figures)
+    # it did offer far more than its quota
+    assert throttled.offered_bytes > 5 * QUOTA_BYTES_PER_S * RUN_S, figures
+    assert throttled_rate <= max_ratio * QUOTA_BYTES_PER_S, figures
+    assert free_rate >= 3 * max(throttled_rate, QUOTA_BYTES_PER_S), figures
+    # librdkafka saw the throttle times in the Produce responses, for the throttled one only
+    assert throttled.throttle_events and max(throttled.throttle_events) > 0, figures
+    assert free.throttle_events == [], figures
+    return throttled_rate, figures
+
+
+@pytest.mark.feature("quotas", client="confluent-kafka")
+def test_a_producer_over_producer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
+    throttled, free = run_producers(broker.bootstrap)
     try:
-        assert not any(r.is_alive() for r in runners)
-        assert throttled.errors == [] and free.errors == []
-        throttled_rate = throttled.rate(MEASURE_FROM_S, MEASURE_TO_S)
-        free_rate = free.rate(MEASURE_FROM_S, MEASURE_TO_S)
-        figures = f"throttled {throttled_rate / MB:.2f} MB/s, unthrottled {free_rate / MB:.2f} MB/s, offered {OFFERED_BYTES_PER_S / MB:.0f} MB/s each"
-        print(figures)
-        assert throttled.offered_bytes > 5 * QUOTA_BYTES_PER_S * RUN_S, (
-            figures
-        )  # it did offer far more than its quota
-        assert throttled_rate <= 1.3 * QUOTA_BYTES_PER_S, figures
-        assert free_rate >= 3 * max(throttled_rate, QUOTA_BYTES_PER_S), figures
-        # librdkafka saw the throttle times in the Produce responses, for the throttled one only
-        assert (
-            throttled.throttle_events
-            and max(throttled.throttle_events) > 0
-            and free.throttle_events == []
-        )
+        check_producers(throttled, free, MAX_RATIO)
+    finally:
+        throttled.close()
+        free.close()
+
+
+@pytest.mark.feature("quotas", client="confluent-kafka")
+def test_a_throttled_producer_converges_on_its_quota(broker_factory) -> None:  # type: ignore[no-untyped-def]
+    """With a quota window short enough for the first burst to be paid back by 3 s, the
+    throttled producer gets about its quota from 3 s to 10 s: neither more nor far less."""
+    broker = broker_factory(CONVERGE_SETTINGS)
+    throttled, free = run_producers(broker.bootstrap)
+    try:
+        throttled_rate, figures = check_producers(throttled, free, CONVERGED_MAX_RATIO)
+        assert throttled_rate >= CONVERGED_MIN_RATIO * QUOTA_BYTES_PER_S, figures
     finally:
         throttled.close()
         free.close()
@@ -251,7 +289,14 @@ CONSUMED_MESSAGES = 240
 CONSUMED_TOPIC_BYTES = CONSUMED_MESSAGES * MESSAGE_BYTES  # about 24 MB
 
 
-def consume_for(bootstrap: str, topic: str, client_id: str, started: float, until_s: float, out: list[tuple[float, int]]) -> None:
+def consume_for(
+    bootstrap: str,
+    topic: str,
+    client_id: str,
+    started: float,
+    until_s: float,
+    out: list[tuple[float, int]],
+) -> None:
     """Read ``topic`` from the start with a confluent-kafka consumer until ``until_s`` or the
     end; (seconds since ``started``, bytes) per message."""
     consumer = Consumer(
@@ -276,42 +321,72 @@ def consume_for(bootstrap: str, topic: str, client_id: str, started: float, unti
         consumer.close()
 
 
-@pytest.mark.feature("quotas", client="confluent-kafka")
-def test_a_consumer_over_consumer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
+def run_consumers(bootstrap: str, max_ratio: float) -> tuple[float, str]:
+    """A consumer of client id "slow-reader" under ``QUOTA_BYTES_PER_S`` and a free one read
+    the same ~24 MB topic at once; the checks that hold for any quota window; the slow
+    reader's rate from 3 s to 10 s and the figures."""
     topic = unique_topic("quota-fetch")
-    confluent_admin = AdminClient({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"})
+    confluent_admin = AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
     confluent_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4", "linger.ms": 5})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "broker.address.family": "v4", "linger.ms": 5}
+    )
     for _ in range(CONSUMED_MESSAGES):
         producer.produce(topic, b"c" * MESSAGE_BYTES)
         producer.poll(0)
     assert producer.flush(30) == 0
-    admin = kp_admin(broker.bootstrap)
+    admin = kp_admin(bootstrap)
     try:
-        assert kp_alter(admin, [({"client-id": "slow-reader"}, {"consumer_byte_rate": QUOTA_BYTES_PER_S})]) == [({"client-id": "slow-reader"}, 0)]
+        assert kp_alter(
+            admin, [({"client-id": "slow-reader"}, {"consumer_byte_rate": QUOTA_BYTES_PER_S})]
+        ) == [({"client-id": "slow-reader"}, 0)]
     finally:
         admin.close()
     slow: list[tuple[float, int]] = []
     fast: list[tuple[float, int]] = []
     started = time.monotonic()
     readers = [
-        threading.Thread(target=consume_for, args=(broker.bootstrap, topic, "slow-reader", started, RUN_S, slow)),
-        threading.Thread(target=consume_for, args=(broker.bootstrap, topic, "fast-reader", started, RUN_S, fast)),
+        threading.Thread(
+            target=consume_for, args=(bootstrap, topic, "slow-reader", started, RUN_S, slow)
+        ),
+        threading.Thread(
+            target=consume_for, args=(bootstrap, topic, "fast-reader", started, RUN_S, fast)
+        ),
     ]
     for reader in readers:
         reader.start()
     for reader in readers:
         reader.join(RUN_S + 15)
     assert not any(r.is_alive() for r in readers)
-    slow_rate = sum(n for at, n in slow if MEASURE_FROM_S <= at < MEASURE_TO_S) / (MEASURE_TO_S - MEASURE_FROM_S)
+    slow_rate = sum(n for at, n in slow if MEASURE_FROM_S <= at < MEASURE_TO_S) / (
+        MEASURE_TO_S - MEASURE_FROM_S
+    )
     fast_total = sum(n for _, n in fast)
-    fast_rate = fast_total / (max(at for at, _ in fast) - min(at for at, _ in fast))  # while it read
+    fast_rate = fast_total / (
+        max(at for at, _ in fast) - min(at for at, _ in fast)
+    )  # while it read
     figures = (
         f"quota'd consumer {slow_rate / MB:.2f} MB/s (3-10 s), {sum(n for _, n in slow) / MB:.1f} MB in all;"
         f" other {fast_rate / MB:.2f} MB/s, {fast_total / MB:.1f} MB by {max(at for at, _ in fast):.1f} s"
     )
     print(figures)
     assert fast_total == CONSUMED_TOPIC_BYTES, figures  # the unthrottled one read everything
-    assert slow_rate <= 1.3 * QUOTA_BYTES_PER_S, figures
+    assert slow_rate <= max_ratio * QUOTA_BYTES_PER_S, figures
     assert sum(n for _, n in slow) < CONSUMED_TOPIC_BYTES, figures
     assert fast_rate >= 3 * max(slow_rate, QUOTA_BYTES_PER_S), figures
+    return slow_rate, figures
+
+
+@pytest.mark.feature("quotas", client="confluent-kafka")
+def test_a_consumer_over_consumer_byte_rate_is_slowed_and_another_is_not(broker) -> None:  # type: ignore[no-untyped-def]
+    run_consumers(broker.bootstrap, MAX_RATIO)
+
+
+@pytest.mark.feature("quotas", client="confluent-kafka")
+def test_a_throttled_consumer_converges_on_its_quota(broker_factory) -> None:  # type: ignore[no-untyped-def]
+    """As for the producer: with 2 quota windows the slow reader gets about its quota from
+    3 s to 10 s (a throttled Fetch is answered empty and its bytes taken off the rate)."""
+    slow_rate, figures = run_consumers(
+        broker_factory(CONVERGE_SETTINGS).bootstrap, CONVERGED_MAX_RATIO
+    )
+    assert slow_rate >= CONVERGED_MIN_RATIO * QUOTA_BYTES_PER_S, figures

@@ -41,6 +41,7 @@ Loop thread only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ from kbroker.quotas.model import (
 from kbroker.quotas.rate import SampledRate
 from kbroker.quotas.store import QuotaStore
 from kbroker.wire.api import ApiKey
+
+logger = logging.getLogger(__name__)
 
 ENFORCED_KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE)
 # Kafka's quota types, the names of its throttle-time metrics (kafka.server:type=<type>).
@@ -181,6 +184,16 @@ class ClientQuotas:
                 self._drop_idle_sensors(now_ms)
             rate = self._sensors[sensor_key] = SampledRate(self.samples, self.window_ms)
         throttle_ms = rate.record_and_throttle_ms(value, limit, now_ms)
+        if throttle_ms and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "quota violated for %s: recorded %.0f at %d, rate %.0f over %d ms, throttle %d ms",
+                sensor_key,
+                value,
+                now_ms,
+                rate.measure(now_ms),
+                rate.window_size_ms(now_ms),
+                throttle_ms,
+            )
         return min(throttle_ms, MAX_THROTTLE_MS if max_throttle_ms is None else max_throttle_ms)
 
     def unrecord(self, key: str, user: str, client_id: str, value: float, now_ms: int) -> None:

@@ -14,7 +14,11 @@ allowance (1 MB/s with 11 one-second windows lets a new producer send about 10 M
 
 After recording, a rate above the quota is a violation; the throttle time is how long the
 client must stay silent for the rate to fall back to the quota:
-``(rate - quota) / quota * window``, in milliseconds, rounded.
+``(rate - quota) / quota * window``, in milliseconds, rounded.  Until ``samples - 1`` full
+windows have passed the window stays padded to about ``samples - 1`` windows, so after a
+burst of the whole allowance each request is throttled for the whole excess again: the
+burst is paid back until its sample leaves the rate (no event for ``samples`` windows), as
+in Kafka.  The quota holds over the measured window, not over shorter spans.
 """
 
 from __future__ import annotations

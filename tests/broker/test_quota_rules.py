@@ -45,6 +45,49 @@ def test_throttle_time_is_the_excess_over_the_quota_times_the_window() -> None:
     )
 
 
+def test_a_burst_of_the_whole_allowance_is_paid_back_until_it_leaves_the_window() -> None:
+    """Kafka's figures, by hand: 1000 B/s, 11 windows of 1 s.  A new client's rate is taken
+    over at least 10 s, so 10,000 B at once is within quota; while fewer than 10 full windows
+    have passed the window stays padded to 10 s, so each later request is throttled for the
+    whole excess, (total - 10,000) / 1000 s, which grows with every request; only when the
+    burst's sample has had no event for 11 s does it leave the rate."""
+    rate = SampledRate(samples=11, window_ms=1000)
+    quota = 1000.0
+    assert rate.record_and_throttle_ms(10_000, quota, now_ms=0) == 0  # 10,000 B over 10 s
+    throttles = []
+    now_ms = 1000
+    while now_ms < 11_000:
+        throttle_ms = rate.record_and_throttle_ms(1000, quota, now_ms)
+        throttles.append((now_ms, throttle_ms))
+        now_ms += throttle_ms  # the client waits out each throttle, then sends again
+    # 11,000 B over 1 + 9 s; 12,000 over 2 + 8 s; 13,000 over 4 + 6 s; 14,000 over 7 + 3 s
+    assert throttles == [(1000, 1000), (2000, 2000), (4000, 3000), (7000, 4000)]
+    # at 11 s the burst's sample (last written at 0) is reset: 5000 B from 1 s on, 500 B/s
+    assert rate.record_and_throttle_ms(1000, quota, now_ms=11_000) == 0
+    assert rate.measure(11_000) == 500.0
+    # so from 3 s to 10 s this client got 2000 B, 0.29 x its quota: the payback, not a bug
+    assert sum(1000 for at, _ in throttles if 3000 <= at < 10_000) / 7 == pytest.approx(
+        0.29 * quota, rel=0.02
+    )
+
+
+def test_with_three_windows_a_client_that_waits_out_its_throttles_gets_its_quota() -> None:
+    """1000 B/s over 3 windows of 1 s; a client offering 10x that in 100 B requests, each
+    sent as soon as the last throttle has passed: its burst (in the first second the window
+    is the time elapsed plus 2 s, so 3000 B at most) is paid back by 3 s, and from 3 s to 10 s it gets its quota within 10%."""
+    rate = SampledRate(samples=3, window_ms=1000)
+    quota = 1000.0
+    sent_at = []
+    now_ms = 0
+    while now_ms < 10_000:
+        sent_at.append(now_ms)
+        # 10 ms between requests when not throttled (10,000 B/s offered)
+        now_ms += max(rate.record_and_throttle_ms(100, quota, now_ms), 10)
+    assert sum(100 for at in sent_at if at < 1000) <= 3000  # the burst allowance
+    measured = sum(100 for at in sent_at if 3000 <= at < 10_000) / 7
+    assert 0.9 * quota <= measured <= 1.1 * quota, measured
+
+
 def quotas_with(
     tmp_path: Path, *entries: tuple[tuple[tuple[str, str | None], ...], dict[str, float]]
 ) -> ClientQuotas:
