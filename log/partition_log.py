@@ -241,22 +241,27 @@ class PartitionLog:
         rebuild = [s for s in self.segments if s.txn_index.needs_rebuild]
         bound = rebuild[0].base_offset if rebuild else leo
         start = max(ps.load(leo, at_most=bound), self.segments[0].base_offset)
-        for seg in self.segments:
-            if seg.next_offset <= start:
-                continue
-            found = seg.find_batch(start)
-            if found is None:
-                continue
-            txn_index = seg.txn_index if seg.txn_index.needs_rebuild else None
-            for _, view in seg.batches_from(found[0]):
-                if view.base_offset < start:
+        try:
+            for seg in self.segments:
+                if seg.next_offset <= start:
                     continue
-                done = ps.replay(view)
-                if txn_index is not None and done is not None and done.is_aborted:
-                    lso = ps.last_stable_offset_after(done, {})
-                    txn_index.append(
-                        AbortedTxn(done.producer_id, done.first_offset, done.last_offset, lso)
-                    )
+                found = seg.find_batch(start)
+                if found is None:
+                    continue
+                txn_index = seg.txn_index if seg.txn_index.needs_rebuild else None
+                for _, view in seg.batches_from(found[0]):
+                    if view.base_offset < start:
+                        continue
+                    done = ps.replay(view)
+                    if txn_index is not None and done is not None and done.is_aborted:
+                        lso = ps.last_stable_offset_after(done, {})
+                        txn_index.append(
+                            AbortedTxn(done.producer_id, done.first_offset, done.last_offset, lso)
+                        )
+        except CorruptRecordBatch:
+            # an impossible header in a trusted (not rescanned) segment: keep the state
+            # replayed so far; reads of the damage answer errors, opening does not fail
+            pass
         for seg in rebuild:
             seg.txn_index.needs_rebuild = False
             seg.txn_index.flush(fsync=True)

@@ -193,10 +193,15 @@ class Segment:
             _, position = self.index.lookup(1 << 62)
             next_offset = self.base_offset
             end = position
-            for pos, view in iter_file_batches(self.fd, position, self.size_bytes):
-                next_offset = view.next_offset
-                end = pos + view.size_bytes
-                self._note_batch(view.base_offset, view.max_timestamp, add_to_index=False)
+            try:
+                for pos, view in iter_file_batches(self.fd, position, self.size_bytes):
+                    next_offset = view.next_offset
+                    end = pos + view.size_bytes
+                    self._note_batch(view.base_offset, view.max_timestamp, add_to_index=False)
+            except CorruptRecordBatch as exc:
+                # an impossible header after the last index entry: not trustworthy after
+                # all, so the caller rescans (and truncates) this segment
+                raise IndexCorruptError(f"{self.log_path}: unreadable batch: {exc}") from exc
             if end != self.size_bytes and self.size_bytes > 0:
                 raise IndexCorruptError(f"{self.log_path} ends with a partial batch")
             self.next_offset = next_offset
@@ -254,7 +259,10 @@ class Segment:
 
     def _first_timestamp_as_rolling_base(self) -> None:
         if self.size_bytes >= BATCH_HEADER_SIZE:
-            view = RecordBatchView(os.pread(self.fd, BATCH_HEADER_SIZE, 0))
+            try:
+                view = RecordBatchView(os.pread(self.fd, BATCH_HEADER_SIZE, 0))
+            except CorruptRecordBatch:
+                return  # a damaged trusted segment: keep the load time as the base
             if view.max_timestamp >= 0:
                 self.rolling_base_ms = view.max_timestamp
 
