@@ -12,9 +12,10 @@ import bisect
 import struct
 from typing import TYPE_CHECKING
 
-from kbroker.log.errors import OffsetOutOfRangeError
+from kbroker.log.errors import CorruptBatchError, OffsetOutOfRangeError
 from kbroker.log.results import FetchSlice, TimestampAndOffset
 from kbroker.log.segment import Segment, record_timestamps
+from kbroker.wire.records import MIN_BATCH_LENGTH, CorruptRecordBatch
 
 if TYPE_CHECKING:
     from kbroker.log.partition_log import PartitionLog
@@ -45,7 +46,8 @@ offset: int,
     pass the LSO for read_committed) are left out.  With ``min_one_batch`` the
     first batch is returned whole even if larger than ``max_bytes`` (Kafka's
     behaviour for the first partition of a fetch).  Raises OffsetOutOfRangeError
-    unless log_start_offset <= offset <= log_end_offset.
+    unless log_start_offset <= offset <= log_end_offset, and CorruptBatchError where a
+    segment trusted after a clean stop turns out to hold an impossible batch header.
     """
     log._check_online()
     leo = log.log_end_offset
@@ -56,7 +58,10 @@ offset: int,
     found = None
     while i < len(log.segments):
         seg = log.segments[i]
-        found = seg.find_batch(offset)
+        try:
+            found = seg.find_batch(offset)
+        except CorruptRecordBatch as exc:  # a damaged segment trusted after a clean stop
+            raise CorruptBatchError(f"{seg.log_path}: {exc}") from exc
         if found is not None:
             break
         i += 1
@@ -86,6 +91,13 @@ offset: int,
     last_start = -1
     while size - end >= 12:
         base, length = unpack(data, end)
+        if length < MIN_BATCH_LENGTH:
+            # only a damaged segment that was trusted (clean stop) holds such a header
+            if end > 0:
+                break  # serve the whole batches before it
+            raise CorruptBatchError(
+                f"{seg.log_path}: batch_length {length} at position {position + end}"
+            )
         if end + length + 12 > size or base >= upper:
             break
         last_start = end

@@ -9,7 +9,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
 from kbroker.log import LogConfig, PartitionLog
+from kbroker.log.errors import CorruptBatchError
 from kbroker.wire.records import iter_batches, make_batch
 
 CFG = LogConfig(segment_bytes=2048, index_interval_bytes=128, segment_index_bytes=4096)
@@ -106,3 +108,27 @@ def test_clean_shutdown_with_a_damaged_first_batch_header_opens(tmp_path: Path) 
     end, first = _two_segments_cleanly_closed_without_snapshots(tmp_path)
     _set_magic(first, 0, 1)
     _opens_and_serves_the_active_segment(tmp_path, end)
+
+
+def test_reads_of_a_damaged_trusted_segment_serve_what_precedes_the_damage_then_raise_corrupt_batch(
+    tmp_path: Path,
+) -> None:
+    # fuzz: a read whose bytes ended inside a header with batch_length 0 (in a segment
+    # trusted after a clean stop) raised struct.error from read_slice
+    end, first = _two_segments_cleanly_closed_without_snapshots(tmp_path)
+    with open(first, "rb") as f:
+        first_batch = next(iter(iter_batches(f.read())))
+        size0, next0 = first_batch.size_bytes, first_batch.next_offset
+    with open(first, "r+b") as f:
+        f.seek(size0 + 8)
+        f.write(struct.pack(">i", 0))  # the second batch's batch_length
+    log = PartitionLog(str(tmp_path), CFG, now_ms=0, had_clean_shutdown=True)
+    try:
+        fetched = log.read(0, size0 + 12)
+        assert [v.base_offset for v in iter_batches(fetched.records)] == [0]
+        assert fetched.next_offset == next0
+        with pytest.raises(CorruptBatchError):  # CORRUPT_MESSAGE for the fetcher
+            log.read(next0, 1 << 16)
+        assert log.log_end_offset == end
+    finally:
+        log.close(clean=False)
