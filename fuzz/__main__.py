@@ -34,12 +34,14 @@ DEFAULT_RSS_LIMIT_MB = 2048
 """libFuzzer's memory limit: a process growing past it counts as a crash (out of memory)."""
 _STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.M)
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
+_SEEDS = re.compile(r"^fuzz: \w+: (\d+) seeds", re.M)
 
 
 @dataclass
 class Outcome:
     target: str
     exit_code: int
+    seeds: int
     executions: int
     seconds: float
     execs_per_second: int
@@ -54,7 +56,7 @@ class Outcome:
     def line(self) -> str:
         verdict = "ok" if self.ok else f"FAILED (exit {self.exit_code}, input {self.artifact})"
         return (
-            f"{self.target}: {self.executions} executions in {self.seconds:.1f} s "
+            f"{self.target}: {self.executions} executions ({self.seeds} seeds) in {self.seconds:.1f} s "
             f"({self.execs_per_second} exec/s while fuzzing), {self.new_units} new inputs, peak RSS {self.peak_rss_mb} MB: {verdict}"
         )
 
@@ -105,9 +107,11 @@ def run_target(args: argparse.Namespace, target: str) -> Outcome:
     text = log_path.read_text(errors="replace")
     stats = {k: int(v) for k, v in _STAT.findall(text)}
     found = _ARTIFACT.findall(text)
+    seeds = _SEEDS.findall(text)
     return Outcome(
         target=target,
         exit_code=code,
+        seeds=int(seeds[0]) if seeds else 0,
         executions=stats.get("number_of_executed_units", 0),
         seconds=seconds,
         execs_per_second=stats.get("average_exec_per_sec", 0),

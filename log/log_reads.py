@@ -113,6 +113,12 @@ offset: int,
         next_offset = boundary_offset
     else:
         return _empty_slice(log, offset)
+    if next_offset <= offset:
+        # a damaged trusted segment: without this, callers reading on from next_offset
+        # (replay of the internal topics, fetch loops) would ask for the same offset forever
+        raise CorruptBatchError(
+            f"{seg.log_path}: batches at position {position} end before {offset}"
+        )
     records: bytes | memoryview = data if end == size else memoryview(data)[:end]
     return FetchSlice(
         records,

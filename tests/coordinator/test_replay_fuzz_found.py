@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from kbroker.coordinator.consumer_records import encode_record
-from kbroker.coordinator.records import RecordFormatError
+from kbroker.coordinator.records import RecordFormatError, group_metadata_key, group_metadata_value
 from kbroker.coordinator.testing import CoordinatorTestContext
 from kbroker.coordinator.txn_records import TxnRecordFormatError
 from kbroker.coordinator.txn_testing import TxnTestContext
@@ -20,6 +20,7 @@ from kbroker.wire.messages.internal.consumer_group_current_member_assignment_key
 from kbroker.wire.messages.internal.consumer_group_current_member_assignment_value import (
     ConsumerGroupCurrentMemberAssignmentValue,
 )
+from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
 from kbroker.wire.messages.internal.transaction_log_key import TransactionLogKey
 from kbroker.wire.messages.internal.transaction_log_value import TransactionLogValue
 
@@ -66,3 +67,29 @@ def test_transaction_record_in_a_state_never_written_is_rejected(status: int) ->
     with pytest.raises(TxnRecordFormatError, match="never written"):
         ctx.coord.replay(key, value)
     assert ctx.coord.get("t") is None
+
+
+@pytest.mark.parametrize(
+    ("member_ids", "instance_ids"),
+    [
+        (["a", "b"], ["", ""]),  # fuzz: AssertionError "static member  already present"
+        (["a", "a"], [None, None]),
+    ],
+)
+def test_group_metadata_listing_a_member_twice_is_rejected(
+    member_ids: list[str], instance_ids: list[str | None]
+) -> None:
+    value = GroupMetadataValue(
+        protocol_type="consumer",
+        generation=1,
+        protocol="range",
+        leader=member_ids[0],
+        members=[
+            MemberMetadata(member_id=m, group_instance_id=i, session_timeout=10_000)
+            for m, i in zip(member_ids, instance_ids, strict=True)
+        ],
+    )
+    ctx = CoordinatorTestContext()
+    with pytest.raises(RecordFormatError, match="twice"):
+        ctx.coord.replay(group_metadata_key("g"), group_metadata_value(value))
+    assert ctx.coord.groups.get("g") is None

@@ -132,3 +132,27 @@ def test_reads_of_a_damaged_trusted_segment_serve_what_precedes_the_damage_then_
         assert log.log_end_offset == end
     finally:
         log.close(clean=False)
+
+
+def test_a_read_ending_on_a_batch_whose_offsets_go_backwards_raises_instead_of_stalling(
+    tmp_path: Path,
+) -> None:
+    # fuzz: in a segment trusted after a clean stop, the last batch of a read had a base
+    # offset below the offset read; read(0) answered next_offset -99, so a reader going on
+    # from next_offset (the internal-topic replay at start-up) would never get past it
+    log = PartitionLog(str(tmp_path), CFG, now_ms=0)
+    while len(log.segments) < 2:
+        log.append(make_batch([b"x" * 200]), leader_epoch=0, now_ms=0)
+    first = log.segments[0].log_path
+    log.close(clean=True)
+    with open(first, "r+b") as f:
+        views = list(iter_batches(f.read()))
+        last, before_last = views[-1].position, views[-2].base_offset
+        f.seek(last)
+        f.write(struct.pack(">q", -100))  # the segment's last batch's base offset
+    log = PartitionLog(str(tmp_path), CFG, now_ms=0, had_clean_shutdown=True)
+    try:
+        with pytest.raises(CorruptBatchError):
+            log.read(before_last, 1 << 16)
+    finally:
+        log.close(clean=False)
