@@ -49,6 +49,7 @@ from kbroker.wire.messages.offset_commit_request import (
 from kbroker.wire.messages.offset_fetch_request import OffsetFetchRequest
 
 from fuzz.seeds import filled
+from fuzz.targets._codec import compile_plans
 from fuzz.targets._internal_records import Entry, pack, unpack
 
 EXPECTED = (RecordFormatError, DecodeError)
@@ -60,7 +61,9 @@ EXPIRE_MS = 3_600_000
 
 
 def prepare() -> None:
-    pass
+    classes = [OffsetCommitKey, OffsetCommitValue, GroupMetadataKey, GroupMetadataValue]
+    classes += [c for k, v in _TYPES.values() for c in (k, v) if c not in (object, None)]
+    compile_plans(classes)
 
 
 def _encodes(result: Any, version: int) -> None:

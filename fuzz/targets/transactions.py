@@ -27,17 +27,25 @@ from kbroker.wire.messages.internal.transaction_log_value import TransactionLogV
 from kbroker.wire.messages.list_transactions_request import ListTransactionsRequest
 
 from fuzz.seeds import filled
+from fuzz.targets._codec import compile_plans
 from fuzz.targets._internal_records import Entry, pack, unpack
 
 EXPECTED = (TxnRecordFormatError, DecodeError)
-# Past transaction.max.timeout.ms (15 min) and transactional.id.expiration.ms (7 days)
-# with a config that shortens the latter, so a few sweeps run, not a week of them.
-CONFIG = TransactionConfig(transactional_id_expiration_ms=3_600_000)
+# Two hours of fake time pass transaction.max.timeout.ms (15 min) and, with the shorter
+# settings below, transactional.id.expiration.ms; sweeps every 10 minutes keep that to a
+# dozen of each (and of marker retries) instead of the 720 timeout sweeps of the 10 s
+# default and the thousands of marker retries of prepared transactions.
+CONFIG = TransactionConfig(
+    transactional_id_expiration_ms=3_600_000,
+    transaction_abort_timed_out_transaction_cleanup_interval_ms=600_000,
+    transaction_remove_expired_transaction_cleanup_interval_ms=600_000,
+    transaction_marker_retry_backoff_ms=600_000,
+)
 EXPIRE_MS = 2 * 3_600_000
 
 
 def prepare() -> None:
-    pass
+    compile_plans([TransactionLogKey, TransactionLogValue])
 
 
 def test_one_input(data: bytes) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 from kbroker.coordinator.consumer_records import encode_record
+from kbroker.coordinator.rebalance import join_key
 from kbroker.coordinator.records import RecordFormatError, group_metadata_key, group_metadata_value
+from kbroker.coordinator.state import GroupState
 from kbroker.coordinator.testing import CoordinatorTestContext
 from kbroker.coordinator.txn_records import TxnRecordFormatError
 from kbroker.coordinator.txn_testing import TxnTestContext
@@ -23,8 +25,10 @@ from kbroker.wire.messages.internal.consumer_group_current_member_assignment_val
 from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
 from kbroker.wire.messages.internal.transaction_log_key import TransactionLogKey
 from kbroker.wire.messages.internal.transaction_log_value import TransactionLogValue
+from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
 
 ASSIGNMENT_KEY = ConsumerGroupCurrentMemberAssignmentKey(group_id="g", member_id="m")
+G = "group"
 
 
 def _assignment_key_bytes() -> bytes:
@@ -93,3 +97,45 @@ def test_group_metadata_listing_a_member_twice_is_rejected(
     with pytest.raises(RecordFormatError, match="twice"):
         ctx.coord.replay(group_metadata_key("g"), group_metadata_value(value))
     assert ctx.coord.groups.get("g") is None
+
+
+def test_a_join_phase_nobody_rejoined_is_not_rechecked_in_a_zero_delay_loop() -> None:
+    # fuzz (groups target, a timeout): with only static members left and none of them
+    # rejoined, complete_join postpones itself by the group's rebalance timeout; with 0
+    # (or a negative one replayed from the log) that is a 0 ms timer that fires again at
+    # once, forever -- FakeTimer.advance never returned, and a real event loop would spin
+    # until the members' sessions expire.  Here: a loaded group whose static member has
+    # rebalance timeout 0, and a dynamic member that joins and leaves again.
+    ctx = CoordinatorTestContext(group_initial_rebalance_delay_ms=0)
+    member = MemberMetadata(
+        member_id="static-1",
+        group_instance_id="static",
+        session_timeout=10_000,
+        rebalance_timeout=0,
+        subscription=b"",
+        assignment=b"",
+    )
+    value = GroupMetadataValue(
+        protocol_type="consumer",
+        generation=1,
+        protocol="range",
+        leader="static-1",
+        members=[member],
+    )
+    ctx.coord.replay(group_metadata_key(G), group_metadata_value(value))
+    ctx.finish(ctx.coord.on_loaded())
+    dynamic_id, _parked = ctx.join_new_dynamic_member(G, rebalance_timeout_ms=0)
+    left = ctx.finish(
+        ctx.coord.leave_group(
+            LeaveGroupRequest(group_id=G, members=[MemberIdentity(member_id=dynamic_id)]),
+            api_version=5,
+        )
+    )
+    assert left is not None and left.error_code == 0
+    assert ctx.state(G) is GroupState.PREPARING_REBALANCE
+    # what the join timer does when it fires: nobody rejoined, so it postpones itself
+    ctx.finish(ctx.coord.groups.complete_join_on_timeout(G))
+    deadline = ctx.timer.deadline_of(join_key(G))
+    assert deadline is not None and deadline > ctx.clock.ms
+    ctx.sleep(60_000)  # returns: the static member's session (10 s) expires
+    assert ctx.state(G) is GroupState.EMPTY
