@@ -22,6 +22,14 @@ from kbroker.wire.messages.internal.consumer_group_current_member_assignment_key
 from kbroker.wire.messages.internal.consumer_group_current_member_assignment_value import (
     ConsumerGroupCurrentMemberAssignmentValue,
 )
+from kbroker.wire.messages.internal.consumer_group_member_metadata_key import (
+    ConsumerGroupMemberMetadataKey,
+)
+from kbroker.wire.messages.internal.consumer_group_member_metadata_value import (
+    ConsumerGroupMemberMetadataValue,
+)
+from kbroker.wire.messages.internal.consumer_group_metadata_key import ConsumerGroupMetadataKey
+from kbroker.wire.messages.internal.consumer_group_metadata_value import ConsumerGroupMetadataValue
 from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
 from kbroker.wire.messages.internal.transaction_log_key import TransactionLogKey
 from kbroker.wire.messages.internal.transaction_log_value import TransactionLogValue
@@ -139,3 +147,23 @@ def test_a_join_phase_nobody_rejoined_is_not_rechecked_in_a_zero_delay_loop() ->
     assert deadline is not None and deadline > ctx.clock.ms
     ctx.sleep(60_000)  # returns: the static member's session (10 s) expires
     assert ctx.state(G) is GroupState.EMPTY
+
+
+def test_a_consumer_group_tombstone_while_the_group_has_members_is_rejected() -> None:
+    # fuzz: the tombstone of a ConsumerGroupMetadata record replayed while the group still
+    # had a member raised IllegalTransition (Stable -> Dead)
+    ctx = CoordinatorTestContext()
+    group_key = ConsumerGroupMetadataKey(group_id="cg")
+    for key, value in (
+        (group_key, ConsumerGroupMetadataValue(epoch=1)),
+        (
+            ConsumerGroupMemberMetadataKey(group_id="cg", member_id="m"),
+            ConsumerGroupMemberMetadataValue(subscribed_topic_names=["t"]),
+        ),
+    ):
+        ctx.coord.replay(*encode_record(key, value))
+    tombstone, _ = encode_record(group_key, None)
+    with pytest.raises(RecordFormatError, match="tombstone"):
+        ctx.coord.replay(tombstone, None)
+    group = ctx.coord.consumer_groups.get("cg")
+    assert group is not None and list(group.members) == ["m"]
