@@ -183,7 +183,7 @@ def _max_timestamp_offset(log: PartitionLog) -> TimestampAndOffset | None:
     for _, view in best.batches_from(found[0]):
         if view.max_timestamp != best.max_timestamp:
             continue
-        for offset, ts in record_timestamps(view):
-            if ts == best.max_timestamp and offset >= log.log_start_offset:
+        for offset, ts in record_timestamps(view, log.log_start_offset):
+            if ts == best.max_timestamp:
                 return TimestampAndOffset(ts, offset, log.epoch_cache.epoch_for_offset(offset))
     return None

@@ -112,16 +112,23 @@ def iter_file_batches(
         pos += consumed
 
 
-def record_timestamps(view: RecordBatchView) -> list[tuple[int, int]]:
-    """(offset, timestamp) of every record of a batch (decodes and decompresses it)."""
+def record_timestamps(view: RecordBatchView, min_offset: int = 0) -> Iterator[tuple[int, int]]:
+    """(offset, timestamp) of the records of a batch from ``min_offset`` on, lazily.
+
+    With LogAppendTime every record has the batch's timestamp, so no record is decoded:
+    the offsets are generated from ``min_offset`` (a batch's last offset delta may be up
+    to 2**31 - 1; the callers stop at the first match instead of listing them all).
+    CreateTime batches are decoded (and decompressed)."""
     if view.timestamp_type == TimestampType.LOG_APPEND_TIME:
         ts = view.max_timestamp
-        return [(view.base_offset + d, ts) for d in range(view.last_offset_delta + 1)]
+        first = max(view.base_offset, min_offset)
+        return ((offset, ts) for offset in range(first, view.last_offset + 1))
     base_ts = view.base_timestamp
-    return [
+    return (
         (view.base_offset + r.offset_delta, base_ts + r.timestamp_delta)
         for r in decode_records(view)
-    ]
+        if view.base_offset + r.offset_delta >= min_offset
+    )
 
 
 class Segment:
@@ -371,8 +378,8 @@ class Segment:
         for _, view in self.batches_from(found[0]):
             if view.last_offset < min_offset or view.max_timestamp < timestamp_ms:
                 continue
-            for offset, ts in record_timestamps(view):
-                if offset >= min_offset and ts >= timestamp_ms:
+            for offset, ts in record_timestamps(view, min_offset):
+                if ts >= timestamp_ms:
                     return ts, offset
         return None
 

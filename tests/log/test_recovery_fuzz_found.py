@@ -156,3 +156,25 @@ def test_a_read_ending_on_a_batch_whose_offsets_go_backwards_raises_instead_of_s
             log.read(before_last, 1 << 16)
     finally:
         log.close(clean=False)
+
+
+def test_timestamp_lookup_in_a_log_append_time_batch_with_a_huge_offset_delta_is_bounded(
+    tmp_path: Path,
+) -> None:
+    # fuzz (a timeout): ListOffsets by timestamp listed (offset, timestamp) for every
+    # offset delta of a LogAppendTime batch -- 2**31 of them for a damaged header in a
+    # segment trusted after a clean stop -- before looking at the first
+    log = PartitionLog(str(tmp_path), CFG, now_ms=0)
+    while len(log.segments) < 2:
+        log.append(make_batch([b"x" * 200], timestamp_ms=5), leader_epoch=0, now_ms=0)
+    first = log.segments[0].log_path
+    log.close(clean=True)
+    with open(first, "r+b") as f:
+        f.seek(21)  # attributes, then last_offset_delta (the CRC is not checked when trusted)
+        f.write(struct.pack(">hi", 0x08, 2**31 - 1))  # LogAppendTime
+    log = PartitionLog(str(tmp_path), CFG, now_ms=0, had_clean_shutdown=True)
+    try:
+        found = log.offset_for_timestamp(5)
+        assert found is not None and (found.timestamp, found.offset) == (5, 0)
+    finally:
+        log.close(clean=False)
