@@ -3,8 +3,8 @@
 Input: records and transaction markers (layout in ``_internal_records``).  Property:
 
 * ``GroupCoordinator.replay`` of each record raises nothing but the documented
-  bad-record errors (``RecordFormatError``, ``DecodeError``) -- what start-up may skip
-  or report, never an IndexError or a broken invariant;
+  bad-record errors (``RecordFormatError``, ``DecodeError``), never an IndexError or a
+  broken invariant;
 * whatever was replayed, the loaded coordinator then serves ListGroups,
   DescribeGroups, ConsumerGroupDescribe, OffsetFetch and heartbeats of every replayed
   member, expires sessions and offsets when time passes, and every response it gives
