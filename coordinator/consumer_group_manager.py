@@ -61,6 +61,7 @@ from kbroker.coordinator.consumer_records import (
     target_member_record,
     target_metadata_record,
 )
+from kbroker.coordinator.records import RecordFormatError
 from kbroker.coordinator.result import Effects, Record, Result
 from kbroker.coordinator.timer import Timer
 from kbroker.wire.codec import encode
@@ -206,6 +207,10 @@ class ConsumerGroupManager:
         t = record.record_type
         if t == GROUP_METADATA:
             if value is None:
+                if group.members:  # Kafka refuses this tombstone too (IllegalStateException)
+                    raise RecordFormatError(
+                        f"tombstone of consumer group {group_id}, which has {len(group.members)} members"
+                    )
                 group.transition_to_dead()
                 del self.groups[group_id]
                 return

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from kbroker.coordinator.consumer_group import MemberState
+from kbroker.coordinator.records import RecordFormatError
 from kbroker.wire.codec import decode_from, encode
 from kbroker.wire.messages.internal.consumer_group_current_member_assignment_key import (
     ConsumerGroupCurrentMemberAssignmentKey,
@@ -110,6 +112,7 @@ _TYPES: dict[int, tuple[type[Any], type[Any] | None]] = {
     REGULAR_EXPRESSION: (object, None),  # recognised, not decoded
 }
 CONSUMER_RECORD_TYPES = frozenset(_TYPES)
+_MEMBER_STATES = frozenset(MemberState)
 _TYPE_OF_KEY: dict[type[Any], int] = {k: t for t, (k, _v) in _TYPES.items() if k is not object}
 
 
@@ -133,6 +136,8 @@ def encode_record(key: Any, value: Any | None) -> tuple[bytes, bytes | None]:
 
 def decode_consumer_record(key: bytes, value: bytes | None) -> ConsumerRecord | None:
     """Decode a consumer-group record; None for other record types and for regex records."""
+    if len(key) < 2:
+        raise RecordFormatError("record shorter than its type prefix")
     (record_type,) = _INT16.unpack_from(key)
     entry = _TYPES.get(record_type)
     if entry is None or entry[1] is None:
@@ -142,10 +147,16 @@ def decode_consumer_record(key: bytes, value: bytes | None) -> ConsumerRecord | 
     decoded_key, _ = decode_from(key_type, _KEY_VERSION, memoryview(key)[2:])
     if value is None:
         return ConsumerRecord(record_type, decoded_key, None)
+    if len(value) < 2:
+        raise RecordFormatError(f"consumer-group record {record_type}: value too short")
     (version,) = _INT16.unpack_from(value)
     if version != _VALUE_VERSION:
-        raise ValueError(f"unknown value version {version} of consumer-group record {record_type}")
+        raise RecordFormatError(
+            f"unknown value version {version} of consumer-group record {record_type}"
+        )
     decoded_value, _ = decode_from(value_type, _VALUE_VERSION, memoryview(value)[2:])
+    if record_type == CURRENT_MEMBER_ASSIGNMENT and decoded_value.state not in _MEMBER_STATES:
+        raise RecordFormatError(f"unknown member state {decoded_value.state}")
     return ConsumerRecord(record_type, decoded_key, decoded_value)
 
 

@@ -75,6 +75,11 @@ EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (
     GroupState.DEAD,
 )
 UNKNOWN_MEMBER_ID = ""
+NO_REJOIN_RECHECK_MIN_MS = 1_000
+"""Floor of the delay before a join phase that no member rejoined is looked at again (Kafka
+waits the group's rebalance timeout): with a rebalance timeout of 0 -- which a client may
+ask for, or a record replayed from the log may hold -- the recheck would be a 0 ms timer
+firing again at once until the members' sessions expire, a busy loop."""
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +412,7 @@ class RebalanceCore:
             # session timeouts to remove them).
             self.timer.schedule(
                 join_key(group.group_id),
-                group.rebalance_timeout_ms(),
+                max(group.rebalance_timeout_ms(), NO_REJOIN_RECHECK_MIN_MS),
                 partial(self.complete_join_on_timeout, group.group_id),
             )
             return

@@ -98,6 +98,15 @@ def _version_and_body(data: bytes) -> tuple[int, memoryview]:
     return _INT16.unpack_from(data)[0], memoryview(data)[2:]
 
 
+def _check_members(value: GroupMetadataValue) -> None:
+    """A group holds each member id and each static instance id once (what replay builds
+    the group from; ``ClassicGroup.add`` asserts it)."""
+    member_ids = [m.member_id for m in value.members]
+    instance_ids = [m.group_instance_id for m in value.members if m.group_instance_id is not None]
+    if len(set(member_ids)) != len(member_ids) or len(set(instance_ids)) != len(instance_ids):
+        raise RecordFormatError("GroupMetadataValue lists a member or instance id twice")
+
+
 def decode_record(key: bytes, value: bytes | None) -> DecodedRecord | None:
     """Decode a record; ``None`` for record types this coordinator does not own."""
     record_type, key_body = _version_and_body(key)
@@ -118,6 +127,7 @@ def decode_record(key: bytes, value: bytes | None) -> DecodedRecord | None:
         if not 0 <= value_version <= 4:
             raise RecordFormatError(f"unknown GroupMetadataValue version {value_version}")
         gvalue, _ = decode_from(GroupMetadataValue, value_version, value_body)
+        _check_members(gvalue)
         return GroupMetadataRecord(gkey, gvalue)
     return None
 

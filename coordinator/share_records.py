@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from kbroker.coordinator.records import RecordFormatError
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker.wire.codec import decode_from, encode
 from kbroker.wire.messages.internal.share_group_current_member_assignment_key import (
@@ -139,6 +140,8 @@ def encode_record(key: Any, value: Any | None) -> tuple[bytes, bytes | None]:
 def _decode(
     table: Mapping[int, tuple[type[Any], type[Any] | None]], key: bytes, value: bytes | None
 ) -> tuple[int, Any, Any] | None:
+    if len(key) < _INT16.size:
+        raise RecordFormatError(f"share record key of {len(key)} bytes")
     (record_type,) = _INT16.unpack_from(key)
     entry = table.get(record_type)
     if entry is None:
@@ -147,9 +150,11 @@ def _decode(
     decoded_key, _ = decode_from(key_type, _VERSION, memoryview(key)[2:])
     if value is None or value_type is None:
         return record_type, decoded_key, None
+    if len(value) < _INT16.size:
+        raise RecordFormatError(f"share record value of {len(value)} bytes")
     (version,) = _INT16.unpack_from(value)
     if version != _VERSION:
-        raise ValueError(f"unknown value version {version} of share record type {record_type}")
+        raise RecordFormatError(f"unknown value version {version} of share record type {record_type}")
     decoded_value, _ = decode_from(value_type, _VERSION, memoryview(value)[2:])
     return record_type, decoded_key, decoded_value
 

@@ -55,6 +55,11 @@ class TxnRecord(NamedTuple):
     transactional_id: str
 
 
+# In-memory states only: Dead (an expired id is written as a tombstone) and
+# PrepareEpochFence (becomes PrepareAbort before anything is written).
+_NEVER_WRITTEN = frozenset({TransactionState.DEAD, TransactionState.PREPARE_EPOCH_FENCE})
+
+
 class TxnRecordFormatError(ValueError):
     """A ``__transaction_state`` record this coordinator cannot read."""
 
@@ -81,7 +86,7 @@ def _grouped(partitions: frozenset[TopicPartition]) -> list[PartitionsSchema]:
 
 def txn_record(meta: TransactionMetadata) -> TxnRecord:
     """The record that makes ``meta`` durable."""
-    if meta.state in (TransactionState.DEAD, TransactionState.PREPARE_EPOCH_FENCE):
+    if meta.state in _NEVER_WRITTEN:
         raise ValueError(f"{meta.state} is never written to the log")
     prev = meta.prev_producer_id if meta.prev_producer_id != meta.producer_id else NO_PRODUCER_ID
     value = TransactionLogValue(
@@ -128,6 +133,10 @@ def decode_txn_record(key: bytes, value: bytes | None) -> tuple[str, Transaction
         state = TransactionState(tv.transaction_status)
     except ValueError:
         raise TxnRecordFormatError(f"unknown transaction status {tv.transaction_status}") from None
+    if state in _NEVER_WRITTEN:
+        # txn_record refuses to write these; replaying one would break the coordinator's
+        # state assertions (EndTxn on a Dead transaction)
+        raise TxnRecordFormatError(f"transaction status {state} is never written to the log")
     partitions = frozenset(
         TopicPartition(p.topic, i) for p in tv.transaction_partitions or [] for i in p.partition_ids
     )

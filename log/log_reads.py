@@ -12,9 +12,10 @@ import bisect
 import struct
 from typing import TYPE_CHECKING
 
-from kbroker.log.errors import OffsetOutOfRangeError
+from kbroker.log.errors import CorruptBatchError, OffsetOutOfRangeError
 from kbroker.log.results import FetchSlice, TimestampAndOffset
 from kbroker.log.segment import Segment, record_timestamps
+from kbroker.wire.records import MIN_BATCH_LENGTH, CorruptRecordBatch
 
 if TYPE_CHECKING:
     from kbroker.log.partition_log import PartitionLog
@@ -45,8 +46,9 @@ offset: int,
     pass the LSO for read_committed) are left out.  With ``min_one_batch`` the
     first batch is returned whole even if larger than ``max_bytes`` (Kafka's
     behaviour for the first partition of a fetch).  Raises OffsetOutOfRangeError
-    unless log_start_offset <= offset <= log_end_offset.  An offline log (a failed
-    fsync) still serves what it holds.
+    unless log_start_offset <= offset <= log_end_offset, and CorruptBatchError where a
+    segment trusted after a clean stop turns out to hold an impossible batch header.
+    An offline log (a failed fsync) still serves what it holds.
     """
     leo = log.log_end_offset
     if offset < log.log_start_offset or offset > leo:
@@ -56,7 +58,10 @@ offset: int,
     found = None
     while i < len(log.segments):
         seg = log.segments[i]
-        found = seg.find_batch(offset)
+        try:
+            found = seg.find_batch(offset)
+        except CorruptRecordBatch as exc:  # a damaged segment trusted after a clean stop
+            raise CorruptBatchError(f"{seg.log_path}: {exc}") from exc
         if found is not None:
             break
         i += 1
@@ -86,6 +91,13 @@ offset: int,
     last_start = -1
     while size - end >= 12:
         base, length = unpack(data, end)
+        if length < MIN_BATCH_LENGTH:
+            # only a damaged segment that was trusted (clean stop) holds such a header
+            if end > 0:
+                break  # serve the whole batches before it
+            raise CorruptBatchError(
+                f"{seg.log_path}: batch_length {length} at position {position + end}"
+            )
         if end + length + 12 > size or base >= upper:
             break
         last_start = end
@@ -101,6 +113,12 @@ offset: int,
         next_offset = boundary_offset
     else:
         return _empty_slice(log, offset)
+    if next_offset <= offset:
+        # a damaged trusted segment: without this, callers reading on from next_offset
+        # (replay of the internal topics, fetch loops) would ask for the same offset forever
+        raise CorruptBatchError(
+            f"{seg.log_path}: batches at position {position} end before {offset}"
+        )
     records: bytes | memoryview = data if end == size else memoryview(data)[:end]
     return FetchSlice(
         records,
@@ -164,7 +182,7 @@ def _max_timestamp_offset(log: PartitionLog) -> TimestampAndOffset | None:
     for _, view in best.batches_from(found[0]):
         if view.max_timestamp != best.max_timestamp:
             continue
-        for offset, ts in record_timestamps(view):
-            if ts == best.max_timestamp and offset >= log.log_start_offset:
+        for offset, ts in record_timestamps(view, log.log_start_offset):
+            if ts == best.max_timestamp:
                 return TimestampAndOffset(ts, offset, log.epoch_cache.epoch_for_offset(offset))
     return None

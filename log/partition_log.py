@@ -267,22 +267,27 @@ class PartitionLog:
         self._snapshot_at_end = loaded_at == leo and not rebuild
         self._snapshot_leo = leo
         start = max(loaded_at, self.segments[0].base_offset)
-        for seg in self.segments:
-            if seg.next_offset <= start:
-                continue
-            found = seg.find_batch(start)
-            if found is None:
-                continue
-            txn_index = seg.txn_index if seg.txn_index.needs_rebuild else None
-            for _, view in seg.batches_from(found[0]):
-                if view.base_offset < start:
+        try:
+            for seg in self.segments:
+                if seg.next_offset <= start:
                     continue
-                done = ps.replay(view)
-                if txn_index is not None and done is not None and done.is_aborted:
-                    lso = ps.last_stable_offset_after(done, {})
-                    txn_index.append(
-                        AbortedTxn(done.producer_id, done.first_offset, done.last_offset, lso)
-                    )
+                found = seg.find_batch(start)
+                if found is None:
+                    continue
+                txn_index = seg.txn_index if seg.txn_index.needs_rebuild else None
+                for _, view in seg.batches_from(found[0]):
+                    if view.base_offset < start:
+                        continue
+                    done = ps.replay(view)
+                    if txn_index is not None and done is not None and done.is_aborted:
+                        lso = ps.last_stable_offset_after(done, {})
+                        txn_index.append(
+                            AbortedTxn(done.producer_id, done.first_offset, done.last_offset, lso)
+                        )
+        except CorruptRecordBatch:
+            # an impossible header in a trusted (not rescanned) segment: keep the state
+            # replayed so far; reads of the damage answer errors, opening does not fail
+            pass
         for seg in rebuild:
             seg.txn_index.needs_rebuild = False
             seg.txn_index.flush(fsync=fsync)

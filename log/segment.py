@@ -114,16 +114,23 @@ def iter_file_batches(
         pos += consumed
 
 
-def record_timestamps(view: RecordBatchView) -> list[tuple[int, int]]:
-    """(offset, timestamp) of every record of a batch (decodes and decompresses it)."""
+def record_timestamps(view: RecordBatchView, min_offset: int = 0) -> Iterator[tuple[int, int]]:
+    """(offset, timestamp) of the records of a batch from ``min_offset`` on, lazily.
+
+    With LogAppendTime every record has the batch's timestamp, so no record is decoded:
+    the offsets are generated from ``min_offset`` (a batch's last offset delta may be up
+    to 2**31 - 1; the callers stop at the first match instead of listing them all).
+    CreateTime batches are decoded (and decompressed)."""
     if view.timestamp_type == TimestampType.LOG_APPEND_TIME:
         ts = view.max_timestamp
-        return [(view.base_offset + d, ts) for d in range(view.last_offset_delta + 1)]
+        first = max(view.base_offset, min_offset)
+        return ((offset, ts) for offset in range(first, view.last_offset + 1))
     base_ts = view.base_timestamp
-    return [
+    return (
         (view.base_offset + r.offset_delta, base_ts + r.timestamp_delta)
         for r in decode_records(view)
-    ]
+        if view.base_offset + r.offset_delta >= min_offset
+    )
 
 
 class Segment:
@@ -254,10 +261,15 @@ class Segment:
             _, position = self.index.lookup(1 << 62)
             next_offset = self.base_offset
             end = position
-            for pos, view in iter_file_batches(self.fd, position, self.size_bytes):
-                next_offset = view.next_offset
-                end = pos + view.size_bytes
-                self._note_batch(view.base_offset, view.max_timestamp, add_to_index=False)
+            try:
+                for pos, view in iter_file_batches(self.fd, position, self.size_bytes):
+                    next_offset = view.next_offset
+                    end = pos + view.size_bytes
+                    self._note_batch(view.base_offset, view.max_timestamp, add_to_index=False)
+            except CorruptRecordBatch as exc:
+                # an impossible header after the last index entry: not trustworthy after
+                # all, so the caller rescans (and truncates) this segment
+                raise IndexCorruptError(f"{self.log_path}: unreadable batch: {exc}") from exc
             if end != self.size_bytes and self.size_bytes > 0:
                 raise IndexCorruptError(f"{self.log_path} ends with a partial batch")
             self.next_offset = next_offset
@@ -315,7 +327,10 @@ class Segment:
 
     def _first_timestamp_as_rolling_base(self) -> None:
         if self.size_bytes >= BATCH_HEADER_SIZE:
-            view = RecordBatchView(os.pread(self.fd, BATCH_HEADER_SIZE, 0))
+            try:
+                view = RecordBatchView(os.pread(self.fd, BATCH_HEADER_SIZE, 0))
+            except CorruptRecordBatch:
+                return  # a damaged trusted segment: keep the load time as the base
             if view.max_timestamp >= 0:
                 self.rolling_base_ms = view.max_timestamp
 
@@ -426,8 +441,8 @@ class Segment:
         for _, view in self.batches_from(found[0]):
             if view.last_offset < min_offset or view.max_timestamp < timestamp_ms:
                 continue
-            for offset, ts in record_timestamps(view):
-                if offset >= min_offset and ts >= timestamp_ms:
+            for offset, ts in record_timestamps(view, min_offset):
+                if ts >= timestamp_ms:
                     return ts, offset
         return None
 
