@@ -8,10 +8,14 @@ creating, replaying and appending to an internal topic.
 
 from __future__ import annotations
 
+import logging
+import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from kbroker.log import AppendOrigin
+from kbroker.log.errors import LogError
+from kbroker.wire.exceptions import WireError
 from kbroker.wire.records import (
     ControlRecordType,
     RecordBatchView,
@@ -23,8 +27,15 @@ from kbroker.wire.records import (
 if TYPE_CHECKING:
     from kbroker.server import Broker
 
+logger = logging.getLogger(__name__)
+
 # How much of a partition one replay read takes; any size works, this bounds memory.
 REPLAY_READ_BYTES = 4 * 1024 * 1024
+# What an unreadable stored record raises while it is replayed: the codec's DecodeError
+# (WireError), the coordinators' record-format errors (ValueError subclasses) and a
+# value too short for its fields (struct.error).  Such a record is skipped with a
+# warning: one bad record must not stop the broker from starting.
+UNREADABLE_RECORD_ERRORS = (WireError, ValueError, struct.error)
 
 
 def ensure_topic(broker: Broker, name: str, num_partitions: int, configs: dict[str, str], now_ms: int) -> None:
@@ -44,12 +55,22 @@ def replay_topic(broker: Broker, name: str, on_batch: Callable[[RecordBatchView,
             continue
         offset = log.log_start_offset
         while offset < log.high_watermark:
-            fetched = log.read(offset, REPLAY_READ_BYTES)
+            try:
+                fetched = log.read(offset, REPLAY_READ_BYTES)
+            except LogError as exc:  # e.g. damage in a segment trusted after a clean stop
+                logger.error("%s-%d: replay stopped at offset %d: %s", name, partition, offset, exc)
+                break
             if not fetched.records:
                 break
             for view in iter_batches(fetched.records):
                 if view.next_offset > offset:
-                    on_batch(view, offset)
+                    try:
+                        on_batch(view, offset)
+                    except UNREADABLE_RECORD_ERRORS as exc:
+                        logger.warning(
+                            "%s-%d: skipped the unreadable rest of the batch at offsets %d-%d: %s",
+                            name, partition, view.base_offset, view.next_offset - 1, exc,
+                        )  # fmt: skip
             offset = fetched.next_offset
 
 
