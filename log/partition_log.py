@@ -66,6 +66,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crc32c import crc32c
+from kbroker.log import log_retention
 from kbroker.log.checkpoints import LeaderEpochCache
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import (
@@ -73,7 +74,6 @@ from kbroker.log.errors import (
     InvalidRecordError,
     LogFsyncError,
     LogStorageError,
-    OffsetOutOfRangeError,
     RecordBatchTooLargeError,
     RecordTooLargeError,
     UnsupportedMagicError,
@@ -98,7 +98,7 @@ from kbroker.log.results import (
     FetchSlice,
     TimestampAndOffset,
 )
-from kbroker.log.segment import DELETED_SUFFIX, Segment
+from kbroker.log.segment import Segment
 from kbroker.log.swap import FaultHook, discard_cleaned, swap_in
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.wire.records import (
@@ -139,18 +139,6 @@ def _marker_of(header: bytearray, body: memoryview) -> tuple[ControlRecordType, 
         return marker_of(RecordBatchView(bytes(header) + bytes(body)))
     except CorruptRecordBatch as exc:
         raise InvalidRecordError(f"bad control batch: {exc}") from exc
-
-
-def _largest_timestamp(seg: Segment) -> int:
-    """The segment's largest record timestamp for time retention; for one without any
-    (a segment the cleaner emptied) its file's modification time, as Kafka's
-    LogSegment.largestTimestamp -- else it would hold back retention for good."""
-    if seg.max_timestamp >= 0 or seg.size_bytes > 0:
-        return seg.max_timestamp
-    try:
-        return int(os.stat(seg.log_path).st_mtime * 1000)
-    except OSError:
-        return -1
 
 
 @dataclass(slots=True)
@@ -594,112 +582,18 @@ class PartitionLog:
         open_txns = [p for p in self.active_producers() if p.current_txn_start_offset >= 0]
         return sorted(open_txns, key=lambda p: p.current_txn_start_offset)
 
-    # -- deletion ------------------------------------------------------------------
+    # -- deletion (log_retention) ------------------------------------------------------
     def delete_records_before(self, offset: int, *, now_ms: int | None = None) -> int:
-        """DeleteRecords: move the log start offset up to ``offset`` (<= high watermark)
-        and delete the segments wholly below it (their files are unlinked
-        ``file.delete.delay.ms`` after ``now_ms``, default: the latest time seen).
-        Returns the new log start offset.
-
-        If the start offset moved, ``on_log_start_offset_moved`` runs before this
-        returns (under a LogManager: the log-start checkpoint is written, so the
-        deletion survives a crash once acknowledged; LogStorageError if it fails)."""
-        self._check_online()
-        if offset > self.high_watermark or offset < 0:
-            raise OffsetOutOfRangeError(offset, self.log_start_offset, self.high_watermark)
-        moved = offset > self.log_start_offset
-        if moved:
-            self.log_start_offset = offset
-            self.epoch_cache.truncate_from_start(offset)
-        self._delete_segments(
-            self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset), now_ms
-        )
-        if moved and self.on_log_start_offset_moved is not None:
-            self.on_log_start_offset_moved(self)
-        return self.log_start_offset
+        """DeleteRecords: see :func:`kbroker.log.log_retention.delete_records_before`."""
+        return log_retention.delete_records_before(self, offset, now_ms)
 
     def enforce_retention(self, now_ms: int) -> int:
-        """Delete whole old segments by retention.ms / retention.bytes and below the log
-        start offset.  The active segment goes too if everything expired (it is rolled
-        first, as Kafka does).  Returns the number of segments deleted."""
-        self._check_online()
-        self._now_ms = now_ms
-        deleted = self._delete_segments(
-            self._count_deletable(lambda seg, nxt: nxt <= self.log_start_offset), now_ms
-        )
-        cfg = self.config
-        if cfg.deletes_by_retention and cfg.retention_ms >= 0:
-            limit = now_ms - cfg.retention_ms
-            deleted += self._delete_segments(
-                self._count_deletable(
-                    lambda seg, nxt: 0 <= _largest_timestamp(seg) < limit, include_active=True
-                ),
-                now_ms,
-            )
-        if cfg.deletes_by_retention and cfg.retention_bytes >= 0:
-            excess = self.size_bytes - cfg.retention_bytes
-
-            def over_size(seg: Segment, nxt: int) -> bool:
-                nonlocal excess
-                if excess - seg.size_bytes < 0:
-                    return False
-                excess -= seg.size_bytes
-                return True
-
-            deleted += self._delete_segments(self._count_deletable(over_size), now_ms)
-        self.delete_pending_files(now_ms)
-        return deleted
-
-    def _count_deletable(self, predicate: object, include_active: bool = False) -> int:
-        """How many segments, from the oldest, satisfy ``predicate(seg, next_base)``."""
-        assert callable(predicate)
-        count = 0
-        hw = self.high_watermark
-        for i, seg in enumerate(self.segments):
-            is_active = i == len(self.segments) - 1
-            if is_active and (not include_active or seg.size_bytes == 0):
-                break
-            nxt = self.log_end_offset if is_active else self.segments[i + 1].base_offset
-            if nxt > hw or not predicate(seg, nxt):
-                break
-            count += 1
-        return count
-
-    def _delete_segments(self, count: int, now_ms: int | None) -> int:
-        """Drop the ``count`` oldest segments: rename their files ``*.deleted`` now and
-        unlink them ``file.delete.delay.ms`` later (``delete_pending_files``)."""
-        if self._replacing is not None:  # the segments being replaced stay
-            count = min(count, bisect.bisect_left(self._bases, self._replacing.base_offset))
-        if count == 0:
-            return 0
-        now = self._now_ms if now_ms is None else now_ms
-        if count == len(self.segments):
-            self.roll(now)
-        doomed = self.segments[:count]
-        del self.segments[:count]
-        del self._bases[:count]
-        self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
-        self.epoch_cache.truncate_from_start(self.log_start_offset)
-        due = now + max(self.config.file_delete_delay_ms, 0)
-        for seg in doomed:
-            seg.close()
-            seg.rename_for_deletion()  # the log file first: see recovery.remove_debris
-            self._pending_deletes.append((due, seg))
-        self.delete_pending_files(now)
-        return count
+        """Retention by time and size: see :func:`kbroker.log.log_retention.enforce_retention`."""
+        return log_retention.enforce_retention(self, now_ms)
 
     def delete_pending_files(self, now_ms: int | None) -> None:
-        """Unlink the ``*.deleted`` files whose ``file.delete.delay.ms`` has passed by
-        ``now_ms`` (all of them if None, as at close; a restart removes leftovers)."""
-        keep: list[tuple[int, Segment]] = []
-        for due, seg in self._pending_deletes:
-            if now_ms is not None and due > now_ms:
-                keep.append((due, seg))
-                continue
-            for path in (seg.log_path, seg.index.path, seg.time_index.path, seg.txn_index.path):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path + DELETED_SUFFIX)
-        self._pending_deletes = keep
+        """Unlink deleted segments' files once ``file.delete.delay.ms`` has passed."""
+        log_retention.delete_pending_files(self, now_ms)
 
     def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
         """producer.id.expiration.ms: forget idle producers (see producer_state)."""
