@@ -57,6 +57,7 @@ FEATURES: dict[str, str] = {
     "cluster": "Virtual cluster (leader moves, node stop/start, coordinator moves)",
     "quotas": "Client quotas (set, describe, throttled)",
     "telemetry": "Client telemetry (KIP-714 subscriptions, pushes)",
+    "security": "SASL and TLS (PLAIN, SCRAM over SASL_SSL, client certificates)",
 }
 # What a client cannot do at all (so no test can show it), with why.
 NOT_SUPPORTED: dict[tuple[str, str], str] = {
