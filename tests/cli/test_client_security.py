@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from kbroker.client.connection import ClientError
-from kbroker.client.security import PlainClient, ScramClient, SecurityConfig, from_properties, load_properties
+from kbroker.client.security import (
+    PlainClient,
+    ScramClient,
+    SecurityConfig,
+    from_properties,
+    load_properties,
+)
 from kbroker.commands import build_parser, security_from_args
 from kbroker.security.scram import ScramCredential, ScramError, ScramExchange, ScramStore
 
