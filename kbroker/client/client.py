@@ -29,7 +29,17 @@ from kbroker.client.connection import (
     KafkaError,
     check,
 )
+from kbroker.client.security import SecurityConfig
 from kbroker.wire.errors import ErrorCode
+
+# The security settings the admin CLI's options chose (kbroker.commands sets it once per run):
+# every Client of the run connects with them unless given others.
+_DEFAULT_SECURITY: SecurityConfig | None = None
+
+
+def set_default_security(security: SecurityConfig | None) -> None:
+    global _DEFAULT_SECURITY
+    _DEFAULT_SECURITY = security
 
 # ListOffsets' special timestamps.
 LATEST_TIMESTAMP = -1
@@ -88,9 +98,10 @@ class ClusterInfo:
 class Client:
     """Connections to a cluster reached through ``bootstrap`` (``HOST:PORT``)."""
 
-    def __init__(self, bootstrap: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, bootstrap: str, timeout_s: float = DEFAULT_TIMEOUT_S, security: SecurityConfig | None = None) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
         self.timeout_s = timeout_s
+        self.security = security if security is not None else _DEFAULT_SECURITY
         self._bootstrap_conn: BrokerConnection | None = None
         self._by_node: dict[int, BrokerConnection] = {}
         self._brokers: dict[int, tuple[str, int]] = {}
@@ -112,7 +123,7 @@ class Client:
     @property
     def any_broker(self) -> BrokerConnection:
         if self._bootstrap_conn is None:
-            self._bootstrap_conn = BrokerConnection(*self.bootstrap, timeout_s=self.timeout_s)
+            self._bootstrap_conn = BrokerConnection(*self.bootstrap, timeout_s=self.timeout_s, security=self.security)
         return self._bootstrap_conn
 
     def node(self, node_id: int) -> BrokerConnection:
@@ -128,7 +139,7 @@ class Client:
         if (host, port) == self.bootstrap:
             conn = self.any_broker
         else:
-            conn = BrokerConnection(host, port, timeout_s=self.timeout_s)
+            conn = BrokerConnection(host, port, timeout_s=self.timeout_s, security=self.security)
         self._by_node[node_id] = conn
         return conn
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.wire.api import ApiKey
 from kbroker.wire.codec import decode
@@ -21,6 +21,9 @@ from kbroker.wire.exceptions import WireError
 from kbroker.wire.headers import RequestHeader, decode_response_header, encode_request
 from kbroker.wire.messages import REQUESTS, RESPONSES
 from kbroker.wire.messages._index import INDEX
+
+if TYPE_CHECKING:
+    from kbroker.client.security import SecurityConfig
 
 CLIENT_ID = "kbroker-cli"
 CLIENT_SOFTWARE_VERSION = "1"
@@ -53,6 +56,8 @@ CLIENT_MAX_VERSIONS: dict[int, int] = {
     ApiKey.DELETE_ACLS: 3,
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: 0,
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: 0,
+    ApiKey.SASL_HANDSHAKE: 1,
+    ApiKey.SASL_AUTHENTICATE: 2,
 }
 
 _I32 = struct.Struct(">i")
@@ -82,7 +87,9 @@ def check(what: str, code: int, message: str | None = None) -> None:
 class BrokerConnection:
     """A socket to one broker plus the API versions agreed with it."""
 
-    def __init__(self, host: str, port: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, host: str, port: int, timeout_s: float = DEFAULT_TIMEOUT_S, security: SecurityConfig | None = None
+    ) -> None:
         self.address = f"{host}:{port}"
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout_s)
@@ -92,10 +99,41 @@ class BrokerConnection:
         self.correlation_id = 0
         self.versions: dict[int, tuple[int, int]] = {}
         try:
+            if security is not None and security.tls:
+                self._start_tls(host, security)
             self._negotiate()
+            if security is not None and security.sasl:
+                self._authenticate(security)
         except BaseException:
             self.close()
             raise
+
+    def _start_tls(self, host: str, security: SecurityConfig) -> None:
+        import ssl
+
+        try:
+            self.sock = security.ssl_context().wrap_socket(self.sock, server_hostname=host)
+        except ssl.SSLError as exc:
+            raise ClientError(f"TLS handshake with {self.address} failed: {exc.reason or exc}") from None
+        except OSError as exc:
+            raise ClientError(f"TLS handshake with {self.address} failed: {exc.strerror or exc}") from None
+
+    def _authenticate(self, security: SecurityConfig) -> None:
+        """SaslHandshake v1, then SaslAuthenticate until the mechanism is done (KIP-152)."""
+        handshake = REQUESTS[ApiKey.SASL_HANDSHAKE](mechanism=security.mechanism)
+        resp = self.request(handshake)
+        if resp.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM:
+            raise ClientError(
+                f"{self.address} does not offer SASL {security.mechanism} (it offers {', '.join(resp.mechanisms) or 'none'})"
+            )
+        check(f"SaslHandshake with {self.address}", resp.error_code)
+        mech = security.mechanism_client()
+        message: bytes | None = mech.first()
+        while message is not None:
+            answer = self.request(REQUESTS[ApiKey.SASL_AUTHENTICATE](auth_bytes=message))
+            check(f"SASL {security.mechanism} login to {self.address} as {security.username!r}", answer.error_code,
+                  answer.error_message)
+            message = mech.step(bytes(answer.auth_bytes or b""))
 
     def close(self) -> None:
         self.sock.close()

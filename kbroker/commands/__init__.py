@@ -5,8 +5,10 @@
 always (kbroker.cli).  In the spirit of rpk: names are positional and options follow the
 verb (``kbroker topic create orders --partitions 6``).  Every verb talks the Kafka protocol to
 ``--bootstrap HOST:PORT`` (default 127.0.0.1:9092, or ``KBROKER_BOOTSTRAP``) through
-``kbroker.client``, so it works against any Kafka broker.  The client speaks PLAINTEXT only
-(no SASL, no TLS yet): it needs a PLAINTEXT listener, where it is ``User:ANONYMOUS``.
+``kbroker.client``, so it works against any Kafka broker.  It connects over PLAINTEXT unless
+told otherwise: ``--command-config FILE`` (Kafka's client properties, as Kafka's tools take
+them) and the ``--security-protocol``/``--sasl-*``/``--ssl-*`` flags choose SSL, SASL_PLAINTEXT
+or SASL_SSL with PLAIN or SCRAM-SHA-256/512 (kbroker.client.security).
 
 Output: human tables on stdout, or ``--json`` (shapes in the README's "Admin CLI" section).
 Errors: one line ``kbroker: error: ...`` on stderr; exit 1 for what the cluster refused or
@@ -20,10 +22,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from kbroker.client.connection import DEFAULT_TIMEOUT_S, ClientError
 from kbroker.commands.output import FORMAT_TOKENS, UsageError
+
+if TYPE_CHECKING:
+    from kbroker.client.security import SecurityConfig
 
 VERBS = ("topic", "group", "produce", "consume", "acl", "user")
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -34,8 +39,8 @@ EXIT_USAGE = 2
 EXIT_SIGINT = 130
 
 PLAINTEXT_ONLY = (
-    "The client connects over PLAINTEXT only (no SASL or TLS yet), so it reaches a cluster through a "
-    "PLAINTEXT listener, as User:ANONYMOUS."
+    "The client connects over PLAINTEXT (as User:ANONYMOUS) unless --command-config or the "
+    "--security-protocol/--sasl-*/--ssl-* options say otherwise."
 )
 
 Handler = Callable[[argparse.Namespace], int]
@@ -63,6 +68,19 @@ def _common(p: argparse.ArgumentParser, *, json_output: bool = True) -> None:
     )
     if json_output:
         p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    sec = p.add_argument_group("security (override --command-config)")
+    sec.add_argument(
+        "--command-config", metavar="FILE",
+        help="Kafka client properties: security.protocol, sasl.mechanism, sasl.jaas.config or "
+        "sasl.username/sasl.password, ssl.truststore.location, ssl.keystore.location (PEM)",
+    )
+    sec.add_argument("--security-protocol", metavar="P", help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    sec.add_argument("--sasl-mechanism", metavar="M", help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN)")
+    sec.add_argument("--sasl-username", metavar="USER")
+    sec.add_argument("--sasl-password", metavar="PW")
+    sec.add_argument("--ssl-cafile", metavar="PEM", help="CA certificates to trust (default: the system's)")
+    sec.add_argument("--ssl-certfile", metavar="PEM", help="client certificate (and key, unless --ssl-keyfile)")
+    sec.add_argument("--ssl-keyfile", metavar="PEM", help="client private key")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +222,9 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
+        from kbroker.client.client import set_default_security
+
+        set_default_security(security_from_args(args))
         return handler(args)
     except UsageError as exc:
         error(str(exc))
@@ -214,6 +235,26 @@ def main(argv: list[str]) -> int:
     except BrokenPipeError:  # `kbroker consume t | head`: the reader left; not an error
         _silence_stdout()
         return EXIT_OK
+
+
+def security_from_args(args: argparse.Namespace) -> SecurityConfig:
+    """--command-config's properties, then the flags over them."""
+    from kbroker.client.security import SecurityConfig, from_properties, load_properties
+
+    cfg = SecurityConfig()
+    if args.command_config:
+        cfg = from_properties(load_properties(args.command_config), cfg)
+    if args.security_protocol:
+        cfg.protocol = args.security_protocol.strip().upper()
+    if args.sasl_mechanism:
+        cfg.mechanism = args.sasl_mechanism.strip().upper()
+    for name in ("username", "password"):
+        if getattr(args, f"sasl_{name}") is not None:
+            setattr(cfg, name, getattr(args, f"sasl_{name}"))
+    for name in ("cafile", "certfile", "keyfile"):
+        if getattr(args, f"ssl_{name}"):
+            setattr(cfg, name, getattr(args, f"ssl_{name}"))
+    return cfg.validate()
 
 
 def _silence_stdout() -> None:

@@ -57,11 +57,13 @@ def consume(args: argparse.Namespace) -> int:
             found = client.committed_offsets(args.group, {args.topic: partitions})
             committed = {p: o for (t, p), o in found.items() if t == args.topic}
             positions.update(committed)
-        # --exit: where each partition ended when we started.
-        stop_at = client.list_offsets(args.topic, partitions, LATEST_TIMESTAMP) if args.exit else {}
+        # --exit: where each partition ended when we started, as the first Fetch answer's
+        # high watermark says (kcat's end-of-partition, from librdkafka's Fetch-based EOF);
+        # not ListOffsets, whose "latest" some brokers answer wrongly for multi-record batches.
+        stop_at: dict[int, int] = {}
         try:
             while args.num is None or printed < args.num:
-                if args.exit and all(positions[p] >= stop_at[p] for p in partitions):
+                if args.exit and len(stop_at) == len(partitions) and all(positions[p] >= stop_at[p] for p in partitions):
                     break
                 answers = client.fetch(
                     args.topic, positions, max_wait_ms=FETCH_MAX_WAIT_MS, max_bytes=FETCH_MAX_BYTES,
@@ -69,6 +71,8 @@ def consume(args: argparse.Namespace) -> int:
                 )
                 for answer in answers:
                     p = answer.partition_index
+                    if not answer.error_code:
+                        stop_at.setdefault(p, answer.high_watermark)
                     if answer.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                         reset = EARLIEST_TIMESTAMP if args.from_beginning else LATEST_TIMESTAMP
                         positions[p] = client.list_offsets(args.topic, [p], reset)[p]

@@ -20,6 +20,11 @@ from kbroker.wire.exceptions import WireError
 
 # Group states in which a client outside the membership may commit offsets.
 INACTIVE_STATES = ("Empty", "Dead")
+# States of a group with members (classic and KIP-848 consumer groups).  reset-offsets refuses
+# a group in one of these or with members; a state it does not know (Tansu 0.6 answers
+# "Unknown" for a group whose members left) with no members is left to the broker, which
+# refuses an outside commit to a group that has members.
+ACTIVE_STATES = ("PreparingRebalance", "CompletingRebalance", "Stable", "Assigning", "Reconciling")
 
 
 def _assignment(protocol_type: str, data: bytes | None) -> list[tuple[str, list[int]]]:
@@ -179,7 +184,7 @@ def reset_offsets(args: argparse.Namespace) -> int:
     rows = []
     with Client(args.bootstrap, args.timeout) as client:
         g = client.describe_group(group)
-        if not args.dry_run and g.group_state not in INACTIVE_STATES:
+        if not args.dry_run and (g.members or g.group_state in ACTIVE_STATES):
             raise ClientError(
                 f"group {group!r} is {g.group_state} with {len(g.members)} member(s); offsets can be reset "
                 "only while it has no members (stop its consumers, or use --dry-run)"

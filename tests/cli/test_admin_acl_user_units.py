@@ -139,7 +139,9 @@ def test_user_parser_and_usage_errors(tmp_path: Path) -> None:
     assert_one_line_error(proc, 2, "--password")
 
 
-def test_help_says_plaintext_only(tmp_path: Path) -> None:
+def test_help_says_how_to_connect_securely(tmp_path: Path) -> None:
     for verb in ("acl", "user"):
         proc = run_kbroker(verb, "--help", cwd=tmp_path)
-        assert proc.returncode == 0 and "PLAINTEXT only" in " ".join(proc.stdout.split())
+        assert proc.returncode == 0 and "PLAINTEXT (as User:ANONYMOUS) unless --command-config" in " ".join(proc.stdout.split())
+    proc = run_kbroker("acl", "list", "--help", cwd=tmp_path)
+    assert all(flag in proc.stdout for flag in ("--command-config", "--security-protocol", "--sasl-mechanism", "--ssl-cafile"))
