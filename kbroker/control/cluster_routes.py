@@ -4,8 +4,9 @@
 handler); the control dispatcher matches them and encodes the answers as JSON.  A
 handler takes (broker, the path's groups, the parsed JSON body or None) and returns
 (HTTP status, JSON-able body).  Errors are ``{"error": "..."}``: 404 for an unknown node
-or partition, 409 for a leader outside the ISR, 400 for a bad body or a broker that is
-not a virtual cluster (``kbroker.nodes`` = 1).
+or partition, 409 for a leader outside the ISR, 400 for a bad body or, for the node and
+leader operations, a broker that is not a virtual cluster (``kbroker.nodes`` = 1).  GET
+/v1/state answers on any broker: a single node reports itself leading every partition.
 
     POST /v1/nodes/{id}/stop                          -> {"node": id, "up": false}
     POST /v1/nodes/{id}/start                         -> {"node": id, "up": true}
@@ -68,10 +69,42 @@ async def move_leader(broker: Broker, groups: dict[str, str], body: Any) -> tupl
 
 
 async def get_state(broker: Broker, groups: dict[str, str], body: Any) -> tuple[int, Any]:
-    try:
-        return 200, _cluster(broker).state()
-    except ClusterError as exc:
-        return _error(exc)
+    if broker.cluster is None:
+        return 200, single_node_state(broker)
+    return 200, broker.cluster.state()
+
+
+def single_node_state(broker: Broker) -> dict[str, Any]:
+    """GET /v1/state of a one-node broker, in the cluster's shape: this node leads every
+    partition, alone in its replicas and ISR."""
+    node_id = broker.node_id
+    host, port = broker.listen_address
+    topics: dict[str, Any] = {}
+    for topic in broker.metadata:
+        topics[topic.name] = {
+            "partitions": [
+                {
+                    "partition": index,
+                    "leader": node_id,
+                    "leader_epoch": topic.leader_epochs[index],
+                    "replicas": [node_id],
+                    "isr": [node_id],
+                }
+                for index in range(topic.num_partitions)
+            ]
+        }
+    found: dict[str, Any] = {}
+    runtime = broker.group_runtime_if_started
+    coordinator = None if runtime is None else runtime.coordinator
+    if coordinator is not None:
+        known: list[tuple[str, Any]] = [
+            *coordinator.consumer_groups.groups.items(),
+            *coordinator.groups.groups.items(),
+        ]
+        for group_id, group in sorted(known, key=lambda item: item[0]):
+            found[group_id] = {"coordinator": node_id, "state": str(group.state)}
+    nodes = [{"id": node_id, "host": host, "port": port, "up": True}]
+    return {"nodes": nodes, "topics": topics, "groups": found}
 
 
 ROUTES: list[tuple[str, str, RouteHandler]] = [

@@ -158,8 +158,13 @@ def test_control_routes_on_a_single_node(tmp_path) -> None:  # type: ignore[no-u
     bt = BrokerThread(tmp_path / "d")
     try:
         bt.start()
-        status, body = _call(bt, "GET", "/state")
+        status, body = _call(bt, "POST", "/nodes/1/stop")
         assert status == 400 and "not a virtual cluster" in body["error"]
+        # the state of one node: it leads everything (GET /v1/state works on any broker)
+        status, body = _call(bt, "GET", "/state")
+        assert status == 200, body
+        assert [(n["id"], n["up"]) for n in body["nodes"]] == [(1, True)]
+        assert body["nodes"][0]["port"] == bt.address[1]
     finally:
         bt.close()
 

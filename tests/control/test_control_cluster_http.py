@@ -107,3 +107,35 @@ def test_a_fault_rule_for_one_node_fires_only_there(tmp_path: Path) -> None:
         assert status == 200 and body["hits"] == 1 and body["remaining"] == 0
     finally:
         bt.close()
+
+
+def test_state_of_a_single_node_broker(tmp_path: Path) -> None:
+    settings = {k: v for k, v in CLUSTER_CONTROL.items() if k != "kbroker.nodes"}
+    bt = BrokerThread(tmp_path / "data", settings)
+    bt.start()
+    try:
+        c = RawClient(bt.address)
+        try:
+            resp = c.request(
+                CreateTopicsRequest(
+                    topics=[CreatableTopic(name="s", num_partitions=2, replication_factor=-1)]
+                ),
+                7,
+            )
+            assert resp.topics[0].error_code == ErrorCode.NONE, resp
+        finally:
+            c.close()
+        status, state = http(bt, "GET", "/state")
+        assert status == 200, state
+        assert state["nodes"] == [
+            {"id": 1, "host": bt.address[0], "port": bt.address[1], "up": True}
+        ]
+        assert [
+            (p["partition"], p["leader"], p["replicas"], p["isr"])
+            for p in state["topics"]["s"]["partitions"]
+        ] == [(0, 1, [1], [1]), (1, 1, [1], [1])]
+        # the cluster operations need a virtual cluster
+        status, body = http(bt, "POST", "/nodes/1/stop")
+        assert status == 400 and "not a virtual cluster" in body["error"]
+    finally:
+        bt.close()
