@@ -66,6 +66,7 @@ def kafka_python_conf(broker: SecureBroker, listener: str, mechanism: str | None
     return conf
 
 
+@pytest.mark.feature("security", client="confluent-kafka")
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_confluent_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
     from confluent_kafka import Consumer, Producer
@@ -87,6 +88,7 @@ def test_confluent_produces_and_consumes(secure_broker: SecureBroker, scenario: 
     assert got == value
 
 
+@pytest.mark.feature("security", client="confluent-kafka")
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_confluent_authentication_errors(secure_broker: SecureBroker, failure: str) -> None:
     from confluent_kafka import KafkaError, Producer
@@ -107,6 +109,7 @@ def test_confluent_authentication_errors(secure_broker: SecureBroker, failure: s
     assert expected in auth[0].str()
 
 
+@pytest.mark.feature("security", client="kafka-python")
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_kafka_python_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
     from kafka import KafkaConsumer, KafkaProducer
@@ -122,6 +125,7 @@ def test_kafka_python_produces_and_consumes(secure_broker: SecureBroker, scenari
     assert got == value
 
 
+@pytest.mark.feature("security", client="kafka-python")
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_kafka_python_authentication_errors(secure_broker: SecureBroker, failure: str, caplog: pytest.LogCaptureFixture) -> None:
     """kafka-python retries the bootstrap until its own timeout; the error it logs for each
@@ -155,6 +159,7 @@ def aiokafka_conf(broker: SecureBroker, listener: str, mechanism: str | None, us
     return conf
 
 
+@pytest.mark.feature("security", client="aiokafka")
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_aiokafka_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
     import asyncio
@@ -182,6 +187,7 @@ def test_aiokafka_produces_and_consumes(secure_broker: SecureBroker, scenario: s
     assert asyncio.run(go()) == value
 
 
+@pytest.mark.feature("security", client="aiokafka")
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_aiokafka_authentication_errors(secure_broker: SecureBroker, failure: str, caplog: pytest.LogCaptureFixture) -> None:
     """aiokafka's start() fails with "Unable to bootstrap"; the error it logs is its own
@@ -222,6 +228,7 @@ def kcat_args(broker: SecureBroker, listener: str, mechanism: str | None, user: 
     return args
 
 
+@pytest.mark.feature("security", client="kcat")
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_kcat_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
     """Debian's kcat (an older librdkafka): SCRAM works under the default nonce rule."""
@@ -241,6 +248,7 @@ def test_kcat_produces_and_consumes(secure_broker: SecureBroker, scenario: str) 
     assert consumed.stdout.strip() == value
 
 
+@pytest.mark.feature("security", client="kcat")
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_kcat_authentication_errors(secure_broker: SecureBroker, failure: str) -> None:
     import subprocess
@@ -286,6 +294,7 @@ def run_kafkajs(command: str, request: dict[str, Any]) -> tuple[int, dict[str, A
     return proc.returncode, json.loads(lines[-1]) if lines else {}, proc.stderr
 
 
+@pytest.mark.feature("security", client="kafkajs")
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_kafkajs_produces_and_consumes(secure_broker: SecureBroker, scenario: str) -> None:
     import base64
@@ -302,6 +311,7 @@ def test_kafkajs_produces_and_consumes(secure_broker: SecureBroker, scenario: st
     assert [base64.b64decode(r["value"]) for r in result["records"]] == [value]
 
 
+@pytest.mark.feature("security", client="kafkajs")
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_kafkajs_authentication_errors(secure_broker: SecureBroker, failure: str) -> None:
     req = kafkajs_request(secure_broker, *FAILURES[failure])
