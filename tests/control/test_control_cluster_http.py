@@ -23,27 +23,41 @@ CLUSTER_CONTROL = {
 
 @contextlib.contextmanager
 def _client(bt: BrokerThread, node_id: int) -> Iterator[RawClient]:
-    state = bt.cluster_state()
-    node = next(n for n in state["nodes"] if n["id"] == node_id)
-    c = RawClient((node["host"], node["port"]))
+    assert bt.broker is not None
+    if bt.broker.cluster is None:  # a single node
+        c = RawClient(bt.address)
+    else:
+        state = bt.cluster_state()
+        node = next(n for n in state["nodes"] if n["id"] == node_id)
+        c = RawClient((node["host"], node["port"]))
     try:
         yield c
     finally:
         c.close()
 
 
+def _create_topic(bt: BrokerThread, name: str, partitions: int, replication_factor: int) -> None:
+    with _client(bt, 1) as c:
+        resp = c.request(
+            CreateTopicsRequest(
+                topics=[
+                    CreatableTopic(
+                        name=name,
+                        num_partitions=partitions,
+                        replication_factor=replication_factor,
+                    )
+                ]
+            ),
+            7,
+        )
+        assert resp.topics[0].error_code == ErrorCode.NONE, resp
+
+
 def test_state_stop_start_and_leader_over_http(tmp_path: Path) -> None:
     bt = BrokerThread(tmp_path / "data", CLUSTER_CONTROL)
     bt.start()
     try:
-        with _client(bt, 1) as c:
-            resp = c.request(
-                CreateTopicsRequest(
-                    topics=[CreatableTopic(name="t", num_partitions=1, replication_factor=3)]
-                ),
-                7,
-            )
-            assert resp.topics[0].error_code == ErrorCode.NONE, resp
+        _create_topic(bt, "t", 1, 3)
         status, state = http(bt, "GET", "/state")
         assert status == 200
         assert [n["id"] for n in state["nodes"]] == [1, 2, 3]
@@ -81,14 +95,7 @@ def test_a_fault_rule_for_one_node_fires_only_there(tmp_path: Path) -> None:
     bt = BrokerThread(tmp_path / "data", CLUSTER_CONTROL)
     bt.start()
     try:
-        with _client(bt, 1) as c:
-            resp = c.request(
-                CreateTopicsRequest(
-                    topics=[CreatableTopic(name="f", num_partitions=1, replication_factor=3)]
-                ),
-                7,
-            )
-            assert resp.topics[0].error_code == ErrorCode.NONE, resp
+        _create_topic(bt, "f", 1, 3)
         (part,) = bt.cluster_state()["topics"]["f"]["partitions"]
         leader = part["leader"]
         follower = 1 + leader % 3
@@ -114,17 +121,7 @@ def test_state_of_a_single_node_broker(tmp_path: Path) -> None:
     bt = BrokerThread(tmp_path / "data", settings)
     bt.start()
     try:
-        c = RawClient(bt.address)
-        try:
-            resp = c.request(
-                CreateTopicsRequest(
-                    topics=[CreatableTopic(name="s", num_partitions=2, replication_factor=-1)]
-                ),
-                7,
-            )
-            assert resp.topics[0].error_code == ErrorCode.NONE, resp
-        finally:
-            c.close()
+        _create_topic(bt, "s", 2, -1)
         status, state = http(bt, "GET", "/state")
         assert status == 200, state
         assert state["nodes"] == [
