@@ -199,6 +199,13 @@ class ConsumerGroupManager:
         """Apply one consumer-group record read back from ``__consumer_offsets``."""
         key, value = record.key, record.value
         group_id: str = key.group_id
+        if record.record_type == MEMBER_METADATA and value is not None and value.subscribed_topic_regex:
+            # A heartbeat never stores a regex RE2 refuses; one read back is damage, refused
+            # before anything changes (describing the group would otherwise fail on it later).
+            try:
+                self._compile(value.subscribed_topic_regex)
+            except HeartbeatError as error:
+                raise RecordFormatError(f"member metadata of group {group_id}: {error}") from None
         group = self.groups.get(group_id)
         if group is None or group.state is ConsumerGroupState.DEAD:
             if value is None:

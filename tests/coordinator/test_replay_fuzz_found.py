@@ -33,6 +33,7 @@ from kbroker.wire.messages.internal.consumer_group_metadata_value import Consume
 from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
 from kbroker.wire.messages.internal.transaction_log_key import TransactionLogKey
 from kbroker.wire.messages.internal.transaction_log_value import TransactionLogValue
+from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
 from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
 
 ASSIGNMENT_KEY = ConsumerGroupCurrentMemberAssignmentKey(group_id="g", member_id="m")
@@ -167,6 +168,19 @@ def test_a_consumer_group_tombstone_while_the_group_has_members_is_rejected() ->
         ctx.coord.replay(tombstone, None)
     group = ctx.coord.consumer_groups.get("cg")
     assert group is not None and list(group.members) == ["m"]
+
+
+def test_member_metadata_with_a_regex_re2_refuses_is_rejected_before_any_change() -> None:
+    # fuzz: a ConsumerGroupMemberMetadata record whose subscribed regex RE2 cannot parse was
+    # replayed; DescribeGroups of that group then raised HeartbeatError out of the coordinator
+    ctx = CoordinatorTestContext()
+    key = ConsumerGroupMemberMetadataKey(group_id="cg", member_id="m")
+    value = ConsumerGroupMemberMetadataValue(subscribed_topic_regex="member-1 (")
+    with pytest.raises(RecordFormatError, match="member metadata of group cg"):
+        ctx.coord.replay(*encode_record(key, value))
+    assert ctx.coord.consumer_groups.get("cg") is None
+    described = ctx.coord.describe_groups(DescribeGroupsRequest(groups=["cg"]), api_version=5)
+    assert [g.group_id for g in described.groups] == ["cg"]
 
 
 @pytest.mark.parametrize(
