@@ -179,8 +179,8 @@ def test_member_metadata_with_a_regex_re2_refuses_is_rejected_before_any_change(
     with pytest.raises(RecordFormatError, match="member metadata of group cg"):
         ctx.coord.replay(*encode_record(key, value))
     assert ctx.coord.consumer_groups.get("cg") is None
-    described = ctx.coord.describe_groups(DescribeGroupsRequest(groups=["cg"]), api_version=5)
-    assert [g.group_id for g in described.groups] == ["cg"]
+    described = ctx.coord.describe_groups(DescribeGroupsRequest(groups=["cg"]), api_version=5).response
+    assert described is not None and [g.group_id for g in described.groups] == ["cg"]
 
 
 @pytest.mark.parametrize(
