@@ -19,17 +19,17 @@ def test_kafka_python_describes_and_updates_features(broker) -> None:
     admin = admin_for(broker.bootstrap)
     try:
         features = admin.describe_features()
-        # Kafka 4.2's metadata.version range and level; transaction.version capped at 1
-        # (kbroker does not serve EndTxn v5), finalized at 1.
+        # Kafka 4.2's metadata.version range and level; transaction.version 0-2, finalized
+        # at 2 (KIP-890 part 2: EndTxn v5 served), as Kafka 4.2 reports them.
         assert features["metadata.version"]["supported"] == (7, 29)
         assert features["metadata.version"]["finalized"] == (29, 29)
-        assert features["transaction.version"] == {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0}
+        assert features["transaction.version"] == {"supported": (0, 2), "finalized": (2, 2), "finalized_epoch": 0}
         assert admin.update_features({"transaction.version": ("SAFE_DOWNGRADE", 0)}) == {"transaction.version": "OK"}
         after = admin.describe_features()
         assert "finalized" not in after["transaction.version"]
         assert after["metadata.version"]["finalized_epoch"] == 1
-        with pytest.raises(InvalidUpdateVersionError, match="only supports versions 0-1"):
-            admin.update_features({"transaction.version": 2}, validate_only=True)
+        with pytest.raises(InvalidUpdateVersionError, match="only supports versions 0-2"):
+            admin.update_features({"transaction.version": 3}, validate_only=True)
     finally:
         admin.close()
     # durable

@@ -26,8 +26,9 @@ Usage by the runtime (see ``coordinator.txn_result`` for the TxnResult contract)
 
 Theory of operation
 -------------------
-Kafka 4.x semantics for transaction protocol v1 (no KIP-890 part 2 epoch bump per
-transaction). Each transactional id has one ``TransactionMetadata`` value (producer id,
+Kafka 4.x semantics for transaction versions 0/1 and, per request version, 2 (KIP-890
+part 2: the epoch bumped at every EndTxn v5+, partitions added implicitly by Produce
+v12+ / TxnOffsetCommit v5+; ``coordinator.txn_v2`` has its table). Each transactional id has one ``TransactionMetadata`` value (producer id,
 epoch, timeout, state, partitions, timestamps); the state machine is the table in
 ``txn_state``. Every change is a *transition*: a new metadata value, checked against the
 table, stored in memory and returned as one ``__transaction_state`` record in the
@@ -39,8 +40,11 @@ A transaction's life::
 
     InitProducerId          -> Empty (epoch bumped; new producer id on exhaustion)
     AddPartitions/Offsets   -> Ongoing (start time set by the first one)
+      (TV_2: add_partitions_implicitly, called by kbroker for Produce/TxnOffsetCommit)
     EndTxn(commit|abort)    -> PrepareCommit|PrepareAbort   + markers in the result
-    markers_written(...)    -> CompleteCommit|CompleteAbort (partitions cleared)
+      (v5+: epoch + 1 first, and a next producer id when that exhausts the epoch)
+    markers_written(...)    -> CompleteCommit|CompleteAbort (partitions cleared; TV_2
+                               rotation: the next producer id with epoch 0)
 
 The two-step end: a Prepare* record makes the decision durable and the result carries
 one ``TxnMarker`` per partition; kbroker writes the control batches and then calls
@@ -57,6 +61,12 @@ timeout sweep first *fence*: the epoch is bumped by one (PrepareEpochFence, tran
 the transaction aborts under that new epoch (PrepareAbort record + ABORT markers), and
 InitProducerId answers CONCURRENT_TRANSACTIONS; the client's retry then finds
 CompleteAbort and gets a second bump. A wrong producer id gets INVALID_PRODUCER_ID_MAPPING.
+A TV_2 transaction (its last add or end came from a TV_2 request) is fenced with that
+same single bump, counted as its end-of-transaction bump (next producer id when it
+exhausts the epoch), so its client's late EndTxn(abort) v5 is a retry answered NONE.
+Kafka picks the fence's rules by the finalized transaction.version instead; kbroker
+picks them by the transaction's own client version, so a TV_0 client's transactions
+are fenced exactly as before whatever is finalized.
 
 Periodic timers (armed by ``on_loaded``): ``abort-timed-out-transactions`` (Ongoing
 transactions whose start + transaction.timeout.ms has passed are fenced and aborted) and
@@ -66,24 +76,28 @@ tombstone). Requests without a transactional id (idempotent producers) stay in k
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from kbroker.coordinator.records import partition_for as consumer_offsets_partition_for
 from kbroker.coordinator.timer import Timer
+from kbroker.coordinator.txn_admin import describe_transactions, list_transactions
 from kbroker.coordinator.txn_config import TransactionConfig
 from kbroker.coordinator.txn_records import TxnRecord, decode_txn_record, txn_record, txn_tombstone
 from kbroker.coordinator.txn_result import TxnMarker, TxnResult
 from kbroker.coordinator.txn_state import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
+    TV_0,
+    TV_2,
     TopicPartition,
     TransactionMetadata,
     TransactionState,
     assert_valid_transition,
     is_epoch_exhausted,
+    supports_epoch_bump,
 )
+from kbroker.coordinator.txn_v2 import complete, completed_ids, end_txn_v2_outcome, prepare_end_v2
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
 from kbroker.wire.messages.add_offsets_to_txn_response import AddOffsetsToTxnResponse
@@ -98,20 +112,13 @@ from kbroker.wire.messages.add_partitions_to_txn_response import (
     AddPartitionsToTxnTopicResult,
 )
 from kbroker.wire.messages.describe_transactions_request import DescribeTransactionsRequest
-from kbroker.wire.messages.describe_transactions_response import (
-    DescribeTransactionsResponse,
-    TopicData,
-)
-from kbroker.wire.messages.describe_transactions_response import (
-    TransactionState as DescribedTransaction,
-)
+from kbroker.wire.messages.describe_transactions_response import DescribeTransactionsResponse
 from kbroker.wire.messages.end_txn_request import EndTxnRequest
 from kbroker.wire.messages.end_txn_response import EndTxnResponse
 from kbroker.wire.messages.init_producer_id_request import InitProducerIdRequest
 from kbroker.wire.messages.init_producer_id_response import InitProducerIdResponse
 from kbroker.wire.messages.list_transactions_request import ListTransactionsRequest
 from kbroker.wire.messages.list_transactions_response import ListTransactionsResponse
-from kbroker.wire.messages.list_transactions_response import TransactionState as ListedTransaction
 
 __all__ = [
     "ABORT_TIMED_OUT_KEY",
@@ -244,6 +251,13 @@ class TransactionCoordinator:
             self.timer.cancel(markers_key(new.transactional_id))
 
     def _emit_markers(self, meta: TransactionMetadata, fx: _Effects) -> None:
+        """One marker per partition, and the retry timer; a transaction without
+        partitions (a TV_2 abort of nothing) has none to wait for and completes at once,
+        as Kafka's marker manager completes an empty marker set."""
+        if not meta.partitions:
+            target = S.COMPLETE_COMMIT if meta.state is S.PREPARE_COMMIT else S.COMPLETE_ABORT
+            self._write(meta, complete(meta, target, self.now_ms()), fx)
+            return
         commit = meta.state is S.PREPARE_COMMIT
         for tp in sorted(meta.partitions):
             fx.markers.append(
@@ -288,10 +302,7 @@ class TransactionCoordinator:
         ):
             return fx.result(None)
         target = S.COMPLETE_COMMIT if meta.state is S.PREPARE_COMMIT else S.COMPLETE_ABORT
-        new = meta.transit(
-            target, partitions=frozenset(), txn_last_update_timestamp_ms=self.now_ms()
-        )
-        self._write(meta, new, fx)
+        self._write(meta, complete(meta, target, self.now_ms()), fx)
         return fx.result(None)
 
     # -- InitProducerId ----------------------------------------------------------------------
@@ -380,11 +391,27 @@ class TransactionCoordinator:
         return E.NONE, new
 
     def _fence_and_abort(self, meta: TransactionMetadata, fx: _Effects) -> None:
-        """Ongoing -> PrepareEpochFence (epoch + 1, in memory) -> PrepareAbort (logged)."""
+        """Ongoing -> PrepareEpochFence (epoch + 1, in memory) -> PrepareAbort (logged).
+        A TV_2 transaction's PrepareAbort counts that bump as its end-of-transaction bump
+        (``prepare_end_v2``: a next producer id if it exhausts the epoch)."""
         if meta.producer_epoch >= 32767:
             raise AssertionError(
                 f"cannot fence {meta.transactional_id}: epoch {meta.producer_epoch}"
             )
+        if supports_epoch_bump(meta.client_transaction_version):
+            fenced = meta.transit(S.PREPARE_EPOCH_FENCE)
+            if self.on_transition is not None:
+                self.on_transition(meta.state, fenced.state)
+            next_id = self.allocate_producer_id() if meta.is_epoch_exhausted else NO_PRODUCER_ID
+            aborting = prepare_end_v2(
+                fenced,
+                S.PREPARE_ABORT,
+                now_ms=self.now_ms(),
+                next_producer_id=next_id,
+                no_partition_added=False,
+            )
+            self._write(fenced, aborting, fx)
+            return
         fenced = meta.transit(
             S.PREPARE_EPOCH_FENCE,
             producer_epoch=meta.producer_epoch + 1,
@@ -399,7 +426,8 @@ class TransactionCoordinator:
     def add_partitions_to_txn(
         self, request: AddPartitionsToTxnRequest, *, api_version: int
     ) -> TxnResult[AddPartitionsToTxnResponse]:
-        """v0-v3: one transaction (the client form); v4+: batched, with VerifyOnly."""
+        """v0-v3: one transaction (the client form, TV_0); v4+: batched (sent by brokers),
+        with VerifyOnly; a v4+ add is TV_2's implicit add (Kafka: ``version > 3``)."""
         fx = _Effects()
         response = AddPartitionsToTxnResponse()
         if api_version <= 3:
@@ -410,6 +438,7 @@ class TransactionCoordinator:
                 request.v3_and_below_topics,
                 api_version,
                 fx,
+                TV_0,
             )
             return fx.result(response)
         for txn in request.transactions:
@@ -425,6 +454,7 @@ class TransactionCoordinator:
                     txn.topics,
                     api_version,
                     fx,
+                    TV_2,
                 )
             response.results_by_transaction.append(
                 AddPartitionsToTxnResult(
@@ -441,6 +471,7 @@ class TransactionCoordinator:
         topics: list[AddPartitionsToTxnTopic],
         api_version: int,
         fx: _Effects,
+        client_transaction_version: int,
     ) -> list[AddPartitionsToTxnTopicResult]:
         wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
         unknown = set()
@@ -452,7 +483,9 @@ class TransactionCoordinator:
                 for tp in wanted
             }
         else:
-            code = self._add_partitions(txn_id, producer_id, producer_epoch, wanted, fx)
+            code = self._add_partitions(
+                txn_id, producer_id, producer_epoch, wanted, fx, client_transaction_version
+            )
             code = _client_error(code, "AddPartitionsToTxn", api_version)
             codes = dict.fromkeys(wanted, code)
         return _topic_results(topics, codes)
@@ -503,10 +536,29 @@ class TransactionCoordinator:
             request.producer_epoch,
             [TopicPartition(CONSUMER_OFFSETS_TOPIC, partition)],
             fx,
+            TV_0,  # Kafka passes TV_0 for AddOffsetsToTxn whatever its version
         )
         return fx.result(
             AddOffsetsToTxnResponse(error_code=_client_error(code, "AddOffsetsToTxn", api_version))
         )
+
+    def add_partitions_implicitly(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Iterable[TopicPartition],
+    ) -> TxnResult[ErrorCode]:
+        """TV_2's implicit add (KIP-890 part 2): what a partition leader's AddPartitionsToTxn
+        v5 (not VerifyOnly) does for a transactional Produce v12+ or a TxnOffsetCommit v5+.
+        The response is the coordinator's code: NONE, INVALID_PRODUCER_ID_MAPPING,
+        PRODUCER_FENCED, CONCURRENT_TRANSACTIONS (the previous transaction's markers are
+        pending) or INVALID_REQUEST; the caller maps it to its API's codes."""
+        fx = _Effects()
+        code = self._add_partitions(
+            transactional_id, producer_id, producer_epoch, list(partitions), fx, TV_2
+        )
+        return fx.result(code)
 
     def _check_producer(
         self, meta: TransactionMetadata | None, producer_id: int, producer_epoch: int
@@ -524,6 +576,7 @@ class TransactionCoordinator:
         producer_epoch: int,
         wanted: Iterable[TopicPartition],
         fx: _Effects,
+        client_transaction_version: int,
     ) -> ErrorCode:
         if not txn_id:
             return E.INVALID_REQUEST
@@ -543,14 +596,18 @@ class TransactionCoordinator:
             partitions=meta.partitions | added,
             txn_start_timestamp_ms=start_ms,
             txn_last_update_timestamp_ms=now_ms,
+            client_transaction_version=client_transaction_version,
         )
         self._write(meta, new, fx)
         return E.NONE
 
     # -- EndTxn ------------------------------------------------------------------------------
     def end_txn(self, request: EndTxnRequest, *, api_version: int) -> TxnResult[EndTxnResponse]:
-        """EndTxn v0-v4 (v5 is KIP-890 part 2 and is answered like v4, ids unchanged)."""
+        """EndTxn v0-v4 (TV_0: the epoch stays) and v5+ (TV_2: ``coordinator.txn_v2``; the
+        answer carries the producer id and epoch the client continues with)."""
         fx = _Effects()
+        if api_version >= 5:
+            return self._end_txn_v2(request, fx)
         code = self._end_txn(
             request.transactional_id,
             request.producer_id,
@@ -558,14 +615,38 @@ class TransactionCoordinator:
             request.committed,
             fx,
         )
-        response = EndTxnResponse(error_code=_client_error(code, "EndTxn", api_version))
-        if api_version >= 5:
-            meta = self.transactions.get(request.transactional_id)
-            if code is E.NONE and meta is not None:
+        return fx.result(EndTxnResponse(error_code=_client_error(code, "EndTxn", api_version)))
+
+    def _end_txn_v2(self, request: EndTxnRequest, fx: _Effects) -> TxnResult[EndTxnResponse]:
+        response = EndTxnResponse(error_code=E.NONE)
+        meta = self.transactions.get(request.transactional_id)
+        if not request.transactional_id:
+            response.error_code = E.INVALID_REQUEST
+        elif meta is None:
+            response.error_code = E.INVALID_PRODUCER_ID_MAPPING
+        else:
+            outcome = end_txn_v2_outcome(
+                meta, request.producer_id, request.producer_epoch, request.committed
+            )
+            if isinstance(outcome, TransactionState):
+                next_id = self.allocate_producer_id() if meta.is_epoch_exhausted else NO_PRODUCER_ID
+                new = prepare_end_v2(
+                    meta,
+                    outcome,
+                    now_ms=self.now_ms(),
+                    next_producer_id=next_id,
+                    no_partition_added=meta.state is not S.ONGOING,
+                )
+                self._write(meta, new, fx)
+                # kbroker answers after the markers: the ids of the completed state
+                response.producer_id, response.producer_epoch = completed_ids(new)
+            elif outcome is E.NONE:  # a retry of an answered end: the current ids
                 response.producer_id, response.producer_epoch = (
                     meta.producer_id,
                     meta.producer_epoch,
                 )
+            else:
+                response.error_code = outcome
         return fx.result(response)
 
     def _end_txn(
@@ -643,71 +724,19 @@ class TransactionCoordinator:
         self._schedule_remove_expired()
         return fx.result(None)
 
-    # -- admin -------------------------------------------------------------------------------
+    # -- admin (coordinator.txn_admin) ---------------------------------------------------------
     def describe_transactions(
         self, request: DescribeTransactionsRequest, *, api_version: int = 0
     ) -> TxnResult[DescribeTransactionsResponse]:
-        response = DescribeTransactionsResponse()
-        for txn_id in request.transactional_ids:
-            described = DescribedTransaction(transactional_id=txn_id)
-            meta = self.transactions.get(txn_id)
-            if not txn_id:
-                described.error_code = E.INVALID_REQUEST
-            elif meta is None:
-                described.error_code = E.TRANSACTIONAL_ID_NOT_FOUND
-            else:
-                by_topic: dict[str, list[int]] = {}
-                for tp in sorted(meta.partitions):
-                    by_topic.setdefault(tp.topic, []).append(tp.partition)
-                described.topics = [TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()]
-                described.producer_id = meta.producer_id
-                described.producer_epoch = meta.producer_epoch
-                described.transaction_state = str(meta.state)
-                described.transaction_timeout_ms = meta.txn_timeout_ms
-                described.transaction_start_time_ms = meta.txn_start_timestamp_ms
-            response.transaction_states.append(described)
-        return TxnResult(response=response)
+        return TxnResult(response=describe_transactions(self.transactions, request))
 
     def list_transactions(
         self, request: ListTransactionsRequest, *, api_version: int
     ) -> TxnResult[ListTransactionsResponse]:
         """State and producer-id filters; v1 duration filter; v2 id pattern (full match)."""
-        response = ListTransactionsResponse()
-        states: set[TransactionState] = set()
-        for name in request.state_filters:
-            state = TransactionState.from_name(name)
-            if state is None:
-                response.unknown_state_filters.append(name)
-            else:
-                states.add(state)
-        pattern: re.Pattern[str] | None = None
-        if api_version >= 2 and request.transactional_id_pattern:
-            try:
-                pattern = re.compile(request.transactional_id_pattern)
-            except re.error:
-                response.error_code = E.INVALID_REGULAR_EXPRESSION
-                return TxnResult(response=response)
-        producer_ids = set(request.producer_id_filters)
-        duration_ms = request.duration_filter if api_version >= 1 else -1
-        now_ms = self.now_ms()
-        for txn_id in sorted(self.transactions):
-            meta = self.transactions[txn_id]
-            if producer_ids and meta.producer_id not in producer_ids:
-                continue
-            if request.state_filters and meta.state not in states:
-                continue
-            if duration_ms >= 0 and now_ms - meta.txn_start_timestamp_ms <= duration_ms:
-                continue
-            if pattern is not None and pattern.fullmatch(txn_id) is None:
-                continue
-            response.transaction_states.append(
-                ListedTransaction(
-                    transactional_id=txn_id,
-                    producer_id=meta.producer_id,
-                    transaction_state=str(meta.state),
-                )
-            )
-        return TxnResult(response=response)
+        return TxnResult(
+            response=list_transactions(self.transactions, request, api_version, self.now_ms())
+        )
 
 
 def _is_valid_producer_id(meta: TransactionMetadata, producer_id: int, producer_epoch: int) -> bool:

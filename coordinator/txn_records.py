@@ -4,8 +4,12 @@ Key   = int16 key version (0) + ``TransactionLogKey`` v0 (the transactional id).
 Value = int16 value version + ``TransactionLogValue``; a tombstone (None) removes an
         expired transactional id.
 We write value v1 (flexible; Kafka 4.x writes v1 once transaction version 1 is on), with
-the tagged ``PreviousProducerId`` set after a producer-id rotation; we read v0 and v1, so
-logs written by Kafka itself replay. Empty has a null partition list, as Kafka writes it.
+the tagged ``PreviousProducerId`` set after a producer-id rotation, ``NextProducerId`` in
+a TV_2 PrepareCommit/PrepareAbort whose epoch bump exhausted the epoch (KIP-890 part 2),
+and ``ClientTransactionVersion`` (the level of the request behind the last add or end;
+not written while 0, so a TV_0 transaction's records are what they were before TV_2).
+We read v0 and v1, so logs written by Kafka itself replay. Empty has a null partition
+list, as Kafka writes it.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ def txn_record(meta: TransactionMetadata) -> TxnRecord:
     value = TransactionLogValue(
         producer_id=meta.producer_id,
         previous_producer_id=prev,
+        next_producer_id=meta.next_producer_id,
         producer_epoch=meta.producer_epoch,
         transaction_timeout_ms=meta.txn_timeout_ms,
         transaction_status=meta.state.value,
@@ -100,6 +105,7 @@ def txn_record(meta: TransactionMetadata) -> TxnRecord:
         ),
         transaction_last_update_timestamp_ms=meta.txn_last_update_timestamp_ms,
         transaction_start_timestamp_ms=meta.txn_start_timestamp_ms,
+        client_transaction_version=meta.client_transaction_version,
     )
     raw = _INT16.pack(VALUE_VERSION) + encode(value, VALUE_VERSION)
     return TxnRecord(_key(meta.transactional_id), raw, meta.transactional_id)
@@ -152,5 +158,7 @@ def decode_txn_record(key: bytes, value: bytes | None) -> tuple[str, Transaction
         txn_last_update_timestamp_ms=tv.transaction_last_update_timestamp_ms,
         prev_producer_id=prev,
         last_producer_epoch=NO_PRODUCER_EPOCH,
+        next_producer_id=tv.next_producer_id,  # tagged: -1 and 0 in a v0 value
+        client_transaction_version=tv.client_transaction_version,
     )
     return txn_id, meta

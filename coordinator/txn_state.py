@@ -3,8 +3,9 @@ per-transactional-id metadata value.
 
 Everything that decides which state may follow which lives here; the handlers in
 ``txn_coordinator`` only ask for a transition, and ``assert_valid_transition`` refuses an
-edge the table does not list. The table is Kafka 4.x's for transaction protocol v1
-(without KIP-890 part 2, whose extra edges Empty/Complete* -> PrepareAbort are left out).
+edge the table does not list. The table is Kafka 4.x's, with KIP-890 part 2's extra
+edges Empty/Complete* -> PrepareAbort (a transaction version 2 client may abort when no
+partition was added, because partitions join implicitly and it cannot know).
 """
 
 from __future__ import annotations
@@ -17,18 +18,34 @@ __all__ = [
     "ALLOWED_PREVIOUS",
     "NO_PRODUCER_EPOCH",
     "NO_PRODUCER_ID",
+    "TV_0",
+    "TV_2",
     "IllegalTransition",
     "TopicPartition",
     "TransactionMetadata",
     "TransactionState",
     "assert_valid_transition",
     "is_epoch_exhausted",
+    "supports_epoch_bump",
 ]
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 MAX_PRODUCER_EPOCH = 32767
 """Epochs are int16 on the wire."""
+
+# Kafka's TransactionVersion levels as a client speaks them (``ClientTransactionVersion``
+# of TransactionLogValue).  The coordinator derives the level from the request version,
+# as Kafka does: AddPartitionsToTxn v4+ (sent by brokers: the implicit add of a Produce
+# v12+ or TxnOffsetCommit v5+) and EndTxn v5+ are TV_2; older versions and
+# AddOffsetsToTxn are TV_0.  Level 1 only changes the log format, never a client's view.
+TV_0 = 0
+TV_2 = 2
+
+
+def supports_epoch_bump(client_transaction_version: int) -> bool:
+    """KIP-890 part 2: every transaction end bumps the producer epoch (TV_2 and up)."""
+    return client_transaction_version >= TV_2
 
 
 def is_epoch_exhausted(epoch: int) -> bool:
@@ -101,16 +118,21 @@ _DOCS: dict[TransactionState, str] = {
 
     action: InitProducerId bumps the epoch (fencing the previous producer) or rotates the
             producer id when the epoch is exhausted; AddPartitionsToTxn/AddOffsetsToTxn
-            start a transaction; EndTxn gets INVALID_TXN_STATE.
+            (or, TV_2, a Produce/TxnOffsetCommit adding implicitly) start a transaction;
+            EndTxn gets INVALID_TXN_STATE, except EndTxn(abort) v5+ with the current
+            epoch, which aborts the empty transaction with an epoch bump (TV_2).
     transition: InitProducerId => Empty (new epoch)
                 partitions added => Ongoing
+                EndTxn(abort) v5+ => PrepareAbort (epoch + 1, no partitions)
                 transactional.id.expiration.ms passed => Dead
     """,
     S.ONGOING: """A transaction is in progress; partitions have been added to it.
 
     action: AddPartitionsToTxn/AddOffsetsToTxn add partitions (answered at once when they
-            are already in); EndTxn(commit) prepares the commit, EndTxn(abort) the abort;
-            InitProducerId fences the epoch, aborts, and answers CONCURRENT_TRANSACTIONS.
+            are already in); EndTxn(commit) prepares the commit, EndTxn(abort) the abort
+            (v5+, TV_2: with the epoch bumped, and a next producer id when the epoch is
+            exhausted); InitProducerId fences the epoch, aborts, and answers
+            CONCURRENT_TRANSACTIONS.
     transition: more partitions => Ongoing
                 EndTxn(commit) => PrepareCommit;  EndTxn(abort) => PrepareAbort
                 transaction.timeout.ms passed, or InitProducerId => PrepareEpochFence
@@ -118,8 +140,11 @@ _DOCS: dict[TransactionState, str] = {
     S.PREPARE_COMMIT: """The commit decision is durable; markers are being written.
 
     action: EndTxn(commit) and InitProducerId and AddPartitions get CONCURRENT_TRANSACTIONS
-            (retriable); EndTxn(abort) gets INVALID_TXN_STATE.
-    transition: every partition has its COMMIT marker => CompleteCommit
+            (retriable); EndTxn(abort) gets INVALID_TXN_STATE.  A TV_2 transaction holds
+            the bumped epoch here (its markers carry it); EndTxn v5 is accepted only with
+            the epoch before the bump (a retry).
+    transition: every partition has its COMMIT marker => CompleteCommit (the next
+                producer id, epoch 0, when the bump exhausted the epoch)
     """,
     S.PREPARE_ABORT: """The abort decision is durable; markers are being written.
 
@@ -128,15 +153,21 @@ _DOCS: dict[TransactionState, str] = {
     """,
     S.COMPLETE_COMMIT: """The last transaction committed; no transaction in progress.
 
-    action: as Empty, except EndTxn(commit) with the current epoch answers NONE (a retry
-            of the commit whose answer was lost) and EndTxn(abort) INVALID_TXN_STATE.
+    action: as Empty, except EndTxn(commit) v0-v4 with the current epoch answers NONE (a
+            retry of the commit whose answer was lost) and EndTxn(abort) INVALID_TXN_STATE.
+            EndTxn v5+ (TV_2): commit with the epoch before the bump (or the old
+            producer id at 32766 after a rotation) is the retry and answers NONE with
+            the current ids; abort with the current epoch starts an empty abort.
     transition: InitProducerId => Empty;  partitions added => Ongoing
+                EndTxn(abort) v5+ => PrepareAbort (epoch + 1, no partitions)
                 transactional.id.expiration.ms passed => Dead
     """,
     S.COMPLETE_ABORT: """The last transaction aborted; no transaction in progress.
 
-    action: as CompleteCommit, with commit and abort swapped.
+    action: as CompleteCommit, with commit and abort swapped (EndTxn(abort) v5+ with the
+            current epoch starts another, empty abort).
     transition: InitProducerId => Empty;  partitions added => Ongoing
+                EndTxn(abort) v5+ => PrepareAbort (epoch + 1, no partitions)
                 transactional.id.expiration.ms passed => Dead
     """,
     S.DEAD: """The transactional id expired; its tombstone is being written.
@@ -147,6 +178,8 @@ _DOCS: dict[TransactionState, str] = {
     S.PREPARE_EPOCH_FENCE: """The coordinator is fencing the producer (timeout, or a new
     InitProducerId while a transaction is open): the epoch is bumped by one, then the
     transaction aborts under the new epoch, so the old producer's requests are fenced.
+    A TV_2 transaction gets that one bump as its end-of-transaction bump (a next
+    producer id when it exhausts the epoch), as Kafka's newest coordinators do.
 
     action: transient; it is never written to the log nor seen by a request (kbroker runs
             the fence and the PrepareAbort in one step).
@@ -161,7 +194,9 @@ ALLOWED_PREVIOUS: dict[TransactionState, frozenset[TransactionState]] = {
     S.EMPTY: frozenset({S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT}),
     S.ONGOING: frozenset({S.ONGOING, S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT}),
     S.PREPARE_COMMIT: frozenset({S.ONGOING}),
-    S.PREPARE_ABORT: frozenset({S.ONGOING, S.PREPARE_EPOCH_FENCE}),
+    S.PREPARE_ABORT: frozenset(
+        {S.ONGOING, S.PREPARE_EPOCH_FENCE, S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT}
+    ),
     S.COMPLETE_COMMIT: frozenset({S.PREPARE_COMMIT}),
     S.COMPLETE_ABORT: frozenset({S.PREPARE_ABORT}),
     S.DEAD: frozenset({S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT}),
@@ -185,7 +220,8 @@ class TransactionMetadata:
     a transition makes a new one with ``transit``).
 
     Invariants: ``partitions`` is empty in Empty/Complete*/Dead and non-empty in Ongoing
-    and Prepare*; ``txn_start_timestamp_ms`` is -1 in Empty and the time the first
+    and Prepare*, except a TV_2 abort of a transaction without partitions (an empty
+    PrepareAbort); ``txn_start_timestamp_ms`` is -1 in Empty and the time the first
     partition was added otherwise; ``producer_epoch`` is in [0, 32767].
 
     ``prev_producer_id`` is the producer id before the latest transition: it differs from
@@ -193,8 +229,14 @@ class TransactionMetadata:
     of that InitProducerId (carrying the old id) is recognised.
 
     ``last_producer_epoch`` is the epoch before the last InitProducerId bump (KIP-360:
-    a retry whose answer was lost returns the current epoch again); like Kafka it is not
-    in the log, so a reloaded coordinator starts with -1 there.
+    a retry whose answer was lost returns the current epoch again), or before a TV_2
+    end-of-transaction bump; like Kafka it is not in the log, so a reloaded coordinator
+    starts with -1 there.
+
+    ``next_producer_id`` (TV_2) is set in PrepareCommit/PrepareAbort when the bump
+    reached the last epoch: the completion moves to that producer id with epoch 0.
+    ``client_transaction_version`` is the TV level of the request behind the last
+    add or end (``TV_0``/``TV_2``); both are logged (tagged fields).
     """
 
     transactional_id: str
@@ -207,6 +249,8 @@ class TransactionMetadata:
     txn_last_update_timestamp_ms: int = -1
     prev_producer_id: int = NO_PRODUCER_ID
     last_producer_epoch: int = NO_PRODUCER_EPOCH
+    next_producer_id: int = NO_PRODUCER_ID
+    client_transaction_version: int = TV_0
 
     def transit(self, target: TransactionState, **changes: object) -> TransactionMetadata:
         """The metadata after moving to ``target``; refuses an edge the table lacks.

@@ -19,7 +19,7 @@ from kbroker.coordinator.txn_config import TransactionConfig
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.coordinator.txn_records import TxnRecord
 from kbroker.coordinator.txn_result import TxnCompletion, TxnMarker, TxnResult
-from kbroker.coordinator.txn_state import TransactionState
+from kbroker.coordinator.txn_state import TopicPartition, TransactionState
 from kbroker.wire.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
 from kbroker.wire.messages.add_partitions_to_txn_request import (
     AddPartitionsToTxnRequest,
@@ -157,6 +157,37 @@ class TxnTestContext:
         response = self.finish(self.coord.add_offsets_to_txn(request, api_version=version))
         assert response is not None
         return response.error_code
+
+    def add_implicitly(
+        self,
+        txn_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        topic: str = "topic",
+        partition: int = 0,
+    ) -> int:
+        """TV_2's implicit add (a transactional Produce v12+ / TxnOffsetCommit v5+)."""
+        code = self.finish(
+            self.coord.add_partitions_implicitly(
+                txn_id, producer_id, producer_epoch, [TopicPartition(topic, partition)]
+            )
+        )
+        assert code is not None
+        return int(code)
+
+    def end_v2(
+        self, txn_id: str, producer_id: int, producer_epoch: int, commit: bool = True
+    ) -> tuple[int, int, int]:
+        """EndTxn v5: (error code, producer id, producer epoch) of the answer."""
+        request = EndTxnRequest(
+            transactional_id=txn_id,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            committed=commit,
+        )
+        response = self.finish(self.coord.end_txn(request, api_version=5))
+        assert response is not None
+        return response.error_code, response.producer_id, response.producer_epoch
 
     def end(
         self,

@@ -56,7 +56,7 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: ("offset_for_leader_epoch", 2, 4),
     ApiKey.ADD_PARTITIONS_TO_TXN: ("add_partitions_to_txn", 0, 5),
     ApiKey.ADD_OFFSETS_TO_TXN: ("add_offsets_to_txn", 0, 4),
-    ApiKey.END_TXN: ("end_txn", 0, 4),
+    ApiKey.END_TXN: ("end_txn", 0, 5),
     ApiKey.TXN_OFFSET_COMMIT: ("txn_offset_commit", 0, 5),
     ApiKey.DESCRIBE_CONFIGS: ("describe_configs", 1, 4),
     ApiKey.ALTER_CONFIGS: ("alter_configs", 0, 2),

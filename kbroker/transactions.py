@@ -141,6 +141,17 @@ class TransactionRuntime:
 
     # -- checks other handlers need ----------------------------------------------------------
 
+    def add_partition_implicitly(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str, partition: int) -> Any:
+        """TV_2 (KIP-890 part 2): add ``topic``/``partition`` to the producer's transaction,
+        as a Kafka partition leader's AddPartitionsToTxn v5 does for a transactional
+        Produce v12+ or TxnOffsetCommit v5+; the coordinator's error code."""
+        assert self.coordinator is not None
+        return self.finish(
+            self.coordinator.add_partitions_implicitly(
+                transactional_id, producer_id, producer_epoch, [TopicPartition(topic, partition)]
+            )
+        )
+
     def verify_partition(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str, partition: int) -> Any:
         """The error code for a transactional write to ``topic``/``partition`` (NONE if it
         is part of the producer's ongoing transaction)."""

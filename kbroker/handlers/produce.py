@@ -16,10 +16,16 @@ Version notes:
 - Idempotence: a duplicate of one of the producer's last five batches is answered NONE with
   the original base offset; OUT_OF_ORDER_SEQUENCE_NUMBER / INVALID_PRODUCER_EPOCH otherwise.
 - v2+ log_append_time_ms (-1 for CreateTime topics); v5+ log_start_offset; v8+ error_message.
-- Transactional batches must belong to the request's transactional id and to a partition
-  its ongoing transaction added (AddPartitionsToTxn), else INVALID_TXN_STATE (or the
-  coordinator's fencing error).  Kafka does this from 3.6 (KIP-890 part 1); an emulated
-  older release (``kbroker.emulate.version`` < 3.6) does not check.
+- Transactional batches must belong to the request's transactional id.  v3-v11 (transaction
+  version 0/1 clients): the partition must be one its ongoing transaction added
+  (AddPartitionsToTxn), else INVALID_TXN_STATE (or the coordinator's fencing error).
+  Kafka does this from 3.6 (KIP-890 part 1); an emulated older release
+  (``kbroker.emulate.version`` < 3.6) does not check.  v12+ (transaction version 2,
+  KIP-890 part 2): the partition is added to the transaction here, as a Kafka leader's
+  AddPartitionsToTxn v5 does; the coordinator's answers become Produce codes as Kafka's
+  ReplicaManager maps them: PRODUCER_FENCED -> INVALID_PRODUCER_EPOCH,
+  CONCURRENT_TRANSACTIONS (the previous transaction's markers pending) ->
+  NOT_ENOUGH_REPLICAS (retriable), INVALID_PRODUCER_ID_MAPPING as it is.
 - A produce never creates a topic (Kafka auto-creates on Metadata only).
 - Compacted topics (cleanup.policy has compact) refuse a record without a key:
   INVALID_RECORD with v8+ record_errors naming the record's index in its batch, as
@@ -59,6 +65,13 @@ from kbroker.wire.records import CorruptRecordBatch, RecordBatchView, decode_rec
 VALID_ACKS = (-1, 0, 1)
 # v0-2 (message formats v0/v1) are advertised for librdkafka 2.0.2's sake, never served.
 FIRST_SERVED_VERSION = 3
+# v12+ come from transaction version 2 clients: the partition joins the transaction here.
+IMPLICIT_ADD_VERSION = 12
+# The coordinator's implicit-add answers as Kafka's ReplicaManager hands them to producers.
+IMPLICIT_ADD_ERRORS = {
+    ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH,
+    ErrorCode.CONCURRENT_TRANSACTIONS: ErrorCode.NOT_ENOUGH_REPLICAS,
+}
 # v13+ name topics by topic id (KIP-516).
 TOPIC_ID_VERSION = 13
 
@@ -75,6 +88,9 @@ def _check_transactional(ctx: RequestContext, transactional_id: str | None, topi
         return ErrorCode.NONE
     if transactional_id is None:
         return ErrorCode.INVALID_TXN_STATE
+    if ctx.api_version >= IMPLICIT_ADD_VERSION:
+        added = ErrorCode(ctx.broker.transactions.add_partition_implicitly(transactional_id, first.producer_id, first.producer_epoch, topic_name, p.index))
+        return IMPLICIT_ADD_ERRORS.get(added, added)
     if not ctx.broker.emulation.verifies_transactional_produce:
         return ErrorCode.NONE
     code: ErrorCode = ctx.broker.transactions.verify_partition(

@@ -1,16 +1,19 @@
 """TxnOffsetCommit (key 28).
 
 Version notes:
-- v0-v5 served (aiokafka v0, kafkajs v1, librdkafka/kafka-python v3).  v3 adds the group
-  generation/member checks (KIP-447).  v4 only allows TRANSACTION_ABORTABLE, which kbroker
-  never sends; v5 is v4 for a transaction.version 1 transaction (the implicit
-  AddOffsetsToTxn of KIP-890 part 2 needs transaction.version 2, not offered), so the
-  group's partition must still have been added.
+- v0-v5 served (aiokafka v0, kafkajs v1, librdkafka/kafka-python v3, the Java producer
+  v5 with transaction.version 2).  v3 adds the group generation/member checks (KIP-447).
+  v4 only allows TRANSACTION_ABORTABLE, which kbroker never sends.  v5 comes from
+  transaction version 2 clients (KIP-890 part 2), which send no AddOffsetsToTxn: the
+  group's __consumer_offsets partition is added to the transaction here (Kafka's
+  implicit add); fencing there is INVALID_PRODUCER_EPOCH, pending markers of the previous
+  transaction COORDINATOR_NOT_AVAILABLE (retriable), as Kafka's group coordinator
+  answers them.
 - Every version: a partition that does not exist (unknown topic, or an index beyond the
   topic's partition count) is answered UNKNOWN_TOPIC_OR_PARTITION first, as Kafka's
   KafkaApis does; only the other partitions go on to the transaction and group checks.
-- The group's __consumer_offsets partition must have been added to the producer's ongoing
-  transaction (AddOffsetsToTxn); otherwise every partition gets the transaction
+- v0-v4: the group's __consumer_offsets partition must have been added to the producer's
+  ongoing transaction (AddOffsetsToTxn); otherwise every partition gets the transaction
   coordinator's answer (INVALID_TXN_STATE, PRODUCER_FENCED / INVALID_PRODUCER_EPOCH before
   v2, INVALID_PRODUCER_ID_MAPPING).  The offsets stay pending until the COMMIT marker.
 - ACLs: WRITE on the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the
@@ -38,6 +41,14 @@ from kbroker.wire.messages.txn_offset_commit_response import (
     TxnOffsetCommitResponseTopic,
 )
 
+# v5+ come from transaction version 2 clients: the group's partition joins the transaction here.
+IMPLICIT_ADD_VERSION = 5
+# The implicit add's answers as Kafka's group coordinator hands them to the producer.
+IMPLICIT_ADD_ERRORS = {
+    ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH,
+    ErrorCode.CONCURRENT_TRANSACTIONS: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+}
+
 
 def _commit_existing(ctx: RequestContext, req: TxnOffsetCommitRequest) -> dict[tuple[str, int], int]:
     """Verify the transaction and commit ``req`` (every partition of which exists);
@@ -46,7 +57,11 @@ def _commit_existing(ctx: RequestContext, req: TxnOffsetCommitRequest) -> dict[t
     groups = broker.groups
     assert groups.coordinator is not None
     partition = partition_for(req.group_id, groups.num_partitions)
-    code = broker.transactions.verify_partition(req.transactional_id, req.producer_id, req.producer_epoch, OFFSETS_TOPIC, partition)
+    if ctx.api_version >= IMPLICIT_ADD_VERSION:
+        added = ErrorCode(broker.transactions.add_partition_implicitly(req.transactional_id, req.producer_id, req.producer_epoch, OFFSETS_TOPIC, partition))
+        code = IMPLICIT_ADD_ERRORS.get(added, added)
+    else:
+        code = broker.transactions.verify_partition(req.transactional_id, req.producer_id, req.producer_epoch, OFFSETS_TOPIC, partition)
     if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 2:
         code = ErrorCode.INVALID_PRODUCER_EPOCH
     if code != ErrorCode.NONE:

@@ -11,7 +11,7 @@ Version notes:
   metadata.version downgrade) or INVALID_REQUEST (a feature named twice).  The error is
   top level; v0-1 also repeat it in every feature's result (v2 has no results).
 - The supported ranges are the emulated release's, capped to what kbroker implements
-  (``kbroker.emulation``): transaction.version stops at 1, group.version at 0 while
+  (``kbroker.emulation``): group.version stops at 0 while
   ConsumerGroupHeartbeat is not served.  Kafka's feature dependencies (e.g. a minimum
   metadata.version for group.version 1) are not checked.
 - A change is durable (``kbroker.features``) and raises the finalized epoch that

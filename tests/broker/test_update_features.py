@@ -46,23 +46,23 @@ def test_a_fresh_broker_reports_the_newest_release_levels(client: RawClient) -> 
 @pytest.mark.parametrize("version", [0, 1, 2])
 def test_a_downgrade_and_upgrade_are_finalized_and_bump_the_epoch(client: RawClient, version: int) -> None:
     before, epoch = finalized(client)
-    assert before["transaction.version"] == 1
+    assert before["transaction.version"] == 2
     resp = update(client, version, ("transaction.version", 0, SAFE_DOWNGRADE))
     assert resp.error_code == ErrorCode.NONE, resp.error_message
     assert [(r.feature, r.error_code) for r in resp.results] == ([] if version == 2 else [("transaction.version", 0)])
     after, epoch_after = finalized(client)
     assert "transaction.version" not in after and epoch_after == epoch + 1
-    assert update(client, version, ("transaction.version", 1, UPGRADE)).error_code == ErrorCode.NONE
+    assert update(client, version, ("transaction.version", 2, UPGRADE)).error_code == ErrorCode.NONE
     assert finalized(client) == (before, epoch + 2)
     # the same level again changes nothing, not even the epoch
-    assert update(client, version, ("transaction.version", 1, UPGRADE)).error_code == ErrorCode.NONE
+    assert update(client, version, ("transaction.version", 2, UPGRADE)).error_code == ErrorCode.NONE
     assert finalized(client)[1] == epoch + 2
 
 
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (("transaction.version", 2, UPGRADE), "only supports versions 0-1"),  # EndTxn v5 not served
+        (("transaction.version", 3, UPGRADE), "only supports versions 0-2"),  # Kafka 4.2's range
         # group.version 1 is supported once ConsumerGroupHeartbeat is served; 2 never is
         (("group.version", 2, UPGRADE), "only supports versions 0-1"),
         (("no.such.version", 1, UPGRADE), "does not support the given feature"),

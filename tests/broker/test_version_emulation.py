@@ -45,7 +45,7 @@ from kbroker.wire.messages.produce_request import (
 from kbroker.wire.records import build_record_batch, make_batch
 
 from kbroker.config import ConfigError, build_config
-from kbroker.emulation import emulation_for
+from kbroker.emulation import _capped_max, emulation_for
 from kbroker.registry import API_TABLE, served_ranges
 from kbroker.release_versions import API_RANGES, FINALIZED_FEATURES, NEWEST, RELEASES
 from kbroker.testing import BrokerThread
@@ -115,18 +115,28 @@ def test_telemetry_apis_are_advertised_with_a_receiver_from_3_7_on() -> None:
         has = tuple(map(int, release.split("."))) >= (3, 7)
         assert (ranges.get(ApiKey.GET_TELEMETRY_SUBSCRIPTIONS), ranges.get(ApiKey.PUSH_TELEMETRY)) == (((0, 0), (0, 0)) if has else (None, None)), release
         assert ApiKey.PUSH_TELEMETRY not in emulation_for(release).api_ranges
-    # the KIP-890 part 1 and topic-id versions Kafka 4.1 serves
-    for key, hi in ((ApiKey.PRODUCE, 13), (ApiKey.FETCH, 18), (ApiKey.ADD_PARTITIONS_TO_TXN, 5), (ApiKey.TXN_OFFSET_COMMIT, 5), (ApiKey.INIT_PRODUCER_ID, 5)):
+    # the KIP-890 part 1 and 2 and topic-id versions Kafka 4.1 serves
+    for key, hi in (
+        (ApiKey.PRODUCE, 13),
+        (ApiKey.FETCH, 18),
+        (ApiKey.ADD_PARTITIONS_TO_TXN, 5),
+        (ApiKey.TXN_OFFSET_COMMIT, 5),
+        (ApiKey.INIT_PRODUCER_ID, 5),
+        (ApiKey.END_TXN, 5),
+    ):
         assert API_TABLE[key][2] == hi, key
 
 
 def test_features_are_capped_to_the_levels_kbroker_implements() -> None:
     e = emulation_for("4.1")
-    # EndTxn v5 (epoch bump per transaction) is not served: no transaction.version 2
-    assert e.api_ranges[ApiKey.END_TXN][1] < 5
+    # EndTxn v5 (epoch bump per transaction, KIP-890 part 2) is served: transaction.version 2
+    assert e.api_ranges[ApiKey.END_TXN] == (0, 5)
     assert FINALIZED_FEATURES["4.1"]["transaction.version"] == 2
-    assert e.finalized_features["transaction.version"] == 1  # TV_1: no client-visible change
-    assert e.supported_features["transaction.version"] == (0, 1)
+    assert e.finalized_features["transaction.version"] == 2
+    assert e.supported_features["transaction.version"] == (0, 2)
+    # the KIP-890 part 2 cap still holds: a registry without EndTxn v5 offers TV_1 at most
+    no_v5 = {**e.api_ranges, ApiKey.END_TXN: (0, 4)}
+    assert _capped_max("transaction.version", 2, no_v5) == 1
     # no ConsumerGroupHeartbeat yet: group.version stays 0 (KIP-848 not offered)
     if ApiKey.CONSUMER_GROUP_HEARTBEAT not in API_TABLE:
         assert "group.version" not in e.finalized_features
@@ -337,17 +347,26 @@ def test_kafka_python_infers_each_emulated_release(release: str) -> None:
 
 
 @pytest.mark.parametrize("emulated", [None], indirect=True)
-def test_the_default_offers_no_transaction_version_2_without_end_txn_v5(emulated: RawClient) -> None:
+def test_the_default_finalizes_transaction_version_2_and_serves_end_txn_v5(emulated: RawClient) -> None:
     # Kafka 4.2 finalizes transaction.version 2, whose clients (the Java producer from 4.0)
-    # then skip AddPartitionsToTxn and expect EndTxn v5's epoch bump; kbroker serves
-    # neither yet, so the default must advertise EndTxn up to v4 and transaction.version 1.
+    # skip AddPartitionsToTxn and expect EndTxn v5's epoch bump; kbroker serves both.
     assert FINALIZED_FEATURES[NEWEST]["transaction.version"] == 2
     v4 = emulated.request(ApiVersionsRequest(client_software_name="raw", client_software_version="1"), 4)
     ranges = {k.api_key: (k.min_version, k.max_version) for k in v4.api_keys}
     supported = {f.name: (f.min_version, f.max_version) for f in v4.supported_features}
     finalized = {f.name: f.max_version_level for f in v4.finalized_features}
-    assert ranges[ApiKey.END_TXN] == (0, 4)
-    assert supported["transaction.version"] == (0, 1) and finalized["transaction.version"] == 1
+    assert ranges[ApiKey.END_TXN] == (0, 5)
+    assert supported["transaction.version"] == (0, 2) and finalized["transaction.version"] == 2
+    answer = emulated.request(EndTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0, committed=True), 5)
+    assert answer.error_code == ErrorCode.INVALID_PRODUCER_ID_MAPPING  # answered, not refused
+
+
+@pytest.mark.parametrize("emulated", ["3.9"], indirect=True)
+def test_an_emulated_3_x_keeps_transaction_version_0_and_refuses_end_txn_v5(emulated: RawClient) -> None:
+    v3 = emulated.request(ApiVersionsRequest(client_software_name="raw", client_software_version="1"), 3)
+    ranges = {k.api_key: (k.min_version, k.max_version) for k in v3.api_keys}
+    assert ranges[ApiKey.END_TXN] == (0, 4) and ranges[ApiKey.PRODUCE][1] == 11
+    assert not v3.finalized_features and not v3.supported_features  # ZooKeeper-mode 3.9
     header = RequestHeader(request_api_key=ApiKey.END_TXN, request_api_version=5, correlation_id=9, client_id="raw")
     emulated.send_raw(encode_request(header, EndTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0, committed=True)))
     assert emulated.recv_frame() is None

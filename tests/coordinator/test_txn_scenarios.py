@@ -381,7 +381,8 @@ def test_batched_v4_add_and_verify_only() -> None:
     assert codes == [E.INVALID_TXN_STATE, E.NONE, E.NONE, E.INVALID_PRODUCER_ID_MAPPING]
 
 
-def test_end_txn_v5_returns_the_producer_id_and_epoch() -> None:
+def test_end_txn_v5_returns_the_producer_id_and_the_bumped_epoch() -> None:
+    # KIP-890 part 2: v5 bumps the epoch at every end (v0-v4 keep it; see test_txn_v2)
     ctx = TxnTestContext()
     pid, epoch = started(ctx)
     request = EndTxnRequest(
@@ -392,7 +393,7 @@ def test_end_txn_v5_returns_the_producer_id_and_epoch() -> None:
         response.error_code,
         response.producer_id,
         response.producer_epoch,
-    ) == (0, pid, epoch)
+    ) == (0, pid, epoch + 1)
 
 
 # -- timers ------------------------------------------------------------------------------------

@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from kbroker.coordinator.txn_coordinator import PRODUCER_FENCED_SINCE
-from kbroker.coordinator.txn_state import ALLOWED_PREVIOUS, TransactionMetadata
+from kbroker.coordinator.txn_state import (
+    ALLOWED_PREVIOUS,
+    TopicPartition,
+    TransactionMetadata,
+    supports_epoch_bump,
+)
 from kbroker.coordinator.txn_state import TransactionState as S
 from kbroker.coordinator.txn_testing import TxnTestContext
 from kbroker.wire.errors import ErrorCode as E
@@ -32,6 +37,8 @@ ALLOWED_CODES = {
     "init": {E.NONE, E.CONCURRENT_TRANSACTIONS, E.INVALID_REQUEST} | FENCING,
     "add": {E.NONE, E.CONCURRENT_TRANSACTIONS, E.INVALID_PRODUCER_ID_MAPPING} | FENCING,
     "add_offsets": {E.NONE, E.CONCURRENT_TRANSACTIONS, E.INVALID_PRODUCER_ID_MAPPING} | FENCING,
+    "add_implicit": {E.NONE, E.CONCURRENT_TRANSACTIONS, E.INVALID_PRODUCER_ID_MAPPING}
+    | {E.PRODUCER_FENCED},
     "end": {E.NONE, E.CONCURRENT_TRANSACTIONS, E.INVALID_PRODUCER_ID_MAPPING, E.INVALID_TXN_STATE}
     | FENCING,
 }
@@ -39,6 +46,7 @@ API_NAME = {
     "init": "InitProducerId",
     "add": "AddPartitionsToTxn",
     "add_offsets": "AddOffsetsToTxn",
+    "add_implicit": "AddPartitionsToTxn",  # the v5 add a partition leader makes (TV_2)
     "end": "EndTxn",
 }
 
@@ -83,7 +91,14 @@ def check_invariants(ctx: TxnTestContext) -> None:
 def check_metadata(meta: TransactionMetadata) -> None:
     assert meta.state not in (S.DEAD, S.PREPARE_EPOCH_FENCE)
     assert 0 <= meta.producer_epoch <= 32767
-    assert bool(meta.partitions) == (meta.state in (S.ONGOING, S.PREPARE_COMMIT, S.PREPARE_ABORT))
+    if meta.state is S.PREPARE_ABORT and supports_epoch_bump(meta.client_transaction_version):
+        pass  # a TV_2 client may abort a transaction that never added a partition
+    else:
+        assert bool(meta.partitions) == (
+            meta.state in (S.ONGOING, S.PREPARE_COMMIT, S.PREPARE_ABORT)
+        )
+    if meta.next_producer_id != -1:
+        assert meta.state.is_prepared and meta.producer_epoch == 32767
     assert (meta.txn_start_timestamp_ms == -1) == (meta.state is S.EMPTY)
 
 
@@ -97,6 +112,12 @@ REQUEST = st.one_of(
     st.tuples(
         st.just("add"),
         st.integers(0, 3),
+        st.sampled_from(["current", "stale", "other-pid", "future"]),
+        st.booleans(),
+    ),
+    st.tuples(
+        st.just("add_implicit"),
+        st.just(5),
         st.sampled_from(["current", "stale", "other-pid", "future"]),
         st.booleans(),
     ),
@@ -134,6 +155,9 @@ def send(ctx: TxnTestContext, txn_id: str, request: tuple[str, int, str, bool]) 
         )
     if kind == "add_offsets":
         return ctx.add_offsets(txn_id, pid, epoch, "group", version=version)
+    if kind == "add_implicit":
+        tp = TopicPartition("t", 1 if flag else 0)
+        return ctx.finish(ctx.coord.add_partitions_implicitly(txn_id, pid, epoch, [tp]))
     if kind == "end":
         return ctx.end(txn_id, pid, epoch, commit=flag, version=version)
     if kind == "markers_written":
@@ -180,7 +204,12 @@ def test_every_state_request_pair_is_a_legal_transition_or_an_error(
         and after is not None
         and after.state is not before.state
     ):
-        assert before.state in ALLOWED_PREVIOUS[after.state]
+        # one request may take several legal steps (a TV_2 abort of nothing completes at
+        # once: Empty -> PrepareAbort -> CompleteAbort); they chain from before to after
+        steps = ctx.transitions[transitions:]
+        assert steps and steps[0][0] is before.state and steps[-1][1] is after.state, steps
+        assert all(a[1] is b[0] for a, b in zip(steps, steps[1:], strict=False)), steps
+        assert all(a in ALLOWED_PREVIOUS[b] for a, b in steps), steps
 
 
 class TransactionHistories(RuleBasedStateMachine):
