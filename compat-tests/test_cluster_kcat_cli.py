@@ -49,25 +49,24 @@ def test_kcat_idempotent_producer_survives_leader_moves_and_a_node_restart(clust
     cmd = [kcat_path(), "-b", cluster.bootstrap, "-P", "-t", topic, "-K", ":",
            "-X", "broker.address.family=v4", "-X", "enable.idempotence=true", "-X", "acks=all",
            "-X", "linger.ms=5", "-X", "retry.backoff.ms=100"]  # fmt: skip
-    stderr = tempfile.TemporaryFile()
-    producer = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
-    assert producer.stdin is not None
     done: list[str] = []
     worker = threading.Thread(target=lambda: done.extend(disrupt(cluster, topic, PARTITIONS)))
-    try:
-        for seq in range(RECORDS):
-            producer.stdin.write(b"k%d:%d\n" % (seq % 9, seq))
-            producer.stdin.flush()
-            if seq == 25:  # the disruption runs while kcat keeps sending
-                worker.start()
-            time.sleep(SEND_PAUSE_S)
-        worker.join(60)
-    finally:
-        producer.stdin.close()  # EOF: kcat waits for every delivery, then exits
-        producer.wait(KCAT_TIMEOUT_S)
+    with tempfile.TemporaryFile() as stderr:
+        producer = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+        assert producer.stdin is not None
+        try:
+            for seq in range(RECORDS):
+                producer.stdin.write(b"k%d:%d\n" % (seq % 9, seq))
+                producer.stdin.flush()
+                if seq == 25:  # the disruption runs while kcat keeps sending
+                    worker.start()
+                time.sleep(SEND_PAUSE_S)
+            worker.join(60)
+        finally:
+            producer.stdin.close()  # EOF: kcat waits for every delivery, then exits
+            producer.wait(KCAT_TIMEOUT_S)
         stderr.seek(0)
         err = stderr.read()
-        stderr.close()
     assert producer.returncode == 0 and b"Delivery failed" not in err, (done, err.decode()[-3000:])
 
     got: dict[int, list[int]] = defaultdict(list)

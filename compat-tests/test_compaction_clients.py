@@ -16,7 +16,15 @@ import uuid
 import pytest
 from helpers import unique_topic
 from process_clients import cli, cli_read_all, js, js_messages, js_records, kcat, kcat_read_all
-from test_compaction import BROKER_SETTINGS, KEYS, UPDATES, check_latest, create_topic, updates, wait_until_cleaned
+from test_compaction import (
+    BROKER_SETTINGS,
+    KEYS,
+    UPDATES,
+    check_latest,
+    create_topic,
+    updates,
+    wait_until_cleaned,
+)
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(300)]
 

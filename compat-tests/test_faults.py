@@ -13,11 +13,11 @@ import subprocess
 import uuid
 
 import pytest
+from admin_cli import one_line_error
 from clients import JS_DIR, kafkajs_node_modules
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
 from control_client import ControlClient, free_port
-from admin_cli import one_line_error
 from helpers import unique_topic
 from kafka import KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
