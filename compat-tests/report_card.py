@@ -59,6 +59,7 @@ FEATURES: dict[str, str] = {
     "telemetry": "Client telemetry (KIP-714 subscriptions, pushes)",
     "share-groups": "Share groups (KIP-932 queues)",
     "security": "SASL and TLS (PLAIN, SCRAM over SASL_SSL, client certificates)",
+    "fault injection": "Fault injection (control API: injected errors, delays, closed connections)",
 }
 # What a client cannot do at all (so no test can show it), with why.
 NOT_SUPPORTED: dict[tuple[str, str], str] = {
@@ -81,6 +82,12 @@ NOT_SUPPORTED: dict[tuple[str, str], str] = {
     ("kafkajs", "share-groups"): "no share consumer (KIP-932)",
     ("kcat", "share-groups"): "no share consumer (KIP-932)",
     ("kbroker-cli", "share-groups"): "no share consumer (KIP-932)",
+    ("aiokafka", "quotas"): "its admin client has no AlterClientQuotas / DescribeClientQuotas call",
+    ("kafkajs", "quotas"): "its admin client has no AlterClientQuotas / DescribeClientQuotas call",
+    ("kcat", "quotas"): "no admin requests (cannot set or describe quotas)",
+    ("kbroker-cli", "quotas"): "no client-quota verb (topic, group, produce, consume, acl, user only)",
+    ("kcat", "telemetry"): "its librdkafka 2.0.2 has no KIP-714 client metrics (no enable.metrics.push)",
+    ("kbroker-cli", "telemetry"): "no KIP-714 client metrics",
 }
 # A test failed if any phase failed, else was skipped if any phase skipped, else passed.
 OUTCOME_RANK = {"failed": 3, "skipped": 2, "passed": 1}

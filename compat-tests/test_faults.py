@@ -13,6 +13,7 @@ import subprocess
 import uuid
 
 import pytest
+from admin_cli import one_line_error
 from clients import JS_DIR, kafkajs_node_modules
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
@@ -21,6 +22,7 @@ from helpers import unique_topic
 from kafka import KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAuthorizationFailedError
+from process_clients import cli, cli_read_all, kcat, kcat_read_all
 from test_kafka_python import admin_for, consumer_for
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
@@ -323,4 +325,76 @@ def test_kafkajs_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-unty
     )
     result = _kafkajs_produce(broker.bootstrap, topic, b"refused")
     assert "error" in result and "authorized" in result["error"].lower(), result
+    assert control.fault(rule)["hits"] >= 1
+
+
+# -- kcat (librdkafka 2.0.2) and the kbroker CLI ------------------------------------------------
+
+
+@pytest.mark.feature("fault injection", client="kcat")
+def test_kcat_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
+    broker, control = controlled
+    topic = unique_topic("fault-nl-kcat")
+    _create(broker.bootstrap, topic)
+    rule = control.add_fault(
+        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic}
+    )
+    kcat(broker.bootstrap, ["-P", "-t", topic, "-p", "0", "-X", "enable.idempotence=true",
+                            "-X", "retry.backoff.ms=50"], stdin=b"survivor\n")  # fmt: skip
+    assert control.fault(rule)["hits"] == 3
+    assert [v for _, _, _, v in kcat_read_all(broker.bootstrap, topic)] == [b"survivor"]
+
+
+@pytest.mark.feature("fault injection", client="kcat")
+def test_kcat_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
+    broker, control = controlled
+    topic = unique_topic("fault-auth-kcat")
+    _create(broker.bootstrap, topic)
+    rule = control.add_fault(
+        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
+    )
+    proc = kcat(broker.bootstrap, ["-P", "-t", topic, "-p", "0", "-X", "message.timeout.ms=20000"],
+                stdin=b"refused\n", check=False)  # fmt: skip
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and "Delivery failed" in err and "authorization failed" in err.lower(), err
+    assert control.fault(rule)["hits"] >= 1
+    control.clear_faults()
+    assert kcat_read_all(broker.bootstrap, topic) == []
+
+
+@pytest.mark.feature("fault injection", client="kcat")
+def test_kcat_consumer_rides_out_delayed_fetches(controlled) -> None:  # type: ignore[no-untyped-def]
+    broker, control = controlled
+    topic = unique_topic("fault-delay-kcat")
+    _create(broker.bootstrap, topic)
+    kcat(broker.bootstrap, ["-P", "-t", topic, "-p", "0"], stdin=b"".join(b"d%d\n" % i for i in range(10)))
+    rule = control.add_fault({"api": "Fetch", "delay_ms": 300, "topic": topic})
+    assert [v for _, _, _, v in kcat_read_all(broker.bootstrap, topic)] == [b"d%d" % i for i in range(10)]
+    assert control.fault(rule)["hits"] >= 1
+
+
+@pytest.mark.feature("fault injection", client="kbroker-cli")
+def test_cli_reports_a_fatal_produce_error_in_one_line(controlled) -> None:  # type: ignore[no-untyped-def]
+    broker, control = controlled
+    topic = unique_topic("fault-auth-cli")
+    _create(broker.bootstrap, topic)
+    rule = control.add_fault(
+        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
+    )
+    proc = cli(broker.bootstrap, "produce", topic, "--partition", "0", stdin=b"refused\n", check=False)
+    line = one_line_error(proc)
+    assert "TOPIC_AUTHORIZATION_FAILED" in line or "authoriz" in line.lower(), line
+    assert control.fault(rule)["hits"] >= 1
+    control.clear_faults()
+    assert cli_read_all(broker.bootstrap, topic) == []
+
+
+@pytest.mark.feature("fault injection", client="kbroker-cli")
+def test_cli_consumer_rides_out_delayed_fetches(controlled) -> None:  # type: ignore[no-untyped-def]
+    broker, control = controlled
+    topic = unique_topic("fault-delay-cli")
+    _create(broker.bootstrap, topic)
+    cli(broker.bootstrap, "produce", topic, "--partition", "0", stdin=b"".join(b"d%d\n" % i for i in range(10)))
+    rule = control.add_fault({"api": "Fetch", "delay_ms": 300, "topic": topic})
+    assert [v for _, _, _, v in cli_read_all(broker.bootstrap, topic)] == [b"d%d" % i for i in range(10)]
     assert control.fault(rule)["hits"] >= 1

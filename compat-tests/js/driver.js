@@ -4,7 +4,7 @@
 //   node driver.js <command> < request.json
 //
 // commands: create, list, produce, consume, offsets-by-time, offsets, delete, admin-ops,
-// cluster-produce, cluster-consume (the virtual-cluster tests)
+// cluster-produce, cluster-consume (the virtual-cluster tests), txn, consume-to-end, group-pair
 'use strict'
 
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
@@ -116,6 +116,14 @@ const commands = {
       }),
       cluster: () => admin.describeCluster(),
       alterReassignments: (op) => admin.alterPartitionReassignments({ topics: op.topics, timeout: 10000 }),
+      listGroups: async () => (await admin.listGroups()).groups,
+      describeGroups: async (op) => (await admin.describeGroups(op.groups)).groups.map((g) => ({
+        groupId: g.groupId, state: g.state, protocolType: g.protocolType, errorCode: g.errorCode, members: g.members.length
+      })),
+      fetchOffsets: async (op) => (await admin.fetchOffsets({ groupId: op.groupId, topics: [op.topic] }))[0].partitions.map((p) => ({ partition: p.partition, offset: Number(p.offset) })),
+      setOffsets: (op) => admin.setOffsets({ groupId: op.groupId, topic: op.topic, partitions: op.partitions.map((p) => ({ partition: p.partition, offset: String(p.offset) })) }),
+      resetOffsets: (op) => admin.resetOffsets({ groupId: op.groupId, topic: op.topic, earliest: !!op.earliest }),
+      deleteGroups: (op) => admin.deleteGroups(op.groups),
       listReassignments: (op) => admin.listPartitionReassignments({ topics: op.topics === undefined ? null : op.topics, timeout: 10000 })
     }
     const results = []
@@ -134,8 +142,8 @@ const commands = {
     await producer.connect()
     try {
       const results = []
-      // One send() per chunk, so there are several batches per partition.
-      const chunk = 20
+      // One send() per chunk (req.chunk, default 20), so there are several batches per partition.
+      const chunk = req.chunk || 20
       for (let i = 0; i < req.messages.length; i += chunk) {
         const res = await producer.send({
           topic: req.topic,
@@ -143,6 +151,7 @@ const commands = {
           timeout: 10000,
           compression: req.codec === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
           messages: req.messages.slice(i, i + chunk).map((m) => ({
+            partition: m.partition,
             key: unb64(m.key),
             value: unb64(m.value),
             timestamp: m.timestamp === null ? undefined : String(m.timestamp),
@@ -158,9 +167,11 @@ const commands = {
   },
 
   // kafkajs has no manual assignment: this reads through a fresh consumer group.
+  // req.readUncommitted: read aborted and open transactions' records too (default: read_committed).
   consume: async (req) => {
     const consumer = client(req).consumer({
       groupId: req.group,
+      readUncommitted: !!req.readUncommitted,
       sessionTimeout: 10000,
       rebalanceTimeout: 10000,
       heartbeatInterval: 1000,
@@ -262,6 +273,126 @@ commands['cluster-consume'] = async (req) => {
   }
   const committed = await withAdmin(req, (admin) => admin.fetchOffsets({ groupId: req.group, topics: [req.topic] }))
   return { records, committed: committed[0].partitions.map((p) => ({ partition: p.partition, offset: Number(p.offset) })) }
+}
+
+// Transactions: one transactional producer (req.transactionalId) runs req.steps in order,
+// each { action: 'commit' | 'abort', messages } in one transaction; answers the offsets
+// each step's sends were given.
+commands.txn = async (req) => {
+  const producer = client(req).producer({
+    allowAutoTopicCreation: false,
+    transactionalId: req.transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1
+  })
+  await producer.connect()
+  const steps = []
+  try {
+    for (const step of req.steps) {
+      const txn = await producer.transaction()
+      const res = await txn.send({
+        topic: req.topic,
+        acks: -1,
+        timeout: 10000,
+        messages: step.messages.map((m) => ({ key: unb64(m.key), value: unb64(m.value), partition: m.partition }))
+      })
+      if (step.action === 'commit') await txn.commit()
+      else await txn.abort()
+      steps.push({ action: step.action, results: res.map((r) => ({ partition: r.partition, baseOffset: Number(r.baseOffset) })) })
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  return { steps }
+}
+
+// Reads req.topic through a fresh group until every partition's last record (the high
+// watermark the admin client reports at the start, minus one) has been delivered.
+commands['consume-to-end'] = async (req) => {
+  const ends = await withAdmin(req, async (admin) => admin.fetchTopicOffsets(req.topic))
+  const want = new Map(ends.filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, Number(o.high) - 1]))
+  const consumer = client(req).consumer({ groupId: req.group, sessionTimeout: 10000, rebalanceTimeout: 10000, heartbeatInterval: 1000, maxWaitTimeInMs: 200 })
+  await consumer.connect()
+  const records = []
+  try {
+    await consumer.subscribe({ topics: [req.topic], fromBeginning: true })
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not at the end within ${req.timeoutMs} ms: ${records.length} records`)), req.timeoutMs)
+      consumer.on(consumer.events.CRASH, (e) => { clearTimeout(timer); reject(e.payload.error) })
+      if (want.size === 0) { clearTimeout(timer); resolve() }
+      consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          for (const m of batch.messages) {
+            records.push({ partition: batch.partition, offset: Number(m.offset), key: b64(m.key), value: b64(m.value), timestamp: Number(m.timestamp), headers: [] })
+            if (want.has(batch.partition) && Number(m.offset) >= want.get(batch.partition)) want.delete(batch.partition)
+          }
+          if (want.size === 0) { clearTimeout(timer); resolve() }
+        }
+      }).catch(reject)
+    })
+  } finally {
+    await consumer.disconnect()
+  }
+  return { records }
+}
+
+// Two members of one group: member a joins alone and reads the first req.perPhase records,
+// member b joins (a rebalance), then req.perPhase more records are produced and read.  Each
+// record is committed (OffsetCommit with the member's generation) once processed.  Answers
+// every assignment each member was given (GROUP_JOIN events), the records each read, and
+// the group's committed offsets after both left.
+commands['group-pair'] = async (req) => {
+  const kafka = client(req)
+  const producer = kafka.producer({ allowAutoTopicCreation: false })
+  await producer.connect()
+  const produce = async (from) => {
+    const messages = []
+    for (let v = from; v < from + req.perPhase; v++) messages.push({ partition: v % req.partitions, value: String(v) })
+    await producer.send({ topic: req.topic, acks: -1, messages })
+  }
+  const joins = { a: [], b: [] }
+  const records = []
+  const distinct = () => new Set(records.map((r) => r.value)).size
+  const waitFor = (what, ok) => new Promise((resolve, reject) => {
+    const started = Date.now()
+    const tick = () => {
+      if (ok()) return resolve()
+      if (Date.now() - started > req.timeoutMs) return reject(new Error(`timed out waiting for ${what}: ${JSON.stringify({ joins, records: records.length })}`))
+      setTimeout(tick, 50)
+    }
+    tick()
+  })
+  const member = async (name) => {
+    const consumer = kafka.consumer({ groupId: req.group, sessionTimeout: 10000, rebalanceTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+    consumer.on(consumer.events.GROUP_JOIN, (e) => joins[name].push((e.payload.memberAssignment[req.topic] || []).slice().sort()))
+    await consumer.connect()
+    await consumer.subscribe({ topics: [req.topic], fromBeginning: true })
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        records.push({ member: name, partition, offset: Number(message.offset), value: Number(message.value.toString()) })
+        await consumer.commitOffsets([{ topic: req.topic, partition, offset: String(Number(message.offset) + 1) }])
+      }
+    })
+    return consumer
+  }
+  let a, b
+  try {
+    await produce(0)
+    a = await member('a')
+    await waitFor('member a to read the first records', () => distinct() >= req.perPhase)
+    b = await member('b')
+    await waitFor('the rebalance', () => joins.b.length >= 1 && joins.a.length >= 2)
+    await produce(req.perPhase)
+    await waitFor('every record', () => distinct() >= 2 * req.perPhase)
+  } finally {
+    if (b) await b.disconnect()
+    if (a) await a.disconnect()
+    await producer.disconnect()
+  }
+  const committed = await withAdmin(req, (admin) => admin.fetchOffsets({ groupId: req.group, topics: [req.topic] }))
+  return { joins, records, committed: committed[0].partitions.map((p) => ({ partition: p.partition, offset: Number(p.offset) })) }
 }
 
 async function main () {
