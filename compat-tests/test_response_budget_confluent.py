@@ -5,11 +5,10 @@ trimmed to the budget's room, at least one batch: Kafka's first-batch rule)."""
 from __future__ import annotations
 
 import pytest
+from broker_process import TARGET
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from helpers import unique_topic
-
-from broker_process import TARGET
 
 pytestmark = pytest.mark.skipif(TARGET != "kbroker", reason="a kbroker property")
 
