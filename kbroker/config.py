@@ -319,6 +319,15 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         # (-1) is unbounded; 100 connections each sending a 100 MB frame would then hold 10 GB,
         # so kbroker bounds it: a frame that does not fit waits, its connection unread.
         _d("queued.max.request.bytes", _T.LONG, "536870912", min=-1),
+        # Bytes of Fetch answers built and not yet taken by the kernel, across all connections
+        # (kbroker.limits.ResponseMemory).  Kafka bounds answers only per connection (one in
+        # flight), so 100 slow readers of 50 MiB answers (fetch.max.bytes) would hold 5 GB.
+        # Same default as queued.max.request.bytes: together about 1 GiB of client buffers.
+        # A Fetch reads no more than the room left (at least its first batch).  -1: unbounded.
+        _d("kbroker.queued.max.response.bytes", _T.LONG, "536870912", min=-1),
+        # SO_SNDBUF of client sockets.  Kafka's default is 102400; kbroker keeps the OS's (-1),
+        # since a fixed size turns off Linux's send-buffer autotuning and caps throughput.
+        _d("socket.send.buffer.bytes", _T.INT, "-1", min=-1),
         # A connection that has sent part of a request (even just part of its size) and then
         # nothing for this long is closed (a slow-header client); connections.max.idle.ms
         # still bounds the whole wait.  Not a Kafka property.

@@ -27,6 +27,11 @@ Protocol state (changed only by the loop's callbacks and by the task between awa
   throttle time before it cuts the next frame; the answer itself went at once;
 - ``_write_blocked``: the transport's send buffer is above its high-water mark (a client
   that does not read its answers): the task cuts no further frame until it drains;
+- ``_held_bytes``: what the answer being sent holds of the broker-wide response budget
+  (``kbroker.queued.max.response.bytes``, ``kbroker.limits.ResponseMemory``): a Fetch's
+  record bytes, then its encoded answer until the transport's buffer is empty.  While it is
+  not, the write limits are lowered to (0, 0) so ``resume_writing`` says when it empties;
+  ``connection_lost`` gives it back too;
 - ``_reading``: whether the transport is delivering bytes.  Reading stops while no frame can
   be cut (busy, muted, write-blocked or a frame ready) and ``_scratch`` is full; it resumes when the
   task waits for a frame again.  So a connection holds at most ``READ_BUFFER_BYTES`` of
@@ -78,6 +83,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mmap
+import socket
 import struct
 import time
 from typing import TYPE_CHECKING, cast
@@ -131,6 +137,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         "_idle_timeout_s", "_max_frame_bytes", "_min_frame_bytes", "_task", "_wakeup", "_debug", "security", "_gate",
         "node_id",
         "_memory", "_reserved_bytes", "_waiting_memory", "_last_byte_s", "_partial_timeout_s",
+        "_held_bytes", "_write_limits",
     )
 
     def __init__(self, broker: Broker, security: ListenerSecurity | None = None, node_id: int | None = None) -> None:
@@ -173,6 +180,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._waiting_memory = False  # a large frame waits for room in it; reading paused
         self._last_byte_s = 0.0  # loop time bytes last arrived (the partial-request timeout)
         self._partial_timeout_s = broker.config.get_int("kbroker.connections.partial.request.timeout.ms") / 1000
+        self._held_bytes = 0  # of the response budget (kbroker.queued.max.response.bytes), for the answer being sent
+        self._write_limits: tuple[int, int] | None = None  # the transport's (high, low) while lowered to (0, 0)
 
     # -- transport callbacks -----------------------------------------------------------
 
@@ -182,6 +191,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.session.client_host = str(peername[0]) if isinstance(peername, tuple) else ""
+        send_buffer_bytes = self.broker.config.get_int("socket.send.buffer.bytes")
+        sock = transport.get_extra_info("socket")
+        if send_buffer_bytes > 0 and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
         if (self.security is not None and self.security.listener.protocol != "PLAINTEXT" and not self._secure()) or not self.broker.accept_connection(self):
             self._closed = True
             transport.close()
@@ -262,12 +275,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._write_blocked = False
+        if self._held_bytes and self._transport is not None and not self._transport.get_write_buffer_size():
+            self._release_response()
+            if self._write_limits is not None:
+                high, low = self._write_limits
+                self._write_limits = None
+                self._transport.set_write_buffer_limits(high, low)
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._frame = None
         self._ready = None
+        self._release_response()  # the unsent answer is gone with the transport
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -325,6 +345,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     self._busy = False
                     if self._reserved_bytes:
                         self._give_back_memory()
+                taken = self.session.response_bytes
+                if taken:  # a Fetch answer's record bytes, taken from the response budget
+                    self.session.response_bytes = 0
+                    self._held_bytes += taken
                 if self._closed:
                     return
                 if response is not None:
@@ -333,6 +357,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         return
                     assert self._transport is not None
                     self._transport.write(response)  # may call pause_writing
+                    if self._held_bytes:
+                        self._hold_until_written(len(response))
                 if gate is not None and gate.close_after_write:
                     self._close_later(gate.close_delay_s)  # a failed authentication: the answer, then the end
                     return
@@ -349,10 +375,33 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 del frame, response
         finally:
             self._wakeup = None
+            self._release_response()
             self._memory.forget(self)
             if self._reserved_bytes:
                 self._give_back_memory()
             broker.forget_connection(self)
+
+    def _hold_until_written(self, encoded_bytes: int) -> None:
+        """The answer has gone to the transport: its records' own copy is freed, the encoded
+        bytes stay held until the transport's buffer is empty (see kbroker.limits)."""
+        memory = self.broker.response_memory
+        memory.take(encoded_bytes)  # records and encoded answer coexisted until now
+        memory.give_back(self._held_bytes)
+        self._held_bytes = encoded_bytes
+        transport = self._transport
+        assert transport is not None
+        if not transport.get_write_buffer_size():
+            self._release_response()  # the kernel took it all: the usual case
+        elif self._write_limits is None:
+            # Be told (resume_writing) when the buffer is empty: pause at any byte, resume at 0.
+            self._write_limits = transport.get_write_buffer_limits()[::-1]  # (low, high) -> (high, low)
+            transport.set_write_buffer_limits(0, 0)  # calls pause_writing
+
+    def _release_response(self) -> None:
+        held = self._held_bytes + self.session.response_bytes
+        if held:
+            self._held_bytes = self.session.response_bytes = 0
+            self.broker.response_memory.give_back(held)
 
     async def _swallow(self) -> None:
         """A blackholed connection: cut and drop frames, answer nothing, until it closes."""

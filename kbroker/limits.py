@@ -19,6 +19,20 @@ frame does not fit stops reading (its kernel buffers fill, and TCP slows the cli
 until enough is given back; it is then woken, oldest first.  As in Kafka, one frame is
 always let through when nothing is taken (a frame larger than the whole pool would
 otherwise wait for ever), so the pool is exceeded by at most one frame.
+
+``ResponseMemory`` is kbroker's ``kbroker.queued.max.response.bytes``: the bytes of Fetch
+answers built and not yet handed to the kernel, across all connections (Kafka bounds
+requests with ``queued.max.request.bytes`` and answers only per channel, one in flight;
+kbroker bounds both).  Fetch asks :meth:`ResponseMemory.room` before it reads and reads no
+more than that; the record bytes it read are taken when it answers, the connection adds
+the encoded answer and gives the records back once it is written to the transport, and
+gives the answer back when the transport's buffer is empty (at once when the kernel took
+it all; else at ``resume_writing`` with a low-water mark of 0) or the connection is lost.
+A Fetch that finds no room still gets its first batch (Kafka's first-batch rule: no
+consumer starves while slow readers hold the budget), so the budget is exceeded by at
+most one batch per answer built while it is full.  Between the handler's return and the
+write the records and their encoded copy coexist for one synchronous step (no other Fetch
+runs meanwhile): ``peak_bytes`` counts both.
 """
 
 from __future__ import annotations
@@ -164,3 +178,30 @@ class RequestMemory:
         """``owner`` stopped waiting (its connection closed); the next one gets its turn."""
         if self._waiting.pop(owner, None) is not None and self._waiting:
             next(iter(self._waiting.values()))()
+
+
+class ResponseMemory:
+    """``kbroker.queued.max.response.bytes`` (see the module docstring); -1 is unbounded."""
+
+    __slots__ = ("capacity_bytes", "used_bytes", "peak_bytes", "trimmed")
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
+        self.used_bytes = 0
+        self.peak_bytes = 0  # the most held at once since start
+        self.trimmed = 0  # Fetch reads whose byte limit the budget lowered
+
+    def room(self) -> int:
+        """Bytes a Fetch may read now (never negative)."""
+        if self.capacity_bytes < 0:
+            return 1 << 62
+        return max(self.capacity_bytes - self.used_bytes, 0)
+
+    def take(self, size: int) -> None:
+        self.used_bytes += size
+        if self.used_bytes > self.peak_bytes:
+            self.peak_bytes = self.used_bytes
+
+    def give_back(self, size: int) -> None:
+        self.used_bytes -= size
+        assert self.used_bytes >= 0, "response budget given back twice"

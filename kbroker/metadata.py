@@ -3,7 +3,10 @@
 Persisted as one JSON document in the data dir, rewritten atomically (write a temporary
 file, fsync it, rename it over the old one, fsync the directory), so a crash leaves the
 old or the new document, never half of one.  Changes are small and rare (topic creation,
-deletion, config changes), so rewriting the whole document is cheap.
+deletion, config changes), so rewriting the whole document is cheap -- once per change,
+not once per topic: topics created inside :meth:`MetadataStore.batched` (a CreateTopics
+request) are written together when it ends, before the request is answered; if that write
+fails they are removed again, so memory never holds a topic the disk does not.
 
 Leader epochs: each partition's leader epoch is bumped every time the broker starts (a
 restart is a leader election in Kafka's terms) and never goes down, so clients that cache
@@ -17,6 +20,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +98,8 @@ class MetadataStore:
         # offset, one record per metadata change written.  Both persisted, never lower.
         self.quorum_epoch = 0
         self.metadata_log_end_offset = 0
+        # Inside batched(): the topics created so far, saved when it ends; None outside.
+        self._batch: list[str] | None = None
 
     def load(self, node_id: int) -> None:
         """Read (or create) the cluster id and the topics; bump every leader epoch."""
@@ -129,7 +135,31 @@ class MetadataStore:
         self.quorum_epoch += 1
         self.save()
 
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Topics created inside are saved once, when it ends (see the module docstring).
+        Only creations may happen inside.  If the body raises, or the save fails, the
+        topics created inside are removed from memory and the exception goes on."""
+        if self._batch is not None:  # nested: the outer one saves
+            yield
+            return
+        batch: list[str] = []
+        self._batch = batch
+        try:
+            yield
+            self._batch = None
+            if batch:
+                self.save()
+        except BaseException:
+            self._batch = None
+            for name in batch:
+                topic = self._topics.pop(name, None)
+                if topic is not None:
+                    self._by_id.pop(topic.topic_id, None)
+            raise
+
     def save(self) -> None:
+        assert self._batch is None, "only creations are batched"
         self.metadata_log_end_offset += 1
         doc = {
             "version": 1,
@@ -179,6 +209,9 @@ class MetadataStore:
             topic_id = uuid.uuid4()
         topic = TopicMetadata(name, topic_id, [0] * num_partitions, dict(configs))
         self._add(topic)
+        if self._batch is not None:
+            self._batch.append(name)  # saved when the batch ends
+            return topic
         try:
             self.save()
         except OSError:  # e.g. a full disk: the topic must not exist in memory alone

@@ -109,6 +109,7 @@ class BrokerCollector(Collector):
             (auth_ok if succeeded else auth_failed).add_metric([listener], n)
         yield auth_ok
         yield auth_failed
+        yield from self._memory()
         yield from self._partitions()
         yield self._lag()
         yield from self._loop_lag()
@@ -168,6 +169,22 @@ class BrokerCollector(Collector):
         for (key, user, client_id), measured in sorted(quotas.measured_rates(now_ms()).items()):
             rates[key].add_metric([user, client_id], measured)
         yield from rates.values()
+
+    def _memory(self) -> Iterator[Metric]:
+        """The request pool (queued.max.request.bytes) and the response budget
+        (kbroker.queued.max.response.bytes): capacity (-1: unbounded) and bytes held."""
+        requests, responses = self.broker.request_memory, self.broker.response_memory
+        for name, doc, value in (
+            ("kbroker_queued_request_capacity_bytes", "queued.max.request.bytes (-1: unbounded).", requests.capacity_bytes),
+            ("kbroker_queued_request_bytes", "Request frame bytes held in the queued.max.request.bytes pool.", requests.used_bytes),
+            ("kbroker_queued_response_capacity_bytes", "kbroker.queued.max.response.bytes (-1: unbounded).", responses.capacity_bytes),
+            ("kbroker_queued_response_bytes", "Fetch answer bytes built and not yet taken by the kernel.", responses.used_bytes),
+            ("kbroker_queued_response_peak_bytes", "The most Fetch answer bytes held at once since start.", responses.peak_bytes),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+        yield CounterMetricFamily(
+            "kbroker_queued_response_trimmed", "Fetch reads whose byte limit the response budget lowered.", value=responses.trimmed
+        )
 
     def _loop_lag(self) -> Iterator[Metric]:
         probe = self.probe

@@ -34,7 +34,7 @@ from kbroker.delayed import DataWaiters
 from kbroker.emulation import emulation_for
 from kbroker.errors import KafkaError, fill_error
 from kbroker.features import FinalizedFeatures
-from kbroker.limits import ConnectionLimits, RequestMemory, connection_fd_budget
+from kbroker.limits import ConnectionLimits, RequestMemory, ResponseMemory, connection_fd_budget
 from kbroker.log.errors import LogStorageError
 from kbroker.metadata import (
     META_PROPERTIES,
@@ -95,6 +95,7 @@ class Broker:
         # max.connections, max.connections.per.ip (+ overrides), queued.max.request.bytes
         self.limits = ConnectionLimits.from_config(config)
         self.request_memory = RequestMemory(config.get_int("queued.max.request.bytes"))
+        self.response_memory = ResponseMemory(config.get_int("kbroker.queued.max.response.bytes"))
         self._background: set[asyncio.Task[None]] = set()
         # The first listener's bound address, and every listener's by name.
         self.listen_address: tuple[str, int] = (config.listen_host, config.listen_port)

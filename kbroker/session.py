@@ -34,6 +34,9 @@ class Session:
     # Set by Broker.dispatch when a client quota throttled the request just answered: the
     # connection reads no further request for this many ms (KIP-219), then resets it.
     throttle_ms: int = 0
+    # Record bytes a Fetch answer took from the response budget (kbroker.limits.ResponseMemory);
+    # the connection settles them once the answer is written, then resets it.
+    response_bytes: int = 0
     # What the client said it is in ApiVersions v3+ (KIP-511); client-metrics subscriptions
     # match on them (KIP-714).
     client_software_name: str = ""

@@ -12,6 +12,8 @@ operations makes a crash at any point safe:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from kbroker.config import TOPIC_CONFIGS, ConfigError, ConfigType, check_value
@@ -93,6 +95,7 @@ class TopicManager:
         self.logs: LogManager | None = None
         self.cleaner: LogCleanerService | None = None
         self.dynamic: DynamicConfigs | None = None
+        self._batching = False  # inside creating_many(): durable work deferred to its end
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -240,12 +243,35 @@ class TopicManager:
             return 1
         return requested if requested > 0 else cluster.default_replication_factor(name)
 
+    @contextmanager
+    def creating_many(self) -> Iterator[None]:
+        """Topics created inside are made durable together when it ends, before the caller
+        answers: one fsync of the data dir for all their partition directories, then one
+        metadata save (``MetadataStore.batched``), where creating them one by one costs
+        both per topic (CreateTopics of 1,000 topics: 3 fsyncs and one metadata rewrite
+        instead of 3,000 and 1,000).  If either fails, the topics are removed from the
+        metadata in memory and the error goes on (the request is not answered)."""
+        assert self.logs is not None
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            with self.broker.metadata.batched():
+                try:
+                    yield
+                finally:
+                    self._batching = False
+                self.logs.sync_data_dir()  # the directories before the metadata naming them
+        finally:
+            self._batching = False
+
     def create_topic(
         self, name: str, num_partitions: int, configs: dict[str, str], now_ms: int, replication_factor: int = -1
     ) -> TopicMetadata:
         assert self.logs is not None
         log_config = self._log_config(configs)
-        self.logs.create_many(name, range(num_partitions), log_config)
+        self.logs.create_many(name, range(num_partitions), log_config, sync_dir=not self._batching)
         topic = self.broker.metadata.create(name, num_partitions, configs)
         self._start_leader_epochs(topic)
         if self.broker.cluster is not None:

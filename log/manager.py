@@ -289,11 +289,20 @@ class LogManager:
             return self._load(key)
         return log
 
-    def create_many(self, topic: str, partitions: range, config: LogConfig | None = None) -> None:
+    def create_many(
+        self, topic: str, partitions: range, config: LogConfig | None = None, *, sync_dir: bool = True
+    ) -> None:
         """Create the logs of ``partitions`` of ``topic`` with one fsync of the data dir
-        for all of their directories (CreateTopics of 1,000 partitions: 1 fsync, not 1,000)."""
+        for all of their directories (CreateTopics of 1,000 partitions: 1 fsync, not 1,000).
+        ``sync_dir`` False leaves that fsync to the caller (:meth:`sync_data_dir`), which
+        creates several topics at once."""
         for p in partitions:
             self.create(topic, p, config, sync_dir=False)
+        if sync_dir:
+            fsync_directory(self.data_dir)
+
+    def sync_data_dir(self) -> None:
+        """Make the partition directories created with ``sync_dir=False`` durable."""
         fsync_directory(self.data_dir)
 
     def create(

@@ -8,6 +8,8 @@ Version notes:
 - v7+ the result carries the new topic id.
 - Replication factor 1 or -1 (the default, 1); more is INVALID_REPLICATION_FACTOR, as a
   one-broker Kafka cluster answers.  Manual assignments must name this node only.
+- Durability: the request's topics are made durable together (one data-dir fsync, one
+  metadata save) before the answer; a failure there answers nothing and keeps none of them.
 - ACLs: CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED; v5+ configs
   need DESCRIBE_CONFIGS on the topic, else topic_config_error_code TOPIC_AUTHORIZATION_FAILED
   and no configs (as Kafka).
@@ -105,12 +107,15 @@ async def handle_create_topics(ctx: RequestContext, req: CreateTopicsRequest) ->
     results = []
     counts = Counter(t.name for t in req.topics)
     duplicates = {name for name, n in counts.items() if n > 1}
-    for topic in req.topics:
-        if topic.name in duplicates:
-            results.append(CreatableTopicResult(name=topic.name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name.", configs=None))
-            continue
-        try:
-            results.append(_create_one(ctx, topic, req.validate_only))
-        except KafkaError as exc:
-            results.append(CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=exc.message, configs=None))
+    # One fsync of the data dir and one metadata save for the whole request, before it is
+    # answered (kbroker.topics.TopicManager.creating_many).
+    with ctx.broker.topics.creating_many():
+        for topic in req.topics:
+            if topic.name in duplicates:
+                results.append(CreatableTopicResult(name=topic.name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name.", configs=None))
+                continue
+            try:
+                results.append(_create_one(ctx, topic, req.validate_only))
+            except KafkaError as exc:
+                results.append(CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=exc.message, configs=None))
     return CreateTopicsResponse(topics=results)

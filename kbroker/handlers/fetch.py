@@ -22,6 +22,9 @@ Version notes:
 - Under a consumer_byte_rate quota max_bytes is capped at quota x (quota.window.num - 1) x
   quota.window.size.seconds, as Kafka caps it; a throttled Fetch is answered without records
   (kbroker.quotas).
+- Memory: the answer reads no more than the room left in ``kbroker.queued.max.response.bytes``
+  (kbroker.limits.ResponseMemory), at least the first batch; its record bytes are held in
+  that budget until the connection has written the answer.
 - ACLs: each topic needs READ (else TOPIC_AUTHORIZATION_FAILED per partition; an unknown
   topic id stays UNKNOWN_TOPIC_ID).
 """
@@ -106,7 +109,12 @@ def _read_all(ctx: RequestContext, req: FetchRequest) -> tuple[FetchResponse, in
     """One pass over every requested partition: (response, bytes, whether any partition erred)."""
     metadata = ctx.broker.metadata
     read_committed = req.isolation_level == READ_COMMITTED
-    budget = [max(_max_bytes(ctx, req), 0), 0]  # [bytes left, bytes so far]
+    max_bytes = max(_max_bytes(ctx, req), 0)
+    room = ctx.broker.response_memory.room()  # kbroker.queued.max.response.bytes
+    if room < max_bytes:
+        max_bytes = room  # 0: only the first batch (KIP-74's rule), so no consumer starves
+        ctx.broker.response_memory.trimmed += 1
+    budget = [max_bytes, 0]  # [bytes left, bytes so far]
     responses = []
     errored = False
     check = ctx.broker.authorizer is not None
@@ -162,6 +170,10 @@ async def handle_fetch(ctx: RequestContext, req: FetchRequest) -> FetchResponse:
         response, size, errored = _read_all(ctx, req)
         remaining = deadline - time.monotonic()
         if size >= req.min_bytes or errored or remaining <= 0 or broker.closing:
+            if size:
+                # Held until the connection has written the answer (kbroker.limits.ResponseMemory).
+                broker.response_memory.take(size)
+                ctx.session.response_bytes += size
             _count(broker, response)
             if broker.cluster is not None:
                 from kbroker.cluster_routing import annotate_fetch

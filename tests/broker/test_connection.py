@@ -144,6 +144,7 @@ class FakeConfig:
             "socket.request.max.bytes": 100 * 1024 * 1024,
             "queued.max.request.bytes": -1,
             "kbroker.connections.partial.request.timeout.ms": 30_000,
+            "socket.send.buffer.bytes": -1,
         }
         self.values.update({k.replace("_", "."): v for k, v in values.items()})
 

@@ -69,7 +69,7 @@ IGNORED_IN_KRAFT_FILE = (
     "controller.quorum.bootstrap.servers, inter.broker.listener.name, num.io.threads, "
     "num.network.threads, num.recovery.threads.per.data.dir, process.roles, "
     "share.coordinator.state.topic.min.isr, "
-    "socket.receive.buffer.bytes, socket.send.buffer.bytes, transaction.state.log.min.isr, "
+    "socket.receive.buffer.bytes, transaction.state.log.min.isr, "
     "zookeeper.connect"
 )
 
