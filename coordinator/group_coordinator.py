@@ -299,6 +299,7 @@ class GroupCoordinator:
             request, api_version=api_version, client_id=client_id, client_host=client_host
         )
         result.records[:0] = fx.records
+        result.replies[:0] = fx.replies  # parked classic joins cut short by an upgrade
         return result
 
     def consumer_group_describe(

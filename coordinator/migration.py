@@ -11,8 +11,8 @@ keeps its subscription and its current assignment (decoded from the ConsumerProt
 bytes) at member epoch = the classic generation, with its JoinGroup protocols and session
 timeout kept as Kafka's ``ClassicMemberMetadata``.  The classic GroupMetadata tombstone is
 written first, then the consumer-group records, so a restart replays to the same group.
-Only a Stable classic group converts (a rebalancing one answers REBALANCE_IN_PROGRESS to
-the heartbeat, which the client retries).
+A rebalance in progress is cut short: parked JoinGroup/SyncGroup requests answer
+REBALANCE_IN_PROGRESS and members keep the assignment of their last generation.
 
 **Classic members inside a consumer group.**  They keep using JoinGroup / SyncGroup /
 Heartbeat / LeaveGroup, served here from the consumer group: a JoinGroup updates the
@@ -169,8 +169,14 @@ class GroupMigration:
             return ErrorCode.GROUP_ID_NOT_FOUND
         if classic.protocol_type != CONSUMER_PROTOCOL_TYPE:
             return ErrorCode.GROUP_ID_NOT_FOUND
-        if not classic.is_in(GroupState.STABLE):
-            return ErrorCode.REBALANCE_IN_PROGRESS
+        # a rebalance in progress is cut short, as Kafka does: parked JoinGroup/SyncGroup
+        # answers REBALANCE_IN_PROGRESS and those members rejoin the consumer group
+        for m in classic.members.values():
+            join = classic.complete_join(
+                m, JoinGroupResponse(member_id=m.member_id, error_code=ErrorCode.REBALANCE_IN_PROGRESS)
+            )
+            sync = classic.complete_sync(m, SyncGroupResponse(error_code=ErrorCode.REBALANCE_IN_PROGRESS))
+            fx.replies.extend(d for d in (join, sync) if d is not None)
         group = ConsumerGroup(classic.group_id)
         epoch = classic.generation_id
         group.group_epoch = group.assignment_epoch = epoch

@@ -5,7 +5,6 @@ from __future__ import annotations
 from uuid import UUID
 
 import pytest
-
 from kbroker.coordinator.consumer_group import ConsumerGroup, MemberState
 from kbroker.coordinator.consumer_testing import ConsumerGroupTestContext, SimConsumer
 from kbroker.coordinator.migration_testing import SimClassic
@@ -218,13 +217,19 @@ def test_downgrade_refused_by_policy_keeps_consumer_group(policy: str) -> None:
     assert len(owners(ctx, list(classics))) == PARTITIONS
 
 
-def test_upgrade_of_rebalancing_group_asks_to_retry(ctx: ConsumerGroupTestContext) -> None:
+def test_upgrade_of_rebalancing_group_answers_parked_joins(ctx: ConsumerGroupTestContext) -> None:
     classics = classic_group(ctx, 2)
-    SimClassic(ctx, GROUP, [TOPIC]).join()  # a third member starts a rebalance
-    response = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC]).heartbeat()
-    assert response.error_code == ErrorCode.REBALANCE_IN_PROGRESS
-    assert ctx.coord.consumer_groups.get(GROUP) is None
-    del classics
+    third = SimClassic(ctx, GROUP, [TOPIC])
+    third.join()  # a third member starts a rebalance
+    assert classics[0].heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
+    classics[0].join()  # parked: the group waits for the others
+    assert not classics[0].pending_join
+    new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
+    assert new.heartbeat().error_code == 0
+    assert classics[0].pending_join[0].error_code == ErrorCode.REBALANCE_IN_PROGRESS
+    clients: list[SimClassic | SimConsumer] = [*classics, third, new]
+    settle(ctx, clients)
+    assert len(owners(ctx, clients)) == PARTITIONS
 
 
 def test_classic_member_session_expiry_in_consumer_group_downgrades_nothing(ctx: ConsumerGroupTestContext) -> None:
