@@ -49,6 +49,7 @@ def group_type(boot: str, group: str) -> ConsumerGroupType:
     return {g.group_id: g.type for g in listed.valid}[group]
 
 
+@pytest.mark.feature("groups", client="confluent-kafka")
 def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap
@@ -94,6 +95,8 @@ def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, member
         assert m.leave() == 0, members.diagnostics()
 
 
+@pytest.mark.feature("groups", client="kafka-python")
+@pytest.mark.feature("groups", client="aiokafka")
 def test_kafka_python_and_aiokafka_members_keep_consuming_after_upgrade(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap

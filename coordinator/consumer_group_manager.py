@@ -815,7 +815,7 @@ class ConsumerGroupManager:
                             subscribed_topic_regex=m.subscribed_topic_regex,
                             assignment=described(m.assigned),
                             target_assignment=described(group.target.get(m.member_id, {})),
-                            member_type=1,
+                            member_type=0 if m.uses_classic_protocol else 1,
                         )
                         for m in group.members.values()
                     ],

@@ -35,7 +35,8 @@ conversions untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 from uuid import UUID
 
 from kbroker.coordinator.config import GroupConfig
@@ -62,11 +63,12 @@ from kbroker.coordinator.consumer_records import (
 from kbroker.coordinator.group import ClassicGroup, Member
 from kbroker.coordinator.group_manager import GroupManager
 from kbroker.coordinator.rebalance import heartbeat_key, join_key, sync_key
-from kbroker.coordinator.records import GroupMetadataKey, group_metadata_key
+from kbroker.coordinator.records import group_metadata_key
 from kbroker.coordinator.result import Effects, Record
 from kbroker.coordinator.state import GroupState
-from kbroker.wire.codec import DecodeError, decode_from, encode
+from kbroker.wire.codec import decode_from, encode
 from kbroker.wire.errors import ErrorCode
+from kbroker.wire.exceptions import DecodeError
 from kbroker.wire.messages.consumer_protocol_assignment import (
     ConsumerProtocolAssignment,
 )
@@ -75,6 +77,7 @@ from kbroker.wire.messages.consumer_protocol_assignment import (
 )
 from kbroker.wire.messages.consumer_protocol_subscription import ConsumerProtocolSubscription
 from kbroker.wire.messages.heartbeat_request import HeartbeatRequest
+from kbroker.wire.messages.internal.group_metadata_key import GroupMetadataKey
 from kbroker.wire.messages.join_group_request import JoinGroupRequest
 from kbroker.wire.messages.join_group_response import JoinGroupResponse
 from kbroker.wire.messages.leave_group_request import LeaveGroupRequest
@@ -115,6 +118,11 @@ def _decode_assignment(data: bytes) -> ConsumerProtocolAssignment | None:
         return None
 
 
+class _NamedPartitions(Protocol):
+    topic: str
+    partitions: list[int]
+
+
 class GroupMigration:
     """Upgrade/downgrade and the classic protocol served from a consumer group."""
 
@@ -142,7 +150,7 @@ class GroupMigration:
         return self.config.group_consumer_migration_policy in ("downgrade", "bidirectional")
 
     # -- names and ids -----------------------------------------------------------------
-    def _ids_of(self, names: list[ProtocolTopicPartition]) -> Parts:
+    def _ids_of(self, names: Sequence[_NamedPartitions]) -> Parts:
         topics = self.consumer_groups.topics()
         out: dict[UUID, frozenset[int]] = {}
         for tp in names:
@@ -160,7 +168,7 @@ class GroupMigration:
                 if p and t in names
             ]
         )
-        return _PREFIX + encode(assignment, _ASSIGNMENT_VERSION)
+        return bytes(_PREFIX + encode(assignment, _ASSIGNMENT_VERSION))
 
     # -- upgrade -----------------------------------------------------------------------
     def upgrade(self, classic: ClassicGroup, fx: Effects) -> ErrorCode:

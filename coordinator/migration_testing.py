@@ -50,7 +50,7 @@ class SimClassic:
     session_timeout_ms: int = 30_000
 
     def _metadata(self) -> bytes:
-        return _V0 + encode(ConsumerProtocolSubscription(topics=sorted(self.topics)), 0)
+        return bytes(_V0 + encode(ConsumerProtocolSubscription(topics=sorted(self.topics)), 0))
 
     def join(self) -> JoinGroupResponse | None:
         """Send a JoinGroup (owning nothing: eager); returns the answer or None if parked."""
