@@ -64,7 +64,7 @@ from kbroker.coordinator.group import ClassicGroup, Member
 from kbroker.coordinator.group_manager import GroupManager
 from kbroker.coordinator.rebalance import heartbeat_key, join_key, sync_key
 from kbroker.coordinator.records import group_metadata_key
-from kbroker.coordinator.result import Effects, Record
+from kbroker.coordinator.result import Effects, Record, Result
 from kbroker.coordinator.state import GroupState
 from kbroker.wire.codec import decode_from, encode
 from kbroker.wire.errors import ErrorCode
@@ -92,6 +92,10 @@ _SUBSCRIPTION_MAX_VERSION = 3
 """Highest ConsumerProtocolSubscription version in the specs; a newer one is read as it."""
 _ASSIGNMENT_VERSION = 0
 _PREFIX = b"\x00\x00"
+
+
+def sync_timeout_key(group_id: str, member_id: str) -> str:
+    return f"cg-classic-sync-{group_id}-{member_id}"
 
 
 def _decode_subscription(metadata: bytes) -> ConsumerProtocolSubscription | None:
@@ -270,6 +274,9 @@ class GroupMigration:
         member = group.members.get(member_id)
         is_new = member is None
         if member is None:
+            if self.config.group_consumer_migration_policy == "disabled":
+                # neither direction may ever happen: the group must stay single-protocol
+                return error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
             if len(group.members) >= self.config.group_consumer_max_size:
                 return error(ErrorCode.GROUP_MAX_SIZE_REACHED)
             member = group.members[member_id] = ConsumerGroupMember(member_id, instance_id=instance_id)
@@ -308,6 +315,7 @@ class GroupMigration:
             cg._write_current(fx, group, member)
         cg.timer.cancel(revocation_key(group.group_id, member_id))
         cg._schedule_session(group, member)
+        self._schedule_sync_timeout(group.group_id, member_id, member.rebalance_timeout_ms)
         group.update_state()
         return JoinGroupResponse(
             member_id=member_id,
@@ -334,12 +342,23 @@ class GroupMigration:
             return None, ErrorCode.INCONSISTENT_GROUP_PROTOCOL
         return member, ErrorCode.NONE
 
+    def _schedule_sync_timeout(self, group_id: str, member_id: str, timeout_ms: int) -> None:
+        """A classic member that joined must SyncGroup within its rebalance timeout, or it
+        is removed (Kafka's consumer-group sync timeout)."""
+        cg = self.consumer_groups
+
+        def fire() -> Result[None]:
+            return cg.expire_member(group_id, member_id, "sync timeout")
+
+        cg.timer.schedule(sync_timeout_key(group_id, member_id), timeout_ms, fire)
+
     def sync(self, group: ConsumerGroup, request: SyncGroupRequest) -> SyncGroupResponse:
         member, code = self._classic_member(group, request.member_id, request.group_instance_id)
         if member is None:
             return SyncGroupResponse(error_code=code)
         if request.generation_id != member.member_epoch:
             return SyncGroupResponse(error_code=ErrorCode.ILLEGAL_GENERATION)
+        self.consumer_groups.timer.cancel(sync_timeout_key(group.group_id, member.member_id))
         self.consumer_groups._schedule_session(group, member)
         protocols = member.classic_protocols or []
         return SyncGroupResponse(
@@ -355,12 +374,7 @@ class GroupMigration:
         if request.generation_id != member.member_epoch:
             return ErrorCode.ILLEGAL_GENERATION
         self.consumer_groups._schedule_session(group, member)
-        behind = (
-            group.group_epoch > group.assignment_epoch
-            or member.member_epoch != group.assignment_epoch
-            or member.state is not MemberState.STABLE
-        )
-        return ErrorCode.REBALANCE_IN_PROGRESS if behind else ErrorCode.NONE
+        return ErrorCode.REBALANCE_IN_PROGRESS if _must_rejoin(group, member) else ErrorCode.NONE
 
     def leave(
         self, group: ConsumerGroup, request: LeaveGroupRequest, api_version: int, fx: Effects
@@ -392,6 +406,7 @@ class GroupMigration:
             self.downgrade_enabled
             and not removed.uses_classic_protocol
             and group.members
+            and len(group.members) <= self.config.group_max_size
             and all(m.uses_classic_protocol for m in group.members.values())
         ):
             self.downgrade(group, fx)
@@ -408,6 +423,7 @@ class GroupMigration:
                 cg._write(fx, gid, key, value)
             cg.timer.cancel(session_key(gid, m.member_id))
             cg.timer.cancel(revocation_key(gid, m.member_id))
+            cg.timer.cancel(sync_timeout_key(gid, m.member_id))
         group.members.clear()
         group.static_members.clear()
         group.update_state()
@@ -439,6 +455,25 @@ class GroupMigration:
         for member in classic.members.values():
             self.groups.reschedule_heartbeat(classic, member)
         self.groups.prepare_rebalance(classic, "the group was downgraded to a classic group", fx)
+
+
+def _must_rejoin(group: ConsumerGroup, member: ConsumerGroupMember) -> bool:
+    """Kafka's rule for a classic member's Heartbeat: rejoin when the group epoch moved past
+    the member's epoch, when it must revoke partitions, or when it waits for partitions that
+    are all free now."""
+    if member.member_epoch < group.group_epoch:
+        return True
+    if member.state is MemberState.UNREVOKED_PARTITIONS:
+        return True
+    if member.state is MemberState.UNRELEASED_PARTITIONS:
+        held = group.holders(member.member_id)
+        target = group.target.get(member.member_id, {})
+        return all(
+            (t, p) not in held
+            for t, ps in target.items()
+            for p in ps - member.assigned.get(t, frozenset())
+        )
+    return False
 
 
 def _common_protocol(members: list[ConsumerGroupMember]) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from kbroker.coordinator.consumer_testing import ConsumerGroupTestContext
+from kbroker.coordinator.state import GroupState
 from kbroker.wire.codec import decode_from, encode
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.consumer_protocol_assignment import (
@@ -25,7 +26,7 @@ from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberI
 from kbroker.wire.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
 from kbroker.wire.messages.sync_group_response import SyncGroupResponse
 
-__all__ = ["SimClassic", "decode_assignment"]
+__all__ = ["SimClassic", "classic_group", "decode_assignment", "finish_classic_rebalance"]
 
 _V0 = b"\x00\x00"
 
@@ -156,3 +157,31 @@ class SimClassic:
 
     def owned_ids(self) -> set[tuple[UUID, int]]:
         return {(self.ctx.topics[t][0], p) for t, ps in self.owned.items() for p in ps}
+
+
+def classic_group(ctx: ConsumerGroupTestContext, group_id: str, topic: str, n: int) -> list[SimClassic]:
+    """``n`` classic members, Stable, the leader having spread the 6 partitions."""
+    members = [SimClassic(ctx, group_id, [topic]) for _ in range(n)]
+    for m in members:
+        assert m.join() is None  # parked until the initial rebalance delay ends
+    ctx.sleep(ctx.config.group_initial_rebalance_delay_ms * (n + 1))
+    finish_classic_rebalance(members)
+    classic = ctx.coord.groups.get(group_id)
+    assert classic is not None and classic.is_in(GroupState.STABLE)
+    return members
+
+
+def finish_classic_rebalance(members: list[SimClassic]) -> None:
+    """Every member's JoinGroup was answered: followers sync, then the leader."""
+    joins = []
+    for m in members:
+        assert len(m.pending_join) == 1, m.pending_join
+        joins.append(m.on_joined(m.pending_join[0]))
+        assert joins[-1].error_code == 0, joins[-1]
+    leader = next(m for m, j in zip(members, joins, strict=True) if j.leader == m.member_id)
+    followers = [m for m in members if m is not leader]
+    for m in followers:
+        assert m.sync(joins[members.index(m)]) is None
+    assert leader.sync(joins[members.index(leader)]) is not None
+    for m in followers:
+        m.on_synced(m.pending_sync[0])

@@ -7,7 +7,11 @@ from uuid import UUID
 import pytest
 from kbroker.coordinator.consumer_group import ConsumerGroup, MemberState
 from kbroker.coordinator.consumer_testing import ConsumerGroupTestContext, SimConsumer
-from kbroker.coordinator.migration_testing import SimClassic
+from kbroker.coordinator.migration_testing import (
+    SimClassic,
+    classic_group,
+    finish_classic_rebalance,
+)
 from kbroker.coordinator.state import GroupState
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
@@ -22,34 +26,6 @@ from kbroker.wire.messages.offset_fetch_request import OffsetFetchRequest
 GROUP = "g"
 TOPIC = "t"
 PARTITIONS = 6
-
-
-def classic_group(ctx: ConsumerGroupTestContext, n: int) -> list[SimClassic]:
-    """``n`` classic members, Stable, the leader having spread the 6 partitions."""
-    members = [SimClassic(ctx, GROUP, [TOPIC]) for _ in range(n)]
-    for m in members:
-        assert m.join() is None  # parked until the initial rebalance delay ends
-    ctx.sleep(ctx.config.group_initial_rebalance_delay_ms * (n + 1))
-    finish_classic_rebalance(members)
-    classic = ctx.coord.groups.get(GROUP)
-    assert classic is not None and classic.is_in(GroupState.STABLE)
-    return members
-
-
-def finish_classic_rebalance(members: list[SimClassic]) -> None:
-    """Every member's JoinGroup was answered: followers sync, then the leader."""
-    joins = []
-    for m in members:
-        assert len(m.pending_join) == 1, m.pending_join
-        joins.append(m.on_joined(m.pending_join[0]))
-        assert joins[-1].error_code == 0, joins[-1]
-    leader = next(m for m, j in zip(members, joins, strict=True) if j.leader == m.member_id)
-    followers = [m for m in members if m is not leader]
-    for m in followers:
-        assert m.sync(joins[members.index(m)]) is None
-    assert leader.sync(joins[members.index(leader)]) is not None
-    for m in followers:
-        m.on_synced(m.pending_sync[0])
 
 
 def owners(ctx: ConsumerGroupTestContext, clients: list[SimClassic | SimConsumer]) -> dict[tuple[UUID, int], int]:
@@ -120,7 +96,7 @@ def ctx() -> ConsumerGroupTestContext:
 
 
 def test_upgrade_keeps_assignments_then_classic_members_leave_one_by_one(ctx: ConsumerGroupTestContext) -> None:
-    classics = classic_group(ctx, 3)
+    classics = classic_group(ctx, GROUP, TOPIC, 3)
     before = {c.member_id: dict(c.owned) for c in classics}
     assert commit(ctx, classics[0].member_id, classics[0].generation, 42) == 0
     new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
@@ -159,7 +135,7 @@ def test_upgrade_keeps_assignments_then_classic_members_leave_one_by_one(ctx: Co
 
 
 def test_downgrade_when_last_consumer_member_leaves(ctx: ConsumerGroupTestContext) -> None:
-    classics = classic_group(ctx, 2)
+    classics = classic_group(ctx, GROUP, TOPIC, 2)
     new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
     assert new.heartbeat().error_code == 0
     clients: list[SimClassic | SimConsumer] = [*classics, new]
@@ -195,7 +171,7 @@ def test_downgrade_when_last_consumer_member_leaves(ctx: ConsumerGroupTestContex
 def test_upgrade_refused_by_policy(policy: str) -> None:
     ctx = ConsumerGroupTestContext(group_consumer_migration_policy=policy)
     ctx.create_topic(TOPIC, PARTITIONS)
-    classic_group(ctx, 2)
+    classic_group(ctx, GROUP, TOPIC, 2)
     response = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC]).heartbeat()
     assert response.error_code == ErrorCode.GROUP_ID_NOT_FOUND
     assert ctx.coord.groups.get(GROUP).is_in(GroupState.STABLE)  # type: ignore[union-attr]
@@ -205,7 +181,7 @@ def test_upgrade_refused_by_policy(policy: str) -> None:
 def test_downgrade_refused_by_policy_keeps_consumer_group(policy: str) -> None:
     ctx = ConsumerGroupTestContext(group_consumer_migration_policy="bidirectional")
     ctx.create_topic(TOPIC, PARTITIONS)
-    classics = classic_group(ctx, 2)
+    classics = classic_group(ctx, GROUP, TOPIC, 2)
     new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
     new.heartbeat()
     settle(ctx, [*classics, new])
@@ -218,7 +194,7 @@ def test_downgrade_refused_by_policy_keeps_consumer_group(policy: str) -> None:
 
 
 def test_upgrade_of_rebalancing_group_answers_parked_joins(ctx: ConsumerGroupTestContext) -> None:
-    classics = classic_group(ctx, 2)
+    classics = classic_group(ctx, GROUP, TOPIC, 2)
     third = SimClassic(ctx, GROUP, [TOPIC])
     third.join()  # a third member starts a rebalance
     assert classics[0].heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
@@ -233,7 +209,7 @@ def test_upgrade_of_rebalancing_group_answers_parked_joins(ctx: ConsumerGroupTes
 
 
 def test_classic_member_session_expiry_in_consumer_group_downgrades_nothing(ctx: ConsumerGroupTestContext) -> None:
-    classics = classic_group(ctx, 2)
+    classics = classic_group(ctx, GROUP, TOPIC, 2)
     new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
     new.heartbeat()
     settle(ctx, [*classics, new])
