@@ -6,7 +6,7 @@ confluent-kafka 2.16 classic members consume a 6-partition topic; members with
 members leave one by one: every record is consumed, commits are kept.  Then classic
 members join the consumer group and the consumer-protocol members leave: the group is
 downgraded back to a classic group.  A second test upgrades a group whose classic
-members are kafka-python and aiokafka: they keep consuming.
+members are kafka-python, aiokafka and kcat (librdkafka classic): they keep consuming.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, member
 
 @pytest.mark.feature("groups", client="kafka-python")
 @pytest.mark.feature("groups", client="aiokafka")
+@pytest.mark.feature("groups", client="kcat")
 def test_kafka_python_and_aiokafka_members_keep_consuming_after_upgrade(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap
@@ -105,14 +106,15 @@ def test_kafka_python_and_aiokafka_members_keep_consuming_after_upgrade(broker_f
     produce_even(boot, topic, 3, "before")
     kp = members.start("kafka-python", "kp", boot, topic, group)
     aio = members.start("aiokafka", "aio", boot, topic, group)
-    wait_assignment(members, [kp, aio], what="by the python classic members")
-    wait_consumed(members, [kp, aio], ends_of(3))
+    kc = members.start("kcat", "kc", boot, topic, group)
+    wait_assignment(members, [kp, aio, kc], what="by the classic members")
+    wait_consumed(members, [kp, aio, kc], ends_of(3))
     x = members.start("confluent", "x", boot, topic, group, **KIP848)
-    wait_assignment(members, [kp, aio, x], what="after the upgrade")
+    wait_assignment(members, [kp, aio, kc, x], what="after the upgrade")
     assert group_type(boot, group) == ConsumerGroupType.CONSUMER
     produce_even(boot, topic, 3, "after")
-    wait_consumed(members, [kp, aio, x], ends_of(6))
-    check_no_gaps(consumed([kp, aio, x]), ends_of(6))
+    wait_consumed(members, [kp, aio, kc, x], ends_of(6))
+    check_no_gaps(consumed([kp, aio, kc, x]), ends_of(6))
     wait_committed(boot, group, topic, ends_of(6))
-    for m in (x, kp, aio):
+    for m in (x, kp, aio, kc):
         assert m.leave() == 0, members.diagnostics()

@@ -221,3 +221,65 @@ def test_classic_member_session_expiry_in_consumer_group_downgrades_nothing(ctx:
     assert set(group.members) == {"c1"}
     assert sum(len(p) for p in new.owned.values()) == PARTITIONS
     assert group.members["c1"].state is MemberState.STABLE
+
+
+def test_policy_disabled_refuses_a_new_classic_member_of_a_consumer_group() -> None:
+    ctx = ConsumerGroupTestContext(group_consumer_migration_policy="disabled")
+    ctx.create_topic(TOPIC, PARTITIONS)
+    SimConsumer(ctx, GROUP, "c1", topics=[TOPIC]).heartbeat()
+    joiner = SimClassic(ctx, GROUP, [TOPIC])
+    response = joiner.join()
+    assert response is not None and response.error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert set(ctx.group(GROUP).members) == {"c1"}
+
+
+def test_classic_member_that_never_syncs_is_removed_after_its_rebalance_timeout(
+    ctx: ConsumerGroupTestContext,
+) -> None:
+    new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
+    new.heartbeat()
+    joiner = SimClassic(ctx, GROUP, [TOPIC])
+    join = joiner.join()
+    assert join is not None and join.error_code == 0
+    assert joiner.member_id in ctx.group(GROUP).members
+    for _ in range(7):  # 35 s: past the 30 s rebalance timeout, within the session timeout
+        ctx.sleep(5_000)
+        new.heartbeat()
+    assert joiner.member_id not in ctx.group(GROUP).members
+    # one that does sync stays
+    other = SimClassic(ctx, GROUP, [TOPIC])
+    other.rebalance()
+    for _ in range(7):
+        ctx.sleep(5_000)
+        new.heartbeat()
+        other.step()
+    assert other.member_id in ctx.group(GROUP).members
+
+
+def test_classic_heartbeat_asks_to_rejoin_only_when_there_is_something_to_do(
+    ctx: ConsumerGroupTestContext,
+) -> None:
+    classics = classic_group(ctx, GROUP, TOPIC, 2)
+    new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
+    new.heartbeat()  # upgrade; the new member's target takes partitions from the classics
+    group = ctx.group(GROUP)
+    # the group epoch moved past the classic members' epoch: they must rejoin
+    assert all(c.heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS for c in classics)
+    settle(ctx, [*classics, new])
+    assert ctx.group(GROUP).state.value == "Stable"
+    assert all(c.heartbeat() == ErrorCode.NONE for c in classics)
+    assert {group.members[c.member_id].member_epoch for c in classics} == {group.group_epoch}
+
+
+def test_downgrade_bounded_by_classic_group_max_size() -> None:
+    ctx = ConsumerGroupTestContext(group_max_size=2)
+    ctx.create_topic(TOPIC, PARTITIONS)
+    classics = classic_group(ctx, GROUP, TOPIC, 2)
+    new = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC])
+    new.heartbeat()
+    third = SimClassic(ctx, GROUP, [TOPIC])
+    third.rebalance()  # the consumer group takes a third classic member
+    settle(ctx, [*classics, third, new])
+    new.leave()
+    group = ctx.coord.consumer_groups.get(GROUP)
+    assert group is not None and len(group.members) == 3  # too many for a classic group
