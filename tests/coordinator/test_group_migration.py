@@ -14,6 +14,7 @@ from kbroker.coordinator.migration_testing import (
 )
 from kbroker.coordinator.state import GroupState
 from kbroker.wire.errors import ErrorCode
+from kbroker.wire.messages.consumer_group_describe_request import ConsumerGroupDescribeRequest
 from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
 from kbroker.wire.messages.list_groups_request import ListGroupsRequest
 from kbroker.wire.messages.offset_commit_request import (
@@ -113,6 +114,16 @@ def test_upgrade_keeps_assignments_then_classic_members_leave_one_by_one(ctx: Co
     settle(ctx, clients)
     assert ctx.group(GROUP).state.value == "Stable"
     assert sum(len(p) for p in new.owned.values()) >= 1
+    # ConsumerGroupDescribe v1: MemberType 0 for the classic members, 1 for the new one
+    described = ctx.coord.consumer_group_describe(
+        ConsumerGroupDescribeRequest(group_ids=[GROUP]), api_version=1
+    ).response
+    types = {m.member_id: m.member_type for m in described.groups[0].members}
+    assert types == {**{c.member_id: 0 for c in classics}, "c1": 1}
+    # DescribeGroups (the classic view) shows the consumer group and all four members
+    classic_view = ctx.coord.describe_groups(DescribeGroupsRequest(groups=[GROUP]), api_version=5)
+    assert classic_view.response.groups[0].protocol_type == "consumer"
+    assert len(classic_view.response.groups[0].members) == 4
     assert len(owners(ctx, clients)) == PARTITIONS
     # a restart mid-migration rebuilds the same group, classic metadata included
     replayed = ctx.replayed()
