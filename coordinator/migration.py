@@ -180,7 +180,9 @@ class GroupMigration:
         if not self.upgrade_enabled:
             return ErrorCode.GROUP_ID_NOT_FOUND
         if classic.protocol_type != CONSUMER_PROTOCOL_TYPE:
-            return ErrorCode.GROUP_ID_NOT_FOUND
+            return ErrorCode.GROUP_ID_NOT_FOUND  # e.g. a Connect group: not a consumer's
+        if len(classic.members) >= self.config.group_consumer_max_size:
+            return ErrorCode.GROUP_ID_NOT_FOUND  # no room for the joining member
         # a rebalance in progress is cut short, as Kafka does: parked JoinGroup/SyncGroup
         # answers REBALANCE_IN_PROGRESS and those members rejoin the consumer group
         for m in classic.members.values():
@@ -192,9 +194,18 @@ class GroupMigration:
         group = ConsumerGroup(classic.group_id)
         epoch = classic.generation_id
         group.group_epoch = group.assignment_epoch = epoch
+        claimed: set[tuple[UUID, int]] = set()
         for m in classic.members.values():
             subscription = _decode_subscription(m.metadata(classic.protocol_name or ""))
             assignment = _decode_assignment(m.assignment)
+            # a partition the leader gave to two members goes to the first only: a
+            # consumer group never holds one partition twice
+            assigned = {
+                t: frozenset(p for p in ps if (t, p) not in claimed)
+                for t, ps in (self._ids_of(assignment.assigned_partitions) if assignment else {}).items()
+            }
+            assigned = {t: ps for t, ps in assigned.items() if ps}
+            claimed.update((t, p) for t, ps in assigned.items() for p in ps)
             member = ConsumerGroupMember(
                 m.member_id,
                 instance_id=m.group_instance_id,
@@ -205,7 +216,7 @@ class GroupMigration:
                 member_epoch=epoch,
                 previous_member_epoch=epoch,
                 state=MemberState.STABLE,
-                assigned=self._ids_of(assignment.assigned_partitions) if assignment else {},
+                assigned=assigned,
                 classic_protocols=list(m.protocols),
                 classic_session_timeout_ms=m.session_timeout_ms,
             )
@@ -215,7 +226,7 @@ class GroupMigration:
                 group.static_members[member.instance_id] = member.member_id
         group.subscribed_topics = self.consumer_groups._subscribed_topics(group)
         # the classic group goes first: its tombstone, then the consumer group's records
-        for member_id in classic.members:
+        for member_id in [*classic.members, *classic.pending_join_members]:
             self.groups.timer.cancel(heartbeat_key(classic.group_id, member_id))
         for key_name in (join_key, sync_key):
             self.groups.timer.cancel(key_name(classic.group_id))

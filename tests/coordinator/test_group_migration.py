@@ -294,3 +294,24 @@ def test_downgrade_bounded_by_classic_group_max_size() -> None:
     new.leave()
     group = ctx.coord.consumer_groups.get(GROUP)
     assert group is not None and len(group.members) == 3  # too many for a classic group
+
+
+def test_upgrade_never_starts_with_a_partition_held_twice(ctx: ConsumerGroupTestContext) -> None:
+    """A classic leader that gave one partition to two members (a client bug): after the
+    upgrade the partition belongs to one member only."""
+    classics = classic_group(ctx, GROUP, TOPIC, 2)
+    classic = ctx.coord.groups.get(GROUP)
+    assert classic is not None
+    both = classic.members[classics[0].member_id].assignment
+    classic.members[classics[1].member_id].assignment = both
+    assert SimConsumer(ctx, GROUP, "c1", topics=[TOPIC]).heartbeat().error_code == 0
+    check_disjoint(ctx.group(GROUP))
+
+
+def test_upgrade_refused_when_the_consumer_group_would_be_too_big() -> None:
+    ctx = ConsumerGroupTestContext(group_consumer_max_size=2)
+    ctx.create_topic(TOPIC, PARTITIONS)
+    classic_group(ctx, GROUP, TOPIC, 2)
+    response = SimConsumer(ctx, GROUP, "c1", topics=[TOPIC]).heartbeat()
+    assert response.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    assert ctx.coord.consumer_groups.get(GROUP) is None
