@@ -28,8 +28,8 @@ invariant that a partition is never held by two members at once.
 **Downgrade.**  When the last consumer-protocol member leaves (or expires) and the
 remaining members all use the classic protocol (policy downgrade or bidirectional), the
 consumer group's tombstones are written, then a classic GroupMetadata record with the
-members, their protocols and assignments at generation = group epoch, and the classic
-group starts a rebalance.  Committed offsets are keyed by group id only and survive both
+members, their protocols and assignments at generation = the members' epoch, and the
+classic group starts a rebalance.  Committed offsets are keyed by group id only and survive both
 conversions untouched.
 """
 
@@ -440,7 +440,10 @@ class GroupMigration:
         group.update_state()
         cg.delete_group(group, fx)
         classic = self.groups.get_or_create_group(gid)
-        classic.generation_id = group.group_epoch
+        # the members' epoch (the group epoch before the leaving member bumped it): their
+        # Heartbeat then gets REBALANCE_IN_PROGRESS, not ILLEGAL_GENERATION, so their
+        # commits on revocation still count
+        classic.generation_id = max(m.member_epoch for m in members)
         classic.protocol_type = CONSUMER_PROTOCOL_TYPE
         classic.protocol_name = protocol_name
         for m in members:
