@@ -7,6 +7,7 @@ members leave one by one: every record is consumed, commits are kept.  Then clas
 members join the consumer group and the consumer-protocol members leave: the group is
 downgraded back to a classic group.  A second test upgrades a group whose classic
 members are kafka-python, aiokafka and kcat (librdkafka classic): they keep consuming.
+A third restarts the broker while the group is mixed (classic + consumer members).
 """
 
 from __future__ import annotations
@@ -117,4 +118,32 @@ def test_kafka_python_and_aiokafka_members_keep_consuming_after_upgrade(broker_f
     check_no_gaps(consumed([kp, aio, kc, x]), ends_of(6))
     wait_committed(boot, group, topic, ends_of(6))
     for m in (x, kp, aio, kc):
+        assert m.leave() == 0, members.diagnostics()
+
+
+@pytest.mark.feature("groups", client="confluent-kafka")
+def test_broker_restart_mid_migration_keeps_the_mixed_group(broker_factory, members) -> None:
+    broker = broker_factory(KIP848_BROKER_SETTINGS)
+    if not broker.persistent:
+        pytest.skip("needs a broker that keeps __consumer_offsets across restarts")
+    boot = broker.bootstrap
+    topic, group = unique_topic("migr"), unique_topic("gmigr")
+    create_topic(boot, topic)
+    produce_even(boot, topic, 3, "before")
+    a = members.start("confluent", "a", boot, topic, group)
+    b = members.start("confluent", "b", boot, topic, group)
+    wait_assignment(members, [a, b], what="by the classic members")
+    c = members.start("confluent", "c", boot, topic, group, **KIP848)
+    wait_assignment(members, [a, b, c], what="by the mixed group")
+    wait_consumed(members, [a, b, c], ends_of(3))
+    wait_committed(boot, group, topic, ends_of(3))
+
+    broker.restart()
+    assert group_type(boot, group) == ConsumerGroupType.CONSUMER  # replayed mid-migration
+    produce_even(boot, topic, 3, "after")
+    wait_consumed(members, [a, b, c], ends_of(6))
+    check_no_gaps(consumed([a, b, c]), ends_of(6))
+    wait_committed(boot, group, topic, ends_of(6))
+    wait_assignment(members, [a, b, c], what="by the mixed group after the restart")
+    for m in (c, a, b):
         assert m.leave() == 0, members.diagnostics()
