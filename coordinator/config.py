@@ -47,6 +47,9 @@ class GroupConfig:
     """group.consumer.max.size: members beyond it get GROUP_MAX_SIZE_REACHED."""
     group_consumer_assignors: tuple[str, ...] = ("uniform", "range")
     """group.consumer.assignors: server assignors; the first is the default."""
+    group_consumer_migration_policy: str = "bidirectional"
+    """group.consumer.migration.policy: disabled / upgrade / downgrade / bidirectional
+    (online conversion classic -> consumer group, and back; see coordinator.migration)."""
 
     @property
     def offsets_retention_ms(self) -> int:
@@ -90,5 +93,11 @@ class GroupConfig:
             )
         if self.group_consumer_max_size < 1:
             raise ValueError("group.consumer.max.size must be >= 1")
+        if self.group_consumer_migration_policy not in (
+            "disabled", "upgrade", "downgrade", "bidirectional"
+        ):
+            raise ValueError(
+                "group.consumer.migration.policy must be disabled, upgrade, downgrade or bidirectional"
+            )
         if not self.group_consumer_assignors:
             raise ValueError("group.consumer.assignors must name at least one assignor")

@@ -126,6 +126,14 @@ class ConsumerGroupMember:
     state: MemberState = MemberState.STABLE
     assigned: Parts = field(default_factory=dict)
     pending_revocation: Parts = field(default_factory=dict)
+    classic_protocols: list[tuple[str, bytes]] | None = None
+    """A member that speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat) inside a
+    consumer group (online migration): its JoinGroup protocols; None for a KIP-848 member."""
+    classic_session_timeout_ms: int = -1
+
+    @property
+    def uses_classic_protocol(self) -> bool:
+        return self.classic_protocols is not None
 
     def metadata_key(self) -> tuple[object, ...]:
         return (
@@ -137,6 +145,8 @@ class ConsumerGroupMember:
             self.subscribed_topic_regex,
             self.rebalance_timeout_ms,
             self.server_assignor,
+            None if self.classic_protocols is None else tuple(self.classic_protocols),
+            self.classic_session_timeout_ms,
         )
 
     def assignment_key(self) -> tuple[object, ...]:

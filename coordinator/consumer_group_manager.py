@@ -148,6 +148,10 @@ class ConsumerGroupManager:
         self.new_member_id = new_member_id or (lambda: str(uuid4()))
         self.groups: dict[str, ConsumerGroup] = {}
         self._regex_cache: dict[str, Any] = {}
+        self.on_member_removed: (
+            Callable[[ConsumerGroup, ConsumerGroupMember, Effects], None] | None
+        ) = None
+        """Called after a member left or expired (the online downgrade hooks in here)."""
 
     def get(self, group_id: str) -> ConsumerGroup | None:
         group = self.groups.get(group_id)
@@ -173,6 +177,8 @@ class ConsumerGroupManager:
                 subscribed_topic_regex=m.subscribed_topic_regex,
                 rebalance_timeout_ms=m.rebalance_timeout_ms,
                 server_assignor=m.server_assignor,
+                classic_protocols=m.classic_protocols,
+                classic_session_timeout_ms=m.classic_session_timeout_ms,
             ),
         )
 
@@ -258,6 +264,13 @@ class ConsumerGroupManager:
             member.subscribed_topic_regex = value.subscribed_topic_regex
             member.rebalance_timeout_ms = value.rebalance_timeout_ms
             member.server_assignor = value.server_assignor
+            classic = value.classic_member_metadata
+            member.classic_protocols = (
+                None
+                if classic is None
+                else [(p.name, bytes(p.metadata)) for p in classic.supported_protocols]
+            )
+            member.classic_session_timeout_ms = -1 if classic is None else classic.session_timeout_ms
             if member.instance_id is not None:
                 group.static_members[member.instance_id] = member_id
         else:
@@ -409,6 +422,8 @@ class ConsumerGroupManager:
         self.timer.cancel(revocation_key(group.group_id, member.member_id))
         self._bump_group_epoch(fx, group)
         group.update_state()
+        if self.on_member_removed is not None:
+            self.on_member_removed(group, member, fx)
 
     def _heartbeat(
         self,
@@ -642,7 +657,9 @@ class ConsumerGroupManager:
         group_id, member_id = group.group_id, member.member_id
         self.timer.schedule(
             session_key(group_id, member_id),
-            self.session_timeout_ms(group_id),
+            member.classic_session_timeout_ms
+            if member.uses_classic_protocol
+            else self.session_timeout_ms(group_id),
             lambda: self.expire_member(group_id, member_id, "session timeout"),
         )
 
@@ -688,7 +705,7 @@ class ConsumerGroupManager:
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
-        if not is_transactional and api_version < 9:
+        if not is_transactional and api_version < 9 and not member.uses_classic_protocol:
             return ErrorCode.UNSUPPORTED_VERSION
         if member_epoch != member.member_epoch:
             return ErrorCode.STALE_MEMBER_EPOCH
@@ -805,7 +822,7 @@ class ConsumerGroupManager:
                             subscribed_topic_regex=m.subscribed_topic_regex,
                             assignment=described(m.assigned),
                             target_assignment=described(group.target.get(m.member_id, {})),
-                            member_type=1,
+                            member_type=0 if m.uses_classic_protocol else 1,
                         )
                         for m in group.members.values()
                     ],

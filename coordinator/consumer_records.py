@@ -43,6 +43,8 @@ from kbroker.wire.messages.internal.consumer_group_member_metadata_key import (
     ConsumerGroupMemberMetadataKey,
 )
 from kbroker.wire.messages.internal.consumer_group_member_metadata_value import (
+    ClassicMemberMetadata,
+    ClassicProtocol,
     ConsumerGroupMemberMetadataValue,
 )
 from kbroker.wire.messages.internal.consumer_group_metadata_key import ConsumerGroupMetadataKey
@@ -272,8 +274,22 @@ def member_metadata_record(
     subscribed_topic_regex: str | None,
     rebalance_timeout_ms: int,
     server_assignor: str | None,
+    classic_protocols: list[tuple[str, bytes]] | None = None,
+    classic_session_timeout_ms: int = -1,
 ) -> tuple[Any, Any]:
+    """``classic_protocols`` (a classic member of a consumer group, online migration) is
+    stored as Kafka's ClassicMemberMetadata (tagged field 0)."""
     key = ConsumerGroupMemberMetadataKey(group_id=group_id, member_id=member_id)
+    classic = (
+        None
+        if classic_protocols is None
+        else ClassicMemberMetadata(
+            session_timeout_ms=classic_session_timeout_ms,
+            supported_protocols=[
+                ClassicProtocol(name=name, metadata=metadata) for name, metadata in classic_protocols
+            ],
+        )
+    )
     value = ConsumerGroupMemberMetadataValue(
         instance_id=instance_id,
         rack_id=rack_id,
@@ -283,5 +299,6 @@ def member_metadata_record(
         subscribed_topic_regex=subscribed_topic_regex,
         rebalance_timeout_ms=rebalance_timeout_ms,
         server_assignor=server_assignor,
+        classic_member_metadata=classic,
     )
     return key, value

@@ -44,6 +44,7 @@ from kbroker.coordinator.consumer_group_manager import (
 from kbroker.coordinator.consumer_records import decode_consumer_record
 from kbroker.coordinator.group import JoinReply, SyncReply
 from kbroker.coordinator.group_manager import GroupManager
+from kbroker.coordinator.migration import GroupMigration
 from kbroker.coordinator.offsets import OffsetManager, TopicNameResolver
 from kbroker.coordinator.records import GroupMetadataRecord, OffsetCommitRecord, decode_record
 from kbroker.coordinator.result import Effects, Result
@@ -127,6 +128,10 @@ class GroupCoordinator:
             self.config, now_ms, timer, topics, new_uuid, group_overrides
         )
         self.offsets.is_consumer_group = lambda g: self.consumer_groups.get(g) is not None
+        # group.consumer.migration.policy: classic <-> consumer group conversions
+        self.migration = GroupMigration(
+            self.config, now_ms, self.groups, self.consumer_groups, self.consumer_groups.new_member_id
+        )
         # KIP-932 share groups (their share-partition state is the share coordinator's)
         self.share_groups = ShareGroupManager(
             share_config or ShareConfig(), now_ms, timer, topics, group_overrides
@@ -231,14 +236,17 @@ class GroupCoordinator:
         consumer_group = self.consumer_groups.get(request.group_id)
         if consumer_group is not None:
             if consumer_group.members:
-                # online migration (group.consumer.migration.policy) is not implemented:
-                # a classic member cannot join a live consumer group
-                return Result(
-                    response=JoinGroupResponse(
-                        error_code=ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
-                        member_id=request.member_id,
-                    )
+                # a classic member of a live consumer group (online migration): served
+                # from the consumer group (coordinator.migration)
+                response = self.migration.join(
+                    consumer_group,
+                    request,
+                    api_version=api_version,
+                    client_id=client_id,
+                    client_host=client_host,
+                    fx=fx,
                 )
+                return fx.result(response)
             self.consumer_groups.delete_group(consumer_group, fx)  # Empty: becomes classic
         result = self.groups.join_group(
             request,
@@ -270,18 +278,28 @@ class GroupCoordinator:
         classic = self.groups.get(request.group_id)
         if classic is not None and not classic.is_in(GroupState.DEAD):
             if not classic.is_in(GroupState.EMPTY) or classic.members:
-                return Result(
-                    response=ConsumerGroupHeartbeatResponse(
-                        error_code=ErrorCode.GROUP_ID_NOT_FOUND,
-                        error_message=f"Group {request.group_id} is not a consumer group.",
-                    )
+                # online upgrade of a live classic group (group.consumer.migration.policy)
+                code = (
+                    self.migration.upgrade(classic, fx)
+                    if request.member_epoch == 0
+                    else ErrorCode.GROUP_ID_NOT_FOUND
                 )
-            if request.member_epoch == 0:
+                if code is not ErrorCode.NONE:
+                    return Result(
+                        response=ConsumerGroupHeartbeatResponse(
+                            error_code=code,
+                            error_message=f"Group {request.group_id} is not a consumer group."
+                            if code is ErrorCode.GROUP_ID_NOT_FOUND
+                            else f"Group {request.group_id} is rebalancing; retry the upgrade.",
+                        )
+                    )
+            elif request.member_epoch == 0:
                 self.groups.delete_group(classic, fx)  # an Empty classic group converts
         result = self.consumer_groups.heartbeat(
             request, api_version=api_version, client_id=client_id, client_host=client_host
         )
         result.records[:0] = fx.records
+        result.replies[:0] = fx.replies  # parked classic joins cut short by an upgrade
         return result
 
     def consumer_group_describe(
@@ -312,16 +330,30 @@ class GroupCoordinator:
     def sync_group(
         self, request: SyncGroupRequest, *, api_version: int, reply: SyncReply
     ) -> Result[SyncGroupResponse]:
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if consumer_group is not None:  # a classic member of a consumer group (migration)
+            return Result(response=self.migration.sync(consumer_group, request))
         return self.groups.sync_group(request, api_version=api_version, reply=reply)
 
     def heartbeat(
         self, request: HeartbeatRequest, *, api_version: int
     ) -> Result[HeartbeatResponse]:
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if consumer_group is not None:
+            return Result(
+                response=HeartbeatResponse(
+                    error_code=self.migration.heartbeat(consumer_group, request)
+                )
+            )
         return self.groups.heartbeat(request, api_version=api_version)
 
     def leave_group(
         self, request: LeaveGroupRequest, *, api_version: int
     ) -> Result[LeaveGroupResponse]:
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if consumer_group is not None:
+            fx = Effects()
+            return fx.result(self.migration.leave(consumer_group, request, api_version, fx))
         return self.groups.leave_group(request, api_version=api_version)
 
     # -- offsets ---------------------------------------------------------------------------

@@ -194,6 +194,12 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("group.consumer.max.heartbeat.interval.ms", _T.INT, "15000", min=1),
         _d("group.consumer.max.size", _T.INT, str(INT_MAX), min=1),
         _d("group.consumer.assignors", _T.LIST, "uniform,range"),
+        _d(
+            "group.consumer.migration.policy",
+            _T.STRING,
+            "bidirectional",
+            choices=("disabled", "upgrade", "downgrade", "bidirectional"),
+        ),
         # -- end of KIP-848 consumer groups ---------------------------------------------
         # -- KIP-932 share groups (issue 14): Kafka 4.2's defaults and ranges -------------
         _d("group.share.session.timeout.ms", _T.INT, "45000", min=1),
@@ -365,6 +371,9 @@ def consumer_group_settings(config: BrokerConfig) -> dict[str, Any]:
         "group_consumer_assignors": tuple(
             n.strip() for n in (config.get("group.consumer.assignors") or "").split(",") if n.strip()
         ),
+        "group_consumer_migration_policy": (
+            config.get("group.consumer.migration.policy") or "bidirectional"
+        ).lower(),
     }
 
 

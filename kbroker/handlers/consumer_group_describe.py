@@ -2,8 +2,8 @@
 
 Version notes:
 - v0-v1 served (every version in the specs).  v1 adds ``MemberType`` (1: a member of the
-  consumer protocol; classic members never join a consumer group here, as online migration
-  is not implemented).  Authorized operations are not reported (INT32_MIN).  A group id
+  consumer protocol; 0: a classic member of a consumer group during an online migration,
+  ``coordinator.migration``).  Authorized operations are not reported (INT32_MIN).  A group id
   that is unknown, or a classic group, answers GROUP_ID_NOT_FOUND, as Kafka does.
 """
 

@@ -7,6 +7,8 @@ Version notes:
   ``SubscribedTopicRegex`` (RE2, evaluated by the coordinator).
 - Joining, reconciliation, leaving and the errors are the coordinator's
   (``coordinator.consumer_group_manager``); this handler only appends its records.
+- A joining heartbeat to a live classic group upgrades it online when
+  ``group.consumer.migration.policy`` allows (``coordinator.migration``).
 """
 
 from __future__ import annotations

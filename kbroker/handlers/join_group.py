@@ -4,7 +4,9 @@ Version notes:
 - v0-v9 served (aiokafka/librdkafka/kafkajs v5, kafka-python v7).  The group protocol is
   the coordinator's (``coordinator.group_manager``); this handler only parks the request
   until the coordinator answers it: the response comes when the rebalance completes, or
-  at once (MEMBER_ID_REQUIRED for v4+ joins without a member id, errors).
+  at once (MEMBER_ID_REQUIRED for v4+ joins without a member id, errors).  A JoinGroup to
+  a live consumer group (online migration) is answered at once from that group
+  (``coordinator.migration``): generation = member epoch, no leader, no member list.
 - ACLs: READ on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 

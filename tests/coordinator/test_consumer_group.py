@@ -343,7 +343,9 @@ def test_classic_and_consumer_group_ids_do_not_collide() -> None:
     )
     assert result.response is not None
     assert result.response.error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
-    # a live classic group (a member joining it) refuses consumer-protocol heartbeats
+    # a live classic group refuses consumer-protocol heartbeats when the migration policy
+    # does not allow upgrades (test_group_migration covers the upgrade itself)
+    object.__setattr__(ctx.coord.config, "group_consumer_migration_policy", "downgrade")
     join.group_id = "classic"
     boxes: list[object] = []
     ctx.finish(
