@@ -16,6 +16,7 @@ from kbroker.coordinator.testing import CoordinatorTestContext
 from kbroker.coordinator.txn_records import TxnRecordFormatError
 from kbroker.coordinator.txn_testing import TxnTestContext
 from kbroker.wire import codec
+from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
 from kbroker.wire.messages.internal.consumer_group_current_member_assignment_key import (
     ConsumerGroupCurrentMemberAssignmentKey,
 )
@@ -33,7 +34,6 @@ from kbroker.wire.messages.internal.consumer_group_metadata_value import Consume
 from kbroker.wire.messages.internal.group_metadata_value import GroupMetadataValue, MemberMetadata
 from kbroker.wire.messages.internal.transaction_log_key import TransactionLogKey
 from kbroker.wire.messages.internal.transaction_log_value import TransactionLogValue
-from kbroker.wire.messages.describe_groups_request import DescribeGroupsRequest
 from kbroker.wire.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
 
 ASSIGNMENT_KEY = ConsumerGroupCurrentMemberAssignmentKey(group_id="g", member_id="m")
