@@ -14,9 +14,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from helpers import unique_topic
-from process_clients import cli, cli_read_all, js, js_messages, js_records, kcat, kcat_read_all
-from test_compaction import (
+from compaction_helpers import (
     BROKER_SETTINGS,
     KEYS,
     UPDATES,
@@ -25,6 +23,8 @@ from test_compaction import (
     updates,
     wait_until_cleaned,
 )
+from helpers import unique_topic
+from process_clients import cli, cli_read_all, js, js_messages, js_records, kcat, kcat_read_all
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(300)]
 
