@@ -297,8 +297,11 @@ def wait_assignment(
     partitions: int = TOPIC_PARTITIONS,
     timeout: float = SETTLE_S,
     what: str = "",
+    balanced: bool = False,
 ) -> dict[str, set[int]]:
-    """Wait until the active members own every partition exactly once, each at least one.
+    """Wait until the active members own every partition exactly once, each at least one
+    (and, if ``balanced``, no member more than one partition above another: a KIP-848 group
+    passes through unbalanced moments while partitions move, e.g. 3/1/2 before 2/2/2).
 
     Fails early if a member died.  Returns name -> owned partitions.
     """
@@ -313,7 +316,9 @@ def wait_assignment(
                 )
         owned = [m.owned() for m in active]
         flat = [p for o in owned for p in o]
-        return sorted(flat) == sorted(want) and all(owned)
+        sizes = [len(o) for o in owned]
+        even = not balanced or max(sizes) - min(sizes) <= 1
+        return sorted(flat) == sorted(want) and all(owned) and even
 
     try:
         wait_until(settled, timeout, f"each of {partitions} partitions owned once {what}")

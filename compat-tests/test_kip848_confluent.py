@@ -67,7 +67,7 @@ def test_consumer_protocol_join_leave_kill_commit_restart(broker_factory, member
     owners = wait_assignment(members, [a], what="by the first member")
     b = members.start("confluent", "b", boot, topic, group, **KIP848)
     c = members.start("confluent", "c", boot, topic, group, remote_assignor="uniform", **KIP848)
-    owners = wait_assignment(members, [a, b, c], what="by three consumer-protocol members")
+    owners = wait_assignment(members, [a, b, c], what="by three consumer-protocol members", balanced=True)
     assert sorted(len(o) for o in owners.values()) == [2, 2, 2], owners
     # the members really speak KIP-848: the broker holds a "consumer" group of three
     admin = AdminClient({"bootstrap.servers": boot})
