@@ -455,15 +455,24 @@ class LogManager:
         self._write_checkpoints(LOG_START_CHECKPOINT, offsets)
 
     def _write_checkpoints(self, name: str, offsets: dict[tuple[str, int], int]) -> None:
-        """Write checkpoint ``name`` of each log directory with its partitions' offsets."""
+        """Write checkpoint ``name`` of each log directory with its partitions' offsets;
+        a directory that fails (a full disk) does not stop the others (LogStorageError
+        after all were tried)."""
+        failed: list[str] = []
         for log_dir in self.log_dirs:
             mine = {k: v for k, v in offsets.items() if self._dir_of.get(k, self.log_dirs[0]) == log_dir}
             path = os.path.join(log_dir, name)
             if self._written.get(path) == mine:
                 continue
             self._written[path] = None  # unknown until the write below has succeeded
-            write_offset_checkpoint(path, mine)
+            try:
+                write_offset_checkpoint(path, mine)
+            except OSError as exc:
+                failed.append(f"{path}: {exc}")
+                continue
             self._written[path] = mine
+        if failed:
+            raise LogStorageError(f"cannot write {len(failed)} checkpoints: {failed[0]}")
 
     def run_periodic(self, now_ms: int) -> None:
         """Time-based work, each duty at its own interval (see "Housekeeping cadence"),
