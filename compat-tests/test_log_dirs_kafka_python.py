@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 from helpers import unique_topic
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition, TopicPartitionReplica
+from kafka import (
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+    TopicPartitionReplica,
+)
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, NoError
 
