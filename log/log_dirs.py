@@ -26,18 +26,28 @@ RETIRE             the source is renamed to ``*.<hex>-delete`` and removed; the 
 =================  ==================================================================
 
 Never both copies live: before the rename only the source is opened, after it only
-the destination.  The copy is taken with the source log closed (flushed, producer
+the destination.  The copy is finished with the source log closed (flushed, producer
 state snapshotted), in one synchronous step of its owner, so no append can land
 between the copy and the switch: no record is lost, reordered or duplicated.
+
+To keep that step short, ``precopy`` first copies the sealed segments into the future
+directory on a worker thread while the log stays open and keeps taking appends (a
+sealed segment's files only change by being replaced or deleted: retention, the
+cleaner).  The final step then copies only what is not already there unchanged: the
+files whose (inode, size, mtime) differ from when they were pre-copied, the segments
+from the one active when the pre-copy began, and every non-segment file (producer
+snapshots, the leader-epoch checkpoint); files gone from the source are dropped.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 
 from kbroker.log.checkpoints import fsync_directory, write_atomically
@@ -67,6 +77,49 @@ MOVE_TRANSITIONS: dict[MovePhase | None, MovePhase | None] = {
 
 # A test hook: called as each phase begins (raising there simulates a crash).
 PhaseHook = Callable[[MovePhase], None]
+
+_SEALABLE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
+
+
+def _stat_key(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@dataclass
+class Precopy:
+    """What ``precopy`` put in a future directory (read by the final step)."""
+
+    future: str
+    active_base_offset: int
+    copied: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # Base offset of the latest segment pre-copied (DescribeLogDirs' lag: an upper bound).
+    copied_up_to_offset: int = 0
+    copied_bytes: int = 0
+
+
+def new_future_dir(source: str, dest_dir: str) -> str:
+    name = os.path.basename(source)
+    return os.path.join(dest_dir, f"{name}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}")
+
+
+def precopy(source: str, pre: Precopy) -> None:
+    """Copy the sealed segments of ``source`` (base below ``pre.active_base_offset``)
+    into ``pre.future`` (thread-safe with respect to the log's owner: see the module
+    docstring).  A file that vanishes or changes meanwhile is left for the final step."""
+    os.makedirs(pre.future, exist_ok=True)
+    names = sorted(n for n in os.listdir(source) if (m := _SEALABLE.match(n)) and int(m.group(1)) < pre.active_base_offset)
+    for name in names:
+        src = os.path.join(source, name)
+        try:
+            before = _stat_key(src)
+            _copy_file(src, os.path.join(pre.future, name))
+            if _stat_key(src) == before:
+                pre.copied[name] = before
+                pre.copied_bytes += before[1]
+        except FileNotFoundError:
+            continue
+        pre.copied_up_to_offset = int(name[:20])
 
 
 def directory_id(log_dir: str) -> str:
@@ -134,6 +187,7 @@ def move_partition_files(
     log_start_offset: int,
     recovery_point: int,
     hook: PhaseHook | None = None,
+    pre: Precopy | None = None,
 ) -> tuple[str, bool]:
     """Move the (closed) partition directory ``source`` into ``dest_dir`` crash-safely
     (see the module docstring); returns (the new partition directory, whether the source is
@@ -151,13 +205,21 @@ def move_partition_files(
             hook(to)
 
     advance(MovePhase.COPY)
-    future = os.path.join(dest_dir, f"{name}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}")
+    future = pre.future if pre is not None else new_future_dir(source, dest_dir)
     try:
-        os.makedirs(future)
-        for entry in sorted(os.listdir(source)):
+        os.makedirs(future, exist_ok=pre is not None)
+        present = {e for e in os.listdir(source) if os.path.isfile(os.path.join(source, e))}
+        present.discard(MOVED_RECORD)
+        for entry in os.listdir(future):
+            if entry not in present:
+                os.unlink(os.path.join(future, entry))  # gone from the source meanwhile
+        for entry in sorted(present):
             path = os.path.join(source, entry)
-            if os.path.isfile(path) and entry != MOVED_RECORD:
-                _copy_file(path, os.path.join(future, entry))
+            if pre is not None and pre.copied.get(entry) == _stat_key(path):
+                m = _SEALABLE.match(entry)
+                if m and int(m.group(1)) < pre.active_base_offset:
+                    continue  # pre-copied and unchanged since
+            _copy_file(path, os.path.join(future, entry))
         record = f"{log_start_offset} {recovery_point}\n".encode()
         write_atomically(os.path.join(future, MOVED_RECORD), record)
         fsync_directory(future)

@@ -83,11 +83,13 @@ from kbroker.log.errors import LogStorageError, UnknownPartitionError
 from kbroker.log.file_cache import FileCache, default_max_open_files
 from kbroker.log.log_dirs import (
     PhaseHook,
+    Precopy,
     directory_id,
     drop_moved_record,
     is_future_dir,
     least_loaded,
     move_partition_files,
+    new_future_dir,
     read_moved_record,
 )
 from kbroker.log.partition_log import PartitionLog
@@ -169,6 +171,8 @@ class LogManager:
         if len(set(self.log_dirs)) != len(self.log_dirs):
             raise ValueError(f"log directories listed twice: {self.log_dirs}")
         self._dir_of: dict[tuple[str, int], str] = {}
+        # Moves under way (begin_move .. end_move): destination and pre-copy progress.
+        self.moving: dict[tuple[str, int], tuple[str, Precopy]] = {}
         self.directory_ids: dict[str, str] = {}
         self.default_config = default_config
         self.topic_configs: dict[str, LogConfig] = {}
@@ -552,7 +556,35 @@ class LogManager:
         for log_dir in self.log_dirs:
             write_atomically(os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER), b"")
 
-    def move_partition(self, topic: str, partition: int, dest_dir: str, hook: PhaseHook | None = None) -> bool:
+    def begin_move(self, topic: str, partition: int, dest_dir: str) -> Precopy | None:
+        """Start moving a partition: note its future directory (DescribeLogDirs shows
+        it) and return what a worker thread passes to ``log_dirs.precopy`` before
+        ``move_partition`` finishes the move.  None if there is nothing to move (it is
+        there already).  Raises as ``move_partition`` does."""
+        key = (topic, partition)
+        dest_dir = os.path.abspath(dest_dir)
+        if dest_dir not in self.log_dirs:
+            raise ValueError(f"{dest_dir} is not a log directory")
+        log = self.get(topic, partition)
+        if log is None:
+            raise UnknownPartitionError(f"no log for {topic}-{partition}")
+        if self._dir_of[key] == dest_dir or key in self.moving:
+            return None
+        pre = Precopy(new_future_dir(log.directory, dest_dir), log.active_segment.base_offset)
+        pre.copied_up_to_offset = log.log_start_offset
+        self.moving[key] = (dest_dir, pre)
+        return pre
+
+    def end_move(self, topic: str, partition: int) -> None:
+        """Forget a move begun by ``begin_move`` (done, or given up: its future
+        directory, if still there, is removed)."""
+        entry = self.moving.pop((topic, partition), None)
+        if entry is not None:
+            shutil.rmtree(entry[1].future, ignore_errors=True)
+
+    def move_partition(
+        self, topic: str, partition: int, dest_dir: str, hook: PhaseHook | None = None, pre: Precopy | None = None
+    ) -> bool:
         """AlterReplicaLogDirs: move a partition's log into ``dest_dir`` (one of
         ``log_dirs``) crash-safely (see kbroker.log.log_dirs).  Returns False if it is
         there already.  Raises UnknownPartitionError, ValueError (not a log dir) or
@@ -576,7 +608,7 @@ class LogManager:
         target = os.path.join(dest_dir, os.path.basename(source))
         try:
             target, retired = move_partition_files(
-                source, dest_dir, log_start_offset=start, recovery_point=point, hook=hook
+                source, dest_dir, log_start_offset=start, recovery_point=point, hook=hook, pre=pre
             )
         except OSError as exc:
             if not os.path.isdir(target):  # before the switch: the source stays

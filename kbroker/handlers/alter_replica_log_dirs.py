@@ -8,11 +8,14 @@ Version notes:
   UNKNOWN_TOPIC_OR_PARTITION for a partition this broker has no log of (Kafka records a
   preference for a partition it does not host yet; kbroker has no such state), NONE
   otherwise -- also when the partition is in that directory already.
-- The move (``LogManager.move_partition``, crash-safe: see ``kbroker.log.log_dirs``) runs
-  within the request, in one step of the event loop: the partition's log is closed,
-  copied and reopened at the destination with no append in between, so no record is
-  lost, duplicated or reordered; requests wait for the copy meanwhile.  Kafka instead
-  copies in the background and the answer only acknowledges the request.
+- The move (crash-safe: see ``kbroker.log.log_dirs``) runs within the request: the sealed
+  segments are first copied on a worker thread while the partition keeps taking appends
+  and serving reads (DescribeLogDirs then shows the future replica); then, in one step of
+  the event loop, the log is closed, the rest (the active segment, changed files, state
+  files) copied and the log reopened at the destination with no append in between, so no
+  record is lost, duplicated or reordered.  Kafka answers before the move and copies in
+  the background; kbroker answers once the partition is in its new directory.  A second
+  request for a partition already moving answers NONE and does nothing.
 - A partition being compacted is moved once that cleaner pass has ended (waiting at most
   MOVE_CLEANER_WAIT_MS, then KAFKA_STORAGE_ERROR).
 - ACLs: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for every partition.
@@ -27,6 +30,7 @@ import os
 from kbroker.acl.check import CLUSTER, allowed
 from kbroker.acl.model import AclOperation
 from kbroker.log.errors import LogStorageError, UnknownPartitionError
+from kbroker.log.log_dirs import precopy
 from kbroker.registry import RequestContext, handler
 from kbroker.wire.api import ApiKey
 from kbroker.wire.errors import ErrorCode
@@ -65,16 +69,32 @@ async def _move(ctx: RequestContext, path: str, topic: str, partition: int) -> i
         return ErrorCode.LOG_DIR_NOT_FOUND
     if not logs.has(topic, partition):
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    if not await _cleaner_idle(ctx, (topic, partition)):
-        return ErrorCode.KAFKA_STORAGE_ERROR
     try:
-        if logs.move_partition(topic, partition, dest):
-            logger.info("moved %s-%d to log directory %s", topic, partition, dest)
+        pre = logs.begin_move(topic, partition, dest)
     except UnknownPartitionError:  # deleted while waiting for the cleaner
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    except LogStorageError:
+        return ErrorCode.KAFKA_STORAGE_ERROR
+    if pre is None:
+        return ErrorCode.NONE  # there already, or a move of it is under way
+    try:
+        log = logs.get(topic, partition)
+        assert log is not None
+        try:  # the sealed segments, off the event loop; appends go on meanwhile
+            await asyncio.to_thread(precopy, log.directory, pre)
+        except OSError as exc:  # the final step copies what is missing
+            logger.info("pre-copy of %s-%d stopped: %s", topic, partition, exc)
+        if not await _cleaner_idle(ctx, (topic, partition)):
+            return ErrorCode.KAFKA_STORAGE_ERROR
+        if logs.move_partition(topic, partition, dest, pre=pre):
+            logger.info("moved %s-%d to log directory %s", topic, partition, dest)
+    except UnknownPartitionError:  # deleted meanwhile
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     except LogStorageError as exc:
         logger.warning("moving %s-%d to %s failed: %s", topic, partition, dest, exc)
         return ErrorCode.KAFKA_STORAGE_ERROR
+    finally:
+        logs.end_move(topic, partition)
     return ErrorCode.NONE
 
 

@@ -11,9 +11,10 @@ Version notes:
 - A null topic list means every partition.  Otherwise the named partitions are reported;
   names of missing topics or partitions are left out, and so is a topic none of whose
   partitions was asked for (Kafka 3.x+ drops such empty topic entries).
-- partition_size is the partition's bytes on disk (all its segments); offset_lag is 0 and
-  is_future_key false: an AlterReplicaLogDirs move completes within its request (see
-  alter_replica_log_dirs), so no future replica is ever there to report.
+- partition_size is the partition's bytes on disk (all its segments), offset_lag 0.  A
+  partition being moved (AlterReplicaLogDirs) is also listed under its destination with
+  is_future_key true, partition_size the bytes pre-copied so far and offset_lag the log
+  end offset minus the base offset of the latest segment pre-copied (an upper bound).
 - A file system too large for a signed 64-bit byte count is reported as INT64_MAX, as Kafka
   does.
 - ACLs: DESCRIBE on the cluster, else no results (and, v3+, CLUSTER_AUTHORIZATION_FAILED).
@@ -82,6 +83,22 @@ def _describe_dir(broker: Broker, log_dir: str, wanted: set[tuple[str, int]] | N
             partitions.append(
                 DescribeLogDirsPartition(
                     partition_index=index, partition_size=log.size_bytes, offset_lag=0, is_future_key=False
+                )
+            )
+        for index in range(topic.num_partitions):
+            move = logs.moving.get((topic.name, index))
+            if move is None or move[0] != log_dir or (wanted is not None and (topic.name, index) not in wanted):
+                continue
+            log = broker.topics.log(topic.name, index)
+            if log is None:
+                continue
+            dest, pre = move
+            partitions.append(
+                DescribeLogDirsPartition(
+                    partition_index=index,
+                    partition_size=pre.copied_bytes,
+                    offset_lag=max(0, log.log_end_offset - pre.copied_up_to_offset),
+                    is_future_key=True,
                 )
             )
         if partitions:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kbroker.log import LogConfig, LogManager
 from kbroker.log.errors import LogStorageError, UnknownPartitionError
-from kbroker.log.log_dirs import MOVE_TRANSITIONS, MOVED_RECORD, MovePhase, directory_id
+from kbroker.log.log_dirs import MOVE_TRANSITIONS, MOVED_RECORD, MovePhase, directory_id, precopy
 
 CFG = LogConfig(segment_bytes=3000, index_interval_bytes=200)
 
@@ -120,6 +120,48 @@ def test_move_keeps_every_record_in_order_and_appends_continue(tmp_path, h):
     assert m.dir_of("t", 0) == d[1]
     assert values(m, h, "t", 0) == [*before, (120, 121)]
     assert m.get("t", 0).log_start_offset == 7
+    m.close()
+
+
+def test_a_precopied_move_sees_appends_rolls_and_deletions_made_meanwhile(tmp_path, h):
+    d = dirs(tmp_path)
+    m = manager(d)
+    m.create("t", 0)
+    fill(m, h, "t", 0, 40)
+    log = m.get("t", 0)
+    pre = m.begin_move("t", 0, d[1])
+    assert pre is not None and m.begin_move("t", 0, d[1]) is None  # one move at a time
+    precopy(log.directory, pre)
+    assert pre.copied and all(int(name[:20]) < pre.active_base_offset for name in pre.copied)
+    # Meanwhile: more appends (rolling new segments) and old segments deleted.
+    fill(m, h, "t", 0, 40)
+    m.delete_records("t", 0, 60)
+    log.enforce_retention(0)
+    log.delete_pending_files(None)
+    before = values(m, h, "t", 0)
+    assert m.move_partition("t", 0, d[1], pre=pre)
+    m.end_move("t", 0)
+    assert values(m, h, "t", 0) == before
+    moved = sorted(os.listdir(os.path.join(d[1], "t-0")))
+    assert not [n for n in moved if n.endswith(".log") and int(n[:20]) < before[0][0]]
+    m.close()
+    m = manager(d)
+    assert values(m, h, "t", 0) == before
+    assert m.get("t", 0).log_start_offset == 60
+    m.close()
+
+
+def test_an_abandoned_move_leaves_no_future_dir(tmp_path, h):
+    d = dirs(tmp_path)
+    m = manager(d)
+    m.create("t", 0)
+    fill(m, h, "t", 0, 20)
+    pre = m.begin_move("t", 0, d[1])
+    assert pre is not None
+    precopy(m.get("t", 0).directory, pre)
+    assert os.path.isdir(pre.future)
+    m.end_move("t", 0)
+    assert not os.path.exists(pre.future) and m.dir_of("t", 0) == d[0]
     m.close()
 
 
