@@ -141,6 +141,39 @@ def test_alter_replica_log_dirs_moves_a_partition(two_dirs, raw: RawClient, vers
     assert stored_values(bt, "mv", 0) == [b"r0", b"r1", b"r2", b"r3", b"r4", b"r0", b"r1"]
 
 
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_describe_log_dirs_shows_a_move_in_progress_as_a_future_replica(two_dirs, raw: RawClient, version: int) -> None:
+    bt, dirs = two_dirs
+    create(raw, "fut", 1)
+    for _ in range(3):
+        produce(raw, "fut", 0, 5)
+    source = where(raw, 4)[("fut", 0)]
+    dest = str(dirs[1]) if source == str(dirs[0]) else str(dirs[0])
+
+    async def begin() -> None:  # the state a move is in while its pre-copy runs
+        assert bt.broker is not None and bt.broker.topics.logs is not None
+        assert bt.broker.topics.logs.begin_move("fut", 0, dest) is not None
+
+    async def end() -> None:
+        assert bt.broker is not None and bt.broker.topics.logs is not None
+        bt.broker.topics.logs.end_move("fut", 0)
+
+    bt.call(begin())
+    try:
+        resp = raw.request(DescribeLogDirsRequest(topics=None), version)
+        entries = {
+            (r.log_dir, p.is_future_key): p.offset_lag
+            for r in resp.results
+            for t in r.topics
+            if t.name == "fut"
+            for p in t.partitions
+        }
+        assert entries == {(source, False): 0, (dest, True): 15}  # nothing copied yet
+    finally:
+        bt.call(end())
+    assert where(raw, version)[("fut", 0)] == source
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_alter_replica_log_dirs_errors_per_partition(two_dirs, raw: RawClient, version: int, tmp_path: Path) -> None:
     _, dirs = two_dirs
