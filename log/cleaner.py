@@ -487,6 +487,13 @@ class _BatchCleaner:
         # The largest delete horizon of a batch written (-1: none): when it has passed,
         # a pass over an otherwise clean log has something to remove.
         self.latest_delete_horizon = -1
+        # Whether the last batch judged stays byte for byte (see :meth:`clean`).
+        self.unchanged = False
+
+    def _same(self, view: RecordBatchView) -> memoryview:
+        """``view``'s own bytes, noting that the batch stays as it is."""
+        self.unchanged = True
+        return view.buffer()
 
     def _is_last_of_producer(self, view: RecordBatchView) -> bool:
         last = self.plan.producers.get(view.producer_id)
@@ -518,7 +525,8 @@ class _BatchCleaner:
     def clean(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
         """The batch to write in place of ``view`` (None: drop it).  Data batches are
         judged on their scanned keys; only a batch that changes is rewritten, by
-        copying its kept records (timestamp deltas re-based)."""
+        copying its kept records (timestamp deltas re-based).  Sets :attr:`unchanged`."""
+        self.unchanged = False
         if view.is_control:
             return self._clean_control(view)
         drop_all = self.txns.on_data_batch(view)
@@ -529,7 +537,7 @@ class _BatchCleaner:
             if not retain_empty:
                 return None
             if not count:
-                return view.buffer()
+                return self._same(view)
             self.stats.batches_rewritten += 1
             return _empty_batch(view)
         scanned = _scan(view, self.map.offsets)
@@ -542,7 +550,7 @@ class _BatchCleaner:
             # only horizons guarding something removable call for a later pass
             self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
         if kept_count == count and not set_horizon:
-            return view.buffer()
+            return self._same(view)
         self.stats.batches_rewritten += 1
         if not kept_count:
             return _empty_batch(view) if retain_empty else None
@@ -564,11 +572,11 @@ class _BatchCleaner:
             return _empty_batch(view) if records else view.buffer()
         self.stats.records_kept += len(records)
         if not can_discard:
-            return view.buffer()
+            return self._same(view)
         # A marker with no data of its transaction left: removable once its horizon passes.
         if view.has_delete_horizon:
             self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
-            return view.buffer()
+            return self._same(view)
         self.stats.batches_rewritten += 1
         horizon = self.now_ms + self.plan.config.delete_retention_ms
         self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)
@@ -717,7 +725,12 @@ def build_clean(
     groups = group_segments(to_clean, cfg.segment_bytes, cfg.segment_index_bytes)
     aborted_by_marker = {t.last_offset: t for t in plan.aborted}
     for group in groups:
-        writer = CleanedSegmentWriter(plan.directory, group[0].base_offset, cfg, write_bytes)
+        # A group of one segment is only written from its first changed batch on, and
+        # not at all when nothing in it changes (see the module doc).
+        source = group[0].log_path if len(group) == 1 else None
+        writer = CleanedSegmentWriter(
+            plan.directory, group[0].base_offset, cfg, write_bytes, source
+        )
         try:
             for seg in group:
                 for view in _segment_batches(seg, read_bytes):
@@ -731,15 +744,21 @@ def build_clean(
                     outcome.stats.bytes_read += view.size_bytes
                     cleaned = cleaner.clean(view)
                     if cleaned is None:
+                        writer.skip()
                         continue
-                    max_ts = RecordBatchView(cleaned).max_timestamp
-                    writer.append(cleaned, view.base_offset, max_ts)
+                    if cleaner.unchanged:
+                        writer.append_unchanged(cleaned, view.base_offset, view.max_timestamp)
+                    else:
+                        max_ts = RecordBatchView(cleaned).max_timestamp
+                        writer.append(cleaned, view.base_offset, max_ts)
                     outcome.stats.bytes_written += len(cleaned)
                     txn = aborted_by_marker.get(view.last_offset) if view.is_control else None
                     if txn is not None:
                         writer.txn_index.append(txn)
             writer.finish()
             outcome.latest_delete_horizon = cleaner.latest_delete_horizon
+            if writer.unchanged:
+                continue
         except BaseException:
             writer.abandon()
             for done in outcome.groups:
