@@ -105,3 +105,41 @@ def test_truncated_or_padded_sections_are_corrupt(name, impl, items, cut):
             impl.filter_records(bad, view.record_count, b"\x01" * view.record_count, 0, None)
     with pytest.raises(CorruptRecordBatch):
         impl.scan_keys(section, view.record_count + 1, 0, key_digest, None)
+
+
+def _outcome(call):
+    """The result of ``call()``, or "corrupt" if it raised CorruptRecordBatch (any other
+    exception fails the test)."""
+    try:
+        return call()
+    except CorruptRecordBatch:
+        return "corrupt"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=records_strategy,
+    flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=6),
+    garbage=st.binary(max_size=200),
+    count_delta=st.integers(min_value=-2, max_value=2),
+    keep_seed=st.binary(min_size=30, max_size=30),
+)
+def test_hostile_sections_are_corrupt_or_agree(items, flips, garbage, count_delta, keep_seed):
+    """Malformed record sections (bytes overwritten, random garbage, a wrong record
+    count) make both loops raise CorruptRecordBatch or return, never crash or read past
+    the section -- and the C module and the Python fallback give the same answer."""
+    view = _batch(items)
+    section = bytearray(view.buffer()[BATCH_HEADER_SIZE:])
+    for pos, byte in flips:
+        section[pos % len(section)] = byte
+    count = max(0, view.record_count + count_delta)
+    keep = bytes(b & 1 for b in keep_seed[:count]) + b"\x01" * max(0, count - 30)
+    for data in (bytes(section), garbage, bytes(section) + garbage):
+        results = [
+            (
+                _outcome(lambda impl=impl: impl.scan_keys(data, count, 7, key_digest, {})),
+                _outcome(lambda impl=impl: impl.filter_records(data, count, keep, 0, None)),
+            )
+            for _, impl in IMPLEMENTATIONS
+        ]
+        assert all(r == results[0] for r in results)
