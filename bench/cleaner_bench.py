@@ -438,18 +438,24 @@ def render(
 NOTES = """Reading the figures against the issue's goals:
 
 - Cleaner MB/s vs reading: a pass reads every byte twice (once to map the keys, once to
-  copy or rewrite), fsyncs what it writes, and looks at every record's key.  The
-  per-record loops (key scan, digest, offset-map lookup, record filtering) run in C; a
-  batch whose records all stay is copied byte for byte, one that loses records gets its
-  kept records copied with only their timestamp delta re-encoded.  Each batch still
-  costs a few microseconds of Python (batch view, transaction tracking, the decision),
-  and that, not the records, now bounds a pass.  Against a raw `pread` from the page
-  cache (memory-copy speed) the ratio stays far below the 0.3 goal (0.006-0.037 here;
-  it was 0.004 for the overwrite workload before, at 25 MB/s): reaching it would need
-  the per-batch work in C too.  Against reading and decoding the same bytes a pass is
-  1.6-3.7x faster, except the worst case (every batch lz4-decompressed, every key
-  MD5-hashed through Python, half the records kept and recompressed).  `unique` writes
-  back all 128 MiB and fsyncs it, which costs it against `realistic`/`overwrite`.
+  judge and copy or rewrite) and looks at every record's key.  The per-record loops (key
+  scan, digest, offset-map lookup, record filtering) run in C; a batch whose records all
+  stay is copied byte for byte, one that loses records gets its kept records copied with
+  only their timestamp delta re-encoded.  A segment (a group of one) in which every
+  batch stays is not written at all (Kafka rewrites it to the same bytes: the log is
+  identical, only the file is not replaced), and the unchanged batches ahead of a
+  segment's first change are copied in the kernel (`copy_file_range`); so `unique`
+  writes and fsyncs nothing.  Against a raw `pread` from the page cache (memory-copy
+  speed) the ratio stays far below the 0.3 goal.  Where the time goes (cProfile, 32 MiB
+  `unique`): the C key scan, called twice per batch, is about half of it (~0.3 us per
+  record: it still makes one Python bytes object per key and, for the map, lists of
+  offsets and digests), the dict offset map's update ~15%, batch views and the
+  per-batch Python ~20%, the reads ~5%; in `realistic`/`overwrite` also the rewritten
+  batches and their fsync.  Reaching 0.3 (~1.5 GB/s) needs no Python object per record
+  or per batch: the map build as one C call per segment into a C table of fixed-size
+  key hashes (Kafka's SkimpyOffsetMap), the filter as one C call per segment returning
+  the kept byte ranges -- not done.  The `worst` case adds lz4 decompression and
+  recompression of every batch and MD5 of every key.
 - Event-loop stall: the pass runs in a worker process at a lower CPU priority
   (`os.nice`), so on a busy machine the broker's loop wins the CPU; what remains on the
   loop is planning and the swap's checks and splice of the segment list; the swap's

@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING
 
 from crc32c import crc32c
 from kbroker.log.cleaner_io import CleanedSegmentWriter, Throttler
-from kbroker.log.cleaner_scan import filter_records, scan_keys
+from kbroker.log.cleaner_scan import filter_records, judge, map_records, scan_keys
 from kbroker.log.config import LogConfig
 from kbroker.log.offset_map import OffsetMap
 from kbroker.log.segment import iter_file_batches
@@ -344,13 +344,19 @@ class _Scanned:
     keep: bytes  # see cleaner_scan.scan_keys (empty without ``latest``)
 
 
-def _scan(view: RecordBatchView, latest: dict[bytes, int] | None = None) -> _Scanned:
+def _records_section(view: RecordBatchView) -> bytes | memoryview:
+    """The batch's records section, decompressed."""
     section = view.buffer()[BATCH_HEADER_SIZE:]
     if view.compression is not Compression.NONE:
         try:
-            section = memoryview(decompress(view.compression, section))
+            return memoryview(decompress(view.compression, section))
         except DecodeError as exc:
             raise CorruptRecordBatch(str(exc)) from exc
+    return section
+
+
+def _scan(view: RecordBatchView, latest: dict[bytes, int] | None = None) -> _Scanned:
+    section = _records_section(view)
     offsets, digests, tombstones, keep = scan_keys(
         section, view.record_count, view.base_offset, latest
     )
@@ -383,13 +389,8 @@ def build_offset_map(
                 continue
             if txns.on_data_batch(view) or view.last_offset < start:
                 continue
-            scanned = _scan(view)
-            digests, offsets = scanned.digests, scanned.offsets
-            if (offsets and offsets[0] < start) or None in digests:
-                pairs = [(d, o) for d, o in zip(digests, offsets) if d is not None and o >= start]
-                digests = [d for d, _ in pairs]
-                offsets = [o for _, o in pairs]
-            if not offset_map.put_all(digests, offsets):  # type: ignore[arg-type]
+            section = _records_section(view)
+            if not map_records(offset_map, section, view.record_count, view.base_offset, start):
                 if not mapped_any:
                     raise CleanerBufferTooSmallError(
                         f"batch at offset {view.base_offset} of {plan.directory} has more"
@@ -504,12 +505,12 @@ class _BatchCleaner:
             return view.last_offset == last_data_offset
         return view.is_control and view.producer_epoch == epoch
 
-    def _keep_flags(self, view: RecordBatchView, scanned: _Scanned) -> bytes:
+    def _keep_flags(
+        self, view: RecordBatchView, section: bytes | memoryview, keep: bytes, tombstones: bytes
+    ) -> bytes:
         """One byte per record, 1 if it stays (the module doc's record rule): the key
-        rule comes from the scan; tombstones past their horizon and records past the
-        pass's end are adjusted here, without a Python loop in the common case."""
-        offsets, tombstones = scanned.offsets, scanned.tombstones
-        keep = scanned.keep
+        rule comes from :func:`judge`; tombstones past their horizon and records past
+        the pass's end are adjusted here, without a Python loop in the common case."""
         if (
             1 in tombstones
             and view.has_delete_horizon
@@ -517,6 +518,7 @@ class _BatchCleaner:
         ):
             keep = bytes(map(gt, keep, tombstones))  # kept and not a tombstone
         if view.last_offset >= self.end_offset:
+            offsets = scan_keys(section, view.record_count, view.base_offset)[0]
             keep = bytes(
                 o >= self.end_offset or k for k, o in zip(keep, offsets, strict=True)
             )
@@ -540,11 +542,12 @@ class _BatchCleaner:
                 return self._same(view)
             self.stats.batches_rewritten += 1
             return _empty_batch(view)
-        scanned = _scan(view, self.map.offsets)
-        keep = self._keep_flags(view, scanned)
+        section = _records_section(view)
+        keep, tombstones = judge(self.map, section, count, view.base_offset)
+        keep = self._keep_flags(view, section, keep, tombstones)
         kept_count = keep.count(1)
         self.stats.records_kept += kept_count
-        has_tombstones = 1 in tombstones_kept(keep, scanned.tombstones)
+        has_tombstones = 1 in tombstones_kept(keep, tombstones)
         set_horizon = has_tombstones and not view.has_delete_horizon
         if has_tombstones and view.has_delete_horizon:
             # only horizons guarding something removable call for a later pass
@@ -557,7 +560,7 @@ class _BatchCleaner:
         horizon = self.now_ms + self.plan.config.delete_retention_ms if set_horizon else None
         if horizon is not None:
             self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)
-        return _filtered_batch(view, scanned.data, keep, kept_count, horizon)
+        return _filtered_batch(view, section, keep, kept_count, horizon)
 
     def _clean_control(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
         records = decode_records(view)

@@ -137,8 +137,8 @@ def test_hostile_sections_are_corrupt_or_agree(items, flips, garbage, count_delt
     for data in (bytes(section), garbage, bytes(section) + garbage):
         results = [
             (
-                _outcome(lambda impl=impl: impl.scan_keys(data, count, 7, key_digest, {})),
-                _outcome(lambda impl=impl: impl.filter_records(data, count, keep, 0, None)),
+                _outcome(lambda impl=impl, data=data: impl.scan_keys(data, count, 7, key_digest, {})),
+                _outcome(lambda impl=impl, data=data: impl.filter_records(data, count, keep, 0, None)),
             )
             for _, impl in IMPLEMENTATIONS
         ]
