@@ -594,6 +594,8 @@ table_map_section(OffsetTable *t, PyObject *args)
         corrupt("record count does not fit the batch", 0);
         goto out;
     }
+    if (start_offset < 0)
+        start_offset = 0; /* a negative offset (a hostile batch) would read as "empty" */
     /* no rehash below: slot numbers in ``undo`` stay valid */
     if (table_reserve(t, count) < 0)
         goto out;
@@ -679,7 +681,8 @@ table_judge(OffsetTable *t, PyObject *args)
         name_t n;
         if (key_name(&n, buf + r.key_pos, (Py_ssize_t)r.key_length, long_digest) < 0)
             goto out;
-        keep[i] = t->slots[slot_of(t, &n)].offset <= r.offset;
+        int64_t latest = t->slots[slot_of(t, &n)].offset;
+        keep[i] = latest < 0 || latest <= r.offset; /* absent (-1): kept */
     }
     if (pos != end) {
         corrupt("bytes left after the records", count);

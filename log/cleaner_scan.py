@@ -114,7 +114,7 @@ def py_scan_keys(
     keep = b""
     if latest is not None:
         keep = bytes(
-            d is not None and latest.get(d, -1) <= o for d, o in zip(digests, offsets)
+            d is not None and latest.get(d, o) <= o for d, o in zip(digests, offsets)
         )
     return offsets, digests, bytes(tombstones), keep
 
@@ -214,7 +214,7 @@ def filter_records(
 def map_records(
     offset_map: OffsetMap, data: Buffer, count: int, base_offset: int, start_offset: int
 ) -> bool:
-    """Put every keyed record of the section at or past ``start_offset`` into
+    """Put every keyed record of the section at or past ``start_offset`` (and 0) into
     ``offset_map`` (later records win), or nothing and False if it would overflow."""
     if offset_map.table is not None:
         try:
@@ -224,6 +224,7 @@ def map_records(
         except ValueError as exc:
             raise CorruptRecordBatch(str(exc)) from None
         return fits
+    start_offset = max(0, start_offset)  # as the C table: offsets are never negative
     offsets, digests, _, _ = scan_keys(data, count, base_offset)
     if (offsets and offsets[0] < start_offset) or None in digests:
         pairs = [(d, o) for d, o in zip(digests, offsets) if d is not None and o >= start_offset]

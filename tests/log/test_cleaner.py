@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from kbroker.log import LogConfig
+from kbroker.log import LogConfig, cleaner_scan
 from kbroker.log.cleaner import (
     CleanerBufferTooSmallError,
     cleanable_stats,
@@ -622,3 +622,34 @@ def test_a_change_mid_segment_copies_the_unchanged_prefix(open_log, cleaner):
         with open(seg.log_path, "rb") as f:
             f.seek(position)
             assert int.from_bytes(f.read(8), "big") == offset
+
+
+@pytest.mark.skipif(not cleaner_scan.NATIVE, reason="the C extension is not built")
+def test_the_c_offset_table_and_the_dict_clean_alike(open_log):
+    """A pass with the C offset table writes the same cleaned files, byte for byte, as
+    one with the dict fallback (overwrites, tombstones, keys past 16 bytes)."""
+    from kbroker.log.cleaner import build_clean
+    from kbroker.log.swap import discard_cleaned
+
+    log = open_log(CFG)
+    w = cm.Writer(log)
+    for i in range(300):
+        key = (b"key-%d" % (i % 37)) * (3 if i % 2 else 1)
+        w.put([(key, None if i % 11 == 0 else b"v%d" % i)])
+        w.now_ms += 1
+    plan = plan_clean(log, 0, w.now_ms, force=True)
+    assert plan is not None
+    written = []
+    for native in (False, True):
+        outcome = build_clean(plan, OffsetMap(1 << 20, native=native))
+        assert outcome is not None and outcome.groups
+        files = {}
+        for name in sorted(os.listdir(log.directory)):
+            if name.endswith(".cleaned"):
+                with open(os.path.join(log.directory, name), "rb") as f:
+                    files[name] = f.read()
+        for group in outcome.groups:
+            discard_cleaned(log.directory, group.base_offset)
+        written.append((outcome.end_offset, outcome.stats, files))
+    assert written[0] == written[1]
+    assert any(name.endswith(".log.cleaned") and data for name, data in written[0][2].items())
