@@ -344,11 +344,20 @@ mix64(uint64_t x)
     return x;
 }
 
-static Py_ssize_t
-slot_of(const OffsetTable *t, const name_t *n)
+static uint64_t
+hash_of(const OffsetTable *t, const name_t *n)
 {
-    uint64_t h = mix64(n->a ^ t->seed) ^ mix64(n->b + 0x9e3779b97f4a7c15ULL * (uint64_t)(n->length + 1));
-    Py_ssize_t i = (Py_ssize_t)(mix64(h) & (uint64_t)t->mask);
+    uint64_t h = mix64(n->a ^ t->seed)
+                 ^ mix64(n->b + 0x9e3779b97f4a7c15ULL * (uint64_t)(n->length + 1));
+    return mix64(h);
+}
+
+/* The slot holding ``n``, or the empty one where it would go (the table is never
+ * full, see table_reserve), probing from ``hash``. */
+static Py_ssize_t
+probe(const OffsetTable *t, const name_t *n, uint64_t hash)
+{
+    Py_ssize_t i = (Py_ssize_t)(hash & (uint64_t)t->mask);
     for (;;) {
         const slot_t *s = &t->slots[i];
         if (s->offset < 0 || (s->a == n->a && s->b == n->b && s->length == n->length))
@@ -356,6 +365,28 @@ slot_of(const OffsetTable *t, const name_t *n)
         i = (i + 1) & t->mask;
     }
 }
+
+static Py_ssize_t
+slot_of(const OffsetTable *t, const name_t *n)
+{
+    return probe(t, n, hash_of(t, n));
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* One keyed record of a batch, named and hashed: a batch's records are all hashed and
+ * their home slots prefetched before the first probe, so the cache misses of a large
+ * table overlap instead of coming one after another. */
+typedef struct {
+    name_t name;
+    uint64_t hash;
+    int64_t offset;
+    Py_ssize_t index;  /* the record's position in the batch */
+} keyed_t;
 
 static slot_t *
 new_slots(Py_ssize_t count)
@@ -575,6 +606,48 @@ typedef struct {
     int64_t previous;  /* the slot's offset before (-1: the key was new) */
 } undo_t;
 
+/* Parse every record of a section: the keyed ones (at or past ``min_offset``) named,
+ * hashed and their home slots prefetched into ``keyed`` (room for ``count``),
+ * ``*n_keyed`` of them; ``tomb`` (NULL: not wanted) gets 1 per record without a
+ * value.  Nothing is read past the section.  0, or -1 with an exception. */
+static int
+collect_keyed(const OffsetTable *t, const unsigned char *buf, Py_ssize_t end,
+              Py_ssize_t count, int64_t base_offset, int64_t min_offset,
+              PyObject *long_digest, keyed_t *keyed, Py_ssize_t *n_keyed, char *tomb)
+{
+    Py_ssize_t pos = 0, n = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        record_key r;
+        if (read_record_key(buf, end, &pos, i, base_offset, &r) < 0)
+            return -1;
+        if (tomb != NULL)
+            tomb[i] = r.value_length < 0;
+        if (r.key_length < 0 || r.offset < min_offset)
+            continue;
+        keyed_t *k = &keyed[n++];
+        if (key_name(&k->name, buf + r.key_pos, (Py_ssize_t)r.key_length, long_digest) < 0)
+            return -1;
+        k->hash = hash_of(t, &k->name);
+        k->offset = r.offset;
+        k->index = i;
+        PREFETCH(&t->slots[k->hash & (uint64_t)t->mask]);
+    }
+    if (pos != end) {
+        corrupt("bytes left after the records", count);
+        return -1;
+    }
+    *n_keyed = n;
+    return 0;
+}
+
+static keyed_t *
+new_keyed(Py_ssize_t count)
+{
+    if ((size_t)count > PY_SSIZE_T_MAX / sizeof(keyed_t) - 1)
+        return NULL;
+    return PyMem_Malloc((size_t)(count + 1) * sizeof(keyed_t));
+}
+
 static PyObject *
 table_map_section(OffsetTable *t, PyObject *args)
 {
@@ -585,62 +658,49 @@ table_map_section(OffsetTable *t, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*nLLO", &view, &count, &base_offset, &start_offset,
                           &long_digest))
         return NULL;
-    const unsigned char *buf = (const unsigned char *)view.buf;
-    Py_ssize_t end = view.len;
     PyObject *result = NULL;
+    keyed_t *keyed = NULL;
     undo_t *undo = NULL;
-    Py_ssize_t done = 0, size_before = t->size;
-    if (count < 0 || count > end) {
+    Py_ssize_t n_keyed = 0;
+    if (count < 0 || count > view.len) {
         corrupt("record count does not fit the batch", 0);
         goto out;
     }
     if (start_offset < 0)
         start_offset = 0; /* a negative offset (a hostile batch) would read as "empty" */
-    /* no rehash below: slot numbers in ``undo`` stay valid */
+    /* no rehash below: the hashes' slots and the slot numbers in ``undo`` stay valid */
     if (table_reserve(t, count) < 0)
         goto out;
-    undo = PyMem_Malloc((size_t)(count ? count : 1) * sizeof(undo_t));
-    if (undo == NULL) {
+    keyed = new_keyed(count);
+    undo = PyMem_Malloc((size_t)(count + 1) * sizeof(undo_t));
+    if (keyed == NULL || undo == NULL) {
         PyErr_NoMemory();
         goto out;
     }
-    Py_ssize_t pos = 0;
-    int fits = 1;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        record_key r;
-        if (read_record_key(buf, end, &pos, i, base_offset, &r) < 0)
-            goto rollback;
-        if (r.key_length < 0 || r.offset < start_offset)
-            continue;
-        name_t n;
-        if (key_name(&n, buf + r.key_pos, (Py_ssize_t)r.key_length, long_digest) < 0)
-            goto rollback;
-        Py_ssize_t s = slot_of(t, &n);
-        undo[done++] = (undo_t){s, t->slots[s].offset};
-        if (t->slots[s].offset < 0) {
+    if (collect_keyed(t, (const unsigned char *)view.buf, view.len, count, base_offset,
+                      start_offset, long_digest, keyed, &n_keyed, NULL) < 0)
+        goto out;
+    Py_ssize_t size_before = t->size;
+    for (Py_ssize_t i = 0; i < n_keyed; i++) {
+        const keyed_t *k = &keyed[i];
+        Py_ssize_t s = probe(t, &k->name, k->hash);
+        undo[i] = (undo_t){s, t->slots[s].offset};
+        if (t->slots[s].offset < 0)
             t->size++;
-            if (t->size > t->capacity)
-                fits = 0; /* keep reading: a corrupt tail still raises */
-        }
-        t->slots[s] = (slot_t){n.a, n.b, r.offset, n.length};
+        t->slots[s] = (slot_t){k->name.a, k->name.b, k->offset, k->name.length};
     }
-    if (pos != end) {
-        corrupt("bytes left after the records", count);
-        goto rollback;
-    }
-    if (fits) {
+    if (t->size <= t->capacity) {
         result = Py_NewRef(Py_True);
         goto out;
     }
-    result = Py_NewRef(Py_False);
-rollback:
-    /* newest first: each undone insertion only filled a slot empty before it */
-    while (done > 0) {
-        done--;
-        t->slots[undo[done].slot].offset = undo[done].previous;
-    }
+    /* too many new keys: undo, newest first (each insertion only filled a slot that
+     * was empty before it, so the probe chains come back as they were) */
+    for (Py_ssize_t i = n_keyed - 1; i >= 0; i--)
+        t->slots[undo[i].slot].offset = undo[i].previous;
     t->size = size_before;
+    result = Py_NewRef(Py_False);
 out:
+    PyMem_Free(keyed);
     PyMem_Free(undo);
     PyBuffer_Release(&view);
     return result;
@@ -655,41 +715,34 @@ table_judge(OffsetTable *t, PyObject *args)
     PyObject *long_digest;
     if (!PyArg_ParseTuple(args, "y*nLO", &view, &count, &base_offset, &long_digest))
         return NULL;
-    const unsigned char *buf = (const unsigned char *)view.buf;
-    Py_ssize_t end = view.len;
     PyObject *keeps = NULL, *tombs = NULL, *result = NULL;
-    if (count < 0 || count > end) {
+    keyed_t *keyed = NULL;
+    Py_ssize_t n_keyed = 0;
+    if (count < 0 || count > view.len) {
         corrupt("record count does not fit the batch", 0);
         goto out;
     }
     keeps = PyBytes_FromStringAndSize(NULL, count);
     tombs = PyBytes_FromStringAndSize(NULL, count);
-    if (keeps == NULL || tombs == NULL)
+    keyed = new_keyed(count);
+    if (keeps == NULL || tombs == NULL || keyed == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         goto out;
-    char *keep = PyBytes_AS_STRING(keeps);
-    char *tomb = PyBytes_AS_STRING(tombs);
-    Py_ssize_t pos = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        record_key r;
-        if (read_record_key(buf, end, &pos, i, base_offset, &r) < 0)
-            goto out;
-        tomb[i] = r.value_length < 0;
-        if (r.key_length < 0) {
-            keep[i] = 0;
-            continue;
-        }
-        name_t n;
-        if (key_name(&n, buf + r.key_pos, (Py_ssize_t)r.key_length, long_digest) < 0)
-            goto out;
-        int64_t latest = t->slots[slot_of(t, &n)].offset;
-        keep[i] = latest < 0 || latest <= r.offset; /* absent (-1): kept */
     }
-    if (pos != end) {
-        corrupt("bytes left after the records", count);
+    char *keep = PyBytes_AS_STRING(keeps);
+    memset(keep, 0, (size_t)count); /* no key: dropped */
+    if (collect_keyed(t, (const unsigned char *)view.buf, view.len, count, base_offset,
+                      INT64_MIN, long_digest, keyed, &n_keyed, PyBytes_AS_STRING(tombs)) < 0)
         goto out;
+    for (Py_ssize_t i = 0; i < n_keyed; i++) {
+        const keyed_t *k = &keyed[i];
+        int64_t latest = t->slots[probe(t, &k->name, k->hash)].offset;
+        keep[k->index] = latest < 0 || latest <= k->offset; /* absent (-1): kept */
     }
     result = PyTuple_Pack(2, keeps, tombs);
 out:
+    PyMem_Free(keyed);
     Py_XDECREF(keeps);
     Py_XDECREF(tombs);
     PyBuffer_Release(&view);
