@@ -50,8 +50,15 @@ Per batch (Kafka's ``LogCleaner.cleanInto`` / ``MemoryRecords.filterTo``):
   timestamp becomes the delete horizon ``now + delete.retention.ms`` and the
   attribute bit 6 is set (KIP-534); a later pass removes them once that has passed.
 
+A group of one segment in which every batch stays byte for byte is not written at all
+(Kafka rewrites it to the same bytes: the log reads the same, only the files are not
+replaced); until its first change, a group of one is not written either, and that
+unchanged prefix is then copied from the segment in the kernel (``copy_file_range``).
+
 Records are never decoded in full: the per-record loops (key scan with the map lookup,
-record filtering) are ``log.cleaner_scan``'s, in C when it is built.  Segments are read
+record filtering) are ``log.cleaner_scan``'s, in C when it is built; with the C offset
+table (``log.offset_map``) mapping a batch and judging a batch are one call each, with
+no Python object per record.  Segments are read
 and the cleaned one written through buffers of half a thread's share of
 ``log.cleaner.io.buffer.size`` each, as in Kafka.
 """
@@ -102,6 +109,7 @@ _CRC = struct.Struct(">I")
 # last offset delta, base/max timestamp, producer id/epoch, base sequence, record count.
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _LOG_OVERHEAD = 12
+_COMPRESSION_MASK = 0x07
 _TIMESTAMP_TYPE_BIT = 0x08
 _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
@@ -347,7 +355,7 @@ class _Scanned:
 def _records_section(view: RecordBatchView) -> bytes | memoryview:
     """The batch's records section, decompressed."""
     section = view.buffer()[BATCH_HEADER_SIZE:]
-    if view.compression is not Compression.NONE:
+    if view.attributes & _COMPRESSION_MASK:  # (the codec enum costs more than this test)
         try:
             return memoryview(decompress(view.compression, section))
         except DecodeError as exc:
@@ -547,7 +555,7 @@ class _BatchCleaner:
         keep = self._keep_flags(view, section, keep, tombstones)
         kept_count = keep.count(1)
         self.stats.records_kept += kept_count
-        has_tombstones = 1 in tombstones_kept(keep, tombstones)
+        has_tombstones = 1 in tombstones and 1 in tombstones_kept(keep, tombstones)
         set_horizon = has_tombstones and not view.has_delete_horizon
         if has_tombstones and view.has_delete_horizon:
             # only horizons guarding something removable call for a later pass
