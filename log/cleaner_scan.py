@@ -226,7 +226,8 @@ def map_records(
         return fits
     start_offset = max(0, start_offset)  # as the C table: offsets are never negative
     offsets, digests, _, _ = scan_keys(data, count, base_offset)
-    if (offsets and offsets[0] < start_offset) or None in digests:
+    # (min, not the first: a corrupt batch's offsets need not ascend)
+    if (offsets and min(offsets) < start_offset) or None in digests:
         pairs = [(d, o) for d, o in zip(digests, offsets) if d is not None and o >= start_offset]
         digests = [d for d, _ in pairs]
         offsets = [o for _, o in pairs]
