@@ -438,18 +438,28 @@ def render(
 NOTES = """Reading the figures against the issue's goals:
 
 - Cleaner MB/s vs reading: a pass reads every byte twice (once to map the keys, once to
-  copy or rewrite), fsyncs what it writes, and looks at every record's key.  The
-  per-record loops (key scan, digest, offset-map lookup, record filtering) run in C; a
-  batch whose records all stay is copied byte for byte, one that loses records gets its
-  kept records copied with only their timestamp delta re-encoded.  Each batch still
-  costs a few microseconds of Python (batch view, transaction tracking, the decision),
-  and that, not the records, now bounds a pass.  Against a raw `pread` from the page
-  cache (memory-copy speed) the ratio stays far below the 0.3 goal (0.006-0.037 here;
-  it was 0.004 for the overwrite workload before, at 25 MB/s): reaching it would need
-  the per-batch work in C too.  Against reading and decoding the same bytes a pass is
-  1.6-3.7x faster, except the worst case (every batch lz4-decompressed, every key
-  MD5-hashed through Python, half the records kept and recompressed).  `unique` writes
-  back all 128 MiB and fsyncs it, which costs it against `realistic`/`overwrite`.
+  judge and copy or rewrite) and looks at every record's key.  The offset map is a C
+  open-addressing table of fixed-size key names (the key up to 16 bytes, else its MD5;
+  Kafka's SkimpyOffsetMap idea, bounded by `log.cleaner.dedupe.buffer.size` as before):
+  mapping a batch and judging a batch are one C call each, with no Python object per
+  record, and a batch's slots are prefetched before they are probed.  A batch whose
+  records all stay is copied byte for byte; one that loses records gets its kept
+  records copied with only their timestamp delta re-encoded (compressed batches are
+  decompressed and recompressed with their codec).  A segment (a group of one) in which
+  every batch stays is not written at all (Kafka rewrites it to the same bytes: the log
+  is identical, only the files are not replaced), and the unchanged batches ahead of a
+  segment's first change are copied in the kernel (`copy_file_range`), so `unique`
+  writes and fsyncs nothing.  Against a raw `pread` from the page cache (memory-copy
+  speed) the ratio stays far below the 0.3 goal.  Where the time goes now (cProfile, 32
+  MiB): per batch, twice, Python still builds a batch view, tracks transactions, slices
+  the records section and decides (~10-20 us a batch of 100 records on this machine);
+  the C map/judge calls cost about as much again, mostly cache misses of a table larger
+  than the CPU caches (`unique`: 300,000 keys); `realistic`/`overwrite` add the
+  rewritten batches and the fsync of what is written.  Reaching 0.3 (~1.5 GB/s here)
+  would take the per-batch walk itself into C (one call per segment returning the
+  byte ranges to keep, with the transaction and producer rules): not done.  The
+  `worst` case adds lz4 decompression and recompression of every batch and an MD5 (in
+  Python's hashlib) of every 36-byte key.
 - Event-loop stall: the pass runs in a worker process at a lower CPU priority
   (`os.nice`), so on a busy machine the broker's loop wins the CPU; what remains on the
   loop is planning and the swap's checks and splice of the segment list; the swap's

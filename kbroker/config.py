@@ -774,6 +774,13 @@ class BrokerConfig:
     # Every listener served, the first one being the one the fields above describe (they
     # stay its source of truth: __post_init__ rebuilds it from them).
     listeners: tuple[ServedListener, ...] = ()
+    # log.dirs: the directories holding partition logs (empty: the data dir alone).  The
+    # broker's own metadata always stays in data_dir.
+    log_dirs: tuple[Path, ...] = ()
+
+    @property
+    def effective_log_dirs(self) -> tuple[Path, ...]:
+        return self.log_dirs or (self.data_dir,)
 
     def __post_init__(self) -> None:
         protocol = self.listeners[0].protocol if self.listeners else "PLAINTEXT"
@@ -823,8 +830,10 @@ class BrokerConfig:
 
     def describe_value(self, name: str) -> str | None:
         """The value DescribeConfigs reports: the effective one where kbroker derives it."""
-        if name in ("log.dirs", "log.dir"):
-            return str(self.data_dir)
+        if name == "log.dirs":
+            return ",".join(str(d) for d in self.effective_log_dirs)
+        if name == "log.dir":
+            return str(self.effective_log_dirs[0])
         if name in ("node.id", "broker.id"):
             return str(self.node_id)
         if name == "listeners":
@@ -953,15 +962,25 @@ def build_config(
             )
         )
     first = listeners[0]
-    data = data_dir or env.get("KBROKER_DATA_DIR") or props.get("log.dirs") or props.get("log.dir")
-    if data and "," in data and not data_dir:
-        raise ConfigError(f"log.dirs: kbroker keeps its data in one directory, got {data!r}")
+    # log.dirs (a comma list) wins over log.dir, as in Kafka.  The metadata goes to
+    # --data-dir (or KBROKER_DATA_DIR), else to the first log directory.
+    listed = props.get("log.dirs") or props.get("log.dir")
+    log_dirs = tuple(Path(d.strip()) for d in (listed or "").split(",") if d.strip())
+    if listed is not None and not log_dirs:
+        raise ConfigError(f"log.dirs: no directory in {listed!r}")
+    if len({os.path.abspath(d) for d in log_dirs}) != len(log_dirs):
+        raise ConfigError(f"log.dirs: a directory is listed twice in {listed!r}")
+    explicit = data_dir or env.get("KBROKER_DATA_DIR")
+    data = explicit or (str(log_dirs[0]) if log_dirs else None)
+    if explicit and "log.dirs" not in props:
+        log_dirs = ()  # --data-dir alone: it is the only log directory
     return BrokerConfig(
         listen_host=first.host,
         listen_port=first.port,
         advertised_host=first.advertised_host,
         advertised_port=first.advertised_port,
         data_dir=Path(data or "kbroker-data"),
+        log_dirs=log_dirs,
         properties=props,
         listener_name=first.name,
         ignored=tuple(sorted(ignored)),

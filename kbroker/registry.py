@@ -68,6 +68,7 @@ API_TABLE: dict[int, tuple[str, int, int]] = {
     ApiKey.DESCRIBE_PRODUCERS: ("describe_producers", 0, 0),
     ApiKey.DESCRIBE_TRANSACTIONS: ("describe_transactions", 0, 0),
     ApiKey.LIST_TRANSACTIONS: ("list_transactions", 0, 2),
+    ApiKey.ALTER_REPLICA_LOG_DIRS: ("alter_replica_log_dirs", 1, 2),
     ApiKey.DESCRIBE_LOG_DIRS: ("describe_log_dirs", 1, 4),
     ApiKey.ELECT_LEADERS: ("elect_leaders", 0, 2),
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: ("alter_partition_reassignments", 0, 1),

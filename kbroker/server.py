@@ -110,6 +110,9 @@ class Broker:
         if every > 0:  # the older way to ask for one such rule
             self.fault_engine.add({"api": "Produce", "error": "NOT_ENOUGH_REPLICAS_AFTER_APPEND", "after_append": True, "every": every})
         self._lock = DataDirLock(config.data_dir)
+        # The other log directories (log.dirs) are locked too: one broker per directory.
+        data_abs = config.data_dir.absolute()
+        self._log_dir_locks = [DataDirLock(d) for d in config.effective_log_dirs if d.absolute() != data_abs]
         # The Kafka release answered as (kbroker.emulate.version): ranges, features, behaviour.
         self.emulation = emulation_for(config.get("kbroker.emulate.version"), config.get_bool("kbroker.client.telemetry.enable"))
         self.features: FinalizedFeatures | None = None  # loaded at start (data dir locked)
@@ -148,6 +151,13 @@ class Broker:
         data_dir = self.config.data_dir
         prepare_data_dir(data_dir)
         self._lock.acquire()
+        try:
+            for lock in self._log_dir_locks:
+                prepare_data_dir(lock.path.parent)
+                lock.acquire()
+        except BaseException:
+            self._release_locks()
+            raise
         socks: list[socket.socket] = []
         logs_open = False
         try:
@@ -290,7 +300,12 @@ class Broker:
         except LogStorageError as exc:  # e.g. a full disk: no clean-shutdown marker then
             logger.error("the logs did not close cleanly (the next start recovers them): %s", exc)
         finally:
-            self._lock.release()
+            self._release_locks()
+
+    def _release_locks(self) -> None:
+        for lock in self._log_dir_locks:
+            lock.release()
+        self._lock.release()
 
     def _log_recovery(self) -> None:
         logs = self.topics.logs

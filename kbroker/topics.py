@@ -112,6 +112,7 @@ class TopicManager:
             producer_id_expiration_ms=config.get_int("producer.id.expiration.ms"),
             producer_id_expiration_check_interval_ms=config.get_int("producer.id.expiration.check.interval.ms"),
             max_open_files=max_open_files(config.get_int("kbroker.log.max.open.files")),
+            log_dirs=[str(d) for d in config.effective_log_dirs],
         )
         self.logs.open_all({t.name: self._log_config(t.configs) for t in self.broker.metadata})
         self.logs.on_load = self._on_log_loaded

@@ -290,6 +290,490 @@ done:
     return result;
 }
 
+
+/* ---- OffsetTable: the offset map in C (Kafka's SkimpyOffsetMap idea) -------------------
+ *
+ * An open-addressing table (linear probing, power-of-two slots, at most 3/4 full) of
+ * fixed-size key names -> latest offset.  A key name is the key itself, zero-padded,
+ * when it has at most 16 bytes, else long_digest(key) (its MD5, 16 bytes), with its
+ * length, so no Python object exists per entry.  ``capacity`` is the logical bound
+ * (the dedupe buffer's key count): map_section never makes the table hold more keys.
+ * The table grows by doubling as keys arrive (memory follows the keys present, not the
+ * bound).  Slot positions mix the name with a per-table seed, so keys chosen to
+ * collide cost probes, never correctness.
+ *
+ * OffsetTable(capacity, seed)
+ *   len(t); t.get(name) -> int (-1: absent); t.put(name, offset); t.clear()
+ *   t.map_section(data, count, base_offset, start_offset, long_digest) -> bool
+ *       every keyed record at or past start_offset: name -> its offset (later records
+ *       win); False, with the table unchanged, if its new keys would pass capacity.
+ *   t.judge(data, count, base_offset, long_digest) -> (keep, tombstones)
+ *       as scan_keys' keep and tombstones, looked up in this table.
+ */
+
+#define TABLE_MIN_SLOTS 64
+
+typedef struct {
+    uint64_t a, b;   /* the name's 16 bytes */
+    int64_t offset;  /* -1: an empty slot */
+    int64_t length;  /* the name's length, 0..16 */
+} slot_t;
+
+typedef struct {
+    PyObject_HEAD
+    slot_t *slots;
+    Py_ssize_t mask;  /* slot count - 1 */
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+    uint64_t seed;
+} OffsetTable;
+
+typedef struct {
+    uint64_t a, b;
+    int64_t length;
+} name_t;
+
+static uint64_t
+mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t
+hash_of(const OffsetTable *t, const name_t *n)
+{
+    uint64_t h = mix64(n->a ^ t->seed)
+                 ^ mix64(n->b + 0x9e3779b97f4a7c15ULL * (uint64_t)(n->length + 1));
+    return mix64(h);
+}
+
+/* The slot holding ``n``, or the empty one where it would go (the table is never
+ * full, see table_reserve), probing from ``hash``. */
+static Py_ssize_t
+probe(const OffsetTable *t, const name_t *n, uint64_t hash)
+{
+    Py_ssize_t i = (Py_ssize_t)(hash & (uint64_t)t->mask);
+    for (;;) {
+        const slot_t *s = &t->slots[i];
+        if (s->offset < 0 || (s->a == n->a && s->b == n->b && s->length == n->length))
+            return i;
+        i = (i + 1) & t->mask;
+    }
+}
+
+static Py_ssize_t
+slot_of(const OffsetTable *t, const name_t *n)
+{
+    return probe(t, n, hash_of(t, n));
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* One keyed record of a batch, named and hashed: a batch's records are all hashed and
+ * their home slots prefetched before the first probe, so the cache misses of a large
+ * table overlap instead of coming one after another. */
+typedef struct {
+    name_t name;
+    uint64_t hash;
+    int64_t offset;
+    Py_ssize_t index;  /* the record's position in the batch */
+} keyed_t;
+
+static slot_t *
+new_slots(Py_ssize_t count)
+{
+    if ((size_t)count > PY_SSIZE_T_MAX / sizeof(slot_t))
+        return NULL;
+    slot_t *slots = PyMem_Malloc((size_t)count * sizeof(slot_t));
+    if (slots != NULL)
+        for (Py_ssize_t i = 0; i < count; i++)
+            slots[i].offset = -1;
+    return slots;
+}
+
+/* Room for ``more`` further keys at most 3/4 full: 0, or -1 with MemoryError. */
+static int
+table_reserve(OffsetTable *t, Py_ssize_t more)
+{
+    Py_ssize_t want = t->size + more;
+    Py_ssize_t count = t->mask + 1;
+    if (want <= count / 4 * 3)
+        return 0;
+    while (want > count / 4 * 3) {
+        if (count > PY_SSIZE_T_MAX / 4) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        count *= 2;
+    }
+    slot_t *slots = new_slots(count);
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    slot_t *old = t->slots;
+    Py_ssize_t old_count = t->mask + 1;
+    t->slots = slots;
+    t->mask = count - 1;
+    for (Py_ssize_t i = 0; i < old_count; i++) {
+        if (old[i].offset >= 0) {
+            name_t n = {old[i].a, old[i].b, old[i].length};
+            t->slots[slot_of(t, &n)] = old[i];
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+static void
+name_from(name_t *n, const unsigned char *key, Py_ssize_t length)
+{
+    unsigned char padded[SHORT_KEY_BYTES] = {0};
+    memcpy(padded, key, (size_t)length);
+    memcpy(&n->a, padded, 8);
+    memcpy(&n->b, padded + 8, 8);
+    n->length = length;
+}
+
+/* The name of a key of any length: 0, or -1 with an exception. */
+static int
+key_name(name_t *n, const unsigned char *key, Py_ssize_t length, PyObject *long_digest)
+{
+    if (length <= SHORT_KEY_BYTES) {
+        name_from(n, key, length);
+        return 0;
+    }
+    PyObject *hashed = PyObject_CallFunction(long_digest, "y#", (const char *)key, length);
+    if (hashed == NULL)
+        return -1;
+    if (!PyBytes_Check(hashed) || PyBytes_GET_SIZE(hashed) != SHORT_KEY_BYTES) {
+        Py_DECREF(hashed);
+        PyErr_SetString(PyExc_TypeError, "long_digest must return 16 bytes");
+        return -1;
+    }
+    name_from(n, (const unsigned char *)PyBytes_AS_STRING(hashed), SHORT_KEY_BYTES);
+    Py_DECREF(hashed);
+    return 0;
+}
+
+/* A Python bytes name (at most 16 bytes, as key_digest makes them): 0, or -1. */
+static int
+name_arg(name_t *n, PyObject *obj)
+{
+    if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) > SHORT_KEY_BYTES) {
+        PyErr_SetString(PyExc_TypeError, "a key name is bytes of at most 16");
+        return -1;
+    }
+    name_from(n, (const unsigned char *)PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj));
+    return 0;
+}
+
+/* One record's key and value of a records section (see scan_keys): the key's position
+ * and length (-1: none), the value's length, the absolute offset. */
+typedef struct {
+    Py_ssize_t key_pos;
+    int64_t key_length;
+    int64_t value_length;
+    int64_t offset;
+} record_key;
+
+static int
+read_record_key(const unsigned char *buf, Py_ssize_t end, Py_ssize_t *pos, Py_ssize_t index,
+                int64_t base_offset, record_key *r)
+{
+    record_head h;
+    if (read_head(buf, end, *pos, index, &h) < 0)
+        return -1;
+    Py_ssize_t p = h.pos;
+    if (read_varint(buf, h.record_end, &p, &r->key_length) < 0 || r->key_length < -1
+        || r->key_length > h.record_end - p) {
+        corrupt("bad key length", index);
+        return -1;
+    }
+    r->key_pos = p;
+    if (r->key_length > 0)
+        p += (Py_ssize_t)r->key_length;
+    if (read_varint(buf, h.record_end, &p, &r->value_length) < 0 || r->value_length < -1
+        || r->value_length > h.record_end - p) {
+        corrupt("bad value length", index);
+        return -1;
+    }
+    /* wraps instead of overflowing on hostile deltas (the batch is judged as a whole) */
+    r->offset = (int64_t)((uint64_t)base_offset + (uint64_t)h.offset_delta);
+    *pos = h.record_end;
+    return 0;
+}
+
+static PyObject *
+table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t capacity;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "nK", &capacity, &seed))
+        return NULL;
+    if (capacity < 1) {
+        PyErr_SetString(PyExc_ValueError, "capacity must be positive");
+        return NULL;
+    }
+    OffsetTable *t = (OffsetTable *)type->tp_alloc(type, 0);
+    if (t == NULL)
+        return NULL;
+    t->slots = new_slots(TABLE_MIN_SLOTS);
+    if (t->slots == NULL) {
+        Py_DECREF(t);
+        return PyErr_NoMemory();
+    }
+    t->mask = TABLE_MIN_SLOTS - 1;
+    t->size = 0;
+    t->capacity = capacity;
+    t->seed = (uint64_t)seed;
+    return (PyObject *)t;
+}
+
+static void
+table_dealloc(OffsetTable *t)
+{
+    PyMem_Free(t->slots);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static Py_ssize_t
+table_len(OffsetTable *t)
+{
+    return t->size;
+}
+
+static PyObject *
+table_get(OffsetTable *t, PyObject *obj)
+{
+    name_t n;
+    if (name_arg(&n, obj) < 0)
+        return NULL;
+    return PyLong_FromLongLong((long long)t->slots[slot_of(t, &n)].offset);
+}
+
+static PyObject *
+table_put(OffsetTable *t, PyObject *args)
+{
+    PyObject *obj;
+    long long offset;
+    name_t n;
+    if (!PyArg_ParseTuple(args, "OL", &obj, &offset) || name_arg(&n, obj) < 0)
+        return NULL;
+    if (offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "offsets are not negative");
+        return NULL;
+    }
+    Py_ssize_t i = slot_of(t, &n);
+    if (t->slots[i].offset < 0) {
+        if (t->size >= t->capacity) {
+            PyErr_SetString(PyExc_OverflowError, "offset map is full");
+            return NULL;
+        }
+        if (table_reserve(t, 1) < 0)
+            return NULL;
+        i = slot_of(t, &n);
+        t->size++;
+    }
+    t->slots[i] = (slot_t){n.a, n.b, offset, n.length};
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+table_clear(OffsetTable *t, PyObject *unused)
+{
+    slot_t *slots = new_slots(TABLE_MIN_SLOTS);
+    if (slots == NULL)
+        return PyErr_NoMemory();
+    PyMem_Free(t->slots);
+    t->slots = slots;
+    t->mask = TABLE_MIN_SLOTS - 1;
+    t->size = 0;
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    Py_ssize_t slot;
+    int64_t previous;  /* the slot's offset before (-1: the key was new) */
+} undo_t;
+
+/* Parse every record of a section: the keyed ones (at or past ``min_offset``) named,
+ * hashed and their home slots prefetched into ``keyed`` (room for ``count``),
+ * ``*n_keyed`` of them; ``tomb`` (NULL: not wanted) gets 1 per record without a
+ * value.  Nothing is read past the section.  0, or -1 with an exception. */
+static int
+collect_keyed(const OffsetTable *t, const unsigned char *buf, Py_ssize_t end,
+              Py_ssize_t count, int64_t base_offset, int64_t min_offset,
+              PyObject *long_digest, keyed_t *keyed, Py_ssize_t *n_keyed, char *tomb)
+{
+    Py_ssize_t pos = 0, n = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        record_key r;
+        if (read_record_key(buf, end, &pos, i, base_offset, &r) < 0)
+            return -1;
+        if (tomb != NULL)
+            tomb[i] = r.value_length < 0;
+        if (r.key_length < 0 || r.offset < min_offset)
+            continue;
+        keyed_t *k = &keyed[n++];
+        if (key_name(&k->name, buf + r.key_pos, (Py_ssize_t)r.key_length, long_digest) < 0)
+            return -1;
+        k->hash = hash_of(t, &k->name);
+        k->offset = r.offset;
+        k->index = i;
+        PREFETCH(&t->slots[k->hash & (uint64_t)t->mask]);
+    }
+    if (pos != end) {
+        corrupt("bytes left after the records", count);
+        return -1;
+    }
+    *n_keyed = n;
+    return 0;
+}
+
+static keyed_t *
+new_keyed(Py_ssize_t count)
+{
+    if ((size_t)count > PY_SSIZE_T_MAX / sizeof(keyed_t) - 1)
+        return NULL;
+    return PyMem_Malloc((size_t)(count + 1) * sizeof(keyed_t));
+}
+
+static PyObject *
+table_map_section(OffsetTable *t, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t count;
+    long long base_offset, start_offset;
+    PyObject *long_digest;
+    if (!PyArg_ParseTuple(args, "y*nLLO", &view, &count, &base_offset, &start_offset,
+                          &long_digest))
+        return NULL;
+    PyObject *result = NULL;
+    keyed_t *keyed = NULL;
+    undo_t *undo = NULL;
+    Py_ssize_t n_keyed = 0;
+    if (count < 0 || count > view.len) {
+        corrupt("record count does not fit the batch", 0);
+        goto out;
+    }
+    if (start_offset < 0)
+        start_offset = 0; /* a negative offset (a hostile batch) would read as "empty" */
+    /* no rehash below: the hashes' slots and the slot numbers in ``undo`` stay valid */
+    if (table_reserve(t, count) < 0)
+        goto out;
+    keyed = new_keyed(count);
+    undo = PyMem_Malloc((size_t)(count + 1) * sizeof(undo_t));
+    if (keyed == NULL || undo == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    if (collect_keyed(t, (const unsigned char *)view.buf, view.len, count, base_offset,
+                      start_offset, long_digest, keyed, &n_keyed, NULL) < 0)
+        goto out;
+    Py_ssize_t size_before = t->size;
+    for (Py_ssize_t i = 0; i < n_keyed; i++) {
+        const keyed_t *k = &keyed[i];
+        Py_ssize_t s = probe(t, &k->name, k->hash);
+        undo[i] = (undo_t){s, t->slots[s].offset};
+        if (t->slots[s].offset < 0)
+            t->size++;
+        t->slots[s] = (slot_t){k->name.a, k->name.b, k->offset, k->name.length};
+    }
+    if (t->size <= t->capacity) {
+        result = Py_NewRef(Py_True);
+        goto out;
+    }
+    /* too many new keys: undo, newest first (each insertion only filled a slot that
+     * was empty before it, so the probe chains come back as they were) */
+    for (Py_ssize_t i = n_keyed - 1; i >= 0; i--)
+        t->slots[undo[i].slot].offset = undo[i].previous;
+    t->size = size_before;
+    result = Py_NewRef(Py_False);
+out:
+    PyMem_Free(keyed);
+    PyMem_Free(undo);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *
+table_judge(OffsetTable *t, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t count;
+    long long base_offset;
+    PyObject *long_digest;
+    if (!PyArg_ParseTuple(args, "y*nLO", &view, &count, &base_offset, &long_digest))
+        return NULL;
+    PyObject *keeps = NULL, *tombs = NULL, *result = NULL;
+    keyed_t *keyed = NULL;
+    Py_ssize_t n_keyed = 0;
+    if (count < 0 || count > view.len) {
+        corrupt("record count does not fit the batch", 0);
+        goto out;
+    }
+    keeps = PyBytes_FromStringAndSize(NULL, count);
+    tombs = PyBytes_FromStringAndSize(NULL, count);
+    keyed = new_keyed(count);
+    if (keeps == NULL || tombs == NULL || keyed == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto out;
+    }
+    char *keep = PyBytes_AS_STRING(keeps);
+    memset(keep, 0, (size_t)count); /* no key: dropped */
+    if (collect_keyed(t, (const unsigned char *)view.buf, view.len, count, base_offset,
+                      INT64_MIN, long_digest, keyed, &n_keyed, PyBytes_AS_STRING(tombs)) < 0)
+        goto out;
+    for (Py_ssize_t i = 0; i < n_keyed; i++) {
+        const keyed_t *k = &keyed[i];
+        int64_t latest = t->slots[probe(t, &k->name, k->hash)].offset;
+        keep[k->index] = latest < 0 || latest <= k->offset; /* absent (-1): kept */
+    }
+    result = PyTuple_Pack(2, keeps, tombs);
+out:
+    PyMem_Free(keyed);
+    Py_XDECREF(keeps);
+    Py_XDECREF(tombs);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef table_methods[] = {
+    {"get", (PyCFunction)table_get, METH_O, "The name's latest offset, -1 if absent."},
+    {"put", (PyCFunction)table_put, METH_VARARGS, "name -> offset."},
+    {"clear", (PyCFunction)table_clear, METH_NOARGS, "Remove every key."},
+    {"map_section", (PyCFunction)table_map_section, METH_VARARGS, "Map a records section."},
+    {"judge", (PyCFunction)table_judge, METH_VARARGS, "(keep, tombstones) of a section."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods table_as_sequence = {
+    .sq_length = (lenfunc)table_len,
+};
+
+static PyTypeObject OffsetTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kbroker.log._cleaner_scan.OffsetTable",
+    .tp_basicsize = sizeof(OffsetTable),
+    .tp_dealloc = (destructor)table_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Key name -> latest offset, bounded (the cleaner's offset map).",
+    .tp_methods = table_methods,
+    .tp_as_sequence = &table_as_sequence,
+    .tp_new = table_new,
+};
+
 static PyMethodDef methods[] = {
     {"scan_keys", scan_keys, METH_VARARGS, "Offsets, key digests and tombstone flags."},
     {"filter_records", filter_records, METH_VARARGS, "The kept records, re-based."},
@@ -304,5 +788,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__cleaner_scan(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&OffsetTableType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "OffsetTable", (PyObject *)&OffsetTableType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -50,8 +50,15 @@ Per batch (Kafka's ``LogCleaner.cleanInto`` / ``MemoryRecords.filterTo``):
   timestamp becomes the delete horizon ``now + delete.retention.ms`` and the
   attribute bit 6 is set (KIP-534); a later pass removes them once that has passed.
 
+A group of one segment in which every batch stays byte for byte is not written at all
+(Kafka rewrites it to the same bytes: the log reads the same, only the files are not
+replaced); until its first change, a group of one is not written either, and that
+unchanged prefix is then copied from the segment in the kernel (``copy_file_range``).
+
 Records are never decoded in full: the per-record loops (key scan with the map lookup,
-record filtering) are ``log.cleaner_scan``'s, in C when it is built.  Segments are read
+record filtering) are ``log.cleaner_scan``'s, in C when it is built; with the C offset
+table (``log.offset_map``) mapping a batch and judging a batch are one call each, with
+no Python object per record.  Segments are read
 and the cleaned one written through buffers of half a thread's share of
 ``log.cleaner.io.buffer.size`` each, as in Kafka.
 """
@@ -68,7 +75,7 @@ from typing import TYPE_CHECKING
 
 from crc32c import crc32c
 from kbroker.log.cleaner_io import CleanedSegmentWriter, Throttler
-from kbroker.log.cleaner_scan import filter_records, scan_keys
+from kbroker.log.cleaner_scan import filter_records, judge, map_records, scan_keys
 from kbroker.log.config import LogConfig
 from kbroker.log.offset_map import OffsetMap
 from kbroker.log.segment import iter_file_batches
@@ -102,6 +109,7 @@ _CRC = struct.Struct(">I")
 # last offset delta, base/max timestamp, producer id/epoch, base sequence, record count.
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _LOG_OVERHEAD = 12
+_COMPRESSION_MASK = 0x07
 _TIMESTAMP_TYPE_BIT = 0x08
 _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
@@ -344,13 +352,19 @@ class _Scanned:
     keep: bytes  # see cleaner_scan.scan_keys (empty without ``latest``)
 
 
-def _scan(view: RecordBatchView, latest: dict[bytes, int] | None = None) -> _Scanned:
+def _records_section(view: RecordBatchView) -> bytes | memoryview:
+    """The batch's records section, decompressed."""
     section = view.buffer()[BATCH_HEADER_SIZE:]
-    if view.compression is not Compression.NONE:
+    if view.attributes & _COMPRESSION_MASK:  # (the codec enum costs more than this test)
         try:
-            section = memoryview(decompress(view.compression, section))
+            return memoryview(decompress(view.compression, section))
         except DecodeError as exc:
             raise CorruptRecordBatch(str(exc)) from exc
+    return section
+
+
+def _scan(view: RecordBatchView, latest: dict[bytes, int] | None = None) -> _Scanned:
+    section = _records_section(view)
     offsets, digests, tombstones, keep = scan_keys(
         section, view.record_count, view.base_offset, latest
     )
@@ -383,13 +397,8 @@ def build_offset_map(
                 continue
             if txns.on_data_batch(view) or view.last_offset < start:
                 continue
-            scanned = _scan(view)
-            digests, offsets = scanned.digests, scanned.offsets
-            if (offsets and offsets[0] < start) or None in digests:
-                pairs = [(d, o) for d, o in zip(digests, offsets) if d is not None and o >= start]
-                digests = [d for d, _ in pairs]
-                offsets = [o for _, o in pairs]
-            if not offset_map.put_all(digests, offsets):  # type: ignore[arg-type]
+            section = _records_section(view)
+            if not map_records(offset_map, section, view.record_count, view.base_offset, start):
                 if not mapped_any:
                     raise CleanerBufferTooSmallError(
                         f"batch at offset {view.base_offset} of {plan.directory} has more"
@@ -487,6 +496,13 @@ class _BatchCleaner:
         # The largest delete horizon of a batch written (-1: none): when it has passed,
         # a pass over an otherwise clean log has something to remove.
         self.latest_delete_horizon = -1
+        # Whether the last batch judged stays byte for byte (see :meth:`clean`).
+        self.unchanged = False
+
+    def _same(self, view: RecordBatchView) -> memoryview:
+        """``view``'s own bytes, noting that the batch stays as it is."""
+        self.unchanged = True
+        return view.buffer()
 
     def _is_last_of_producer(self, view: RecordBatchView) -> bool:
         last = self.plan.producers.get(view.producer_id)
@@ -497,12 +513,12 @@ class _BatchCleaner:
             return view.last_offset == last_data_offset
         return view.is_control and view.producer_epoch == epoch
 
-    def _keep_flags(self, view: RecordBatchView, scanned: _Scanned) -> bytes:
+    def _keep_flags(
+        self, view: RecordBatchView, section: bytes | memoryview, keep: bytes, tombstones: bytes
+    ) -> bytes:
         """One byte per record, 1 if it stays (the module doc's record rule): the key
-        rule comes from the scan; tombstones past their horizon and records past the
-        pass's end are adjusted here, without a Python loop in the common case."""
-        offsets, tombstones = scanned.offsets, scanned.tombstones
-        keep = scanned.keep
+        rule comes from :func:`judge`; tombstones past their horizon and records past
+        the pass's end are adjusted here, without a Python loop in the common case."""
         if (
             1 in tombstones
             and view.has_delete_horizon
@@ -510,6 +526,7 @@ class _BatchCleaner:
         ):
             keep = bytes(map(gt, keep, tombstones))  # kept and not a tombstone
         if view.last_offset >= self.end_offset:
+            offsets = scan_keys(section, view.record_count, view.base_offset)[0]
             keep = bytes(
                 o >= self.end_offset or k for k, o in zip(keep, offsets, strict=True)
             )
@@ -518,7 +535,8 @@ class _BatchCleaner:
     def clean(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
         """The batch to write in place of ``view`` (None: drop it).  Data batches are
         judged on their scanned keys; only a batch that changes is rewritten, by
-        copying its kept records (timestamp deltas re-based)."""
+        copying its kept records (timestamp deltas re-based).  Sets :attr:`unchanged`."""
+        self.unchanged = False
         if view.is_control:
             return self._clean_control(view)
         drop_all = self.txns.on_data_batch(view)
@@ -529,27 +547,28 @@ class _BatchCleaner:
             if not retain_empty:
                 return None
             if not count:
-                return view.buffer()
+                return self._same(view)
             self.stats.batches_rewritten += 1
             return _empty_batch(view)
-        scanned = _scan(view, self.map.offsets)
-        keep = self._keep_flags(view, scanned)
+        section = _records_section(view)
+        keep, tombstones = judge(self.map, section, count, view.base_offset)
+        keep = self._keep_flags(view, section, keep, tombstones)
         kept_count = keep.count(1)
         self.stats.records_kept += kept_count
-        has_tombstones = 1 in tombstones_kept(keep, scanned.tombstones)
+        has_tombstones = 1 in tombstones and 1 in tombstones_kept(keep, tombstones)
         set_horizon = has_tombstones and not view.has_delete_horizon
         if has_tombstones and view.has_delete_horizon:
             # only horizons guarding something removable call for a later pass
             self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
         if kept_count == count and not set_horizon:
-            return view.buffer()
+            return self._same(view)
         self.stats.batches_rewritten += 1
         if not kept_count:
             return _empty_batch(view) if retain_empty else None
         horizon = self.now_ms + self.plan.config.delete_retention_ms if set_horizon else None
         if horizon is not None:
             self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)
-        return _filtered_batch(view, scanned.data, keep, kept_count, horizon)
+        return _filtered_batch(view, section, keep, kept_count, horizon)
 
     def _clean_control(self, view: RecordBatchView) -> bytes | bytearray | memoryview | None:
         records = decode_records(view)
@@ -564,11 +583,11 @@ class _BatchCleaner:
             return _empty_batch(view) if records else view.buffer()
         self.stats.records_kept += len(records)
         if not can_discard:
-            return view.buffer()
+            return self._same(view)
         # A marker with no data of its transaction left: removable once its horizon passes.
         if view.has_delete_horizon:
             self.latest_delete_horizon = max(self.latest_delete_horizon, view.base_timestamp)
-            return view.buffer()
+            return self._same(view)
         self.stats.batches_rewritten += 1
         horizon = self.now_ms + self.plan.config.delete_retention_ms
         self.latest_delete_horizon = max(self.latest_delete_horizon, horizon)
@@ -717,7 +736,12 @@ def build_clean(
     groups = group_segments(to_clean, cfg.segment_bytes, cfg.segment_index_bytes)
     aborted_by_marker = {t.last_offset: t for t in plan.aborted}
     for group in groups:
-        writer = CleanedSegmentWriter(plan.directory, group[0].base_offset, cfg, write_bytes)
+        # A group of one segment is only written from its first changed batch on, and
+        # not at all when nothing in it changes (see the module doc).
+        source = group[0].log_path if len(group) == 1 else None
+        writer = CleanedSegmentWriter(
+            plan.directory, group[0].base_offset, cfg, write_bytes, source
+        )
         try:
             for seg in group:
                 for view in _segment_batches(seg, read_bytes):
@@ -731,15 +755,21 @@ def build_clean(
                     outcome.stats.bytes_read += view.size_bytes
                     cleaned = cleaner.clean(view)
                     if cleaned is None:
+                        writer.skip()
                         continue
-                    max_ts = RecordBatchView(cleaned).max_timestamp
-                    writer.append(cleaned, view.base_offset, max_ts)
+                    if cleaner.unchanged:
+                        writer.append_unchanged(cleaned, view.base_offset, view.max_timestamp)
+                    else:
+                        max_ts = RecordBatchView(cleaned).max_timestamp
+                        writer.append(cleaned, view.base_offset, max_ts)
                     outcome.stats.bytes_written += len(cleaned)
                     txn = aborted_by_marker.get(view.last_offset) if view.is_control else None
                     if txn is not None:
                         writer.txn_index.append(txn)
             writer.finish()
             outcome.latest_delete_horizon = cleaner.latest_delete_horizon
+            if writer.unchanged:
+                continue
         except BaseException:
             writer.abandon()
             for done in outcome.groups:

@@ -53,6 +53,41 @@ class Throttler:
         self._window_bytes = 0
 
 
+# The largest single copy_file_range request (the kernel caps one call near 2 GiB).
+_COPY_CHUNK_BYTES = 1 << 30
+# The buffer of the user-space fallback (large enough for few syscalls, small enough
+# for a worker's memory).
+_COPY_FALLBACK_CHUNK_BYTES = 4 << 20
+
+
+def copy_range(src_fd: int, dst_fd: int, n_bytes: int) -> None:
+    """Copy the first ``n_bytes`` of ``src_fd`` to the start of ``dst_fd`` in the kernel
+    (``copy_file_range``), or through user space where that is not supported."""
+    done = 0
+    try:
+        while done < n_bytes:
+            n = os.copy_file_range(
+                src_fd, dst_fd, min(_COPY_CHUNK_BYTES, n_bytes - done), done, done
+            )
+            if n <= 0:
+                break
+            done += n
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    while done < n_bytes:
+        chunk = os.pread(src_fd, min(_COPY_FALLBACK_CHUNK_BYTES, n_bytes - done), done)
+        if not chunk:
+            raise OSError(errno.EIO, "source segment shorter than its copied prefix")
+        view = memoryview(chunk)
+        while view:
+            n = os.pwrite(dst_fd, view, done)
+            if n <= 0:
+                raise OSError(errno.ENOSPC, "write made no progress")
+            view = view[n:]
+            done += n
+
+
 class CleanedSegmentWriter:
     """``<base>.log.cleaned`` and its indexes, written in offset order; the log's bytes
     go out ``write_buffer_bytes`` at a time (Kafka's cleaner write buffer)."""
@@ -63,6 +98,7 @@ class CleanedSegmentWriter:
         base_offset: int,
         config: LogConfig,
         write_buffer_bytes: int = 256 * 1024,
+        source_path: str | None = None,
     ) -> None:
         self.directory = directory
         self.base_offset = base_offset
@@ -99,18 +135,56 @@ class CleanedSegmentWriter:
         self.max_timestamp = -1
         self._offset_of_max_timestamp = -1
         self._since_index = 0
+        # The identical-prefix state (``source_path`` given: a group of one segment):
+        # while every batch appended is ``source_path``'s own at the same position
+        # (:meth:`append_unchanged`), nothing is written; the first changed batch copies
+        # that prefix over in the kernel (:meth:`_materialize`).  A segment that stays
+        # identical to the end is never written (:attr:`unchanged`).
+        self._source_path = source_path
+        self.unchanged = source_path is not None
+
+    def append_unchanged(
+        self, data: bytes | bytearray | memoryview, base_offset: int, max_timestamp: int
+    ) -> None:
+        """Append ``data``, which is the source segment's batch at this very position."""
+        if self.unchanged:
+            self._account(len(data), base_offset, max_timestamp)
+        else:
+            self.append(data, base_offset, max_timestamp)
+
+    def skip(self) -> None:
+        """A batch of the source segment is left out: it no longer stays identical."""
+        if self.unchanged:
+            self._materialize()
+
+    def _materialize(self) -> None:
+        """Leave the identical-prefix state: copy the prefix from the source segment."""
+        self.unchanged = False
+        assert self._source_path is not None
+        src = os.open(self._source_path, os.O_RDONLY)
+        try:
+            copy_range(src, self._fd, self.size_bytes)
+        finally:
+            os.close(src)
+        self._written = self.size_bytes
 
     def append(
         self, data: bytes | bytearray | memoryview, base_offset: int, max_timestamp: int
     ) -> None:
-        position = self.size_bytes
+        if self.unchanged:
+            self._materialize()
         if len(self._pending) + len(data) > self._write_buffer_bytes:
             self._write_pending()
         if len(data) >= self._write_buffer_bytes:
             self._write(data)
         else:
             self._pending += data
-        self.size_bytes += len(data)
+        self._account(len(data), base_offset, max_timestamp)
+
+    def _account(self, n_bytes: int, base_offset: int, max_timestamp: int) -> None:
+        """Size, largest timestamp and index entries of a batch of ``n_bytes`` appended."""
+        position = self.size_bytes
+        self.size_bytes += n_bytes
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
             self._offset_of_max_timestamp = base_offset
@@ -118,7 +192,7 @@ class CleanedSegmentWriter:
             self.index.append(base_offset, position)
             self.time_index.append(self.max_timestamp, self._offset_of_max_timestamp)
             self._since_index = 0
-        self._since_index += len(data)
+        self._since_index += n_bytes
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -135,7 +209,11 @@ class CleanedSegmentWriter:
             self._pending.clear()
 
     def finish(self) -> None:
-        """Final time-index entry, then everything fsynced (phase ``cleaned``)."""
+        """Final time-index entry, then everything fsynced (phase ``cleaned``).  A
+        segment still :attr:`unchanged` is abandoned instead: nothing to swap."""
+        if self.unchanged:
+            self.abandon()
+            return
         if (
             self.max_timestamp >= 0
             and (not self.time_index.keys or self.time_index.keys[-1] < self.max_timestamp)

@@ -16,6 +16,14 @@ section of a batch (decompressed); malformed input raises ``CorruptRecordBatch``
   byte is non-zero, copied as they are except for the timestamp delta, made relative
   to ``new_base_ts`` (None: the first kept record's timestamp).  ``base_ts`` is that
   base (-1 if nothing is kept), ``max_ts`` the largest kept timestamp (-1 if none).
+
+Two whole-batch steps work on an :class:`~log.offset_map.OffsetMap`: with its C table
+each is one call creating no object per record, with its dict they are built on
+:func:`scan_keys`:
+
+* :func:`map_records` -- every keyed record at or past ``start_offset`` into the map,
+  or nothing and False if its new keys would not fit.
+* :func:`judge` -- ``(keep, tombstones)`` as :func:`scan_keys` gives them for the map.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from kbroker.log.offset_map import DIGEST_BYTES, key_digest
+from kbroker.log.offset_map import DIGEST_BYTES, OffsetMap, key_digest
 from kbroker.wire._records_varint import read_varint, write_varint  # the codec's own varints
 from kbroker.wire.exceptions import DecodeError
 from kbroker.wire.records import CorruptRecordBatch
@@ -106,7 +114,7 @@ def py_scan_keys(
     keep = b""
     if latest is not None:
         keep = bytes(
-            d is not None and latest.get(d, -1) <= o for d, o in zip(digests, offsets)
+            d is not None and latest.get(d, o) <= o for d, o in zip(digests, offsets)
         )
     return offsets, digests, bytes(tombstones), keep
 
@@ -154,7 +162,7 @@ class _PythonScanner:
 
 def _load() -> _Scanner:
     try:
-        from kbroker.log import _cleaner_scan  # type: ignore[attr-defined]
+        from kbroker.log import _cleaner_scan  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return _PythonScanner()
     return _CScanner(_cleaner_scan)
@@ -201,3 +209,42 @@ def filter_records(
     data: Buffer, count: int, keep: bytes, old_base_ts: int, new_base_ts: int | None
 ) -> FilterResult:
     return SCANNER.filter_records(data, count, keep, old_base_ts, new_base_ts)
+
+
+def map_records(
+    offset_map: OffsetMap, data: Buffer, count: int, base_offset: int, start_offset: int
+) -> bool:
+    """Put every keyed record of the section at or past ``start_offset`` (and 0) into
+    ``offset_map`` (later records win), or nothing and False if it would overflow."""
+    if offset_map.table is not None:
+        try:
+            fits: bool = offset_map.table.map_section(
+                data, count, base_offset, start_offset, key_digest
+            )
+        except ValueError as exc:
+            raise CorruptRecordBatch(str(exc)) from None
+        return fits
+    start_offset = max(0, start_offset)  # as the C table: offsets are never negative
+    offsets, digests, _, _ = scan_keys(data, count, base_offset)
+    # (min, not the first: a corrupt batch's offsets need not ascend)
+    if (offsets and min(offsets) < start_offset) or None in digests:
+        pairs = [(d, o) for d, o in zip(digests, offsets) if d is not None and o >= start_offset]
+        digests = [d for d, _ in pairs]
+        offsets = [o for _, o in pairs]
+    return offset_map.put_all(digests, offsets)  # type: ignore[arg-type]
+
+
+def judge(
+    offset_map: OffsetMap, data: Buffer, count: int, base_offset: int
+) -> tuple[bytes, bytes]:
+    """``(keep, tombstones)`` of the section: :func:`scan_keys`'s, for ``offset_map``."""
+    if offset_map.table is not None:
+        try:
+            result: tuple[bytes, bytes] = offset_map.table.judge(
+                data, count, base_offset, key_digest
+            )
+        except ValueError as exc:
+            raise CorruptRecordBatch(str(exc)) from None
+        return result
+    _, _, tombstones, keep = scan_keys(data, count, base_offset, offset_map.offsets)
+    return keep, tombstones

@@ -68,7 +68,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kbroker.log.checkpoints import (
@@ -81,6 +81,17 @@ from kbroker.log.checkpoints import (
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogStorageError, UnknownPartitionError
 from kbroker.log.file_cache import FileCache, default_max_open_files
+from kbroker.log.log_dirs import (
+    PhaseHook,
+    Precopy,
+    directory_id,
+    drop_moved_record,
+    is_future_dir,
+    least_loaded,
+    move_partition_files,
+    new_future_dir,
+    read_moved_record,
+)
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.recovery import LoadReport
 
@@ -142,6 +153,7 @@ class LogManager:
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         producer_id_expiration_check_interval_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS,
         max_open_files: int | None = None,
+        log_dirs: Sequence[str] | None = None,
     ) -> None:
         for name, value in (
             ("offset_checkpoint_interval_ms", offset_checkpoint_interval_ms),
@@ -153,6 +165,15 @@ class LogManager:
             if value < 1:
                 raise ValueError(f"{name} must be positive, not {value}")
         self.data_dir = data_dir
+        # The log directories (log.dirs; the data dir alone by default), absolute, and
+        # the one each partition lives in (see kbroker.log.log_dirs).
+        self.log_dirs = [os.path.abspath(d) for d in (log_dirs or [data_dir])]
+        if len(set(self.log_dirs)) != len(self.log_dirs):
+            raise ValueError(f"log directories listed twice: {self.log_dirs}")
+        self._dir_of: dict[tuple[str, int], str] = {}
+        # Moves under way (begin_move .. end_move): destination and pre-copy progress.
+        self.moving: dict[tuple[str, int], tuple[str, Precopy]] = {}
+        self.directory_ids: dict[str, str] = {}
         self.default_config = default_config
         self.topic_configs: dict[str, LogConfig] = {}
         # The loaded logs; partitions found by open_all wait in _unloaded until first
@@ -187,49 +208,94 @@ class LogManager:
         self.producer_id_expiration_check_interval_ms = producer_id_expiration_check_interval_ms
         self._next_producer_expiration_ms = now_ms + producer_id_expiration_check_interval_ms
         # The content last written to each checkpoint file (None: write unconditionally).
-        self._written: dict[str, dict[tuple[str, int], int] | None] = {
-            RECOVERY_POINT_CHECKPOINT: None,
-            LOG_START_CHECKPOINT: None,
-        }
-        os.makedirs(data_dir, exist_ok=True)
+        # (keyed by the checkpoint file's path: one pair of files per log directory).
+        self._written: dict[str, dict[tuple[str, int], int] | None] = {}
+        for d in self.log_dirs:
+            os.makedirs(d, exist_ok=True)
 
     def config_for(self, topic: str) -> LogConfig:
         return self.topic_configs.get(topic, self.default_config)
 
     def _path(self, topic: str, partition: int) -> str:
-        return os.path.join(self.data_dir, f"{topic}-{partition}")
+        log_dir = self._dir_of.get((topic, partition), self.log_dirs[0])
+        return os.path.join(log_dir, f"{topic}-{partition}")
+
+    def dir_of(self, topic: str, partition: int) -> str | None:
+        """The log directory holding the partition, None if it has no log."""
+        return self._dir_of.get((topic, partition))
+
+    def partition_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.log_dirs, 0)
+        for d in self._dir_of.values():
+            counts[d] += 1
+        return counts
 
     def open_all(self, topic_configs: Mapping[str, LogConfig] | None = None) -> None:
-        """Find every partition (its log is loaded -- and recovered, if it was not
-        cleanly closed -- on first use or by ``load_pending``; see "Lazy loading"),
-        finish interrupted topic deletions, then drop the clean-shutdown marker."""
+        """Find every partition in every log directory (its log is loaded -- and
+        recovered, if it was not cleanly closed -- on first use or by ``load_pending``;
+        see "Lazy loading"), finish interrupted topic deletions and partition moves,
+        then drop the clean-shutdown markers."""
         if topic_configs:
             self.topic_configs.update(topic_configs)
-        marker = os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER)
-        self.had_clean_shutdown = os.path.exists(marker)
-        recovery = read_offset_checkpoint(os.path.join(self.data_dir, RECOVERY_POINT_CHECKPOINT))
-        starts = read_offset_checkpoint(os.path.join(self.data_dir, LOG_START_CHECKPOINT))
-        with os.scandir(self.data_dir) as entries:
-            names = sorted(e.name for e in entries if e.is_dir())
-        for name in names:
-            if _DELETE_DIR.match(name):
-                shutil.rmtree(os.path.join(self.data_dir, name), ignore_errors=True)
-                continue
-            parsed = parse_partition_dir(name)
-            if parsed is None or parsed in self.logs:
-                continue
-            self._unloaded[parsed] = UnloadedPartition(
-                recovery_point=recovery.get(parsed, 0),
-                log_start_offset=starts.get(parsed, 0),
-                had_clean_shutdown=self.had_clean_shutdown,
+        clean = True
+        moved: dict[tuple[str, int], tuple[str, tuple[int, int]]] = {}
+        found: dict[tuple[str, int], list[str]] = {}
+        checkpoints: dict[str, tuple[dict[tuple[str, int], int], dict[tuple[str, int], int], bool]] = {}
+        for log_dir in self.log_dirs:
+            self.directory_ids[log_dir] = directory_id(log_dir)
+            had_clean = os.path.exists(os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER))
+            clean = clean and had_clean
+            recovery_path = os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT)
+            start_path = os.path.join(log_dir, LOG_START_CHECKPOINT)
+            recovery = read_offset_checkpoint(recovery_path)
+            starts = read_offset_checkpoint(start_path)
+            checkpoints[log_dir] = (recovery, starts, had_clean)
+            # What the files say now: checkpoint() rewrites them only if that changes.
+            self._written[recovery_path] = recovery
+            self._written[start_path] = starts
+            with os.scandir(log_dir) as entries:
+                names = sorted(e.name for e in entries if e.is_dir())
+            for name in names:
+                if _DELETE_DIR.match(name) or is_future_dir(name):
+                    # A deletion to finish, or a move interrupted before its switch.
+                    shutil.rmtree(os.path.join(log_dir, name), ignore_errors=True)
+                    continue
+                parsed = parse_partition_dir(name)
+                if parsed is None or parsed in self.logs:
+                    continue
+                found.setdefault(parsed, []).append(log_dir)
+                record = read_moved_record(os.path.join(log_dir, name))
+                if record is not None:
+                    moved[parsed] = (log_dir, record)
+        for key, dirs in found.items():
+            if len(dirs) > 1:
+                if key not in moved:
+                    raise LogStorageError(f"{key[0]}-{key[1]} is in several log directories: {dirs}")
+                for d in dirs:  # a move past its switch: the moved copy wins
+                    if d != moved[key][0]:
+                        shutil.rmtree(os.path.join(d, f"{key[0]}-{key[1]}"))
+                        fsync_directory(d)
+            log_dir = moved[key][0] if key in moved else dirs[0]
+            recovery, starts, had_clean = checkpoints[log_dir]
+            self._dir_of[key] = log_dir
+            self._unloaded[key] = UnloadedPartition(
+                recovery_point=recovery.get(key, 0),
+                log_start_offset=starts.get(key, 0),
+                had_clean_shutdown=had_clean,
             )
-        # What the files say now: checkpoint() rewrites them only if that changes.
-        self._written[RECOVERY_POINT_CHECKPOINT] = recovery
-        self._written[LOG_START_CHECKPOINT] = starts
+            if key in moved:
+                start, point = moved[key][1]
+                # Copied from a closed log: its offsets hold; recovery rescans nothing
+                # below the recorded recovery point.
+                self._unloaded[key] = UnloadedPartition(point, start, had_clean)
+        self.had_clean_shutdown = clean
         self.checkpoint()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(marker)
-            fsync_directory(self.data_dir)
+        for key, (log_dir, _) in moved.items():
+            drop_moved_record(os.path.join(log_dir, f"{key[0]}-{key[1]}"))
+        for log_dir in self.log_dirs:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER))
+                fsync_directory(log_dir)
 
     def _load(self, key: tuple[str, int]) -> PartitionLog:
         """Load (recovering if needed) an unloaded partition's log now."""
@@ -299,11 +365,13 @@ class LogManager:
         for p in partitions:
             self.create(topic, p, config, sync_dir=False)
         if sync_dir:
-            fsync_directory(self.data_dir)
+            self.sync_data_dir()
 
     def sync_data_dir(self) -> None:
-        """Make the partition directories created with ``sync_dir=False`` durable."""
-        fsync_directory(self.data_dir)
+        """Make the partition directories created with ``sync_dir=False`` durable (every
+        log dir: a partition may have been placed in any of them)."""
+        for log_dir in self.log_dirs:
+            fsync_directory(log_dir)
 
     def create(
         self, topic: str, partition: int, config: LogConfig | None = None, *, sync_dir: bool = True
@@ -318,10 +386,12 @@ class LogManager:
         existing = self.get(topic, partition)
         if existing is not None:
             return existing
-        path = self._path(topic, partition)
+        log_dir = least_loaded(self.log_dirs, self.partition_counts())
+        path = os.path.join(log_dir, f"{topic}-{partition}")
         os.makedirs(path, exist_ok=True)
         if sync_dir:
-            fsync_directory(self.data_dir)
+            fsync_directory(log_dir)
+        self._dir_of[key] = log_dir
         log = PartitionLog(
             path,
             self.config_for(topic),
@@ -361,12 +431,15 @@ class LogManager:
             self._unloaded.pop(key, None)
             doomed = f"{self._path(*key)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
             os.rename(self._path(*key), doomed)
+            self._dir_of.pop(key, None)
         if keys:
-            fsync_directory(self.data_dir)
+            for log_dir in self.log_dirs:
+                fsync_directory(log_dir)
             self.checkpoint()
-            for name in os.listdir(self.data_dir):
-                if _DELETE_DIR.match(name) and name.rpartition("-")[0].startswith(f"{topic}-"):
-                    shutil.rmtree(os.path.join(self.data_dir, name), ignore_errors=True)
+            for log_dir in self.log_dirs:
+                for name in os.listdir(log_dir):
+                    if _DELETE_DIR.match(name) and name.rpartition("-")[0].startswith(f"{topic}-"):
+                        shutil.rmtree(os.path.join(log_dir, name), ignore_errors=True)
         self.topic_configs.pop(topic, None)
         return len(keys)
 
@@ -383,23 +456,37 @@ class LogManager:
 
     def checkpoint_recovery_points(self) -> None:
         if self._unsynced_loads:
-            sync_file_system(self.data_dir)
+            for log_dir in self.log_dirs:  # one sync per file system would do; dirs are few
+                sync_file_system(log_dir)
             self._unsynced_loads = False
         offsets = {k: p.recovery_point for k, p in self._unloaded.items()}
         offsets.update((k, log.recovery_point) for k, log in self.logs.items())
-        self._write_checkpoint(RECOVERY_POINT_CHECKPOINT, offsets)
+        self._write_checkpoints(RECOVERY_POINT_CHECKPOINT, offsets)
 
     def checkpoint_log_start_offsets(self) -> None:
         offsets = {k: p.log_start_offset for k, p in self._unloaded.items()}
         offsets.update((k, log.log_start_offset) for k, log in self.logs.items())
-        self._write_checkpoint(LOG_START_CHECKPOINT, offsets)
+        self._write_checkpoints(LOG_START_CHECKPOINT, offsets)
 
-    def _write_checkpoint(self, name: str, offsets: dict[tuple[str, int], int]) -> None:
-        if self._written[name] == offsets:
-            return
-        self._written[name] = None  # unknown until the write below has succeeded
-        write_offset_checkpoint(os.path.join(self.data_dir, name), offsets)
-        self._written[name] = offsets
+    def _write_checkpoints(self, name: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Write checkpoint ``name`` of each log directory with its partitions' offsets;
+        a directory that fails (a full disk) does not stop the others (LogStorageError
+        after all were tried)."""
+        failed: list[str] = []
+        for log_dir in self.log_dirs:
+            mine = {k: v for k, v in offsets.items() if self._dir_of.get(k, self.log_dirs[0]) == log_dir}
+            path = os.path.join(log_dir, name)
+            if self._written.get(path) == mine:
+                continue
+            self._written[path] = None  # unknown until the write below has succeeded
+            try:
+                write_offset_checkpoint(path, mine)
+            except OSError as exc:
+                failed.append(f"{path}: {exc}")
+                continue
+            self._written[path] = mine
+        if failed:
+            raise LogStorageError(f"cannot write {len(failed)} checkpoints: {failed[0]}")
 
     def run_periodic(self, now_ms: int) -> None:
         """Time-based work, each duty at its own interval (see "Housekeeping cadence"),
@@ -465,14 +552,81 @@ class LogManager:
                 log.close(clean=False)
         try:
             try:
-                sync_file_system(self.data_dir)  # one sync for every log's writes above
+                for log_dir in self.log_dirs:  # one sync for every log's writes above
+                    sync_file_system(log_dir)
                 self._unsynced_loads = False
             except OSError as exc:
-                raise LogStorageError(f"cannot sync {self.data_dir}: {exc}") from exc
+                raise LogStorageError(f"cannot sync the log directories: {exc}") from exc
             self.checkpoint()
         finally:
             self.logs.clear()
             self._unloaded.clear()
         if failed:  # no clean-shutdown marker: the next start recovers these logs
             raise LogStorageError(f"{len(failed)} logs did not close cleanly: {failed[0]}")
-        write_atomically(os.path.join(self.data_dir, CLEAN_SHUTDOWN_MARKER), b"")
+        for log_dir in self.log_dirs:
+            write_atomically(os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER), b"")
+
+    def begin_move(self, topic: str, partition: int, dest_dir: str) -> Precopy | None:
+        """Start moving a partition: note its future directory (DescribeLogDirs shows
+        it) and return what a worker thread passes to ``log_dirs.precopy`` before
+        ``move_partition`` finishes the move.  None if there is nothing to move (it is
+        there already).  Raises as ``move_partition`` does."""
+        key = (topic, partition)
+        dest_dir = os.path.abspath(dest_dir)
+        if dest_dir not in self.log_dirs:
+            raise ValueError(f"{dest_dir} is not a log directory")
+        log = self.get(topic, partition)
+        if log is None:
+            raise UnknownPartitionError(f"no log for {topic}-{partition}")
+        if self._dir_of[key] == dest_dir or key in self.moving:
+            return None
+        pre = Precopy(new_future_dir(log.directory, dest_dir), log.active_segment.base_offset)
+        pre.copied_up_to_offset = log.log_start_offset
+        self.moving[key] = (dest_dir, pre)
+        return pre
+
+    def end_move(self, topic: str, partition: int) -> None:
+        """Forget a move begun by ``begin_move`` (done, or given up: its future
+        directory, if still there, is removed)."""
+        entry = self.moving.pop((topic, partition), None)
+        if entry is not None:
+            shutil.rmtree(entry[1].future, ignore_errors=True)
+
+    def move_partition(
+        self, topic: str, partition: int, dest_dir: str, hook: PhaseHook | None = None, pre: Precopy | None = None
+    ) -> bool:
+        """AlterReplicaLogDirs: move a partition's log into ``dest_dir`` (one of
+        ``log_dirs``) crash-safely (see kbroker.log.log_dirs).  Returns False if it is
+        there already.  Raises UnknownPartitionError, ValueError (not a log dir) or
+        LogStorageError (the source is offline, or the copy failed: the source stays)."""
+        key = (topic, partition)
+        dest_dir = os.path.abspath(dest_dir)
+        if dest_dir not in self.log_dirs:
+            raise ValueError(f"{dest_dir} is not a log directory")
+        log = self.get(topic, partition)
+        if log is None:
+            raise UnknownPartitionError(f"no log for {topic}-{partition}")
+        if self._dir_of[key] == dest_dir:
+            return False
+        if log.is_offline:
+            raise LogStorageError(f"{log.directory} is offline")
+        source = log.directory
+        log.close(clean=True)
+        start, point = log.log_start_offset, log.recovery_point
+        del self.logs[key]
+        self._unloaded[key] = UnloadedPartition(point, start, True)
+        target = os.path.join(dest_dir, os.path.basename(source))
+        try:
+            target, retired = move_partition_files(
+                source, dest_dir, log_start_offset=start, recovery_point=point, hook=hook, pre=pre
+            )
+        except OSError as exc:
+            if not os.path.isdir(target):  # before the switch: the source stays
+                raise LogStorageError(f"moving {topic}-{partition} failed: {exc}") from exc
+            retired = False  # the switch happened: the destination is the log now
+        self._dir_of[key] = dest_dir
+        self.get(topic, partition)  # reopen at the destination (clean: no rescan)
+        self.checkpoint()
+        if retired:
+            drop_moved_record(target)
+        return True

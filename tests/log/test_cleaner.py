@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from kbroker.log import LogConfig
+from kbroker.log import LogConfig, cleaner_scan
 from kbroker.log.cleaner import (
     CleanerBufferTooSmallError,
     cleanable_stats,
@@ -542,7 +542,12 @@ def test_retention_keeps_segments_being_replaced(open_log, cleaner):
 
     log = open_log(replace(CFG, cleanup_policy="compact,delete", retention_ms=10))
     w = cm.Writer(log)
-    fill(w, n=200, keys=200)  # every record stays: the cleaned segments have timestamps
+    # every record but the first stays (the cleaned segments have timestamps); that
+    # one is updated later, so the first segment changes and is rewritten (an unchanged
+    # one is not)
+    fill(w, n=200, keys=200)
+    w.put([(b"k0", b"again")])
+    log.roll(w.now_ms)
     plan = plan_clean(log, 0, w.now_ms, force=True)
     assert plan is not None
     outcome = cleaner.build(plan)
@@ -574,3 +579,77 @@ def test_a_segment_emptied_by_cleaning_does_not_hold_back_time_retention(open_lo
     far_future_ms = 10**13  # later than any file's mtime
     assert log.enforce_retention(now_ms=far_future_ms) > 0
     assert log.segments[0] is not first
+
+
+def test_a_segment_nothing_leaves_is_not_rewritten(open_log, cleaner):
+    """A one-segment group whose batches all stay byte for byte is not written (Kafka
+    rewrites it to the same bytes): no cleaned files, the segment files untouched, the
+    checkpoint still moves to the end of the pass."""
+    log = open_log(CFG)
+    w = cm.Writer(log)
+    fill(w, n=200, keys=200)  # every key unique: nothing to remove
+    closed = log.segments[:-1]
+    assert len(closed) > 1
+    inodes = [os.stat(s.log_path).st_ino for s in closed]
+    outcome = cleaner.clean_now(KEY, log, now_ms=w.now_ms)
+    assert outcome is not None and outcome.groups == []
+    assert outcome.end_offset == log.active_segment.base_offset
+    assert cleaner.checkpoints[KEY] == outcome.end_offset
+    assert [os.stat(s.log_path).st_ino for s in log.segments[:-1]] == inodes
+    assert not [f for f in os.listdir(log.directory) if f.endswith(".cleaned")]
+    assert len(check_against_model(log, w)) == 200
+
+
+def test_a_change_mid_segment_copies_the_unchanged_prefix(open_log, cleaner):
+    """The first changed batch of a one-segment group comes after batches that stay:
+    they are copied from the segment (copy_file_range) and the result matches the
+    model, records and positions alike (the offset index points at batch starts)."""
+    log = open_log(CFG)
+    w = cm.Writer(log)
+    fill(w, n=200, keys=200)
+    # a later update of a key in the middle of the first segment
+    first = log.segments[0]
+    mid_offset = (first.base_offset + log.segments[1].base_offset) // 2
+    w.put([(b"k%d" % mid_offset, b"new")])
+    log.roll(w.now_ms)
+    outcome = cleaner.clean_now(KEY, log, now_ms=w.now_ms)
+    assert outcome is not None and len(outcome.groups) == 1
+    assert outcome.groups[0].base_offset == first.base_offset
+    got = check_against_model(log, w)
+    assert len(got) == 200
+    seg = log.segments[0]
+    for offset, position in zip(seg.index.keys, seg.index.values, strict=True):
+        with open(seg.log_path, "rb") as f:
+            f.seek(position)
+            assert int.from_bytes(f.read(8), "big") == offset
+
+
+@pytest.mark.skipif(not cleaner_scan.NATIVE, reason="the C extension is not built")
+def test_the_c_offset_table_and_the_dict_clean_alike(open_log):
+    """A pass with the C offset table writes the same cleaned files, byte for byte, as
+    one with the dict fallback (overwrites, tombstones, keys past 16 bytes)."""
+    from kbroker.log.cleaner import build_clean
+    from kbroker.log.swap import discard_cleaned
+
+    log = open_log(CFG)
+    w = cm.Writer(log)
+    for i in range(300):
+        key = (b"key-%d" % (i % 37)) * (3 if i % 2 else 1)
+        w.put([(key, None if i % 11 == 0 else b"v%d" % i)])
+        w.now_ms += 1
+    plan = plan_clean(log, 0, w.now_ms, force=True)
+    assert plan is not None
+    written = []
+    for native in (False, True):
+        outcome = build_clean(plan, OffsetMap(1 << 20, native=native))
+        assert outcome is not None and outcome.groups
+        files = {}
+        for name in sorted(os.listdir(log.directory)):
+            if name.endswith(".cleaned"):
+                with open(os.path.join(log.directory, name), "rb") as f:
+                    files[name] = f.read()
+        for group in outcome.groups:
+            discard_cleaned(log.directory, group.base_offset)
+        written.append((outcome.end_offset, outcome.stats, files))
+    assert written[0] == written[1]
+    assert any(name.endswith(".log.cleaned") and data for name, data in written[0][2].items())
