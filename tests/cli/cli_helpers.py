@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,22 @@ from pathlib import Path
 START_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 30.0
 READY = re.compile(r"^kbroker \S+ serving on (?P<addr>\S+) \(advertised (?P<adv>\S+)\), data dir ")
+
+
+def sigint_as_at_a_terminal(then: Callable[[], None] | None = None) -> Callable[[], None]:
+    """A ``preexec_fn`` giving the child SIGINT's default disposition (then running ``then``).
+
+    A shell starts background jobs (``./.ci/run &``, ``nohup``) with SIGINT ignored, the child
+    inherits that, and CPython then installs no KeyboardInterrupt handler: the SIGINT tests
+    would test the shell, not kbroker.  Ctrl-C at a terminal finds SIGINT at its default.
+    """
+
+    def preexec() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if then is not None:
+            then()
+
+    return preexec
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -55,7 +72,7 @@ class Running:
     ) -> None:
         self.proc = subprocess.Popen(
             command(*args, python_flags=python_flags), cwd=cwd, env=env or clean_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec_fn,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=sigint_as_at_a_terminal(preexec_fn),
         )
         self.lines: list[str] = []
         self._partial = b""

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_helpers import sigint_as_at_a_terminal
+
 # Bounded: before the fix the broker served until killed.
 RUN_TIMEOUT_S = 60.0
 
@@ -46,7 +48,7 @@ sys.exit(cli.main(["--listen", "127.0.0.1:0", "--data-dir", sys.argv[1]]))
 def test_a_sigint_python_swallowed_during_start_up_still_exits_130(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp_path,
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp_path, preexec_fn=sigint_as_at_a_terminal(),
     )
     assert "Exception ignored" in done.stderr and "KeyboardInterrupt" in done.stderr, done.stderr
     assert done.returncode == 130, done.stderr
