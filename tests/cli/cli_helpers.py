@@ -105,8 +105,13 @@ class Running:
         return self.wait_for(READY)
 
     def finish(self, timeout: float = EXIT_TIMEOUT_S) -> tuple[int, str]:
-        """Wait for the exit; the exit status and all of stderr."""
-        _out, rest = self.proc.communicate(timeout=timeout)
+        """Wait for the exit; the exit status and all of stderr.  A process that has not
+        exited in time is killed before the failure is raised (no broker outlives its test)."""
+        try:
+            _out, rest = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
         tail = (self._partial + (rest or b"")).decode("utf-8", "replace")
         return self.proc.returncode, "\n".join([*self.lines, tail])
 
