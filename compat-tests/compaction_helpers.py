@@ -113,5 +113,3 @@ def check_latest(records: list[tuple[int, bytes, bytes | None]], latest: dict[by
         else:
             assert seen.get(key) == value, f"{key!r}: want {value!r}, read {seen.get(key)!r}"
 
-
-# -- per client: produce the updates, read back from the beginning --------------------------

@@ -32,6 +32,9 @@ from txn_helpers import CLIENT_TIMEOUT_S, ck_common, ck_send, ck_txn_producer
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(300)]
 
 
+# -- per client: produce the updates, read back from the beginning --------------------------
+
+
 def kafka_python_roundtrip(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes | None]]) -> Any:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
