@@ -14,12 +14,11 @@ ratios are printed.  Prints only.
 from __future__ import annotations
 
 import argparse
-import statistics
 
 from bench.acl_bench import raw_rate
 from bench.brokers import Broker
 from bench.loadgen import create_topic
-from bench.suite import progress, run_job
+from bench.suite import alternated, print_median_ratios, progress, run_job
 
 PHASE_DEADLINE_S = 120.0
 MESSAGE_BYTES = 1024
@@ -58,14 +57,10 @@ def main() -> int:
     args = ap.parse_args()
     versions = {"baseline": args.baseline_python, "this": args.python}
     results: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
-    for i in range(args.runs):
-        for name in ("baseline", "this") if i % 2 == 0 else ("this", "baseline"):
-            results[name].append(run_once(versions[name], args.count, args.requests, f"r{i}-{name}"))
+    for i, name in alternated(args.runs):
+        results[name].append(run_once(versions[name], args.count, args.requests, f"r{i}-{name}"))
     print(f"{args.count:,} x {MESSAGE_BYTES} B messages, {args.requests:,} small Fetch requests, {args.runs} runs each, medians:")
-    for key in results["this"][0]:
-        before = statistics.median(r[key] for r in results["baseline"])
-        after = statistics.median(r[key] for r in results["this"])
-        print(f"  {key}: baseline {before:,.2f}, this {after:,.2f}, ratio this/baseline {after / before if before else float('nan'):.3f}")
+    print_median_ratios(results)
     return 0
 
 

@@ -28,7 +28,7 @@ import sys
 from bench.acl_bench import raw_rate
 from bench.brokers import Broker
 from bench.loadgen import create_topic
-from bench.suite import progress, run_job
+from bench.suite import alternated, print_median_ratios, progress, run_job
 
 PHASE_DEADLINE_S = 120.0
 BASELINE_SETTINGS = {"kbroker.http.listen": "127.0.0.1:0"}
@@ -126,10 +126,9 @@ def micro_once(python: str, calls: int, rounds: int) -> dict[str, float]:
 
 def micro(versions: dict[str, str], runs: int, calls: int, rounds: int) -> None:
     results: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
-    for i in range(runs):
-        for name in ("baseline", "this") if i % 2 == 0 else ("this", "baseline"):
-            results[name].append(micro_once(versions[name], calls, rounds))
-            progress(f"micro r{i}-{name}: " + ", ".join(f"{k} {v:.2f} us" for k, v in results[name][-1].items()))
+    for i, name in alternated(runs):
+        results[name].append(micro_once(versions[name], calls, rounds))
+        progress(f"micro r{i}-{name}: " + ", ".join(f"{k} {v:.2f} us" for k, v in results[name][-1].items()))
     # Other load only ever adds time: on a shared machine the fastest run is the figure to
     # compare; the medians show how noisy the runs were.
     print(f"Broker.dispatch in process, best of {rounds} x {calls:,} calls, {runs} runs each:")
@@ -157,14 +156,10 @@ def main() -> int:
         micro(versions, args.runs, args.calls, rounds=5)
         return 0
     results: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
-    for i in range(args.runs):
-        for name in ("baseline", "this") if i % 2 == 0 else ("this", "baseline"):
-            results[name].append(run_once(versions[name], args.count, args.requests, f"r{i}-{name}", name == "baseline"))
+    for i, name in alternated(args.runs):
+        results[name].append(run_once(versions[name], args.count, args.requests, f"r{i}-{name}", name == "baseline"))
     print(f"{args.count:,} x 100 B messages, {args.requests:,} small requests, {args.runs} runs each, no fault rule, medians:")
-    for key in results["this"][0]:
-        before = statistics.median(r[key] for r in results["baseline"])
-        after = statistics.median(r[key] for r in results["this"])
-        print(f"  {key}: baseline {before:,.2f}, this {after:,.2f}, ratio this/baseline {after / before if before else float('nan'):.3f}")
+    print_median_ratios(results)
     return 0
 
 

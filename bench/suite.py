@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,23 @@ _T0 = time.perf_counter()
 
 def progress(msg: str) -> None:
     print(f"[{time.perf_counter() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------- baseline vs this tree
+def alternated(runs: int) -> Iterator[tuple[int, str]]:
+    """(run index, "baseline" or "this"), ``runs`` of each, the order swapped every run
+    (baseline, this, this, baseline, ...) so that drift on the machine falls on both sides."""
+    for i in range(runs):
+        for name in ("baseline", "this") if i % 2 == 0 else ("this", "baseline"):
+            yield i, name
+
+
+def print_median_ratios(results: dict[str, list[dict[str, float]]]) -> None:
+    """One line a figure: its baseline and this-tree medians and the ratio this/baseline."""
+    for key in results["this"][0]:
+        before = statistics.median(r[key] for r in results["baseline"])
+        after = statistics.median(r[key] for r in results["this"])
+        print(f"  {key}: baseline {before:,.2f}, this {after:,.2f}, ratio this/baseline {after / before if before else float('nan'):.3f}")
 
 
 # ------------------------------------------------------------------------- one job

@@ -201,6 +201,32 @@ class ConsumerGroupManager:
         group.group_epoch += 1
         self._write(fx, group.group_id, *group_epoch_record(group.group_id, group.group_epoch))
 
+    def _refresh_epoch_and_target(
+        self,
+        fx: Effects,
+        group: ConsumerGroup,
+        member: ConsumerGroupMember,
+        *,
+        is_new: bool,
+        old_metadata: tuple[object, ...],
+        bump: bool,
+    ) -> None:
+        """After a member's metadata may have changed: write the member if it is new or its
+        metadata changed, refresh the subscribed topics metadata (new partitions, new topics
+        matching a regex), bump the group epoch if ``bump`` or the topics changed, and
+        compute a new target assignment if the group epoch moved past it."""
+        if is_new or member.metadata_key() != old_metadata:
+            self._write_member(fx, group, member)
+        subscribed = self._subscribed_topics(group)
+        if subscribed != group.subscribed_topics:
+            group.subscribed_topics = subscribed
+            self._write(fx, group.group_id, *partition_metadata_record(group.group_id, subscribed))
+            bump = True
+        if bump:
+            self._bump_group_epoch(fx, group)
+        if group.group_epoch > group.assignment_epoch:
+            self._compute_target(group, fx)
+
     def replay(self, record: ConsumerRecord) -> None:
         """Apply one consumer-group record read back from ``__consumer_offsets``."""
         key, value = record.key, record.value
@@ -469,19 +495,8 @@ class ConsumerGroupManager:
             member.server_assignor = resolve_assignor_name(request.server_assignor)
         new_subscription = (tuple(member.subscribed_topic_names), member.subscribed_topic_regex)
         bump = bump or new_subscription != old_subscription
-        if is_new or member.metadata_key() != old_metadata:
-            self._write_member(fx, group, member)
-        # subscribed topics metadata (new partitions, new topics matching a regex)
-        subscribed = self._subscribed_topics(group)
-        if subscribed != group.subscribed_topics:
-            group.subscribed_topics = subscribed
-            self._write(fx, group.group_id, *partition_metadata_record(group.group_id, subscribed))
-            bump = True
-        if bump:
-            self._bump_group_epoch(fx, group)
-        # 4. target assignment
-        if group.group_epoch > group.assignment_epoch:
-            self._compute_target(group, fx)
+        # subscribed topics metadata, group epoch, 4. target assignment
+        self._refresh_epoch_and_target(fx, group, member, is_new=is_new, old_metadata=old_metadata, bump=bump)
         # 5. reconcile
         reconcile(group, member, owned)
         changed = member.assignment_key() != before

@@ -7,12 +7,13 @@ the log, as a restart does.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from kbroker.coordinator.config import GroupConfig
-from kbroker.coordinator.consumer_group import ConsumerGroup
+from kbroker.coordinator.consumer_group import ConsumerGroup, to_sets
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.result import Record, Result, apply_result
 from kbroker.coordinator.timer import FakeTimer, ManualClock
@@ -75,6 +76,18 @@ class ConsumerGroupTestContext:
         group = self.coord.consumer_groups.get(group_id)
         assert group is not None
         return group
+
+    def assert_partitions_held_once(self, group_id: str) -> None:
+        """No partition of the consumer group (if there is one) is held (assigned or
+        pending revocation) by two of its members at once."""
+        group = self.coord.consumer_groups.get(group_id)
+        if group is None:
+            return
+        seen: set[object] = set()
+        for m in group.members.values():
+            held = to_sets(m.assigned) | to_sets(m.pending_revocation)
+            assert not (held & seen), "a partition held by two members"
+            seen |= held
 
     def heartbeat(self, **fields: Any) -> ConsumerGroupHeartbeatResponse:
         version = fields.pop("version", 1)
@@ -184,3 +197,11 @@ def group_snapshot(group: ConsumerGroup) -> dict[str, Any]:
             for m in group.members.values()
         },
     }
+
+
+def assert_clients_never_share(owned_sets: Iterable[set[tuple[UUID, int]]]) -> None:
+    """No two live clients believe they own the same partition."""
+    seen: set[object] = set()
+    for owned in owned_sets:
+        assert not (owned & seen), "two clients own one partition"
+        seen |= owned

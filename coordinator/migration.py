@@ -36,7 +36,7 @@ conversions untouched.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from kbroker.coordinator.config import GroupConfig
@@ -90,36 +90,37 @@ __all__ = ["MIGRATION_POLICIES", "GroupMigration"]
 MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
 _SUBSCRIPTION_MAX_VERSION = 3
 """Highest ConsumerProtocolSubscription version in the specs; a newer one is read as it."""
+_ASSIGNMENT_MAX_VERSION = 3
+"""Highest ConsumerProtocolAssignment version read (a newer one is read as it)."""
 _ASSIGNMENT_VERSION = 0
 _PREFIX = b"\x00\x00"
+_Message = TypeVar("_Message")
 
 
 def sync_timeout_key(group_id: str, member_id: str) -> str:
     return f"cg-classic-sync-{group_id}-{member_id}"
 
 
-def _decode_subscription(metadata: bytes) -> ConsumerProtocolSubscription | None:
-    if len(metadata) < 2:
+def _decode_consumer_protocol(cls: type[_Message], data: bytes, max_version: int) -> _Message | None:
+    """``data`` as a consumer-protocol ``cls``: a big-endian int16 version (one above
+    ``max_version`` is read as ``max_version``) then the message; None if it does not decode."""
+    if len(data) < 2:
         return None
-    version = min(int.from_bytes(metadata[:2], "big", signed=True), _SUBSCRIPTION_MAX_VERSION)
+    version = min(int.from_bytes(data[:2], "big", signed=True), max_version)
     if version < 0:
         return None
     try:
-        return decode_from(ConsumerProtocolSubscription, version, memoryview(metadata)[2:])[0]
+        return decode_from(cls, version, memoryview(data)[2:])[0]
     except (DecodeError, ValueError):
         return None
+
+
+def _decode_subscription(metadata: bytes) -> ConsumerProtocolSubscription | None:
+    return _decode_consumer_protocol(ConsumerProtocolSubscription, metadata, _SUBSCRIPTION_MAX_VERSION)
 
 
 def _decode_assignment(data: bytes) -> ConsumerProtocolAssignment | None:
-    if len(data) < 2:
-        return None
-    version = min(int.from_bytes(data[:2], "big", signed=True), 3)
-    if version < 0:
-        return None
-    try:
-        return decode_from(ConsumerProtocolAssignment, version, memoryview(data)[2:])[0]
-    except (DecodeError, ValueError):
-        return None
+    return _decode_consumer_protocol(ConsumerProtocolAssignment, data, _ASSIGNMENT_MAX_VERSION)
 
 
 class _NamedPartitions(Protocol):
@@ -306,18 +307,8 @@ class GroupMigration:
         member.subscribed_topic_names = sorted(set(subscription.topics))
         member.classic_protocols = [(p.name, bytes(p.metadata)) for p in request.protocols]
         member.classic_session_timeout_ms = request.session_timeout_ms
-        if is_new or member.metadata_key() != old_metadata:
-            cg._write_member(fx, group, member)
         bump = is_new or tuple(member.subscribed_topic_names) != old_topics
-        subscribed = cg._subscribed_topics(group)
-        if subscribed != group.subscribed_topics:
-            group.subscribed_topics = subscribed
-            cg._write(fx, group.group_id, *partition_metadata_record(group.group_id, subscribed))
-            bump = True
-        if bump:
-            cg._bump_group_epoch(fx, group)
-        if group.group_epoch > group.assignment_epoch:
-            cg._compute_target(group, fx)
+        cg._refresh_epoch_and_target(fx, group, member, is_new=is_new, old_metadata=old_metadata, bump=bump)
         owned = self._ids_of(subscription.owned_partitions)
         reconcile(group, member, owned)
         if member.state is MemberState.UNREVOKED_PARTITIONS:

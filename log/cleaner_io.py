@@ -12,7 +12,13 @@ from collections.abc import Callable
 
 from kbroker.log.config import LogConfig
 from kbroker.log.index import OffsetIndex, TimeIndex
-from kbroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file_name
+from kbroker.log.segment import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    pwrite_all,
+    segment_file_name,
+)
 from kbroker.log.swap import CLEANED_SUFFIX, discard_cleaned
 from kbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 
@@ -79,13 +85,7 @@ def copy_range(src_fd: int, dst_fd: int, n_bytes: int) -> None:
         chunk = os.pread(src_fd, min(_COPY_FALLBACK_CHUNK_BYTES, n_bytes - done), done)
         if not chunk:
             raise OSError(errno.EIO, "source segment shorter than its copied prefix")
-        view = memoryview(chunk)
-        while view:
-            n = os.pwrite(dst_fd, view, done)
-            if n <= 0:
-                raise OSError(errno.ENOSPC, "write made no progress")
-            view = view[n:]
-            done += n
+        done = pwrite_all(dst_fd, chunk, done)
 
 
 class CleanedSegmentWriter:

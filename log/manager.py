@@ -566,18 +566,24 @@ class LogManager:
         for log_dir in self.log_dirs:
             write_atomically(os.path.join(log_dir, CLEAN_SHUTDOWN_MARKER), b"")
 
-    def begin_move(self, topic: str, partition: int, dest_dir: str) -> Precopy | None:
-        """Start moving a partition: note its future directory (DescribeLogDirs shows
-        it) and return what a worker thread passes to ``log_dirs.precopy`` before
-        ``move_partition`` finishes the move.  None if there is nothing to move (it is
-        there already).  Raises as ``move_partition`` does."""
-        key = (topic, partition)
+    def _log_to_move(self, topic: str, partition: int, dest_dir: str) -> tuple[PartitionLog, str]:
+        """The partition's log and ``dest_dir`` made absolute.  Raises ValueError if
+        ``dest_dir`` is not one of ``log_dirs``, UnknownPartitionError if there is no log."""
         dest_dir = os.path.abspath(dest_dir)
         if dest_dir not in self.log_dirs:
             raise ValueError(f"{dest_dir} is not a log directory")
         log = self.get(topic, partition)
         if log is None:
             raise UnknownPartitionError(f"no log for {topic}-{partition}")
+        return log, dest_dir
+
+    def begin_move(self, topic: str, partition: int, dest_dir: str) -> Precopy | None:
+        """Start moving a partition: note its future directory (DescribeLogDirs shows
+        it) and return what a worker thread passes to ``log_dirs.precopy`` before
+        ``move_partition`` finishes the move.  None if there is nothing to move (it is
+        there already).  Raises as ``move_partition`` does."""
+        key = (topic, partition)
+        log, dest_dir = self._log_to_move(topic, partition, dest_dir)
         if self._dir_of[key] == dest_dir or key in self.moving:
             return None
         pre = Precopy(new_future_dir(log.directory, dest_dir), log.active_segment.base_offset)
@@ -600,12 +606,7 @@ class LogManager:
         there already.  Raises UnknownPartitionError, ValueError (not a log dir) or
         LogStorageError (the source is offline, or the copy failed: the source stays)."""
         key = (topic, partition)
-        dest_dir = os.path.abspath(dest_dir)
-        if dest_dir not in self.log_dirs:
-            raise ValueError(f"{dest_dir} is not a log directory")
-        log = self.get(topic, partition)
-        if log is None:
-            raise UnknownPartitionError(f"no log for {topic}-{partition}")
+        log, dest_dir = self._log_to_move(topic, partition, dest_dir)
         if self._dir_of[key] == dest_dir:
             return False
         if log.is_offline:

@@ -65,15 +65,21 @@ def _write_rest(
             written -= n
             position += n
             continue
-        view = memoryview(piece)[written:]
-        position += written
+        position = pwrite_all(fd, memoryview(piece)[written:], position + written)
         written = 0
-        while view:
-            done = os.pwrite(fd, view, position)
-            if done <= 0:
-                raise OSError(errno.ENOSPC, "write made no progress")
-            view = view[done:]
-            position += done
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, position: int) -> int:
+    """Write all of ``data`` at ``position``, retrying short writes; return the position
+    just past it.  OSError on failure (ENOSPC if a write makes no progress)."""
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, position)
+        if done <= 0:
+            raise OSError(errno.ENOSPC, "write made no progress")
+        view = view[done:]
+        position += done
+    return position
 
 
 def iter_file_batches(

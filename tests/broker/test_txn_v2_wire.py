@@ -4,10 +4,6 @@ a read_committed Fetch sees only committed data with the right last stable offse
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from broker_harness import RawClient
 from kbroker.wire.errors import ErrorCode
 from kbroker.wire.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
@@ -31,16 +27,6 @@ from kbroker.testing import BrokerThread
 
 TOPIC, TXN, GROUP = "tv2-topic", "tv2-producer", "tv2-group"
 READ_COMMITTED = 1
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[BrokerThread]:
-    bt = BrokerThread(tmp_path / "data")
-    bt.start()
-    try:
-        yield bt
-    finally:
-        bt.close()
 
 
 def init(c: RawClient) -> tuple[int, int]:
@@ -109,8 +95,8 @@ def committed_offset(c: RawClient) -> int:
     return offset
 
 
-def test_a_tv2_producer_commits_aborts_and_is_read_committed(broker: BrokerThread) -> None:
-    c = RawClient(broker.address)
+def test_a_tv2_producer_commits_aborts_and_is_read_committed(broker_thread: BrokerThread) -> None:
+    c = RawClient(broker_thread.address)
     topic = CreatableTopic(name=TOPIC, num_partitions=1, replication_factor=-1)
     assert c.request(CreateTopicsRequest(topics=[topic], timeout_ms=5000), 5).topics[0].error_code == ErrorCode.NONE
     pid, e = init(c)
@@ -157,16 +143,16 @@ def test_a_tv2_producer_commits_aborts_and_is_read_committed(broker: BrokerThrea
     c.close()
 
     # the coordinator's TV_2 state survives a restart: the retry still answers the same
-    broker.restart()
-    c = RawClient(broker.address)
+    broker_thread.restart()
+    c = RawClient(broker_thread.address)
     assert end(c, pid, e + 2, commit=True) == (ErrorCode.NONE, pid, e + 3)
     assert end(c, pid, e + 1, commit=True)[0] == ErrorCode.PRODUCER_FENCED
     assert produce(c, pid, e + 3, 0, b"four") == ErrorCode.NONE
     c.close()
 
 
-def test_a_tv0_producer_still_needs_add_partitions_and_keeps_its_epoch(broker: BrokerThread) -> None:
-    c = RawClient(broker.address)
+def test_a_tv0_producer_still_needs_add_partitions_and_keeps_its_epoch(broker_thread: BrokerThread) -> None:
+    c = RawClient(broker_thread.address)
     topic = CreatableTopic(name=TOPIC, num_partitions=1, replication_factor=-1)
     assert c.request(CreateTopicsRequest(topics=[topic], timeout_ms=5000), 5).topics[0].error_code == ErrorCode.NONE
     pid, e = init(c)

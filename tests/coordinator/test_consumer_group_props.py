@@ -18,10 +18,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from kbroker.coordinator.assignors import AssignorMember, check_assignment
-from kbroker.coordinator.consumer_group import to_sets
 from kbroker.coordinator.consumer_testing import (
     ConsumerGroupTestContext,
     SimConsumer,
+    assert_clients_never_share,
     group_snapshot,
 )
 
@@ -102,21 +102,11 @@ class ConsumerGroupMachine(RuleBasedStateMachine):
 
     @invariant()
     def partitions_held_once(self) -> None:
-        group = self.ctx.coord.consumer_groups.get(G)
-        if group is None:
-            return
-        seen: set[object] = set()
-        for m in group.members.values():
-            held = to_sets(m.assigned) | to_sets(m.pending_revocation)
-            assert not (held & seen), "a partition held by two members"
-            seen |= held
+        self.ctx.assert_partitions_held_once(G)
 
     @invariant()
     def clients_never_share(self) -> None:
-        seen: set[object] = set()
-        for client in self.clients.values():
-            assert not (client.owned_set() & seen), "two clients own one partition"
-            seen |= client.owned_set()
+        assert_clients_never_share(client.owned_set() for client in self.clients.values())
 
     @invariant()
     def current_target_is_disjoint_and_complete(self) -> None:

@@ -14,13 +14,15 @@ rebalancing, its clients rejoin and the rebalance completes.  After every step:
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from kbroker.coordinator.consumer_group import to_sets
 from kbroker.coordinator.consumer_testing import (
     ConsumerGroupTestContext,
     SimConsumer,
+    assert_clients_never_share,
     group_snapshot,
 )
 from kbroker.coordinator.migration_testing import SimClassic, classic_group
@@ -29,6 +31,16 @@ from kbroker.wire.errors import ErrorCode
 
 G = "g"
 T = "t"
+
+
+Client = TypeVar("Client", SimConsumer, SimClassic)
+
+
+def one_leaves(data: st.DataObject, clients: list[Client]) -> None:
+    """A client drawn from ``clients`` is taken out of it and leaves the group."""
+    client = data.draw(st.sampled_from(clients))
+    clients.remove(client)
+    client.leave()
 
 
 class MigrationMachine(RuleBasedStateMachine):
@@ -95,9 +107,7 @@ class MigrationMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.consumers))
     @rule(data=st.data())
     def consumer_leaves(self, data: st.DataObject) -> None:
-        client = data.draw(st.sampled_from(self.consumers))
-        self.consumers.remove(client)
-        client.leave()
+        one_leaves(data, self.consumers)
         if self.ctx.coord.groups.get(G) is not None and self.classics:
             event("downgraded to a classic group")
         self.settle_classic_group()
@@ -128,9 +138,7 @@ class MigrationMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.classics))
     @rule(data=st.data())
     def classic_leaves(self, data: st.DataObject) -> None:
-        client = data.draw(st.sampled_from(self.classics))
-        self.classics.remove(client)
-        client.leave()
+        one_leaves(data, self.classics)
         self.settle_classic_group()
 
     @rule()
@@ -152,21 +160,12 @@ class MigrationMachine(RuleBasedStateMachine):
 
     @invariant()
     def partitions_held_once(self) -> None:
-        group = self.ctx.coord.consumer_groups.get(G)
-        if group is None:
-            return
-        seen: set[object] = set()
-        for m in group.members.values():
-            held = to_sets(m.assigned) | to_sets(m.pending_revocation)
-            assert not (held & seen), "a partition held by two members"
-            seen |= held
+        self.ctx.assert_partitions_held_once(G)
 
     @invariant()
     def clients_never_share(self) -> None:
-        seen: set[object] = set()
-        for owned in [c.owned_set() for c in self.consumers] + [c.owned_ids() for c in self.classics]:
-            assert not (owned & seen), "two clients own one partition"
-            seen |= owned
+        owned = [c.owned_set() for c in self.consumers] + [c.owned_ids() for c in self.classics]
+        assert_clients_never_share(owned)
 
     @invariant()
     def replay_rebuilds_the_group(self) -> None:

@@ -40,6 +40,16 @@ def fill(m: LogManager, h, topic: str, partition: int, batches: int) -> list[byt
     return sent
 
 
+def filled_partition(tmp_path: Path, h, batches: int) -> tuple[list[str], LogManager]:
+    """Two log dirs and their manager, with partition t-0 (in the first) holding ``batches``
+    batches."""
+    d = dirs(tmp_path)
+    m = manager(d)
+    m.create("t", 0)
+    fill(m, h, "t", 0, batches)
+    return d, m
+
+
 def values(m: LogManager, h, topic: str, partition: int) -> list[tuple[int, int]]:
     log = m.get(topic, partition)
     assert log is not None
@@ -99,10 +109,7 @@ def test_a_duplicate_without_a_move_record_refuses_to_start(tmp_path):
 
 
 def test_move_keeps_every_record_in_order_and_appends_continue(tmp_path, h):
-    d = dirs(tmp_path)
-    m = manager(d)
-    m.create("t", 0)  # d0
-    fill(m, h, "t", 0, 40)  # several segments
+    d, m = filled_partition(tmp_path, h, 40)  # several segments, in d0
     log = m.get("t", 0)
     assert len(log.segments) > 2
     m.delete_records("t", 0, 7)
@@ -124,10 +131,7 @@ def test_move_keeps_every_record_in_order_and_appends_continue(tmp_path, h):
 
 
 def test_a_precopied_move_sees_appends_rolls_and_deletions_made_meanwhile(tmp_path, h):
-    d = dirs(tmp_path)
-    m = manager(d)
-    m.create("t", 0)
-    fill(m, h, "t", 0, 40)
+    d, m = filled_partition(tmp_path, h, 40)
     log = m.get("t", 0)
     pre = m.begin_move("t", 0, d[1])
     assert pre is not None and m.begin_move("t", 0, d[1]) is None  # one move at a time
@@ -152,10 +156,7 @@ def test_a_precopied_move_sees_appends_rolls_and_deletions_made_meanwhile(tmp_pa
 
 
 def test_an_abandoned_move_leaves_no_future_dir(tmp_path, h):
-    d = dirs(tmp_path)
-    m = manager(d)
-    m.create("t", 0)
-    fill(m, h, "t", 0, 20)
+    d, m = filled_partition(tmp_path, h, 20)
     pre = m.begin_move("t", 0, d[1])
     assert pre is not None
     precopy(m.get("t", 0).directory, pre)
