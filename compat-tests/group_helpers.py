@@ -4,7 +4,8 @@ A member is ``group_member.py`` (kafka-python, aiokafka or confluent-kafka) or `
 running in its own process, so a test can end it cleanly (LeaveGroup) or with SIGKILL by
 pid (the broker only notices through the session timeout).  A reader thread collects what
 the member reports; the checks below look only at those reports and at what the admin
-APIs and the log say.  Nothing of kbroker is imported.
+APIs and the log say.  Nothing of kbroker is imported.  The ``members`` fixture defined
+here is registered by conftest.py.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clients import kcat_path
 from helpers import wait_until
 
@@ -35,6 +37,17 @@ GROUP_BROKER_SETTINGS = {
     "group.min.session.timeout.ms": "1000",
     "offsets.topic.num.partitions": "5",
 }
+# KIP-848 consumer groups (group.protocol=consumer) on top of the group settings.
+CONSUMER_SESSION_MS = 4_000
+KIP848_BROKER_SETTINGS = {
+    **GROUP_BROKER_SETTINGS,
+    "group.consumer.min.session.timeout.ms": "1000",
+    "group.consumer.session.timeout.ms": str(CONSUMER_SESSION_MS),
+    "group.consumer.min.heartbeat.interval.ms": "100",
+    "group.consumer.heartbeat.interval.ms": "500",
+}
+# What a member's config adds to speak the consumer protocol.
+KIP848 = {"group_protocol": "consumer"}
 SESSION_MS = 3_000
 HEARTBEAT_MS = 500
 # Also the rebalance timeout (Java/kafka-python/librdkafka use max.poll.interval.ms).
@@ -286,6 +299,16 @@ class Members:
             if tail:
                 out.append(f"    stderr tail:\n{tail}")
         return "\n".join(out)
+
+
+@pytest.fixture(name="members")
+def members_fixture(tmp_path: Path) -> Iterator[Members]:
+    """The member processes of one test, all ended at teardown."""
+    ms = Members(tmp_path)
+    try:
+        yield ms
+    finally:
+        ms.cleanup()
 
 
 # -- checks --------------------------------------------------------------------------------

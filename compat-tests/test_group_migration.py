@@ -12,14 +12,12 @@ A third restarts the broker while the group is mixed (classic + consumer members
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from confluent_kafka import ConsumerGroupType
 from confluent_kafka.admin import AdminClient
 from group_helpers import (
-    Members,
+    KIP848,
+    KIP848_BROKER_SETTINGS,
     check_no_gaps,
     consumed,
     create_topic,
@@ -30,18 +28,8 @@ from group_helpers import (
     wait_consumed,
 )
 from helpers import unique_topic
-from test_kip848_confluent import KIP848, KIP848_BROKER_SETTINGS
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 def group_type(boot: str, group: str) -> ConsumerGroupType:

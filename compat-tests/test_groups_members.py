@@ -8,15 +8,12 @@ is SIGKILL by pid: the broker sees no LeaveGroup and must expire the member itse
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from group_helpers import (
     GROUP_BROKER_SETTINGS,
     SESSION_MS,
     TOPIC_PARTITIONS,
-    Members,
     check_no_gaps,
     committed,
     consumed,
@@ -32,15 +29,6 @@ from helpers import unique_topic
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 
 CLIENTS = ["kafka-python", "aiokafka", "confluent", "kcat"]
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -4,8 +4,6 @@ group mixing kafka-python, aiokafka and confluent-kafka members on a common assi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from group_helpers import (
@@ -28,15 +26,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 
 # Long enough that a restarted process is back well before the broker would expire it.
 STATIC_SESSION_MS = 15_000
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 def rebalance_events(m: Member, since: int = 0) -> list[dict]:

@@ -10,16 +10,15 @@ same broker and checks that ListGroups tells their types apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import ConsumerGroupType
 from confluent_kafka.admin import AdminClient
 from group_helpers import (
-    GROUP_BROKER_SETTINGS,
+    CONSUMER_SESSION_MS,
+    KIP848,
+    KIP848_BROKER_SETTINGS,
     TOPIC_PARTITIONS,
-    Members,
     check_no_gaps,
     committed,
     consumed,
@@ -33,25 +32,6 @@ from group_helpers import (
 from helpers import unique_topic
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(240)]
-
-CONSUMER_SESSION_MS = 4_000
-KIP848_BROKER_SETTINGS = {
-    **GROUP_BROKER_SETTINGS,
-    "group.consumer.min.session.timeout.ms": "1000",
-    "group.consumer.session.timeout.ms": str(CONSUMER_SESSION_MS),
-    "group.consumer.min.heartbeat.interval.ms": "100",
-    "group.consumer.heartbeat.interval.ms": "500",
-}
-KIP848 = {"group_protocol": "consumer"}
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 def test_consumer_protocol_join_leave_kill_commit_restart(broker_factory, members) -> None:
