@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from clients import kcat_path
-from helpers import wait_until
+from helpers import unique_topic, wait_until
 
 HERE = Path(__file__).resolve().parent
 MEMBER_SCRIPT = HERE / "group_member.py"
@@ -377,6 +377,17 @@ def wait_consumed(
         raise AssertionError(f"{e}; missing offsets {missing}\n{members.diagnostics()}") from None
 
 
+def wait_consumed_and_committed(
+    members: Members, group_members: list[Member], bootstrap: str, group: str, topic: str,
+    ends: dict[int, int],
+) -> None:
+    """Every offset below ``ends`` received by ``group_members`` (none skipped, none beyond
+    the end) and committed by ``group``."""
+    wait_consumed(members, group_members, ends)
+    check_no_gaps(consumed(group_members), ends)
+    wait_committed(bootstrap, group, topic, ends)
+
+
 def check_no_gaps(got: dict[int, list[int]], ends: dict[int, int]) -> None:
     """Nothing skipped and nothing beyond the log end (re-delivery is allowed)."""
     for p, end in ends.items():
@@ -406,6 +417,14 @@ def produce_even(
             f.get(10)
     finally:
         producer.close(5)
+
+
+def topic_with_records(bootstrap: str, prefix: str, per_partition: int, tag: str) -> str:
+    """A new topic (``prefix`` and a unique suffix) with ``per_partition`` records in each partition."""
+    topic = unique_topic(prefix)
+    create_topic(bootstrap, topic)
+    produce_even(bootstrap, topic, per_partition, tag)
+    return topic
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = TOPIC_PARTITIONS) -> None:

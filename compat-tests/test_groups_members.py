@@ -17,9 +17,9 @@ from group_helpers import (
     check_no_gaps,
     committed,
     consumed,
-    create_topic,
     ends_of,
     produce_even,
+    topic_with_records,
     wait_assignment,
     wait_committed,
     wait_consumed,
@@ -38,10 +38,8 @@ def test_three_members_leave_kill_commit_restart(broker_factory, members, client
     if not broker.persistent:
         pytest.skip("needs a broker that keeps __consumer_offsets across restarts")
     boot = broker.bootstrap
-    topic = unique_topic(f"grp-{client}")
+    topic = topic_with_records(boot, f"grp-{client}", 5, "round1")
     group = unique_topic(f"g-{client}")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 5, "round1")
 
     a = members.start(client, "a", boot, topic, group)
     b = members.start(client, "b", boot, topic, group)
