@@ -41,8 +41,7 @@ def group_type(boot: str, group: str) -> ConsumerGroupType:
 def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic = topic_with_records(boot, "mig", 4, "classic")
-    group = unique_topic("gmig")
+    topic, group = topic_with_records(boot, "mig", 4, "classic"), unique_topic("gmig")
     a = members.start("confluent", "a", boot, topic, group)
     b = members.start("confluent", "b", boot, topic, group)
     wait_assignment(members, [a, b], what="by the classic members")
@@ -84,8 +83,7 @@ def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, member
 def test_kafka_python_and_aiokafka_members_keep_consuming_after_upgrade(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic = topic_with_records(boot, "migpy", 3, "before")
-    group = unique_topic("gmigpy")
+    topic, group = topic_with_records(boot, "migpy", 3, "before"), unique_topic("gmigpy")
     kp = members.start("kafka-python", "kp", boot, topic, group)
     aio = members.start("aiokafka", "aio", boot, topic, group)
     kc = members.start("kcat", "kc", boot, topic, group)
@@ -106,8 +104,7 @@ def test_broker_restart_mid_migration_keeps_the_mixed_group(broker_factory, memb
     if not broker.persistent:
         pytest.skip("needs a broker that keeps __consumer_offsets across restarts")
     boot = broker.bootstrap
-    topic = topic_with_records(boot, "migr", 3, "before")
-    group = unique_topic("gmigr")
+    topic, group = topic_with_records(boot, "migr", 3, "before"), unique_topic("gmigr")
     a = members.start("confluent", "a", boot, topic, group)
     b = members.start("confluent", "b", boot, topic, group)
     wait_assignment(members, [a, b], what="by the classic members")
