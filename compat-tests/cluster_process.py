@@ -2,7 +2,8 @@
 
 The broker process is ``cluster_driver.py``; the tests steer it (stop/start a node, move
 a leader) through its stdin while a real client produces or consumes over TCP.  Only the
-standard library and pytest are imported here.
+standard library and pytest are imported here.  The ``cluster`` fixture defined here is
+registered by conftest.py.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -124,6 +128,16 @@ class ClusterProcess:
             self.proc.kill()
             self.proc.wait(COMMAND_TIMEOUT_S)
         self._log.close()
+
+
+@pytest.fixture(name="cluster")
+def cluster_fixture(tmp_path: Path) -> Iterator[ClusterProcess]:
+    """A running cluster for one test, its data and log under the test's ``tmp_path``."""
+    c = ClusterProcess(tmp_path / "data", tmp_path / "cluster.log")
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 def next_node(node: int) -> int:

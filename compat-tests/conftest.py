@@ -33,6 +33,11 @@ from broker_process import (  # noqa: E402
     BrokerProcess,
 )
 
+# Fixtures defined next to what they run: ``cluster`` (a three-node virtual cluster, for
+# test_cluster_*.py) and ``members`` (group member processes, for the group tests).
+from cluster_process import cluster_fixture  # noqa: E402, F401
+from group_helpers import members_fixture  # noqa: E402, F401
+
 # Defaults every compat broker gets; tests may override or add via broker_factory.
 DEFAULT_SETTINGS = {
     "num.partitions": "3",

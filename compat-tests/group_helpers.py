@@ -4,7 +4,8 @@ A member is ``group_member.py`` (kafka-python, aiokafka or confluent-kafka) or `
 running in its own process, so a test can end it cleanly (LeaveGroup) or with SIGKILL by
 pid (the broker only notices through the session timeout).  A reader thread collects what
 the member reports; the checks below look only at those reports and at what the admin
-APIs and the log say.  Nothing of kbroker is imported.
+APIs and the log say.  Nothing of kbroker is imported.  The ``members`` fixture defined
+here is registered by conftest.py.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clients import kcat_path
-from helpers import wait_until
+from helpers import unique_topic, wait_until
 
 HERE = Path(__file__).resolve().parent
 MEMBER_SCRIPT = HERE / "group_member.py"
@@ -35,6 +37,17 @@ GROUP_BROKER_SETTINGS = {
     "group.min.session.timeout.ms": "1000",
     "offsets.topic.num.partitions": "5",
 }
+# KIP-848 consumer groups (group.protocol=consumer) on top of the group settings.
+CONSUMER_SESSION_MS = 4_000
+KIP848_BROKER_SETTINGS = {
+    **GROUP_BROKER_SETTINGS,
+    "group.consumer.min.session.timeout.ms": "1000",
+    "group.consumer.session.timeout.ms": str(CONSUMER_SESSION_MS),
+    "group.consumer.min.heartbeat.interval.ms": "100",
+    "group.consumer.heartbeat.interval.ms": "500",
+}
+# What a member's config adds to speak the consumer protocol.
+KIP848 = {"group_protocol": "consumer"}
 SESSION_MS = 3_000
 HEARTBEAT_MS = 500
 # Also the rebalance timeout (Java/kafka-python/librdkafka use max.poll.interval.ms).
@@ -288,6 +301,16 @@ class Members:
         return "\n".join(out)
 
 
+@pytest.fixture(name="members")
+def members_fixture(tmp_path: Path) -> Iterator[Members]:
+    """The member processes of one test, all ended at teardown."""
+    ms = Members(tmp_path)
+    try:
+        yield ms
+    finally:
+        ms.cleanup()
+
+
 # -- checks --------------------------------------------------------------------------------
 
 
@@ -354,6 +377,17 @@ def wait_consumed(
         raise AssertionError(f"{e}; missing offsets {missing}\n{members.diagnostics()}") from None
 
 
+def wait_consumed_and_committed(
+    members: Members, group_members: list[Member], bootstrap: str, group: str, topic: str,
+    ends: dict[int, int],
+) -> None:
+    """Every offset below ``ends`` received by ``group_members`` (none skipped, none beyond
+    the end) and committed by ``group``."""
+    wait_consumed(members, group_members, ends)
+    check_no_gaps(consumed(group_members), ends)
+    wait_committed(bootstrap, group, topic, ends)
+
+
 def check_no_gaps(got: dict[int, list[int]], ends: dict[int, int]) -> None:
     """Nothing skipped and nothing beyond the log end (re-delivery is allowed)."""
     for p, end in ends.items():
@@ -383,6 +417,14 @@ def produce_even(
             f.get(10)
     finally:
         producer.close(5)
+
+
+def topic_with_records(bootstrap: str, prefix: str, per_partition: int, tag: str) -> str:
+    """A new topic (``prefix`` and a unique suffix) with ``per_partition`` records in each partition."""
+    topic = unique_topic(prefix)
+    create_topic(bootstrap, topic)
+    produce_even(bootstrap, topic, per_partition, tag)
+    return topic
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = TOPIC_PARTITIONS) -> None:

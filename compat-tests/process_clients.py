@@ -11,15 +11,13 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from typing import Any
 
-from broker_process import ROOT
+from admin_cli import run as cli
 from clients import JS_DIR, kafkajs_node_modules, kcat_path
 
 NODE_TIMEOUT_S = 120
 KCAT_TIMEOUT_S = 60
-CLI_TIMEOUT_S = 60
 
 Pair = tuple[bytes | None, bytes | None]
 
@@ -106,16 +104,8 @@ def kcat_read_all(bootstrap: str, topic: str, *extra: str) -> list[tuple[int, in
 # -- kbroker CLI -----------------------------------------------------------------------------
 
 
-def cli(bootstrap: str, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """``python -m kbroker ARGS --bootstrap B`` (the CLI a user runs)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kbroker", *args, "--bootstrap", bootstrap],
-        cwd=ROOT, input=stdin if stdin is not None else b"", capture_output=True, timeout=CLI_TIMEOUT_S,
-    )
-    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
-    if check:
-        assert proc.returncode == 0, (args, proc.returncode, proc.stderr.decode())
-    return proc
+# ``cli(bootstrap, *args, stdin=None, check=True)``: ``python -m kbroker ARGS --bootstrap B``
+# (the CLI a user runs) is admin_cli.run, imported above as ``cli``.
 
 
 # kbroker consume -f format: the same fields as KCAT_FORMAT (the CLI takes kcat's tokens).

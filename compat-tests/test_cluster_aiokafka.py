@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -18,15 +16,6 @@ RECORDS = 300
 PARTITIONS = 3
 SEND_PAUSE_S = 0.02
 CONSUME_TIMEOUT_S = 60.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
-    c = ClusterProcess(tmp_path / "data", tmp_path / "cluster.log")
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 async def _consume(consumer: AIOKafkaConsumer, want: int, got: dict[int, list[int]]) -> None:

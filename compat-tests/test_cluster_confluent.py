@@ -6,8 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,15 +19,6 @@ RECORDS = 300
 PARTITIONS = 3
 SEND_PAUSE_S = 0.02
 CONSUME_TIMEOUT_S = 60.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
-    c = ClusterProcess(tmp_path / "data", tmp_path / "cluster.log")
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _producer(cluster: ClusterProcess) -> Producer:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cluster_process import ClusterProcess, check_exactly_once_in_order, disrupt
@@ -18,15 +16,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 RECORDS = 300
 PARTITIONS = 3
 SEND_PAUSE_S = 0.02
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
-    c = ClusterProcess(tmp_path / "data", tmp_path / "cluster.log")
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _consume_all(

@@ -10,7 +10,6 @@ import os
 import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,9 @@ def kafkajs() -> Path:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, kafkajs: Path) -> Iterator[ClusterProcess]:
-    c = ClusterProcess(tmp_path / "data", tmp_path / "cluster.log")
-    try:
-        yield c
-    finally:
-        c.close()
+def cluster(cluster: ClusterProcess, kafkajs: Path) -> ClusterProcess:
+    """The suite's cluster (conftest.py), once kafkajs is installed."""
+    return cluster
 
 
 def start_js(command: str, request: dict[str, Any]) -> subprocess.Popen[str]:

@@ -17,8 +17,6 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from clients import kcat_path
@@ -31,15 +29,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(240)]
 PARTITIONS = 3
 RECORDS = 300
 SEND_PAUSE_S = 0.02
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
-    c = ClusterProcess(tmp_path / "data", tmp_path / "cluster.log")
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 @pytest.mark.feature("cluster", client="kcat")

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from admin_cli import one_line_error
+from broker_process import BrokerProcess
 from clients import JS_DIR, kafkajs_node_modules
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
@@ -51,6 +52,29 @@ def _create(bootstrap: str, topic: str, partitions: int = 1) -> None:
         admin.close()
 
 
+def _new_topic(
+    controlled: tuple[BrokerProcess, ControlClient], prefix: str
+) -> tuple[BrokerProcess, ControlClient, str]:
+    """(broker, control client, a new one-partition topic named after ``prefix``)."""
+    broker, control = controlled
+    topic = unique_topic(prefix)
+    _create(broker.bootstrap, topic)
+    return broker, control, topic
+
+
+def _fail_produce(control: ControlClient, topic: str, error: str, count: int | None = None) -> int:
+    """A rule answering Produce to ``topic`` with ``error`` (``count`` times, else always)."""
+    rule: dict[str, object] = {"api": "Produce", "error": error, "topic": topic}
+    if count is not None:
+        rule["count"] = count
+    return control.add_fault(rule)
+
+
+def _delay_fetches(control: ControlClient, topic: str) -> int:
+    """A rule delaying every Fetch of ``topic`` by 300 ms."""
+    return control.add_fault({"api": "Fetch", "delay_ms": 300, "topic": topic})
+
+
 def _read_values(bootstrap: str, topic: str, want: int) -> list[bytes]:
     consumer = consumer_for(bootstrap)
     try:
@@ -79,12 +103,8 @@ def _confluent(bootstrap: str, **config: object) -> dict[str, object]:
 
 @pytest.mark.feature("fault injection", client="kafka-python")
 def test_kafka_python_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-nl")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-nl")
+    rule = _fail_produce(control, topic, "NOT_LEADER_OR_FOLLOWER", count=3)
     producer = KafkaProducer(
         bootstrap_servers=broker.bootstrap,
         acks="all",
@@ -103,12 +123,8 @@ def test_kafka_python_retries_not_leader_and_stores_once(controlled) -> None:  #
 
 @pytest.mark.feature("fault injection", client="kafka-python")
 def test_kafka_python_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-auth")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-auth")
+    rule = _fail_produce(control, topic, "TOPIC_AUTHORIZATION_FAILED")
     producer = KafkaProducer(
         bootstrap_servers=broker.bootstrap,
         acks="all",
@@ -127,9 +143,7 @@ def test_kafka_python_sees_a_fatal_error(controlled) -> None:  # type: ignore[no
 
 @pytest.mark.feature("fault injection", client="kafka-python")
 def test_kafka_python_idempotent_producer_rides_out_closed_connections(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-close")
-    _create(broker.bootstrap, topic)
+    broker, control, topic = _new_topic(controlled, "fault-close")
     rule = control.add_fault({"api": "Produce", "close_connection": True, "count": 2})
     producer = KafkaProducer(
         bootstrap_servers=broker.bootstrap,
@@ -151,12 +165,8 @@ def test_kafka_python_idempotent_producer_rides_out_closed_connections(controlle
 
 @pytest.mark.feature("fault injection", client="confluent-kafka")
 def test_confluent_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-nl-c")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-nl-c")
+    rule = _fail_produce(control, topic, "NOT_LEADER_OR_FOLLOWER", count=3)
     reports: list[tuple[KafkaError | None, int]] = []
     producer = Producer(
         _confluent(
@@ -177,12 +187,8 @@ def test_confluent_retries_not_leader_and_stores_once(controlled) -> None:  # ty
 
 @pytest.mark.feature("fault injection", client="confluent-kafka")
 def test_confluent_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-auth-c")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-auth-c")
+    rule = _fail_produce(control, topic, "TOPIC_AUTHORIZATION_FAILED")
     reports: list[KafkaError | None] = []
     producer = Producer(
         _confluent(broker.bootstrap, **{"linger.ms": 0, "message.timeout.ms": 20_000})
@@ -198,14 +204,12 @@ def test_confluent_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-un
 
 @pytest.mark.feature("fault injection", client="confluent-kafka")
 def test_confluent_consumer_rides_out_delayed_fetches(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-delay")
-    _create(broker.bootstrap, topic)
+    broker, control, topic = _new_topic(controlled, "fault-delay")
     producer = Producer(_confluent(broker.bootstrap, **{"linger.ms": 0}))
     for i in range(10):
         producer.produce(topic, value=b"d%d" % i, partition=0)
     assert producer.flush(DELIVERY_TIMEOUT_S) == 0
-    rule = control.add_fault({"api": "Fetch", "delay_ms": 300, "topic": topic})
+    rule = _delay_fetches(control, topic)
     consumer = Consumer(
         _confluent(
             broker.bootstrap,
@@ -249,12 +253,8 @@ async def _aiokafka_send(bootstrap: str, topic: str, value: bytes) -> int:
 
 @pytest.mark.feature("fault injection", client="aiokafka")
 def test_aiokafka_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-nl-a")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-nl-a")
+    rule = _fail_produce(control, topic, "NOT_LEADER_OR_FOLLOWER", count=3)
     assert asyncio.run(_aiokafka_send(broker.bootstrap, topic, b"survivor")) == 0
     assert control.fault(rule)["hits"] == 3
     assert _read_values(broker.bootstrap, topic, 1) == [b"survivor"]
@@ -264,12 +264,8 @@ def test_aiokafka_retries_not_leader_and_stores_once(controlled) -> None:  # typ
 def test_aiokafka_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
     from aiokafka.errors import TopicAuthorizationFailedError as AioTopicAuthorizationFailed
 
-    broker, control = controlled
-    topic = unique_topic("fault-auth-a")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-auth-a")
+    rule = _fail_produce(control, topic, "TOPIC_AUTHORIZATION_FAILED")
     with pytest.raises(AioTopicAuthorizationFailed):
         asyncio.run(_aiokafka_send(broker.bootstrap, topic, b"refused"))
     assert control.fault(rule)["hits"] >= 1
@@ -299,12 +295,8 @@ def _kafkajs_produce(bootstrap: str, topic: str, value: bytes) -> dict:  # type:
 @pytest.mark.feature("fault injection", client="kafkajs")
 def test_kafkajs_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
     kafkajs_node_modules()
-    broker, control = controlled
-    topic = unique_topic("fault-nl-js")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 2, "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-nl-js")
+    rule = _fail_produce(control, topic, "NOT_LEADER_OR_FOLLOWER", count=2)
     result = _kafkajs_produce(broker.bootstrap, topic, b"survivor")
     assert "error" not in result, result
     assert [(r["partition"], r["baseOffset"], r["errorCode"]) for r in result["results"]] == [
@@ -317,12 +309,8 @@ def test_kafkajs_retries_not_leader_and_stores_once(controlled) -> None:  # type
 @pytest.mark.feature("fault injection", client="kafkajs")
 def test_kafkajs_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
     kafkajs_node_modules()
-    broker, control = controlled
-    topic = unique_topic("fault-auth-js")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-auth-js")
+    rule = _fail_produce(control, topic, "TOPIC_AUTHORIZATION_FAILED")
     result = _kafkajs_produce(broker.bootstrap, topic, b"refused")
     assert "error" in result and "authorized" in result["error"].lower(), result
     assert control.fault(rule)["hits"] >= 1
@@ -333,12 +321,8 @@ def test_kafkajs_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-unty
 
 @pytest.mark.feature("fault injection", client="kcat")
 def test_kcat_retries_not_leader_and_stores_once(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-nl-kcat")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 3, "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-nl-kcat")
+    rule = _fail_produce(control, topic, "NOT_LEADER_OR_FOLLOWER", count=3)
     kcat(broker.bootstrap, ["-P", "-t", topic, "-p", "0", "-X", "enable.idempotence=true",
                             "-X", "retry.backoff.ms=50"], stdin=b"survivor\n")  # fmt: skip
     assert control.fault(rule)["hits"] == 3
@@ -347,12 +331,8 @@ def test_kcat_retries_not_leader_and_stores_once(controlled) -> None:  # type: i
 
 @pytest.mark.feature("fault injection", client="kcat")
 def test_kcat_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-auth-kcat")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-auth-kcat")
+    rule = _fail_produce(control, topic, "TOPIC_AUTHORIZATION_FAILED")
     proc = kcat(broker.bootstrap, ["-P", "-t", topic, "-p", "0", "-X", "message.timeout.ms=20000"],
                 stdin=b"refused\n", check=False)  # fmt: skip
     err = proc.stderr.decode()
@@ -364,23 +344,17 @@ def test_kcat_sees_a_fatal_error(controlled) -> None:  # type: ignore[no-untyped
 
 @pytest.mark.feature("fault injection", client="kcat")
 def test_kcat_consumer_rides_out_delayed_fetches(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-delay-kcat")
-    _create(broker.bootstrap, topic)
+    broker, control, topic = _new_topic(controlled, "fault-delay-kcat")
     kcat(broker.bootstrap, ["-P", "-t", topic, "-p", "0"], stdin=b"".join(b"d%d\n" % i for i in range(10)))
-    rule = control.add_fault({"api": "Fetch", "delay_ms": 300, "topic": topic})
+    rule = _delay_fetches(control, topic)
     assert [v for _, _, _, v in kcat_read_all(broker.bootstrap, topic)] == [b"d%d" % i for i in range(10)]
     assert control.fault(rule)["hits"] >= 1
 
 
 @pytest.mark.feature("fault injection", client="kbroker-cli")
 def test_cli_reports_a_fatal_produce_error_in_one_line(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-auth-cli")
-    _create(broker.bootstrap, topic)
-    rule = control.add_fault(
-        {"api": "Produce", "error": "TOPIC_AUTHORIZATION_FAILED", "topic": topic}
-    )
+    broker, control, topic = _new_topic(controlled, "fault-auth-cli")
+    rule = _fail_produce(control, topic, "TOPIC_AUTHORIZATION_FAILED")
     proc = cli(broker.bootstrap, "produce", topic, "--partition", "0", stdin=b"refused\n", check=False)
     line = one_line_error(proc)
     assert "TOPIC_AUTHORIZATION_FAILED" in line or "authoriz" in line.lower(), line
@@ -391,10 +365,8 @@ def test_cli_reports_a_fatal_produce_error_in_one_line(controlled) -> None:  # t
 
 @pytest.mark.feature("fault injection", client="kbroker-cli")
 def test_cli_consumer_rides_out_delayed_fetches(controlled) -> None:  # type: ignore[no-untyped-def]
-    broker, control = controlled
-    topic = unique_topic("fault-delay-cli")
-    _create(broker.bootstrap, topic)
+    broker, control, topic = _new_topic(controlled, "fault-delay-cli")
     cli(broker.bootstrap, "produce", topic, "--partition", "0", stdin=b"".join(b"d%d\n" % i for i in range(10)))
-    rule = control.add_fault({"api": "Fetch", "delay_ms": 300, "topic": topic})
+    rule = _delay_fetches(control, topic)
     assert [v for _, _, _, v in cli_read_all(broker.bootstrap, topic)] == [b"d%d" % i for i in range(10)]
     assert control.fault(rule)["hits"] >= 1

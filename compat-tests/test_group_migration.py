@@ -12,36 +12,23 @@ A third restarts the broker while the group is mixed (classic + consumer members
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from confluent_kafka import ConsumerGroupType
 from confluent_kafka.admin import AdminClient
 from group_helpers import (
-    Members,
-    check_no_gaps,
-    consumed,
-    create_topic,
+    KIP848,
+    KIP848_BROKER_SETTINGS,
     ends_of,
     produce_even,
+    topic_with_records,
     wait_assignment,
     wait_committed,
     wait_consumed,
+    wait_consumed_and_committed,
 )
 from helpers import unique_topic
-from test_kip848_confluent import KIP848, KIP848_BROKER_SETTINGS
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 def group_type(boot: str, group: str) -> ConsumerGroupType:
@@ -54,9 +41,7 @@ def group_type(boot: str, group: str) -> ConsumerGroupType:
 def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic, group = unique_topic("mig"), unique_topic("gmig")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 4, "classic")
+    topic, group = topic_with_records(boot, "mig", 4, "classic"), unique_topic("gmig")
     a = members.start("confluent", "a", boot, topic, group)
     b = members.start("confluent", "b", boot, topic, group)
     wait_assignment(members, [a, b], what="by the classic members")
@@ -75,9 +60,7 @@ def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, member
         wait_assignment(members, [m for m in (a, b, c, d) if m.alive],
                         what="after a classic member left")
     produce_even(boot, topic, 3, "consumer")
-    wait_consumed(members, [a, b, c, d], ends_of(10))
-    check_no_gaps(consumed([a, b, c, d]), ends_of(10))
-    wait_committed(boot, group, topic, ends_of(10))
+    wait_consumed_and_committed(members, [a, b, c, d], boot, group, topic, ends_of(10))
     assert group_type(boot, group) == ConsumerGroupType.CONSUMER
 
     # the way back: classic members join, the consumer-protocol members leave
@@ -89,9 +72,7 @@ def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, member
     wait_assignment(members, [e, f], what="by the classic members after the downgrade")
     assert group_type(boot, group) == ConsumerGroupType.CLASSIC
     produce_even(boot, topic, 3, "downgraded")
-    wait_consumed(members, [a, b, c, d, e, f], ends_of(13))
-    check_no_gaps(consumed([a, b, c, d, e, f]), ends_of(13))
-    wait_committed(boot, group, topic, ends_of(13))
+    wait_consumed_and_committed(members, [a, b, c, d, e, f], boot, group, topic, ends_of(13))
     for m in (e, f):
         assert m.leave() == 0, members.diagnostics()
 
@@ -102,9 +83,7 @@ def test_confluent_classic_group_upgraded_then_downgraded(broker_factory, member
 def test_kafka_python_and_aiokafka_members_keep_consuming_after_upgrade(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic, group = unique_topic("migpy"), unique_topic("gmigpy")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 3, "before")
+    topic, group = topic_with_records(boot, "migpy", 3, "before"), unique_topic("gmigpy")
     kp = members.start("kafka-python", "kp", boot, topic, group)
     aio = members.start("aiokafka", "aio", boot, topic, group)
     kc = members.start("kcat", "kc", boot, topic, group)
@@ -114,9 +93,7 @@ def test_kafka_python_and_aiokafka_members_keep_consuming_after_upgrade(broker_f
     wait_assignment(members, [kp, aio, kc, x], what="after the upgrade")
     assert group_type(boot, group) == ConsumerGroupType.CONSUMER
     produce_even(boot, topic, 3, "after")
-    wait_consumed(members, [kp, aio, kc, x], ends_of(6))
-    check_no_gaps(consumed([kp, aio, kc, x]), ends_of(6))
-    wait_committed(boot, group, topic, ends_of(6))
+    wait_consumed_and_committed(members, [kp, aio, kc, x], boot, group, topic, ends_of(6))
     for m in (x, kp, aio, kc):
         assert m.leave() == 0, members.diagnostics()
 
@@ -127,9 +104,7 @@ def test_broker_restart_mid_migration_keeps_the_mixed_group(broker_factory, memb
     if not broker.persistent:
         pytest.skip("needs a broker that keeps __consumer_offsets across restarts")
     boot = broker.bootstrap
-    topic, group = unique_topic("migr"), unique_topic("gmigr")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 3, "before")
+    topic, group = topic_with_records(boot, "migr", 3, "before"), unique_topic("gmigr")
     a = members.start("confluent", "a", boot, topic, group)
     b = members.start("confluent", "b", boot, topic, group)
     wait_assignment(members, [a, b], what="by the classic members")
@@ -141,9 +116,7 @@ def test_broker_restart_mid_migration_keeps_the_mixed_group(broker_factory, memb
     broker.restart()
     assert group_type(boot, group) == ConsumerGroupType.CONSUMER  # replayed mid-migration
     produce_even(boot, topic, 3, "after")
-    wait_consumed(members, [a, b, c], ends_of(6))
-    check_no_gaps(consumed([a, b, c]), ends_of(6))
-    wait_committed(boot, group, topic, ends_of(6))
+    wait_consumed_and_committed(members, [a, b, c], boot, group, topic, ends_of(6))
     wait_assignment(members, [a, b, c], what="by the mixed group after the restart")
     for m in (c, a, b):
         assert m.leave() == 0, members.diagnostics()

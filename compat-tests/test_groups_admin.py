@@ -17,9 +17,8 @@ from group_helpers import (
     Member,
     Members,
     committed,
-    create_topic,
     ends_of,
-    produce_even,
+    topic_with_records,
     wait_assignment,
     wait_committed,
     wait_consumed,
@@ -45,9 +44,7 @@ class Groups:
 def groups(broker_factory, tmp_path: Path) -> Iterator[Groups]:
     broker = broker_factory(GROUP_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic = unique_topic("gadmin")
-    create_topic(boot, topic)
-    produce_even(boot, topic, PER_PARTITION, "r")
+    topic = topic_with_records(boot, "gadmin", PER_PARTITION, "r")
     active, empty = unique_topic("active"), unique_topic("empty")
     members = Members(tmp_path)
     try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,15 +52,6 @@ METADATA_DELAY_S = 2.5
 # ``consumer`` child logs every poll iteration, so it stays at INFO.
 LOGGERS = {"kafka.coordinator": "DEBUG", "kafka.coordinator.consumer": "INFO"}
 SYNC_ANSWER = re.compile(r"Received SyncGroup response: .*\berror_code=0\b")
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 @pytest.fixture

@@ -8,21 +8,18 @@ is SIGKILL by pid: the broker sees no LeaveGroup and must expire the member itse
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from group_helpers import (
     GROUP_BROKER_SETTINGS,
     SESSION_MS,
     TOPIC_PARTITIONS,
-    Members,
     check_no_gaps,
     committed,
     consumed,
-    create_topic,
     ends_of,
     produce_even,
+    topic_with_records,
     wait_assignment,
     wait_committed,
     wait_consumed,
@@ -34,15 +31,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 CLIENTS = ["kafka-python", "aiokafka", "confluent", "kcat"]
 
 
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
-
-
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.feature("groups", client="{client}")
 def test_three_members_leave_kill_commit_restart(broker_factory, members, client: str) -> None:
@@ -50,10 +38,8 @@ def test_three_members_leave_kill_commit_restart(broker_factory, members, client
     if not broker.persistent:
         pytest.skip("needs a broker that keeps __consumer_offsets across restarts")
     boot = broker.bootstrap
-    topic = unique_topic(f"grp-{client}")
+    topic = topic_with_records(boot, f"grp-{client}", 5, "round1")
     group = unique_topic(f"g-{client}")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 5, "round1")
 
     a = members.start(client, "a", boot, topic, group)
     b = members.start(client, "b", boot, topic, group)

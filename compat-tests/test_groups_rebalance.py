@@ -4,8 +4,6 @@ group mixing kafka-python, aiokafka and confluent-kafka members on a common assi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from group_helpers import (
@@ -14,13 +12,13 @@ from group_helpers import (
     Members,
     check_no_gaps,
     consumed,
-    create_topic,
     describe,
     ends_of,
     produce_even,
+    topic_with_records,
     wait_assignment,
-    wait_committed,
     wait_consumed,
+    wait_consumed_and_committed,
 )
 from helpers import unique_topic
 
@@ -28,15 +26,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 
 # Long enough that a restarted process is back well before the broker would expire it.
 STATIC_SESSION_MS = 15_000
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 def rebalance_events(m: Member, since: int = 0) -> list[dict]:
@@ -50,10 +39,8 @@ def test_static_member_restart_within_session_timeout_no_rebalance(
 ) -> None:
     broker = broker_factory(GROUP_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic = unique_topic(f"static-{client}")
+    topic = topic_with_records(boot, f"static-{client}", 3, "before")
     group = unique_topic(f"gs-{client}")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 3, "before")
 
     def start(name: str) -> Member:
         return members.start(
@@ -112,10 +99,8 @@ def test_cooperative_sticky_rebalances_incrementally(
 ) -> None:
     broker = broker_factory(GROUP_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic = unique_topic(f"coop-{client}")
+    topic = topic_with_records(boot, f"coop-{client}", 3, "r1")
     group = unique_topic(f"gc-{client}")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 3, "r1")
 
     def start(name: str) -> Member:
         return members.start(client, name, boot, topic, group, assignor="cooperative-sticky")
@@ -155,19 +140,15 @@ def test_cooperative_sticky_rebalances_incrementally(
             f"{m.name} lost partitions when another member left: {evs}"
         )
     produce_even(boot, topic, 3, "r3")
-    wait_consumed(members, [m1, m2, m3], ends_of(9))
-    check_no_gaps(consumed([m1, m2, m3]), ends_of(9))
-    wait_committed(boot, group, topic, ends_of(9))
+    wait_consumed_and_committed(members, [m1, m2, m3], boot, group, topic, ends_of(9))
 
 
 def test_mixed_clients_roundrobin_group(broker_factory, members: Members) -> None:
     """kafka-python, aiokafka and confluent-kafka in one group: all name "roundrobin"."""
     broker = broker_factory(GROUP_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic = unique_topic("mixed")
+    topic = topic_with_records(boot, "mixed", 4, "r1")
     group = unique_topic("gm")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 4, "r1")
 
     kp = members.start("kafka-python", "kp", boot, topic, group, assignor="roundrobin")
     aio = members.start("aiokafka", "aio", boot, topic, group, assignor="roundrobin")
@@ -194,6 +175,4 @@ def test_mixed_clients_roundrobin_group(broker_factory, members: Members) -> Non
     aio.kill()
     wait_assignment(members, [kp], what="after aiokafka was killed")
     produce_even(boot, topic, 4, "r3")
-    wait_consumed(members, [kp, aio, ck], ends_of(12))
-    check_no_gaps(consumed([kp, aio, ck]), ends_of(12))
-    wait_committed(boot, group, topic, ends_of(12))
+    wait_consumed_and_committed(members, [kp, aio, ck], boot, group, topic, ends_of(12))

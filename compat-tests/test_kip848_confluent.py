@@ -10,48 +10,29 @@ same broker and checks that ListGroups tells their types apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import ConsumerGroupType
 from confluent_kafka.admin import AdminClient
 from group_helpers import (
-    GROUP_BROKER_SETTINGS,
+    CONSUMER_SESSION_MS,
+    KIP848,
+    KIP848_BROKER_SETTINGS,
     TOPIC_PARTITIONS,
-    Members,
     check_no_gaps,
     committed,
     consumed,
-    create_topic,
     ends_of,
     produce_even,
+    topic_with_records,
     wait_assignment,
     wait_committed,
     wait_consumed,
+    wait_consumed_and_committed,
 )
 from helpers import unique_topic
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(240)]
-
-CONSUMER_SESSION_MS = 4_000
-KIP848_BROKER_SETTINGS = {
-    **GROUP_BROKER_SETTINGS,
-    "group.consumer.min.session.timeout.ms": "1000",
-    "group.consumer.session.timeout.ms": str(CONSUMER_SESSION_MS),
-    "group.consumer.min.heartbeat.interval.ms": "100",
-    "group.consumer.heartbeat.interval.ms": "500",
-}
-KIP848 = {"group_protocol": "consumer"}
-
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    ms = Members(tmp_path)
-    try:
-        yield ms
-    finally:
-        ms.cleanup()
 
 
 def test_consumer_protocol_join_leave_kill_commit_restart(broker_factory, members) -> None:
@@ -59,10 +40,8 @@ def test_consumer_protocol_join_leave_kill_commit_restart(broker_factory, member
     if not broker.persistent:
         pytest.skip("needs a broker that keeps __consumer_offsets across restarts")
     boot = broker.bootstrap
-    topic = unique_topic("kip848")
+    topic = topic_with_records(boot, "kip848", 5, "round1")
     group = unique_topic("g848")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 5, "round1")
     a = members.start("confluent", "a", boot, topic, group, **KIP848)
     owners = wait_assignment(members, [a], what="by the first member")
     b = members.start("confluent", "b", boot, topic, group, **KIP848)
@@ -74,9 +53,7 @@ def test_consumer_protocol_join_leave_kill_commit_restart(broker_factory, member
     described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
     assert described.type == ConsumerGroupType.CONSUMER
     assert sorted(m.client_id for m in described.members) == ["a", "b", "c"]
-    wait_consumed(members, [a, b, c], ends_of(5))
-    check_no_gaps(consumed([a, b, c]), ends_of(5))
-    wait_committed(boot, group, topic, ends_of(5))
+    wait_consumed_and_committed(members, [a, b, c], boot, group, topic, ends_of(5))
 
     killed_at = time.monotonic()
     b.kill()
@@ -85,9 +62,7 @@ def test_consumer_protocol_join_leave_kill_commit_restart(broker_factory, member
     wait_assignment(members, [c], what="by the last member")
     moved_after = time.monotonic() - killed_at
     assert moved_after < CONSUMER_SESSION_MS / 1000 + 20, f"took {moved_after:.1f} s"
-    wait_consumed(members, [a, b, c], ends_of(10))
-    check_no_gaps(consumed([a, b, c]), ends_of(10))
-    wait_committed(boot, group, topic, ends_of(10))
+    wait_consumed_and_committed(members, [a, b, c], boot, group, topic, ends_of(10))
     assert c.leave() == 0, members.diagnostics()
 
     broker.restart()
@@ -108,9 +83,7 @@ def test_consumer_protocol_join_leave_kill_commit_restart(broker_factory, member
 def test_classic_groups_beside_a_consumer_group_on_one_broker(broker_factory, members) -> None:
     broker = broker_factory(KIP848_BROKER_SETTINGS)
     boot = broker.bootstrap
-    topic = unique_topic("mixed")
-    create_topic(boot, topic)
-    produce_even(boot, topic, 4, "mixed")
+    topic = topic_with_records(boot, "mixed", 4, "mixed")
     new_group, kp_group, aio_group = (unique_topic(p) for p in ("g848", "gkp", "gaio"))
     x = members.start("confluent", "x", boot, topic, new_group, **KIP848)
     y = members.start("confluent", "y", boot, topic, new_group, **KIP848)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,23 @@ def two_dir_broker(broker_factory, tmp_path: Path):
     return broker_factory({"log.dirs": ",".join(dirs)}), dirs
 
 
-def admin_for(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kp-logdirs", request_timeout_ms=30_000)
+@contextlib.contextmanager
+def admin_on(bootstrap: str) -> Iterator[KafkaAdminClient]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kp-logdirs", request_timeout_ms=30_000)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def new_topic(admin: KafkaAdminClient, prefix: str, partitions: int) -> str:
+    topic = unique_topic(prefix)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    return topic
+
+
+def other_dir(dirs: list[str], here: str) -> str:
+    return dirs[1] if here == dirs[0] else dirs[0]
 
 
 def placement(admin: KafkaAdminClient, topic: str) -> dict[int, str]:
@@ -103,10 +119,8 @@ def consume_all(bootstrap: str, topic: str, count: int) -> list[int]:
 @pytest.mark.feature("admin", client="kafka-python")
 def test_describe_log_dirs_lists_both_directories(broker_factory, tmp_path: Path) -> None:
     broker, dirs = two_dir_broker(broker_factory, tmp_path)
-    admin = admin_for(broker.bootstrap)
-    try:
-        topic = unique_topic("kp-ld2")
-        admin.create_topics([NewTopic(topic, 4, 1)])
+    with admin_on(broker.bootstrap) as admin:
+        topic = new_topic(admin, "kp-ld2", 4)
         [answer] = admin.describe_log_dirs()
         assert answer["broker"] == NODE_ID
         assert sorted(d["log_dir"] for d in answer["log_dirs"]) == sorted(dirs)
@@ -117,17 +131,13 @@ def test_describe_log_dirs_lists_both_directories(broker_factory, tmp_path: Path
         assert sorted(len(v) for v in per_dir.values()) == [2, 2]  # least-loaded placement
         for d in answer["log_dirs"]:
             assert d["total_bytes"] >= d["usable_bytes"] > 0
-    finally:
-        admin.close()
 
 
 @pytest.mark.feature("admin", client="kafka-python")
 def test_move_under_load_loses_duplicates_and_reorders_nothing(broker_factory, tmp_path: Path) -> None:
     broker, dirs = two_dir_broker(broker_factory, tmp_path)
-    admin = admin_for(broker.bootstrap)
-    try:
-        topic = unique_topic("kp-ldmove")
-        admin.create_topics([NewTopic(topic, 1, 1)])
+    with admin_on(broker.bootstrap) as admin:
+        topic = new_topic(admin, "kp-ldmove", 1)
         acked: list[int] = []
         stop = threading.Event()
         producer = threading.Thread(target=produce_acked, args=(broker.bootstrap, topic, RECORDS, acked, stop))
@@ -140,7 +150,7 @@ def test_move_under_load_loses_duplicates_and_reorders_nothing(broker_factory, t
             time.sleep(MOVE_PAUSE_S)
             loaded = producer.is_alive()
             here = placement(admin, topic)[0]
-            there = dirs[1] if here == dirs[0] else dirs[0]
+            there = other_dir(dirs, here)
             result = admin.alter_replica_log_dirs({TopicPartitionReplica(topic, 0, NODE_ID): there})
             assert list(result.values()) == [NoError]
             assert placement(admin, topic)[0] == there
@@ -154,8 +164,6 @@ def test_move_under_load_loses_duplicates_and_reorders_nothing(broker_factory, t
         assert consumed == acked  # each exactly once, in order
         # And a fresh read after all the moves sees the same.
         assert consume_all(broker.bootstrap, topic, RECORDS) == acked
-    finally:
-        admin.close()
 
 
 def move_ignoring_disconnect(admin: KafkaAdminClient, topic: str, there: str) -> None:
@@ -169,15 +177,13 @@ def test_sigkill_around_a_move_then_restart_keeps_every_acked_record(
     broker_factory, tmp_path: Path, delay_s: float
 ) -> None:
     broker, dirs = two_dir_broker(broker_factory, tmp_path)
-    admin = admin_for(broker.bootstrap)
-    topic = unique_topic("kp-ldkill")
-    try:
-        admin.create_topics([NewTopic(topic, 1, 1)])
+    with admin_on(broker.bootstrap) as admin:
+        topic = new_topic(admin, "kp-ldkill", 1)
         acked: list[int] = []
         produce_acked(broker.bootstrap, topic, RECORDS, acked, threading.Event())
         assert acked == list(range(RECORDS))
         here = placement(admin, topic)[0]
-        there = dirs[1] if here == dirs[0] else dirs[0]
+        there = other_dir(dirs, here)
         # Fire the move and kill the broker while it is answering it (the phase reached
         # varies with the delay; tests/log/test_log_dirs.py kills at each phase in turn).
         mover = threading.Thread(target=move_ignoring_disconnect, args=(admin, topic, there), daemon=True)
@@ -185,11 +191,8 @@ def test_sigkill_around_a_move_then_restart_keeps_every_acked_record(
         time.sleep(delay_s)
         broker.kill()
         mover.join(40)
-    finally:
-        admin.close()
     broker.start()
-    admin = admin_for(broker.bootstrap)
-    try:
+    with admin_on(broker.bootstrap) as admin:
         assert placement(admin, topic)[0] in dirs  # exactly one copy is live
         assert consume_all(broker.bootstrap, topic, RECORDS) == acked
         # The partition still takes appends and can still move.
@@ -197,8 +200,6 @@ def test_sigkill_around_a_move_then_restart_keeps_every_acked_record(
         produce_acked(broker.bootstrap, topic, 10, more, threading.Event())
         assert more == list(range(10))
         now = placement(admin, topic)[0]
-        other = dirs[1] if now == dirs[0] else dirs[0]
+        other = other_dir(dirs, now)
         assert list(admin.alter_replica_log_dirs({TopicPartitionReplica(topic, 0, NODE_ID): other}).values()) == [NoError]
         assert consume_all(broker.bootstrap, topic, RECORDS + 10) == [*acked, *more]
-    finally:
-        admin.close()
