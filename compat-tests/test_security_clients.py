@@ -136,7 +136,8 @@ def test_kafka_python_authentication_errors(secure_broker: SecureBroker, failure
     conf = kafka_python_conf(secure_broker, *FAILURES[failure])
     expected = "UnsupportedSaslMechanismError" if failure == "unsupported_mechanism" else "SaslAuthenticationFailedError"
     with caplog.at_level(logging.WARNING, logger="kafka"), pytest.raises(KafkaTimeoutError):
-        producer = KafkaProducer(**conf, max_block_ms=5000)
+        # (kafka-python retries the bootstrap for bootstrap_timeout_ms, 30 s by default)
+        producer = KafkaProducer(**conf, max_block_ms=5000, bootstrap_timeout_ms=5000)
         try:
             producer.send("never", b"x").get(5)
         finally:

@@ -131,7 +131,8 @@ def test_kafka_python_expired_token(jwt_broker: JwtBroker, listener: str, caplog
 
     conf = kafka_python_conf(jwt_broker, listener, EXPIRED_S)
     with caplog.at_level(logging.WARNING, logger="kafka"), pytest.raises(KafkaTimeoutError):
-        producer = KafkaProducer(**conf, max_block_ms=5000)
+        # (kafka-python retries the bootstrap for bootstrap_timeout_ms, 30 s by default)
+        producer = KafkaProducer(**conf, max_block_ms=5000, bootstrap_timeout_ms=5000)
         try:
             producer.send("never", b"x").get(5)
         finally:
