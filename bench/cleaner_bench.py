@@ -47,13 +47,8 @@ from kbroker.log.cleaner_manager import CleanerConfig, LogCleanerManager  # noqa
 from kbroker.log.cleaner_scan import NATIVE  # noqa: E402
 from kbroker.log.offset_map import OffsetMap, key_digest  # noqa: E402
 from kbroker.log.swap import discard_cleaned  # noqa: E402
-from kbroker.wire.compression import Compression, decompress  # noqa: E402
-from kbroker.wire.records import (  # noqa: E402
-    BATCH_HEADER_SIZE,
-    decode_records,
-    iter_batches,
-    make_batch,
-)
+from kbroker.wire.compression import Compression  # noqa: E402
+from kbroker.wire.records import decode_records, iter_batches, make_batch, records_section  # noqa: E402
 
 from kbroker.log_cleaner import build_in_worker, worker_started  # noqa: E402
 
@@ -184,10 +179,7 @@ def time_key_passes(log: PartitionLog) -> float:
         with open(seg.log_path, "rb") as f:
             data = f.read()
         for view in iter_batches(data):
-            section = bytes(view.buffer()[BATCH_HEADER_SIZE:])
-            if view.compression is not Compression.NONE:
-                section = decompress(view.compression, section)
-            sections.append((section, view.record_count, view.base_offset))
+            sections.append((bytes(records_section(view)), view.record_count, view.base_offset))
     best = float("inf")
     for _ in range(3):
         table = OffsetMap(FLOOR_MAP_BYTES).table

@@ -81,8 +81,7 @@ from kbroker.log.offset_map import OffsetMap
 from kbroker.log.segment import iter_file_batches
 from kbroker.log.swap import discard_cleaned
 from kbroker.log.txn_index import AbortedTxn
-from kbroker.wire.compression import Compression, compress, decompress
-from kbroker.wire.exceptions import DecodeError
+from kbroker.wire.compression import Compression, compress
 from kbroker.wire.records import (
     BATCH_HEADER_SIZE,
     ControlRecordType,
@@ -93,6 +92,7 @@ from kbroker.wire.records import (
     build_record_batch,
     decode_records,
     parse_control_record,
+    records_section,
 )
 
 if TYPE_CHECKING:
@@ -109,7 +109,6 @@ _CRC = struct.Struct(">I")
 # last offset delta, base/max timestamp, producer id/epoch, base sequence, record count.
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _LOG_OVERHEAD = 12
-_COMPRESSION_MASK = 0x07
 _TIMESTAMP_TYPE_BIT = 0x08
 _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
@@ -352,19 +351,8 @@ class _Scanned:
     keep: bytes  # see cleaner_scan.scan_keys (empty without ``latest``)
 
 
-def _records_section(view: RecordBatchView) -> bytes | memoryview:
-    """The batch's records section, decompressed."""
-    section = view.buffer()[BATCH_HEADER_SIZE:]
-    if view.attributes & _COMPRESSION_MASK:  # (the codec enum costs more than this test)
-        try:
-            return memoryview(decompress(view.compression, section))
-        except DecodeError as exc:
-            raise CorruptRecordBatch(str(exc)) from exc
-    return section
-
-
 def _scan(view: RecordBatchView, latest: dict[bytes, int] | None = None) -> _Scanned:
-    section = _records_section(view)
+    section = records_section(view)
     offsets, digests, tombstones, keep = scan_keys(
         section, view.record_count, view.base_offset, latest
     )
@@ -397,7 +385,7 @@ def build_offset_map(
                 continue
             if txns.on_data_batch(view) or view.last_offset < start:
                 continue
-            section = _records_section(view)
+            section = records_section(view)
             if not map_records(offset_map, section, view.record_count, view.base_offset, start):
                 if not mapped_any:
                     raise CleanerBufferTooSmallError(
@@ -550,7 +538,7 @@ class _BatchCleaner:
                 return self._same(view)
             self.stats.batches_rewritten += 1
             return _empty_batch(view)
-        section = _records_section(view)
+        section = records_section(view)
         keep, tombstones = judge(self.map, section, count, view.base_offset)
         keep = self._keep_flags(view, section, keep, tombstones)
         kept_count = keep.count(1)

@@ -85,6 +85,7 @@ __all__ = [
     "iter_batches",
     "make_batch",
     "parse_control_record",
+    "records_section",
 ]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -423,21 +424,26 @@ class Record:
     attributes: int = 0
 
 
+def records_section(view: RecordBatchView, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes | memoryview:
+    """The records section of ``view``, decompressed: a view of the batch's own bytes when
+    it is not compressed.  ``max_bytes`` bounds a decompressed size; a section that does
+    not decompress within it (or an unknown codec) raises :class:`CorruptRecordBatch`."""
+    section = view.buffer()[BATCH_HEADER_SIZE:]
+    if not view.attributes & _COMPRESSION_MASK:  # (the codec enum costs more than this test)
+        return section
+    try:
+        return decompress(view.compression, section, max_bytes)
+    except DecodeError as exc:
+        raise CorruptRecordBatch(str(exc)) from exc
+
+
 def decode_records(view: RecordBatchView, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> list[Record]:
     """Decompress and decode the records of ``view``; check the record count.
 
     The CRC is not checked here (see ``RecordBatchView.is_valid``).  ``max_bytes``
     bounds the decompressed size.
     """
-    section = view.buffer()[BATCH_HEADER_SIZE:]
-    codec = view.compression
-    if codec is Compression.NONE:
-        data = bytes(section)
-    else:
-        try:
-            data = decompress(codec, section, max_bytes)
-        except DecodeError as exc:
-            raise CorruptRecordBatch(str(exc)) from exc
+    data = bytes(records_section(view, max_bytes))
     count = view.record_count
     if count < 0 or count * _MIN_RECORD_BYTES > len(data):
         raise CorruptRecordBatch(f"record_count {count} cannot fit in {len(data)} bytes")
